@@ -1,0 +1,46 @@
+# Shared checks for the deploy scripts. Sourced, not run.
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# apt packages: install when missing and we are root on Debian/Ubuntu,
+# otherwise say what is missing.
+need_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || die "could not install ${missing[*]}"
+  else
+    die "missing system packages: ${missing[*]} (install them with your package manager)"
+  fi
+}
+
+need_toolchain() {
+  command -v cargo >/dev/null || die "no Rust toolchain: install Rust 1.88 or newer (https://rustup.rs), then run this again"
+  if command -v dpkg-query >/dev/null; then
+    need_apt gcc libc6-dev
+  else
+    command -v cc >/dev/null || die "no C compiler (cc): install gcc or clang"
+  fi
+  local v
+  v=$(rustc --version | awk '{print $2}')
+  case "$v" in
+    1.[0-7][0-9].*|1.8[0-7].*) die "Rust $v is too old: AURA needs 1.88 or newer (rustup update)";;
+  esac
+}
+
+need_components() {
+  for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      if command -v rustup >/dev/null; then
+        rustup component add "$c" || die "could not add the $c component (rustup component add $c)"
+      else
+        die "the $c component is missing (rustup component add $c)"
+      fi
+    fi
+  done
+}

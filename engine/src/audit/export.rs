@@ -1,0 +1,349 @@
+//! The audit export format and its verifier.
+//!
+//! An export is JSON Lines, so that a verifier can stream exports far
+//! larger than memory:
+//!
+//! 1. a header: `{"format":"aura.audit-export/1","tenant":…,"origin":…,
+//!    "key_name":…,"public_key":…,"entries":N}`;
+//! 2. one line per entry, in order: `{"entry":{…},"payload":{…}}`;
+//! 3. after the entry that brings the tree to a checkpoint's size, that
+//!    checkpoint: `{"checkpoint":"<signed note>","consistency":[…]}`, where
+//!    `consistency` proves the previous checkpoint in the export is a prefix
+//!    of this one (empty for the first).
+//!
+//! The public key inside an export proves nothing by itself (whoever forged
+//! the export could replace it): verifiers should pin the tenant's key with
+//! `--key`, obtained out of band.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::audit::chain::{AuditEntry, AuditLog, AuditRecord, payload_digest};
+use crate::audit::checkpoint::{self, Checkpoint, CheckpointError};
+use crate::audit::merkle::{CompactRange, ProofError, verify_consistency};
+use crate::digest::Digest;
+use crate::ids::TenantId;
+use crate::identity::keys::PublicKey;
+
+pub const EXPORT_FORMAT: &str = "aura.audit-export/1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportHeader {
+    pub format: String,
+    pub tenant: TenantId,
+    pub origin: String,
+    pub key_name: String,
+    pub public_key: PublicKey,
+    pub entries: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointLine {
+    checkpoint: String,
+    consistency: Vec<Digest>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BodyLine {
+    Entry(AuditRecord),
+    Checkpoint(CheckpointLine),
+}
+
+/// Writes a tenant's whole audit log as an export.
+pub fn write_export(
+    out: &mut dyn Write,
+    tenant: &TenantId,
+    public_key: &PublicKey,
+    log: &AuditLog,
+) -> std::io::Result<()> {
+    let header = ExportHeader {
+        format: EXPORT_FORMAT.to_owned(),
+        tenant: tenant.clone(),
+        origin: checkpoint::origin(tenant),
+        key_name: checkpoint::key_name(tenant),
+        public_key: *public_key,
+        entries: log.len(),
+    };
+    serde_json::to_writer(&mut *out, &header)?;
+    out.write_all(b"\n")?;
+    let mut checkpoints = log.checkpoints().iter().peekable();
+    let mut previous: Option<u64> = None;
+    let mut write_due = |out: &mut dyn Write, size: u64| -> std::io::Result<()> {
+        while let Some(cp) = checkpoints.next_if(|cp| cp.size == size) {
+            let consistency = match previous {
+                Some(old) if old > 0 => log
+                    .tree()
+                    .consistency_proof(old, cp.size)
+                    .map_err(std::io::Error::other)?,
+                _ => Vec::new(),
+            };
+            previous = Some(cp.size);
+            serde_json::to_writer(
+                &mut *out,
+                &CheckpointLine {
+                    checkpoint: cp.to_note(),
+                    consistency,
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    };
+    write_due(out, 0)?;
+    for (i, record) in log.records().iter().enumerate() {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+        write_due(out, i as u64 + 1)?;
+    }
+    Ok(())
+}
+
+/// What is wrong with an export. Entry problems name the entry.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Failure {
+    #[error("cannot read the export: {0}")]
+    Io(String),
+    #[error("the export is empty")]
+    Empty,
+    #[error("header is not an {EXPORT_FORMAT} header: {0}")]
+    BadHeader(String),
+    #[error("the export is signed by key {found}, not the trusted key {trusted}")]
+    UntrustedKey { trusted: String, found: String },
+    #[error("line is neither an entry nor a checkpoint: {0}")]
+    Malformed(String),
+    #[error("expected entry {expected} but found entry {found} (entries deleted, reordered or duplicated)")]
+    OutOfSequence { expected: u64, found: u64 },
+    #[error("its payload does not match its payload digest")]
+    PayloadMismatch,
+    #[error("its content does not match its entry hash")]
+    EntryHashMismatch,
+    #[error("it does not link to the entry before it")]
+    BrokenLink,
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("checkpoint is for `{found}`, not `{expected}`")]
+    WrongOrigin { expected: String, found: String },
+    #[error("checkpoint covers {claimed} entries, but it stands after entry {seen}")]
+    CheckpointMisplaced { claimed: u64, seen: u64 },
+    #[error("checkpoint root does not match the entries (tree of {size} entries)")]
+    CheckpointRootMismatch { size: u64 },
+    #[error("consistency proof from the previous checkpoint fails: {0}")]
+    Inconsistent(ProofError),
+    #[error("the header announces {announced} entries but the export holds {found} (truncated?)")]
+    Truncated { announced: u64, found: u64 },
+    #[error("entries {from}..{to} are not covered by any signed checkpoint")]
+    UnsignedTail { from: u64, to: u64 },
+}
+
+/// A failure and where it is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{}line {line}: {failure}", .seq.map(|s| format!("entry {s}, ")).unwrap_or_default())]
+pub struct VerifyError {
+    /// 1-based line number in the export.
+    pub line: u64,
+    /// The first bad entry, when the failure is about one.
+    pub seq: Option<u64>,
+    pub failure: Failure,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The tenant key to trust; without it, the key in the header is used.
+    pub trusted_key: Option<PublicKey>,
+    /// Accept entries after the last checkpoint.
+    pub allow_unsigned_tail: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub tenant: TenantId,
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub root: Digest,
+    pub key_pinned: bool,
+    pub public_key: PublicKey,
+}
+
+/// Verifies an export, calling `progress` with the bytes read so far.
+pub fn verify_export(
+    input: &mut dyn BufRead,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, VerifyError> {
+    let mut line_no = 0u64;
+    let mut bytes = 0u64;
+    let mut buf = String::new();
+    let mut read_line = |buf: &mut String, line_no: &mut u64| -> Result<bool, VerifyError> {
+        buf.clear();
+        let n = input.read_line(buf).map_err(|e| VerifyError {
+            line: *line_no + 1,
+            seq: None,
+            failure: Failure::Io(e.to_string()),
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        *line_no += 1;
+        bytes += n as u64;
+        progress(bytes);
+        Ok(true)
+    };
+
+    if !read_line(&mut buf, &mut line_no)? {
+        return Err(VerifyError {
+            line: 1,
+            seq: None,
+            failure: Failure::Empty,
+        });
+    }
+    let fail = |line, seq, failure| VerifyError {
+        line,
+        seq,
+        failure,
+    };
+    let header: ExportHeader = serde_json::from_str(&buf)
+        .map_err(|e| fail(1, None, Failure::BadHeader(e.to_string())))?;
+    if header.format != EXPORT_FORMAT {
+        return Err(fail(1, None, Failure::BadHeader(format!("format `{}`", header.format))));
+    }
+    let expected_origin = checkpoint::origin(&header.tenant);
+    let key = match &options.trusted_key {
+        Some(trusted) if trusted != &header.public_key => {
+            return Err(fail(
+                1,
+                None,
+                Failure::UntrustedKey {
+                    trusted: trusted.to_base64(),
+                    found: header.public_key.to_base64(),
+                },
+            ));
+        }
+        Some(trusted) => *trusted,
+        None => header.public_key,
+    };
+
+    let mut range = CompactRange::default();
+    let mut prev_hash = Digest::ZERO;
+    let mut last_checkpoint: Option<(u64, Digest)> = None;
+    let mut checkpoints = 0u64;
+    while read_line(&mut buf, &mut line_no)? {
+        let line = line_no;
+        let body: BodyLine = serde_json::from_str(&buf).map_err(|e| {
+            // Name the entry a damaged line most likely was.
+            fail(line, Some(range.size()), Failure::Malformed(e.to_string()))
+        })?;
+        match body {
+            BodyLine::Entry(AuditRecord { entry, payload }) => {
+                check_entry(&header.tenant, &entry, &payload, range.size(), &prev_hash)
+                    .map_err(|f| fail(line, Some(entry.seq.min(range.size())), f))?;
+                prev_hash = entry.entry_hash;
+                range.push_leaf_hash(entry.leaf_hash());
+            }
+            BodyLine::Checkpoint(CheckpointLine {
+                checkpoint: note,
+                consistency,
+            }) => {
+                let cp = Checkpoint::parse_note(&note, &header.key_name)
+                    .map_err(|e| fail(line, None, e.into()))?;
+                if cp.origin != expected_origin {
+                    return Err(fail(
+                        line,
+                        None,
+                        Failure::WrongOrigin {
+                            expected: expected_origin,
+                            found: cp.origin,
+                        },
+                    ));
+                }
+                cp.verify(&key).map_err(|e| fail(line, None, e.into()))?;
+                if cp.size != range.size() {
+                    return Err(fail(
+                        line,
+                        None,
+                        Failure::CheckpointMisplaced {
+                            claimed: cp.size,
+                            seen: range.size(),
+                        },
+                    ));
+                }
+                if cp.root != range.root() {
+                    return Err(fail(
+                        line,
+                        None,
+                        Failure::CheckpointRootMismatch { size: cp.size },
+                    ));
+                }
+                if let Some((old_size, old_root)) = last_checkpoint {
+                    verify_consistency(old_size, cp.size, &old_root, &cp.root, &consistency)
+                        .map_err(|e| fail(line, None, Failure::Inconsistent(e)))?;
+                }
+                last_checkpoint = Some((cp.size, cp.root));
+                checkpoints += 1;
+            }
+        }
+    }
+
+    if range.size() != header.entries {
+        return Err(fail(
+            line_no,
+            Some(range.size()),
+            Failure::Truncated {
+                announced: header.entries,
+                found: range.size(),
+            },
+        ));
+    }
+    let signed = last_checkpoint.map_or(0, |(size, _)| size);
+    if signed < range.size() && !options.allow_unsigned_tail {
+        return Err(fail(
+            line_no,
+            Some(signed),
+            Failure::UnsignedTail {
+                from: signed,
+                to: range.size(),
+            },
+        ));
+    }
+    Ok(VerifyReport {
+        tenant: header.tenant,
+        entries: range.size(),
+        checkpoints,
+        root: range.root(),
+        key_pinned: options.trusted_key.is_some(),
+        public_key: key,
+    })
+}
+
+fn check_entry(
+    tenant: &TenantId,
+    entry: &AuditEntry,
+    payload: &Value,
+    expected_seq: u64,
+    prev_hash: &Digest,
+) -> Result<(), Failure> {
+    if entry.seq != expected_seq {
+        return Err(Failure::OutOfSequence {
+            expected: expected_seq,
+            found: entry.seq,
+        });
+    }
+    let digest = payload_digest(payload).map_err(|e| Failure::Malformed(e.to_string()))?;
+    if digest != entry.payload_digest {
+        return Err(Failure::PayloadMismatch);
+    }
+    let hash = entry
+        .compute_hash(tenant)
+        .map_err(|e| Failure::Malformed(e.to_string()))?;
+    if hash != entry.entry_hash {
+        return Err(Failure::EntryHashMismatch);
+    }
+    if &entry.prev_hash != prev_hash {
+        return Err(Failure::BrokenLink);
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! AuditChain: per-tenant hash chain, Merkle tree, signed checkpoints,
+//! export and verification.
+
+pub mod chain;
+pub mod checkpoint;
+pub mod export;
+pub mod merkle;
+
+pub use chain::{AuditEntry, AuditLog, AuditRecord};
+pub use checkpoint::Checkpoint;
+pub use export::{VerifyError, VerifyOptions, VerifyReport, verify_export, write_export};
+

@@ -1,0 +1,492 @@
+//! AURA canonical encoding, version 1 (AURA-CE/1).
+//!
+//! Everything AURA signs or hashes goes through this one encoding, never
+//! through JSON: JSON has no single byte form for a value (key order,
+//! whitespace, number spelling), so two honest parties could disagree about
+//! what was signed. The rules are in `docs/canonical-encoding.md`; in short:
+//!
+//! * integers are fixed-width big-endian, `bool` is one byte, floats are
+//!   IEEE-754 big-endian (NaN refused, `-0.0` folded into `0.0`);
+//! * strings, byte strings and sequences carry a `u32` big-endian length;
+//! * `Option` is a `0`/`1` tag, enum variants a `u32` index;
+//! * struct fields are written in declaration order with no names, so a
+//!   skipped field is refused (its absence would be ambiguous);
+//! * map entries are sorted by the bytes of their encoded key, so the map
+//!   type (and its iteration order) does not matter; duplicate keys are
+//!   refused.
+//!
+//! A message that is hashed or signed is framed as
+//! `"AURA-CE/1" 0x00 len(domain):u8 domain encoding`, where the domain names
+//! the kind of object and its schema version (for example
+//! `aura.credential/1`). Changing a type's fields means a new domain version.
+
+use serde::ser::{self, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+const MAGIC: &[u8] = b"AURA-CE/1\0";
+
+/// A domain-separation label: what kind of object is being hashed or signed,
+/// with its schema version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Domain(&'static str);
+
+impl Domain {
+    pub const fn new(label: &'static str) -> Self {
+        assert!(label.len() < 256, "domain labels are at most 255 bytes");
+        Domain(label)
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// Why a value has no canonical encoding.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CanonicalError {
+    #[error("NaN has no canonical encoding")]
+    NaN,
+    #[error("a length of {0} does not fit the u32 length prefix")]
+    TooLong(usize),
+    #[error("map has two entries with the same key")]
+    DuplicateKey,
+    #[error("struct field `{0}` was skipped; canonical structs have a fixed shape")]
+    SkippedField(&'static str),
+    #[error("{0}")]
+    Custom(String),
+}
+
+impl ser::Error for CanonicalError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CanonicalError::Custom(msg.to_string())
+    }
+}
+
+/// The canonical bytes of `value`, without domain framing.
+pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    let mut enc = Encoder {
+        out: Vec::with_capacity(128),
+    };
+    value.serialize(&mut enc)?;
+    Ok(enc.out)
+}
+
+/// The framed message for `value` in `domain`: the exact bytes that are
+/// signed, and whose SHA-256 is the object's digest.
+pub fn message<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Result<Vec<u8>, CanonicalError> {
+    let mut enc = Encoder {
+        out: Vec::with_capacity(160),
+    };
+    frame_into(domain, &mut enc.out);
+    value.serialize(&mut enc)?;
+    Ok(enc.out)
+}
+
+/// SHA-256 of the framed message for `value` in `domain`.
+pub fn digest<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Result<Digest, CanonicalError> {
+    Ok(Digest::of(&message(domain, value)?))
+}
+
+/// SHA-256 of the framed message of bytes that are already canonical.
+pub fn digest_encoded(domain: Domain, encoded: &[u8]) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(MAGIC);
+    hasher.update([domain.0.len() as u8]);
+    hasher.update(domain.0.as_bytes());
+    hasher.update(encoded);
+    Digest(hasher.finalize().into())
+}
+
+fn frame_into(domain: Domain, out: &mut Vec<u8>) {
+    out.extend_from_slice(MAGIC);
+    out.push(domain.0.len() as u8);
+    out.extend_from_slice(domain.0.as_bytes());
+}
+
+fn len_u32(len: usize) -> Result<[u8; 4], CanonicalError> {
+    u32::try_from(len)
+        .map(u32::to_be_bytes)
+        .map_err(|_| CanonicalError::TooLong(len))
+}
+
+struct Encoder {
+    out: Vec<u8>,
+}
+
+impl Encoder {
+    fn put_len(&mut self, len: usize) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&len_u32(len)?);
+        Ok(())
+    }
+}
+
+/// Sequences may not announce their length up front, so the count is
+/// patched in once the last element is written.
+struct SeqEncoder<'a> {
+    enc: &'a mut Encoder,
+    count_at: usize,
+    count: usize,
+}
+
+impl SeqEncoder<'_> {
+    fn finish(self) -> Result<(), CanonicalError> {
+        let bytes = len_u32(self.count)?;
+        self.enc.out[self.count_at..self.count_at + 4].copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+struct MapEncoder<'a> {
+    enc: &'a mut Encoder,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pending_key: Option<Vec<u8>>,
+}
+
+impl<'a> ser::Serializer for &'a mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    type SerializeSeq = SeqEncoder<'a>;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = MapEncoder<'a>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, v: bool) -> Result<(), CanonicalError> {
+        self.out.push(u8::from(v));
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), CanonicalError> {
+        self.out.push(v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
+        self.serialize_f64(f64::from(v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), CanonicalError> {
+        if v.is_nan() {
+            return Err(CanonicalError::NaN);
+        }
+        let v = if v == 0.0 { 0.0 } else { v };
+        self.out.extend_from_slice(&v.to_bits().to_be_bytes());
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<(), CanonicalError> {
+        self.serialize_u32(u32::from(v))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), CanonicalError> {
+        self.serialize_bytes(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonicalError> {
+        self.put_len(v.len())?;
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), CanonicalError> {
+        self.out.push(0);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CanonicalError> {
+        self.out.push(1);
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        _variant: &'static str,
+    ) -> Result<(), CanonicalError> {
+        self.serialize_u32(index)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        index: u32,
+        _variant: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
+        self.serialize_u32(index)?;
+        value.serialize(self)
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, CanonicalError> {
+        let count_at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        Ok(SeqEncoder {
+            enc: self,
+            count_at,
+            count: 0,
+        })
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Self, CanonicalError> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, CanonicalError> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, CanonicalError> {
+        self.serialize_u32(index)?;
+        Ok(self)
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, CanonicalError> {
+        Ok(MapEncoder {
+            enc: self,
+            entries: Vec::new(),
+            pending_key: None,
+        })
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, CanonicalError> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, CanonicalError> {
+        self.serialize_u32(index)?;
+        Ok(self)
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+impl ser::SerializeSeq for SeqEncoder<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        self.count += 1;
+        value.serialize(&mut *self.enc)
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTuple for &mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for &mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for &mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _key: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
+        value.serialize(&mut **self)
+    }
+    fn skip_field(&mut self, key: &'static str) -> Result<(), CanonicalError> {
+        Err(CanonicalError::SkippedField(key))
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Encoder {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _key: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
+        value.serialize(&mut **self)
+    }
+    fn skip_field(&mut self, key: &'static str) -> Result<(), CanonicalError> {
+        Err(CanonicalError::SkippedField(key))
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for MapEncoder<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CanonicalError> {
+        self.pending_key = Some(to_bytes(key)?);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        let key = self
+            .pending_key
+            .take()
+            .ok_or_else(|| CanonicalError::Custom("map value without a key".into()))?;
+        self.entries.push((key, to_bytes(value)?));
+        Ok(())
+    }
+    fn end(mut self) -> Result<(), CanonicalError> {
+        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if self.entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(CanonicalError::DuplicateKey);
+        }
+        self.enc.put_len(self.entries.len())?;
+        for (key, value) in &self.entries {
+            self.enc.out.extend_from_slice(key);
+            self.enc.out.extend_from_slice(value);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    #[derive(serde::Serialize)]
+    struct Sample {
+        a: u16,
+        b: Option<String>,
+        c: Vec<bool>,
+    }
+
+    #[test]
+    fn encodes_fixed_layout() {
+        let bytes = to_bytes(&Sample {
+            a: 0x0102,
+            b: Some("hi".into()),
+            c: vec![true, false],
+        })
+        .unwrap();
+        assert_eq!(
+            bytes,
+            vec![1, 2, 1, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 2, 1, 0]
+        );
+    }
+
+    #[test]
+    fn map_order_does_not_matter() {
+        let mut hashed = HashMap::new();
+        let mut sorted = BTreeMap::new();
+        for i in 0..50u32 {
+            hashed.insert(format!("k{i}"), i);
+            sorted.insert(format!("k{i}"), i);
+        }
+        assert_eq!(to_bytes(&hashed).unwrap(), to_bytes(&sorted).unwrap());
+    }
+
+    #[test]
+    fn json_objects_are_canonical_whatever_their_spelling() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":[1.5,"x"]}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{ "a" : [1.5, "x"], "b" : 1 }"#).unwrap();
+        assert_eq!(to_bytes(&a).unwrap(), to_bytes(&b).unwrap());
+    }
+
+    #[test]
+    fn skipped_fields_and_nan_are_refused() {
+        #[derive(serde::Serialize)]
+        struct Skips {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            x: Option<u8>,
+        }
+        assert_eq!(
+            to_bytes(&Skips { x: None }),
+            Err(CanonicalError::SkippedField("x"))
+        );
+        assert_eq!(to_bytes(&f64::NAN), Err(CanonicalError::NaN));
+        assert_eq!(to_bytes(&-0.0f64).unwrap(), to_bytes(&0.0f64).unwrap());
+    }
+
+    #[test]
+    fn domains_separate_digests() {
+        let one = digest(Domain::new("aura.test-a/1"), &7u8).unwrap();
+        let two = digest(Domain::new("aura.test-b/1"), &7u8).unwrap();
+        assert_ne!(one, two);
+        assert_eq!(
+            one,
+            digest_encoded(Domain::new("aura.test-a/1"), &to_bytes(&7u8).unwrap())
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! AgentIdentity credentials: a tenant's signed statement that an agent,
+//! bound to an org unit, holds a given Ed25519 key for a period of time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{CanonicalError, Domain};
+use crate::ids::{AgentId, OrgUnitId, TenantId};
+use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
+use crate::time::Timestamp;
+
+pub const CREDENTIAL_DOMAIN: Domain = Domain::new("aura.agent-credential/1");
+
+/// What the tenant attests about an agent. Field order is part of the
+/// signed encoding; changing it means a new [`CREDENTIAL_DOMAIN`] version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentIdentityClaims {
+    pub tenant: TenantId,
+    pub agent: AgentId,
+    pub org_unit: OrgUnitId,
+    pub agent_key: PublicKey,
+    /// Unique per tenant; revocation names the serial.
+    pub serial: u64,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+}
+
+/// A signed AgentIdentity credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCredential {
+    pub claims: AgentIdentityClaims,
+    pub signature: Signature,
+}
+
+impl AgentCredential {
+    pub fn issue(claims: AgentIdentityClaims, tenant_key: &KeyPair) -> Result<Self, CanonicalError> {
+        let signature = tenant_key.sign(CREDENTIAL_DOMAIN, &claims)?;
+        Ok(AgentCredential { claims, signature })
+    }
+
+    pub fn verify_signature(&self, tenant_key: &PublicKey) -> Result<(), SignatureError> {
+        tenant_key.verify(CREDENTIAL_DOMAIN, &self.claims, &self.signature)
+    }
+}

@@ -1,0 +1,15 @@
+//! OrgKernel identity: tenant signing keys, AgentIdentity credentials,
+//! ExecutionTokens and the DualToken check.
+
+pub mod credential;
+pub mod dualtoken;
+pub mod keys;
+pub mod token;
+
+pub use credential::{AgentCredential, AgentIdentityClaims};
+pub use dualtoken::{
+    DualTokenError, DualTokenVerifier, InMemoryNonceStore, NonceStore, RequestClaims, Signed,
+    SignedRequest, StaticTrust, TenantTrust, ToolCall, VerifiedPrincipal,
+};
+pub use keys::{KeyPair, PublicKey, Signature, SignatureError};
+pub use token::{ExecutionToken, ExecutionTokenClaims, NumericBound, ParameterRules, ParameterViolation};

@@ -1,0 +1,642 @@
+//! `apply`: the deterministic transition function of the engine.
+//!
+//! It reads nothing but the state and the command: no clock, no randomness,
+//! no IO. Every handler checks everything first and only then changes state
+//! through [`commit`], which appends the command's audit entry in the same
+//! step, so a refused command leaves the state exactly as it was.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::audit::{AuditLog, Checkpoint, checkpoint};
+use crate::canonical;
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName};
+use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
+use crate::identity::keys::{KeyPair, PublicKey};
+use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
+use crate::machine::command::{Advance, Closing, Command, CommandBody, SigningSeed};
+use crate::machine::event::Event;
+use crate::machine::rejection::Rejection;
+use crate::machine::state::{
+    AgentRecord, CredentialRecord, EngineState, Namespace, Revocation, TenantState,
+};
+use crate::mission::{
+    AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary,
+    MissionContext, MissionDefinition, MissionOutcome, MissionState, OutcomeKind,
+    PolicyBoundary, RuntimeBoundary, RuntimeLimits, SealedOutcome, StateChange, Step,
+};
+use crate::time::Timestamp;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_NOTE_CHARS: usize = 2_000;
+const MAX_RESULT_BYTES: usize = 256 * 1024;
+
+/// What every handler needs to know about the command besides its body.
+struct Ctx<'a> {
+    at: Timestamp,
+    actor: &'a Actor,
+    kind: &'static str,
+    mission: Option<&'a MissionId>,
+}
+
+fn encoding(e: impl std::fmt::Display) -> Rejection {
+    Rejection::Encoding(e.to_string())
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > max || value.chars().any(char::is_control) || value.trim().is_empty()
+    {
+        return Err(Rejection::BadText {
+            field: field.to_owned(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Appends the command's audit entry and makes its changes, together.
+/// `mutate` receives the sequence number of the audit entry.
+fn commit(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    kind: &str,
+    events: Vec<Event>,
+    mutate: impl FnOnce(&mut TenantState, u64),
+) -> Result<Vec<Event>, Rejection> {
+    let payload = serde_json::to_value(&events).map_err(encoding)?;
+    let record = t
+        .audit
+        .prepare(
+            &t.id,
+            c.at,
+            c.actor.clone(),
+            kind,
+            c.mission.cloned(),
+            payload,
+        )
+        .map_err(encoding)?;
+    let seq = record.entry.seq;
+    mutate(t, seq);
+    t.audit.append(record);
+    t.clock = c.at;
+    Ok(events)
+}
+
+impl EngineState {
+    /// Applies one command. On success returns the events it produced; on
+    /// refusal returns why, having changed nothing but (for refusals that
+    /// matter to governance) one audit entry recording the refusal.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Vec<Event>, Rejection> {
+        let result = self.try_apply(cmd);
+        if let Err(rejection) = &result
+            && rejection.is_audited()
+            && let Some(t) = self.tenants.get_mut(&cmd.tenant)
+        {
+            let c = Ctx {
+                at: cmd.at.max(t.clock),
+                actor: &cmd.actor,
+                kind: "command.rejected",
+                mission: cmd.body.mission(),
+            };
+            let event = Event::CommandRejected {
+                command: cmd.body.kind().to_owned(),
+                rejection: rejection.clone(),
+            };
+            commit(t, &c, c.kind, vec![event], |_, _| {})
+                .expect("a rejection record is always encodable");
+        }
+        result
+    }
+
+    fn try_apply(&mut self, cmd: &Command) -> Result<Vec<Event>, Rejection> {
+        if let CommandBody::CreateTenant {
+            display_name,
+            signing_key_seed,
+        } = &cmd.body
+        {
+            return self.create_tenant(cmd, display_name, signing_key_seed);
+        }
+        let t = self
+            .tenants
+            .get_mut(&cmd.tenant)
+            .ok_or_else(|| Rejection::UnknownTenant(cmd.tenant.clone()))?;
+        let c = Ctx {
+            at: cmd.at.max(t.clock),
+            actor: &cmd.actor,
+            kind: cmd.body.kind(),
+            mission: cmd.body.mission(),
+        };
+        match &cmd.body {
+            CommandBody::CreateTenant { .. } => unreachable!("handled above"),
+            CommandBody::CreateNamespace {
+                namespace,
+                display_name,
+            } => create_namespace(t, &c, namespace, display_name),
+            CommandBody::IssueCredential {
+                agent,
+                org_unit,
+                public_key,
+                not_before,
+                not_after,
+            } => issue_credential(t, &c, agent, org_unit, public_key, *not_before, *not_after),
+            CommandBody::RevokeCredential { serial, reason } => {
+                revoke_credential(t, &c, *serial, reason)
+            }
+            CommandBody::CreateMission {
+                namespace,
+                mission,
+                agent,
+                definition,
+                context,
+                limits,
+            } => create_mission(t, &c, namespace, mission, agent, definition, context, *limits),
+            CommandBody::AdvanceMission { mission, step } => advance_mission(t, &c, mission, *step),
+            CommandBody::CloseMission { mission, closing } => {
+                close_mission(t, &c, mission, closing)
+            }
+            CommandBody::WriteStateData {
+                mission,
+                key,
+                value,
+            } => write_state_data(t, &c, mission, key, value),
+            CommandBody::IssueExecutionToken {
+                mission,
+                token,
+                tools,
+                parameters,
+                expires_at,
+            } => issue_token(t, &c, mission, token, tools, parameters, *expires_at),
+            CommandBody::SignCheckpoint => sign_checkpoint(t, &c),
+        }
+    }
+
+    fn create_tenant(
+        &mut self,
+        cmd: &Command,
+        display_name: &str,
+        seed: &SigningSeed,
+    ) -> Result<Vec<Event>, Rejection> {
+        if cmd.actor != Actor::Platform {
+            return Err(Rejection::NotPlatform);
+        }
+        if self.tenants.contains_key(&cmd.tenant) {
+            return Err(Rejection::TenantExists(cmd.tenant.clone()));
+        }
+        check_text("display name", display_name, MAX_NAME_CHARS)?;
+        let key = KeyPair::from_seed(seed.0);
+        let mut t = TenantState {
+            id: cmd.tenant.clone(),
+            display_name: display_name.to_owned(),
+            created_at: cmd.at,
+            clock: cmd.at,
+            key,
+            namespaces: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            credentials: BTreeMap::new(),
+            missions: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            audit: AuditLog::default(),
+        };
+        let c = Ctx {
+            at: cmd.at,
+            actor: &cmd.actor,
+            kind: cmd.body.kind(),
+            mission: None,
+        };
+        let events = vec![Event::TenantCreated {
+            display_name: display_name.to_owned(),
+            public_key: t.key.public(),
+        }];
+        let events = commit(&mut t, &c, c.kind, events, |_, _| {})?;
+        self.tenants.insert(cmd.tenant.clone(), t);
+        Ok(events)
+    }
+}
+
+fn create_namespace(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    namespace: &NamespaceId,
+    display_name: &str,
+) -> Result<Vec<Event>, Rejection> {
+    if t.namespaces.contains_key(namespace) {
+        return Err(Rejection::NamespaceExists(namespace.clone()));
+    }
+    check_text("display name", display_name, MAX_NAME_CHARS)?;
+    let events = vec![Event::NamespaceCreated {
+        namespace: namespace.clone(),
+        display_name: display_name.to_owned(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.insert(
+            namespace.clone(),
+            Namespace {
+                display_name: display_name.to_owned(),
+                created_at: c.at,
+            },
+        );
+    })
+}
+
+fn issue_credential(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    agent: &AgentId,
+    org_unit: &OrgUnitId,
+    public_key: &PublicKey,
+    not_before: Timestamp,
+    not_after: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    if not_after <= not_before {
+        return Err(Rejection::EmptyValidity);
+    }
+    if let Some(existing) = t.agents.get(agent)
+        && &existing.org_unit != org_unit
+    {
+        return Err(Rejection::OrgUnitMismatch {
+            agent: agent.clone(),
+            bound: existing.org_unit.to_string(),
+        });
+    }
+    let serial = t.credentials.len() as u64 + 1;
+    let claims = AgentIdentityClaims {
+        tenant: t.id.clone(),
+        agent: agent.clone(),
+        org_unit: org_unit.clone(),
+        agent_key: *public_key,
+        serial,
+        not_before,
+        not_after,
+    };
+    let credential = AgentCredential::issue(claims, &t.key).map_err(encoding)?;
+    let events = vec![Event::CredentialIssued {
+        credential: credential.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.agents
+            .entry(agent.clone())
+            .or_insert_with(|| AgentRecord {
+                org_unit: org_unit.clone(),
+                credentials: Vec::new(),
+            })
+            .credentials
+            .push(serial);
+        t.credentials.insert(
+            serial,
+            CredentialRecord {
+                credential,
+                revoked: None,
+            },
+        );
+    })
+}
+
+fn revoke_credential(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    serial: u64,
+    reason: &str,
+) -> Result<Vec<Event>, Rejection> {
+    let record = t
+        .credentials
+        .get(&serial)
+        .ok_or(Rejection::UnknownCredential(serial))?;
+    if record.revoked.is_some() {
+        return Err(Rejection::AlreadyRevoked(serial));
+    }
+    check_text("reason", reason, MAX_NOTE_CHARS)?;
+    let events = vec![Event::CredentialRevoked {
+        serial,
+        agent: record.credential.claims.agent.clone(),
+        reason: reason.to_owned(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        let record = t.credentials.get_mut(&serial).expect("checked above");
+        record.revoked = Some(Revocation {
+            at: c.at,
+            by: c.actor.clone(),
+            reason: reason.to_owned(),
+        });
+    })
+}
+
+/// Agents act only on their own missions; humans and the runtime are
+/// authorized by the API layer before a command is proposed.
+fn check_actor_may_act(c: &Ctx<'_>, mission_agent: &AgentId) -> Result<(), Rejection> {
+    match c.actor {
+        Actor::Agent(a) if a != mission_agent => {
+            Err(Rejection::NotMissionAgent { actor: a.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_mission(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    namespace: &NamespaceId,
+    mission: &MissionId,
+    agent: &AgentId,
+    definition: &MissionDefinition,
+    context: &MissionContext,
+    limits: RuntimeLimits,
+) -> Result<Vec<Event>, Rejection> {
+    if !t.namespaces.contains_key(namespace) {
+        return Err(Rejection::UnknownNamespace(namespace.clone()));
+    }
+    if t.missions.contains_key(mission) {
+        return Err(Rejection::MissionExists(mission.clone()));
+    }
+    definition.validate().map_err(Rejection::Definition)?;
+    context.validate().map_err(Rejection::Context)?;
+    if !(1..=10_000).contains(&limits.max_steps) || !(1..=100_000).contains(&limits.max_tool_calls)
+    {
+        return Err(Rejection::LimitsOutOfRange);
+    }
+    if !t.agents.contains_key(agent) {
+        return Err(Rejection::UnknownAgent(agent.clone()));
+    }
+    check_actor_may_act(c, agent)?;
+    if !t.agent_is_active(agent, c.at) {
+        return Err(Rejection::NoActiveCredential(agent.clone()));
+    }
+    let boundary = MissionBoundary {
+        authority: AuthorityBoundary {
+            required_level: definition.authority,
+        },
+        policy: PolicyBoundary { bundle: None },
+        data: DataBoundary {
+            classification: context.classification,
+        },
+        runtime: RuntimeBoundary {
+            allowed_tools: definition.tool_set(),
+            timeout: definition.timeout,
+            deadline: c.at.plus(definition.timeout),
+            limits,
+        },
+    };
+    let context = Frozen::freeze(context.clone()).map_err(encoding)?;
+    let boundary = Frozen::freeze(boundary).map_err(encoding)?;
+    let events = vec![Event::MissionCreated {
+        mission: mission.clone(),
+        namespace: namespace.clone(),
+        agent: agent.clone(),
+        definition: definition.clone(),
+        context_digest: context.digest(),
+        boundary: boundary.get().clone(),
+        boundary_digest: boundary.digest(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        let m = Mission::launch(
+            mission.clone(),
+            namespace.clone(),
+            agent.clone(),
+            c.actor.clone(),
+            c.at,
+            definition.clone(),
+            context,
+            boundary,
+        );
+        t.missions.insert(mission.clone(), m);
+    })
+}
+
+fn mission_for<'t>(t: &'t TenantState, id: &MissionId) -> Result<&'t Mission, Rejection> {
+    t.missions
+        .get(id)
+        .ok_or_else(|| Rejection::UnknownMission(id.clone()))
+}
+
+fn advance_mission(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    step: Advance,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    let step = Step::from(step);
+    let from = m.state();
+    let to = m.check_step(step).map_err(Rejection::IllegalTransition)?;
+    let deadline = m.boundary().get().runtime.deadline;
+    if c.at >= deadline {
+        return Err(Rejection::DeadlinePassed { deadline });
+    }
+    let events = vec![Event::MissionAdvanced {
+        mission: id.clone(),
+        from,
+        to,
+        step,
+    }];
+    commit(t, c, c.kind, events, |t, seq| {
+        let change = StateChange {
+            from,
+            to,
+            step,
+            at: c.at,
+            by: c.actor.clone(),
+            audit_seq: seq,
+        };
+        t.missions
+            .get_mut(id)
+            .expect("checked above")
+            .advance(change, None);
+    })
+}
+
+fn close_mission(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    closing: &Closing,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    let step = closing.step();
+    let from = m.state();
+    m.check_step(step).map_err(Rejection::IllegalTransition)?;
+    let deadline = m.boundary().get().runtime.deadline;
+    let (kind, reason, result) = match closing {
+        Closing::Seal { result } => {
+            let bytes = canonical::to_bytes(result).map_err(encoding)?.len();
+            if bytes > MAX_RESULT_BYTES {
+                return Err(Rejection::Encoding(format!(
+                    "result takes {bytes} bytes; the limit is {MAX_RESULT_BYTES}"
+                )));
+            }
+            (OutcomeKind::Succeeded, "completed".to_owned(), result.clone())
+        }
+        Closing::Abort { reason, note } => {
+            check_text("note", note, MAX_NOTE_CHARS)?;
+            if *reason == AbortReason::TimedOut && c.at < deadline {
+                return Err(Rejection::DeadlineNotReached { deadline });
+            }
+            (OutcomeKind::from(*reason), note.clone(), Value::Null)
+        }
+    };
+    let outcome = MissionOutcome {
+        tenant: t.id.clone(),
+        namespace: m.namespace().clone(),
+        mission: id.clone(),
+        agent: m.agent().clone(),
+        kind,
+        left_state: from,
+        reason,
+        result,
+        closed_at: c.at,
+        context_digest: m.context().digest(),
+        boundary_digest: m.boundary().digest(),
+        state_data_digest: m.state_data().digest(),
+        audit_head: t.audit.head_hash(),
+    };
+    let sealed = SealedOutcome::seal(outcome, &t.key).map_err(encoding)?;
+    let events = vec![Event::MissionClosed {
+        mission: id.clone(),
+        from,
+        outcome: sealed.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, seq| {
+        let change = StateChange {
+            from,
+            to: MissionState::Closed,
+            step,
+            at: c.at,
+            by: c.actor.clone(),
+            audit_seq: seq,
+        };
+        t.missions
+            .get_mut(id)
+            .expect("checked above")
+            .advance(change, Some(sealed));
+    })
+}
+
+fn write_state_data(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    key: &str,
+    value: &Option<Value>,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    if m.state().is_closed() {
+        return Err(Rejection::StateDataFrozen(m.state()));
+    }
+    let deadline = m.boundary().get().runtime.deadline;
+    if c.at >= deadline {
+        return Err(Rejection::DeadlinePassed { deadline });
+    }
+    m.state_data()
+        .check_write(key, value.as_ref())
+        .map_err(Rejection::StateData)?;
+    let events = vec![Event::StateDataWritten {
+        mission: id.clone(),
+        key: key.to_owned(),
+        value: value.clone(),
+        version: m.state_data().version() + 1,
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.missions
+            .get_mut(id)
+            .expect("checked above")
+            .write_state_data(key.to_owned(), value.clone());
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn issue_token(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    token: &TokenId,
+    tools: &std::collections::BTreeSet<ToolName>,
+    parameters: &BTreeMap<ToolName, ParameterRules>,
+    expires_at: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    if t.tokens.contains_key(token) {
+        return Err(Rejection::TokenExists(token.clone()));
+    }
+    if !matches!(
+        m.state(),
+        MissionState::Approved | MissionState::PendingExecution | MissionState::InProgress
+    ) {
+        return Err(Rejection::TokenNotIssuable(m.state()));
+    }
+    if tools.is_empty() {
+        return Err(Rejection::NoTools);
+    }
+    let boundary = m.boundary().get();
+    if let Some(outside) = tools
+        .iter()
+        .find(|tool| !boundary.runtime.allowed_tools.contains(*tool))
+    {
+        return Err(Rejection::ToolOutsideBoundary(outside.clone()));
+    }
+    for (tool, rules) in parameters {
+        if !tools.contains(tool) {
+            return Err(Rejection::BadParameterRules {
+                tool: tool.clone(),
+                problem: "rules name a tool the token does not allow".into(),
+            });
+        }
+        rules.validate().map_err(|problem| Rejection::BadParameterRules {
+            tool: tool.clone(),
+            problem,
+        })?;
+    }
+    if expires_at <= c.at {
+        return Err(Rejection::TokenAlreadyExpired);
+    }
+    if expires_at > boundary.runtime.deadline {
+        return Err(Rejection::TokenOutlivesMission {
+            expires_at,
+            deadline: boundary.runtime.deadline,
+        });
+    }
+    if !t.agent_is_active(m.agent(), c.at) {
+        return Err(Rejection::NoActiveCredential(m.agent().clone()));
+    }
+    let claims = ExecutionTokenClaims {
+        token: token.clone(),
+        tenant: t.id.clone(),
+        mission: id.clone(),
+        agent: m.agent().clone(),
+        allowed_tools: tools.clone(),
+        parameters: parameters.clone(),
+        issued_at: c.at,
+        expires_at,
+        boundary_digest: m.boundary().digest(),
+    };
+    let signed = ExecutionToken::issue(claims, &t.key).map_err(encoding)?;
+    let events = vec![Event::ExecutionTokenIssued {
+        token: signed.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.tokens.insert(token.clone(), signed);
+    })
+}
+
+fn sign_checkpoint(t: &mut TenantState, c: &Ctx<'_>) -> Result<Vec<Event>, Rejection> {
+    let size = t.audit.len() + 1;
+    let events = commit(t, c, c.kind, vec![Event::CheckpointSigned { size }], |_, _| {})?;
+    // Signed after the entry is appended, so the checkpoint covers the
+    // whole chain including the entry that announces it.
+    debug_assert_eq!(t.audit.len(), size);
+    let cp = Checkpoint::sign(
+        checkpoint::origin(&t.id),
+        size,
+        t.audit.tree().root(),
+        c.at,
+        checkpoint::key_name(&t.id),
+        &t.key,
+    );
+    t.audit.add_checkpoint(cp);
+    Ok(events)
+}

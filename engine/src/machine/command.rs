@@ -1,0 +1,181 @@
+//! Commands: the only way engine state changes. Everything nondeterministic
+//! (time, ids, key material) is chosen by the proposer and carried here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::digest::Digest;
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
+use crate::identity::keys::PublicKey;
+use crate::identity::token::ParameterRules;
+use crate::mission::{AbortReason, MissionContext, MissionDefinition, RuntimeLimits, Step};
+use crate::time::Timestamp;
+
+/// A command for one tenant. Handlers only ever see that tenant's state,
+/// which is what makes cross-tenant effects impossible by construction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub tenant: TenantId,
+    /// When the proposer accepted the command.
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub body: CommandBody,
+}
+
+/// 32 bytes from a cryptographic random source, chosen by the proposer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSeed(pub [u8; 32]);
+
+impl fmt::Debug for SigningSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSeed(<redacted>)")
+    }
+}
+
+impl Serialize for SigningSeed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Digest(self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SigningSeed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SigningSeed(Digest::deserialize(d)?.0))
+    }
+}
+
+/// The forward moves of a mission that do not close it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Advance {
+    BeginPlanning,
+    SubmitPlan,
+    Approve,
+    Enqueue,
+    Start,
+    Complete,
+}
+
+impl From<Advance> for Step {
+    fn from(a: Advance) -> Step {
+        match a {
+            Advance::BeginPlanning => Step::BeginPlanning,
+            Advance::SubmitPlan => Step::SubmitPlan,
+            Advance::Approve => Step::Approve,
+            Advance::Enqueue => Step::Enqueue,
+            Advance::Start => Step::Start,
+            Advance::Complete => Step::Complete,
+        }
+    }
+}
+
+/// How a mission is closed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Closing {
+    /// EXECUTED → CLOSED with the mission's result.
+    Seal { result: Value },
+    /// Any abnormal end, with a human-readable reason.
+    Abort { reason: AbortReason, note: String },
+}
+
+impl Closing {
+    pub fn step(&self) -> Step {
+        match self {
+            Closing::Seal { .. } => Step::Seal,
+            Closing::Abort { reason, .. } => Step::Abort(*reason),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommandBody {
+    CreateTenant {
+        display_name: String,
+        signing_key_seed: SigningSeed,
+    },
+    CreateNamespace {
+        namespace: NamespaceId,
+        display_name: String,
+    },
+    /// Registers the agent on its first credential.
+    IssueCredential {
+        agent: AgentId,
+        org_unit: OrgUnitId,
+        public_key: PublicKey,
+        not_before: Timestamp,
+        not_after: Timestamp,
+    },
+    RevokeCredential {
+        serial: u64,
+        reason: String,
+    },
+    CreateMission {
+        namespace: NamespaceId,
+        mission: MissionId,
+        agent: AgentId,
+        definition: MissionDefinition,
+        context: MissionContext,
+        limits: RuntimeLimits,
+    },
+    AdvanceMission {
+        mission: MissionId,
+        step: Advance,
+    },
+    CloseMission {
+        mission: MissionId,
+        closing: Closing,
+    },
+    /// Writes (or, with no value, deletes) one key of the mission's
+    /// working state.
+    WriteStateData {
+        mission: MissionId,
+        key: String,
+        value: Option<Value>,
+    },
+    IssueExecutionToken {
+        mission: MissionId,
+        token: TokenId,
+        tools: BTreeSet<ToolName>,
+        parameters: BTreeMap<ToolName, ParameterRules>,
+        expires_at: Timestamp,
+    },
+    /// Appends a checkpoint entry and signs the tree including it.
+    SignCheckpoint,
+}
+
+impl CommandBody {
+    /// The audit kind recorded for this command.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandBody::CreateTenant { .. } => "tenant.create",
+            CommandBody::CreateNamespace { .. } => "namespace.create",
+            CommandBody::IssueCredential { .. } => "credential.issue",
+            CommandBody::RevokeCredential { .. } => "credential.revoke",
+            CommandBody::CreateMission { .. } => "mission.create",
+            CommandBody::AdvanceMission { .. } => "mission.advance",
+            CommandBody::CloseMission { .. } => "mission.close",
+            CommandBody::WriteStateData { .. } => "mission.state_data",
+            CommandBody::IssueExecutionToken { .. } => "token.issue",
+            CommandBody::SignCheckpoint => "audit.checkpoint",
+        }
+    }
+
+    /// The mission the command is about, if any.
+    pub fn mission(&self) -> Option<&MissionId> {
+        match self {
+            CommandBody::CreateMission { mission, .. }
+            | CommandBody::AdvanceMission { mission, .. }
+            | CommandBody::CloseMission { mission, .. }
+            | CommandBody::WriteStateData { mission, .. }
+            | CommandBody::IssueExecutionToken { mission, .. } => Some(mission),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Whole-state invariant checks, in the spirit of assertion-heavy state
+//! machines: cheap enough to run after every command in tests and
+//! simulations, and after restoring a snapshot.
+
+use crate::audit::merkle::verify_inclusion;
+use crate::digest::Digest;
+use crate::machine::state::{EngineState, TenantState};
+use crate::mission::{Mission, MissionState};
+
+/// The first broken invariant, described for a human.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invariant broken in tenant `{tenant}`: {what}")]
+pub struct InvariantViolation {
+    pub tenant: String,
+    pub what: String,
+}
+
+impl EngineState {
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        for t in self.tenants.values() {
+            check_tenant(t).map_err(|what| InvariantViolation {
+                tenant: t.id.to_string(),
+                what,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn check_tenant(t: &TenantState) -> Result<(), String> {
+    let key = t.key.public();
+    let mut prev = Digest::ZERO;
+    for (i, r) in t.audit.records().iter().enumerate() {
+        let e = &r.entry;
+        if e.seq != i as u64 || e.prev_hash != prev {
+            return Err(format!("audit entry {i} is out of sequence or unlinked"));
+        }
+        let hash = e.compute_hash(&t.id).map_err(|err| err.to_string())?;
+        if hash != e.entry_hash {
+            return Err(format!("audit entry {i} does not match its hash"));
+        }
+        prev = e.entry_hash;
+    }
+    let tree = t.audit.tree();
+    if tree.len() != t.audit.len() {
+        return Err("Merkle tree and chain differ in length".into());
+    }
+    if let Some(last) = t.audit.records().last() {
+        let size = tree.len();
+        let proof = tree
+            .inclusion_proof(size - 1, size)
+            .map_err(|e| e.to_string())?;
+        verify_inclusion(size - 1, size, &last.entry.leaf_hash(), &proof, &tree.root())
+            .map_err(|e| format!("newest entry not provably in the tree: {e}"))?;
+    }
+    let mut last_size = 0;
+    for cp in t.audit.checkpoints() {
+        cp.verify(&key).map_err(|e| e.to_string())?;
+        if cp.size < last_size || tree.root_at(cp.size).ok() != Some(cp.root) {
+            return Err(format!("checkpoint at size {} does not match the tree", cp.size));
+        }
+        last_size = cp.size;
+    }
+    for (serial, c) in &t.credentials {
+        if c.credential.claims.serial != *serial || c.credential.verify_signature(&key).is_err() {
+            return Err(format!("credential {serial} is not what the tenant signed"));
+        }
+    }
+    for token in t.tokens.values() {
+        token
+            .verify_signature(&key)
+            .map_err(|_| format!("token {} is not what the tenant signed", token.claims.token))?;
+    }
+    for m in t.missions.values() {
+        check_mission(t, m)?;
+    }
+    Ok(())
+}
+
+fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
+    let id = m.id();
+    if !m.context().is_intact() || !m.boundary().is_intact() {
+        return Err(format!("mission {id}: frozen context or boundary changed"));
+    }
+    let mut state = MissionState::Created;
+    for change in m.timeline() {
+        let to = state
+            .next(change.step)
+            .map_err(|e| format!("mission {id}: timeline has an illegal move: {e}"))?;
+        if change.from != state || change.to != to {
+            return Err(format!("mission {id}: timeline does not chain"));
+        }
+        state = to;
+    }
+    if state != m.state() {
+        return Err(format!("mission {id}: state differs from its timeline"));
+    }
+    match (m.state(), m.outcome()) {
+        (MissionState::Closed, Some(sealed)) => {
+            sealed
+                .verify(&t.key.public())
+                .map_err(|_| format!("mission {id}: outcome signature fails"))?;
+            let o = sealed.outcome();
+            if o.context_digest != m.context().digest() || o.boundary_digest != m.boundary().digest()
+            {
+                return Err(format!("mission {id}: outcome names other frozen digests"));
+            }
+        }
+        (MissionState::Closed, None) => return Err(format!("mission {id}: closed without outcome")),
+        (_, Some(_)) => return Err(format!("mission {id}: outcome before CLOSED")),
+        (_, None) => {}
+    }
+    Ok(())
+}

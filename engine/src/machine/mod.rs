@@ -1,0 +1,16 @@
+//! The replicated state machine: commands in, events out, with every
+//! applied command recorded in its tenant's audit chain.
+
+pub mod apply;
+pub mod command;
+pub mod event;
+pub mod invariants;
+pub mod rejection;
+pub mod snapshot;
+pub mod state;
+
+pub use command::{Advance, Closing, Command, CommandBody, SigningSeed};
+pub use event::Event;
+pub use rejection::Rejection;
+pub use snapshot::SnapshotError;
+pub use state::{AgentRecord, CredentialRecord, EngineState, Namespace, TenantState};

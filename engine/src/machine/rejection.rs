@@ -1,0 +1,98 @@
+//! Why a command was refused. A refused command changes nothing, except
+//! that refusals which matter to governance are recorded in the audit chain.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName};
+use crate::mission::{
+    ContextError, DefinitionError, IllegalTransition, MissionState, StateDataError,
+};
+use crate::time::Timestamp;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "code", content = "detail")]
+pub enum Rejection {
+    #[error("tenant `{0}` already exists")]
+    TenantExists(TenantId),
+    #[error("tenant `{0}` does not exist")]
+    UnknownTenant(TenantId),
+    #[error("namespace `{0}` already exists")]
+    NamespaceExists(NamespaceId),
+    #[error("namespace `{0}` does not exist")]
+    UnknownNamespace(NamespaceId),
+    #[error("agent `{0}` is not registered")]
+    UnknownAgent(AgentId),
+    #[error("agent `{0}` has no credential that is valid and unrevoked now")]
+    NoActiveCredential(AgentId),
+    #[error("agent `{agent}` is already bound to org unit `{bound}`")]
+    OrgUnitMismatch { agent: AgentId, bound: String },
+    #[error("credential serial {0} does not exist")]
+    UnknownCredential(u64),
+    #[error("credential serial {0} is already revoked")]
+    AlreadyRevoked(u64),
+    #[error("a credential's validity must end after it starts")]
+    EmptyValidity,
+    #[error("mission `{0}` already exists")]
+    MissionExists(MissionId),
+    #[error("mission `{0}` does not exist")]
+    UnknownMission(MissionId),
+    #[error(transparent)]
+    IllegalTransition(IllegalTransition),
+    #[error("agent `{actor}` is not the agent of this mission")]
+    NotMissionAgent { actor: AgentId },
+    #[error("the mission's deadline {deadline} has not passed yet")]
+    DeadlineNotReached { deadline: Timestamp },
+    #[error("the mission's deadline {deadline} has passed; it can only time out")]
+    DeadlinePassed { deadline: Timestamp },
+    #[error("mission is {0}; its working state can no longer change")]
+    StateDataFrozen(MissionState),
+    #[error("invalid mission definition: {0}")]
+    Definition(DefinitionError),
+    #[error("invalid mission context: {0}")]
+    Context(ContextError),
+    #[error("invalid state data write: {0}")]
+    StateData(StateDataError),
+    #[error("runtime limits must be between 1 and 10000 steps and 1 and 100000 tool calls")]
+    LimitsOutOfRange,
+    #[error("execution token `{0}` already exists")]
+    TokenExists(TokenId),
+    #[error("execution tokens are issued to missions that are APPROVED, PENDING_EXECUTION or IN_PROGRESS, not {0}")]
+    TokenNotIssuable(MissionState),
+    #[error("tool `{0}` is outside the mission's frozen boundary")]
+    ToolOutsideBoundary(ToolName),
+    #[error("an execution token must allow at least one tool")]
+    NoTools,
+    #[error("the token would expire at {expires_at}, after the mission's deadline {deadline}")]
+    TokenOutlivesMission {
+        expires_at: Timestamp,
+        deadline: Timestamp,
+    },
+    #[error("the token's expiry must be after its issue time")]
+    TokenAlreadyExpired,
+    #[error("parameter rules for `{tool}`: {problem}")]
+    BadParameterRules { tool: ToolName, problem: String },
+    #[error("{field} must be 1 to {max} characters")]
+    BadText { field: String, max: usize },
+    #[error("only the platform may create tenants")]
+    NotPlatform,
+    #[error("the value cannot be encoded canonically: {0}")]
+    Encoding(String),
+}
+
+impl Rejection {
+    /// Refusals worth a permanent record: attempts against a governed
+    /// mission or credential, as opposed to malformed setup requests.
+    pub fn is_audited(&self) -> bool {
+        matches!(
+            self,
+            Rejection::IllegalTransition(_)
+                | Rejection::NotMissionAgent { .. }
+                | Rejection::DeadlinePassed { .. }
+                | Rejection::StateDataFrozen(_)
+                | Rejection::TokenNotIssuable(_)
+                | Rejection::ToolOutsideBoundary(_)
+                | Rejection::TokenOutlivesMission { .. }
+                | Rejection::NoActiveCredential(_)
+        )
+    }
+}

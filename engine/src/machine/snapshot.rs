@@ -1,0 +1,65 @@
+//! Snapshots of the whole engine state, for Raft snapshot transfer and for
+//! fast restarts. A snapshot carries the state digest it was taken at and
+//! is refused on restore if the state no longer matches it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::machine::state::EngineState;
+
+pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/1";
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format: &'static str,
+    digest: Digest,
+    state: &'a EngineState,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotIn {
+    format: String,
+    digest: Digest,
+    state: EngineState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is not readable: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("snapshot format `{0}` is not {SNAPSHOT_FORMAT}")]
+    Format(String),
+    #[error("snapshot state does not match its digest (expected {expected}, found {found})")]
+    DigestMismatch { expected: Digest, found: Digest },
+}
+
+impl EngineState {
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&SnapshotOut {
+            format: SNAPSHOT_FORMAT,
+            digest: self.digest(),
+            state: self,
+        })
+        .expect("engine state serializes")
+    }
+
+    pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
+        let snap: SnapshotIn = serde_json::from_slice(bytes)?;
+        if snap.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format(snap.format));
+        }
+        let mut state = snap.state;
+        for t in state.tenants.values_mut() {
+            t.audit.rebuild_tree();
+        }
+        let found = state.digest();
+        if found != snap.digest {
+            return Err(SnapshotError::DigestMismatch {
+                expected: snap.digest,
+                found,
+            });
+        }
+        Ok(state)
+    }
+}

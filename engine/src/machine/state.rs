@@ -1,0 +1,144 @@
+//! Engine state: every tenant's directory of agents, credentials, missions,
+//! tokens and audit chain. Only [`EngineState::apply`] changes it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
+use crate::audit::AuditLog;
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId};
+use crate::identity::credential::AgentCredential;
+use crate::identity::keys::KeyPair;
+use crate::identity::token::ExecutionToken;
+use crate::mission::Mission;
+use crate::time::Timestamp;
+
+pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/1");
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub display_name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub org_unit: OrgUnitId,
+    pub credentials: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: Timestamp,
+    pub by: Actor,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub credential: AgentCredential,
+    pub revoked: Option<Revocation>,
+}
+
+impl CredentialRecord {
+    pub fn is_active_at(&self, t: Timestamp) -> bool {
+        let c = &self.credential.claims;
+        self.revoked.is_none() && c.not_before <= t && t < c.not_after
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub(crate) id: TenantId,
+    pub(crate) display_name: String,
+    pub(crate) created_at: Timestamp,
+    /// The newest time stamped on this tenant's audit chain. Command times
+    /// come from whichever node proposed them; the engine never lets the
+    /// chain's time go backwards.
+    pub(crate) clock: Timestamp,
+    pub(crate) key: KeyPair,
+    pub(crate) namespaces: BTreeMap<NamespaceId, Namespace>,
+    pub(crate) agents: BTreeMap<AgentId, AgentRecord>,
+    pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
+    pub(crate) missions: BTreeMap<MissionId, Mission>,
+    pub(crate) tokens: BTreeMap<TokenId, ExecutionToken>,
+    pub(crate) audit: AuditLog,
+}
+
+impl TenantState {
+    pub fn id(&self) -> &TenantId {
+        &self.id
+    }
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    pub fn public_key(&self) -> crate::identity::PublicKey {
+        self.key.public()
+    }
+    pub fn namespaces(&self) -> &BTreeMap<NamespaceId, Namespace> {
+        &self.namespaces
+    }
+    pub fn agents(&self) -> &BTreeMap<AgentId, AgentRecord> {
+        &self.agents
+    }
+    pub fn credentials(&self) -> &BTreeMap<u64, CredentialRecord> {
+        &self.credentials
+    }
+    pub fn missions(&self) -> &BTreeMap<MissionId, Mission> {
+        &self.missions
+    }
+    pub fn tokens(&self) -> &BTreeMap<TokenId, ExecutionToken> {
+        &self.tokens
+    }
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Whether the agent holds a credential that is valid and unrevoked at `t`.
+    pub fn agent_is_active(&self, agent: &AgentId, t: Timestamp) -> bool {
+        self.agents.get(agent).is_some_and(|a| {
+            a.credentials
+                .iter()
+                .any(|s| self.credentials.get(s).is_some_and(|c| c.is_active_at(t)))
+        })
+    }
+
+    pub fn is_revoked(&self, serial: u64) -> bool {
+        self.credentials
+            .get(&serial)
+            .is_none_or(|c| c.revoked.is_some())
+    }
+}
+
+/// The whole replicated state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    pub(crate) tenants: BTreeMap<TenantId, TenantState>,
+}
+
+impl EngineState {
+    pub fn new() -> Self {
+        EngineState::default()
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Option<&TenantState> {
+        self.tenants.get(id)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantState> {
+        self.tenants.values()
+    }
+
+    /// SHA-256 over the canonical encoding of the whole state (derived
+    /// indexes such as Merkle trees excluded). Replicas that applied the same
+    /// commands have the same digest.
+    pub fn digest(&self) -> Digest {
+        canonical::digest(STATE_DOMAIN, self).expect("engine state is always encodable")
+    }
+}

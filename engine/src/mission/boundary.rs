@@ -1,0 +1,102 @@
+//! MissionBoundary: the four constraint groups (authority, policy, data,
+//! runtime) frozen when a mission is launched.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::Domain;
+use crate::digest::Digest;
+use crate::ids::ToolName;
+use crate::time::{Millis, Timestamp};
+
+pub const BOUNDARY_DOMAIN: Domain = Domain::new("aura.mission-boundary/1");
+
+/// Authority levels, L1 (self-authorized, low risk) to L4 (board level).
+/// Ordered: a higher level may approve whatever a lower one may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AuthorityLevel {
+    L1,
+    L2,
+    L3,
+    L4,
+}
+
+impl fmt::Display for AuthorityLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthorityLevel::L1 => "L1",
+            AuthorityLevel::L2 => "L2",
+            AuthorityLevel::L3 => "L3",
+            AuthorityLevel::L4 => "L4",
+        })
+    }
+}
+
+/// How sensitive data is. Ordered from least to most sensitive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataClassification {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityBoundary {
+    /// The level whose approval the mission needs.
+    pub required_level: AuthorityLevel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBoundary {
+    /// The policy bundle version decisions for this mission use, once
+    /// bundles exist in the namespace.
+    pub bundle: Option<Digest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataBoundary {
+    pub classification: DataClassification,
+}
+
+/// Runtime limits a caller may ask for at creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeLimits {
+    pub max_steps: u32,
+    pub max_tool_calls: u32,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            max_steps: 64,
+            max_tool_calls: 256,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeBoundary {
+    pub allowed_tools: BTreeSet<ToolName>,
+    pub timeout: Millis,
+    /// Creation time plus timeout: after it, only TIMED_OUT closes remain.
+    pub deadline: Timestamp,
+    pub limits: RuntimeLimits,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissionBoundary {
+    pub authority: AuthorityBoundary,
+    pub policy: PolicyBoundary,
+    pub data: DataBoundary,
+    pub runtime: RuntimeBoundary,
+}

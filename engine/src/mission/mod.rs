@@ -1,0 +1,21 @@
+//! The Mission Layer: definition, 8-state machine, frozen context and
+//! boundary, working state and sealed outcome.
+
+pub mod boundary;
+pub mod context;
+pub mod definition;
+pub mod frozen;
+pub mod outcome;
+pub mod record;
+pub mod state;
+
+pub use boundary::{
+    AuthorityBoundary, AuthorityLevel, DataBoundary, DataClassification, MissionBoundary,
+    PolicyBoundary, RuntimeBoundary, RuntimeLimits,
+};
+pub use context::{ContextError, MissionContext};
+pub use definition::{DefinitionError, MissionDefinition};
+pub use frozen::Frozen;
+pub use outcome::{MissionOutcome, OutcomeKind, SealedOutcome};
+pub use record::{Mission, MissionStateData, StateChange, StateDataError};
+pub use state::{AbortReason, IllegalTransition, MissionState, Step};

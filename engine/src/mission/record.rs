@@ -1,0 +1,221 @@
+//! A mission as the engine keeps it: definition, frozen context and
+//! boundary, lifecycle position, working state and, once closed, its
+//! sealed outcome.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::ids::{AgentId, MissionId, NamespaceId};
+use crate::mission::boundary::MissionBoundary;
+use crate::mission::context::MissionContext;
+use crate::mission::definition::MissionDefinition;
+use crate::mission::frozen::Frozen;
+use crate::mission::outcome::SealedOutcome;
+use crate::mission::state::{IllegalTransition, MissionState, Step};
+use crate::time::Timestamp;
+
+pub const STATE_DATA_DOMAIN: Domain = Domain::new("aura.mission-state-data/1");
+pub const MAX_STATE_DATA_KEY: usize = 128;
+pub const MAX_STATE_DATA_VALUE_BYTES: usize = 64 * 1024;
+pub const MAX_STATE_DATA_BYTES: usize = 1024 * 1024;
+
+/// One move in a mission's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub from: MissionState,
+    pub to: MissionState,
+    pub step: Step,
+    pub at: Timestamp,
+    pub by: Actor,
+    /// The tenant audit entry that recorded the move.
+    pub audit_seq: u64,
+}
+
+/// The mission's mutable working memory. Each write is a command, so each
+/// write is audited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissionStateData {
+    entries: BTreeMap<String, Value>,
+    /// Encoded size of all values, kept to enforce the total limit.
+    bytes: usize,
+    version: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Serialize, Deserialize)]
+pub enum StateDataError {
+    #[error("state data keys are 1 to {MAX_STATE_DATA_KEY} characters")]
+    BadKey,
+    #[error("state data value takes {bytes} bytes; the limit is {MAX_STATE_DATA_VALUE_BYTES}")]
+    ValueTooLarge { bytes: usize },
+    #[error("state data would take {bytes} bytes; the mission limit is {MAX_STATE_DATA_BYTES}")]
+    TotalTooLarge { bytes: usize },
+    #[error("state data value cannot be encoded: {0}")]
+    NotEncodable(String),
+}
+
+impl MissionStateData {
+    pub fn entries(&self) -> &BTreeMap<String, Value> {
+        &self.entries
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn digest(&self) -> Digest {
+        canonical::digest(STATE_DATA_DOMAIN, &self.entries)
+            .expect("stored state data was encodable when written")
+    }
+
+    fn encoded_len(value: &Value) -> Result<usize, StateDataError> {
+        canonical::to_bytes(value)
+            .map(|b| b.len())
+            .map_err(|e| StateDataError::NotEncodable(e.to_string()))
+    }
+
+    /// Checks a write (`None` deletes) without applying it.
+    pub fn check_write(&self, key: &str, value: Option<&Value>) -> Result<(), StateDataError> {
+        if key.is_empty() || key.chars().count() > MAX_STATE_DATA_KEY {
+            return Err(StateDataError::BadKey);
+        }
+        let new = value.map(Self::encoded_len).transpose()?.unwrap_or(0);
+        if new > MAX_STATE_DATA_VALUE_BYTES {
+            return Err(StateDataError::ValueTooLarge { bytes: new });
+        }
+        let old = self
+            .entries
+            .get(key)
+            .map(Self::encoded_len)
+            .transpose()?
+            .unwrap_or(0);
+        let total = self.bytes - old + new;
+        if total > MAX_STATE_DATA_BYTES {
+            return Err(StateDataError::TotalTooLarge { bytes: total });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, key: String, value: Option<Value>) {
+        self.check_write(&key, value.as_ref())
+            .expect("write was checked");
+        let old = self.entries.remove(&key);
+        self.bytes -= old.as_ref().map_or(0, |v| Self::encoded_len(v).unwrap_or(0));
+        if let Some(v) = value {
+            self.bytes += Self::encoded_len(&v).unwrap_or(0);
+            self.entries.insert(key, v);
+        }
+        self.version += 1;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mission {
+    id: MissionId,
+    namespace: NamespaceId,
+    agent: AgentId,
+    requester: Actor,
+    created_at: Timestamp,
+    definition: MissionDefinition,
+    context: Frozen<MissionContext>,
+    boundary: Frozen<MissionBoundary>,
+    state: MissionState,
+    timeline: Vec<StateChange>,
+    state_data: MissionStateData,
+    outcome: Option<SealedOutcome>,
+}
+
+impl Mission {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch(
+        id: MissionId,
+        namespace: NamespaceId,
+        agent: AgentId,
+        requester: Actor,
+        created_at: Timestamp,
+        definition: MissionDefinition,
+        context: Frozen<MissionContext>,
+        boundary: Frozen<MissionBoundary>,
+    ) -> Mission {
+        Mission {
+            id,
+            namespace,
+            agent,
+            requester,
+            created_at,
+            definition,
+            context,
+            boundary,
+            state: MissionState::Created,
+            timeline: Vec::new(),
+            state_data: MissionStateData::default(),
+            outcome: None,
+        }
+    }
+
+    pub fn id(&self) -> &MissionId {
+        &self.id
+    }
+    pub fn namespace(&self) -> &NamespaceId {
+        &self.namespace
+    }
+    pub fn agent(&self) -> &AgentId {
+        &self.agent
+    }
+    pub fn requester(&self) -> &Actor {
+        &self.requester
+    }
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    pub fn definition(&self) -> &MissionDefinition {
+        &self.definition
+    }
+    pub fn context(&self) -> &Frozen<MissionContext> {
+        &self.context
+    }
+    pub fn boundary(&self) -> &Frozen<MissionBoundary> {
+        &self.boundary
+    }
+    pub fn state(&self) -> MissionState {
+        self.state
+    }
+    pub fn timeline(&self) -> &[StateChange] {
+        &self.timeline
+    }
+    pub fn state_data(&self) -> &MissionStateData {
+        &self.state_data
+    }
+    pub fn outcome(&self) -> Option<&SealedOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Where `step` would take the mission, without moving it.
+    pub fn check_step(&self, step: Step) -> Result<MissionState, IllegalTransition> {
+        self.state.next(step)
+    }
+
+    /// Moves the mission. A move into CLOSED must carry the sealed outcome,
+    /// and only such a move may; so `outcome.is_some()` exactly when the
+    /// mission is CLOSED.
+    pub(crate) fn advance(&mut self, change: StateChange, outcome: Option<SealedOutcome>) {
+        let to = self.state.next(change.step).expect("step was checked");
+        assert_eq!(to, change.to);
+        assert_eq!(self.state, change.from);
+        assert_eq!(to.is_closed(), outcome.is_some(), "outcome iff closed");
+        self.state = to;
+        self.timeline.push(change);
+        if outcome.is_some() {
+            self.outcome = outcome;
+        }
+    }
+
+    pub(crate) fn write_state_data(&mut self, key: String, value: Option<Value>) {
+        assert!(!self.state.is_closed(), "closed missions are immutable");
+        self.state_data.write(key, value);
+    }
+}
