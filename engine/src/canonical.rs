@@ -75,7 +75,10 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalEr
 
 /// The framed message for `value` in `domain`: the exact bytes that are
 /// signed, and whose SHA-256 is the object's digest.
-pub fn message<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Result<Vec<u8>, CanonicalError> {
+pub fn message<T: Serialize + ?Sized>(
+    domain: Domain,
+    value: &T,
+) -> Result<Vec<u8>, CanonicalError> {
     let mut enc = Encoder {
         out: Vec::with_capacity(160),
     };
@@ -272,7 +275,11 @@ impl<'a> ser::Serializer for &'a mut Encoder {
     fn serialize_tuple(self, _len: usize) -> Result<Self, CanonicalError> {
         Ok(self)
     }
-    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, CanonicalError> {
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self, CanonicalError> {
         Ok(self)
     }
     fn serialize_tuple_variant(
@@ -313,7 +320,10 @@ impl<'a> ser::Serializer for &'a mut Encoder {
 impl ser::SerializeSeq for SeqEncoder<'_> {
     type Ok = ();
     type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+    fn serialize_element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
         self.count += 1;
         value.serialize(&mut *self.enc)
     }
@@ -325,7 +335,10 @@ impl ser::SerializeSeq for SeqEncoder<'_> {
 impl ser::SerializeTuple for &mut Encoder {
     type Ok = ();
     type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+    fn serialize_element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
         value.serialize(&mut **self)
     }
     fn end(self) -> Result<(), CanonicalError> {
@@ -460,7 +473,8 @@ mod tests {
     #[test]
     fn json_objects_are_canonical_whatever_their_spelling() {
         let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":[1.5,"x"]}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{ "a" : [1.5, "x"], "b" : 1 }"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "a" : [1.5, "x"], "b" : 1 }"#).unwrap();
         assert_eq!(to_bytes(&a).unwrap(), to_bytes(&b).unwrap());
     }
 

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::actor::Actor;
 use crate::identity::keys::KeyPair;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::identity::token::{NumericBound, ParameterRules};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::machine::{Advance, Closing, Command, CommandBody, SigningSeed};
 use crate::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,

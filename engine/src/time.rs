@@ -33,7 +33,10 @@ impl Timestamp {
 
     /// `self + d`, saturating at the far future rather than wrapping.
     pub fn plus(self, d: Millis) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(d.0).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.0).unwrap_or(i64::MAX)),
+        )
     }
 
     /// How far `self` is from `other`, in either direction.
@@ -89,6 +92,9 @@ mod tests {
             Timestamp(1_795_542_619_123).to_rfc3339(),
             "2026-11-24T17:50:19.123Z"
         );
-        assert_eq!(Timestamp(951_782_400_000).to_rfc3339(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(951_782_400_000).to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

@@ -46,8 +46,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .map(PublicKey::from_base64)
         .transpose()
         .map_err(|_| anyhow::anyhow!("--key must be a base64 Ed25519 public key (32 bytes)"))?;
-    let file = File::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let file =
+        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     // indicatif draws nothing when stderr is not a terminal; small exports
     // finish before a bar would be useful.
@@ -57,9 +57,11 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} verifying [{bar:40}] {bytes}/{total_bytes} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} verifying [{bar:40}] {bytes}/{total_bytes} ({eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let options = VerifyOptions {
         trusted_key,

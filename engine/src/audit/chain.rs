@@ -155,14 +155,25 @@ impl AuditLog {
 
     /// Appends a record made by [`AuditLog::prepare`] on this log.
     pub fn append(&mut self, record: AuditRecord) {
-        assert_eq!(record.entry.seq, self.len(), "audit records append in order");
-        assert_eq!(record.entry.prev_hash, self.head_hash(), "audit records link");
+        assert_eq!(
+            record.entry.seq,
+            self.len(),
+            "audit records append in order"
+        );
+        assert_eq!(
+            record.entry.prev_hash,
+            self.head_hash(),
+            "audit records link"
+        );
         self.tree.push_leaf_hash(record.entry.leaf_hash());
         self.records.push(record);
     }
 
     pub fn add_checkpoint(&mut self, checkpoint: Checkpoint) {
-        assert!(checkpoint.size <= self.len(), "checkpoint covers existing entries");
+        assert!(
+            checkpoint.size <= self.len(),
+            "checkpoint covers existing entries"
+        );
         self.checkpoints.push(checkpoint);
     }
 

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
-use crate::ids::TenantId;
 use crate::identity::keys::{KeyPair, PublicKey, Signature};
+use crate::ids::TenantId;
 use crate::time::Timestamp;
 
 const DASH: char = '\u{2014}';
@@ -160,7 +160,9 @@ impl Checkpoint {
             if name != key_name {
                 continue;
             }
-            let raw = B64.decode(sig).map_err(|_| bad("signature is not base64"))?;
+            let raw = B64
+                .decode(sig)
+                .map_err(|_| bad("signature is not base64"))?;
             if raw.len() != 68 {
                 return Err(bad("Ed25519 signature lines hold 4 + 64 bytes"));
             }
@@ -191,14 +193,22 @@ fn body_text(origin: &str, size: u64, root: &Digest, time: Timestamp) -> String 
 /// Parses exactly the form [`Timestamp::to_rfc3339`] writes.
 fn parse_rfc3339_millis(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':'
-        || b[16] != b':' || b[19] != b'.' || b[23] != b'Z'
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
     {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
@@ -256,7 +266,10 @@ mod tests {
         let note = cp.to_note();
         let edited = note.replacen("\n42\n", "\n43\n", 1);
         let parsed = Checkpoint::parse_note(&edited, "aura-acme").unwrap();
-        assert_eq!(parsed.verify(&key.public()), Err(CheckpointError::BadSignature));
+        assert_eq!(
+            parsed.verify(&key.public()),
+            Err(CheckpointError::BadSignature)
+        );
         let other = KeyPair::from_seed([8; 32]);
         assert_eq!(
             cp.verify(&other.public()),

@@ -24,8 +24,8 @@ use crate::audit::chain::{AuditEntry, AuditLog, AuditRecord, payload_digest};
 use crate::audit::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::audit::merkle::{CompactRange, ProofError, verify_consistency};
 use crate::digest::Digest;
-use crate::ids::TenantId;
 use crate::identity::keys::PublicKey;
+use crate::ids::TenantId;
 
 pub const EXPORT_FORMAT: &str = "aura.audit-export/1";
 
@@ -47,11 +47,24 @@ struct CheckpointLine {
     consistency: Vec<Digest>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum BodyLine {
     Entry(AuditRecord),
     Checkpoint(CheckpointLine),
+}
+
+/// Dispatches on the line's key so errors speak of the right shape.
+fn parse_body(line: &[u8]) -> Result<BodyLine, String> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let is_checkpoint = value.get("checkpoint").is_some();
+    if is_checkpoint {
+        serde_json::from_value(value)
+            .map(BodyLine::Checkpoint)
+            .map_err(|e| format!("bad checkpoint line: {e}"))
+    } else {
+        serde_json::from_value(value)
+            .map(BodyLine::Entry)
+            .map_err(|e| format!("bad entry line: {e}"))
+    }
 }
 
 /// Writes a tenant's whole audit log as an export.
@@ -116,7 +129,9 @@ pub enum Failure {
     UntrustedKey { trusted: String, found: String },
     #[error("line is neither an entry nor a checkpoint: {0}")]
     Malformed(String),
-    #[error("expected entry {expected} but found entry {found} (entries deleted, reordered or duplicated)")]
+    #[error(
+        "expected entry {expected} but found entry {found} (entries deleted, reordered or duplicated)"
+    )]
     OutOfSequence { expected: u64, found: u64 },
     #[error("its payload does not match its payload digest")]
     PayloadMismatch,
@@ -177,10 +192,10 @@ pub fn verify_export(
 ) -> Result<VerifyReport, VerifyError> {
     let mut line_no = 0u64;
     let mut bytes = 0u64;
-    let mut buf = String::new();
-    let mut read_line = |buf: &mut String, line_no: &mut u64| -> Result<bool, VerifyError> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut read_line = |buf: &mut Vec<u8>, line_no: &mut u64| -> Result<bool, VerifyError> {
         buf.clear();
-        let n = input.read_line(buf).map_err(|e| VerifyError {
+        let n = input.read_until(b'\n', buf).map_err(|e| VerifyError {
             line: *line_no + 1,
             seq: None,
             failure: Failure::Io(e.to_string()),
@@ -201,15 +216,15 @@ pub fn verify_export(
             failure: Failure::Empty,
         });
     }
-    let fail = |line, seq, failure| VerifyError {
-        line,
-        seq,
-        failure,
-    };
-    let header: ExportHeader = serde_json::from_str(&buf)
+    let fail = |line, seq, failure| VerifyError { line, seq, failure };
+    let header: ExportHeader = serde_json::from_slice(&buf)
         .map_err(|e| fail(1, None, Failure::BadHeader(e.to_string())))?;
     if header.format != EXPORT_FORMAT {
-        return Err(fail(1, None, Failure::BadHeader(format!("format `{}`", header.format))));
+        return Err(fail(
+            1,
+            None,
+            Failure::BadHeader(format!("format `{}`", header.format)),
+        ));
     }
     let expected_origin = checkpoint::origin(&header.tenant);
     let key = match &options.trusted_key {
@@ -233,14 +248,13 @@ pub fn verify_export(
     let mut checkpoints = 0u64;
     while read_line(&mut buf, &mut line_no)? {
         let line = line_no;
-        let body: BodyLine = serde_json::from_str(&buf).map_err(|e| {
-            // Name the entry a damaged line most likely was.
-            fail(line, Some(range.size()), Failure::Malformed(e.to_string()))
-        })?;
+        let body = parse_body(&buf)
+            // A damaged line is named as the entry it stands in for.
+            .map_err(|e| fail(line, Some(range.size()), Failure::Malformed(e)))?;
         match body {
             BodyLine::Entry(AuditRecord { entry, payload }) => {
                 check_entry(&header.tenant, &entry, &payload, range.size(), &prev_hash)
-                    .map_err(|f| fail(line, Some(entry.seq.min(range.size())), f))?;
+                    .map_err(|f| fail(line, Some(range.size()), f))?;
                 prev_hash = entry.entry_hash;
                 range.push_leaf_hash(entry.leaf_hash());
             }

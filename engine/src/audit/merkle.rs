@@ -369,8 +369,16 @@ mod tests {
         let t = tree(70);
         let mut compact = CompactRange::default();
         for n in 0..=70u64 {
-            assert_eq!(t.root_at(n).unwrap(), reference_root(&all[..n as usize]), "size {n}");
-            assert_eq!(compact.root(), reference_root(&all[..n as usize]), "compact {n}");
+            assert_eq!(
+                t.root_at(n).unwrap(),
+                reference_root(&all[..n as usize]),
+                "size {n}"
+            );
+            assert_eq!(
+                compact.root(),
+                reference_root(&all[..n as usize]),
+                "compact {n}"
+            );
             if n < 70 {
                 compact.push_leaf_hash(all[n as usize]);
             }
@@ -394,7 +402,9 @@ mod tests {
             for i in 0..size {
                 let proof = t.inclusion_proof(i, size).unwrap();
                 verify_inclusion(i, size, &all[i as usize], &proof, &root).unwrap();
-                assert!(verify_inclusion(i, size, &all[(i as usize + 1) % 40], &proof, &root).is_err());
+                assert!(
+                    verify_inclusion(i, size, &all[(i as usize + 1) % 40], &proof, &root).is_err()
+                );
                 if !proof.is_empty() {
                     let mut bad = proof.clone();
                     bad[0].0[0] ^= 1;

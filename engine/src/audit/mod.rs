@@ -9,4 +9,3 @@ pub mod merkle;
 pub use chain::{AuditEntry, AuditLog, AuditRecord};
 pub use checkpoint::Checkpoint;
 pub use export::{VerifyError, VerifyOptions, VerifyReport, verify_export, write_export};
-

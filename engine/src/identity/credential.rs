@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, Domain};
-use crate::ids::{AgentId, OrgUnitId, TenantId};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
+use crate::ids::{AgentId, OrgUnitId, TenantId};
 use crate::time::Timestamp;
 
 pub const CREDENTIAL_DOMAIN: Domain = Domain::new("aura.agent-credential/1");
@@ -34,7 +34,10 @@ pub struct AgentCredential {
 }
 
 impl AgentCredential {
-    pub fn issue(claims: AgentIdentityClaims, tenant_key: &KeyPair) -> Result<Self, CanonicalError> {
+    pub fn issue(
+        claims: AgentIdentityClaims,
+        tenant_key: &KeyPair,
+    ) -> Result<Self, CanonicalError> {
         let signature = tenant_key.sign(CREDENTIAL_DOMAIN, &claims)?;
         Ok(AgentCredential { claims, signature })
     }

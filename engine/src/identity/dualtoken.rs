@@ -14,10 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::canonical::{self, CanonicalError, Domain};
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::identity::credential::{AgentCredential, CREDENTIAL_DOMAIN};
 use crate::identity::keys::{KeyPair, PublicKey, Signature};
 use crate::identity::token::{ExecutionToken, ParameterViolation, TOKEN_DOMAIN};
+use crate::ids::{AgentId, MissionId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::time::{Millis, Timestamp};
 
 pub const REQUEST_DOMAIN: Domain = Domain::new("aura.agent-request/1");
@@ -59,8 +59,13 @@ pub enum DualTokenError {
         found: TenantId,
     },
     #[error("the execution token is for mission `{found}`, not `{expected}`")]
-    WrongMission { expected: MissionId, found: MissionId },
-    #[error("the execution token was issued to agent `{token_agent}`, but the credential is for `{credential_agent}`")]
+    WrongMission {
+        expected: MissionId,
+        found: MissionId,
+    },
+    #[error(
+        "the execution token was issued to agent `{token_agent}`, but the credential is for `{credential_agent}`"
+    )]
     AgentMismatch {
         token_agent: AgentId,
         credential_agent: AgentId,
@@ -76,7 +81,9 @@ pub enum DualTokenError {
     ReplayedNonce,
     #[error("nonce must be 16 to 128 visible ASCII characters")]
     MalformedNonce,
-    #[error("request time {request} is {skew_ms} ms away from the gateway clock; at most {allowed_ms} ms is allowed")]
+    #[error(
+        "request time {request} is {skew_ms} ms away from the gateway clock; at most {allowed_ms} ms is allowed"
+    )]
     ClockSkew {
         request: Timestamp,
         skew_ms: u64,
@@ -219,12 +226,7 @@ impl VerifiedSignatures {
         Digest(h.finalize().into())
     }
 
-    fn verify(
-        &self,
-        public: &PublicKey,
-        message: &[u8],
-        signature: &Signature,
-    ) -> Result<(), ()> {
+    fn verify(&self, public: &PublicKey, message: &[u8], signature: &Signature) -> Result<(), ()> {
         let key = Self::key(public, message, signature);
         if self
             .seen
@@ -306,8 +308,8 @@ impl DualTokenVerifier {
                 allowed_ms: self.max_skew.0,
             });
         }
-        let nonce_ok = (16..=128).contains(&rc.nonce.len())
-            && rc.nonce.bytes().all(|b| b.is_ascii_graphic());
+        let nonce_ok =
+            (16..=128).contains(&rc.nonce.len()) && rc.nonce.bytes().all(|b| b.is_ascii_graphic());
         if !nonce_ok {
             return Err(DualTokenError::MalformedNonce);
         }
@@ -391,12 +393,12 @@ impl DualTokenVerifier {
             return Err(DualTokenError::ToolOutOfScope(call.tool.clone()));
         }
         if let Some(rules) = tc.parameters.get(call.tool) {
-            rules
-                .check(call.arguments)
-                .map_err(|violation| DualTokenError::ParameterOutOfBounds {
+            rules.check(call.arguments).map_err(|violation| {
+                DualTokenError::ParameterOutOfBounds {
                     tool: call.tool.clone(),
                     violation,
-                })?;
+                }
+            })?;
         }
 
         let nonce_key = format!("{}/{}/{}", cc.tenant, cc.agent, rc.nonce);

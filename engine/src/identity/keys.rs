@@ -246,6 +246,9 @@ mod tests {
         );
         assert_eq!(PublicKey::from_base64("AAAA"), Err(SignatureError::BadKey));
         let kp = KeyPair::from_seed([1; 32]);
-        assert_eq!(PublicKey::from_base64(&kp.public().to_base64()), Ok(kp.public()));
+        assert_eq!(
+            PublicKey::from_base64(&kp.public().to_base64()),
+            Ok(kp.public())
+        );
     }
 }

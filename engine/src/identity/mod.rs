@@ -12,4 +12,6 @@ pub use dualtoken::{
     SignedRequest, StaticTrust, TenantTrust, ToolCall, VerifiedPrincipal,
 };
 pub use keys::{KeyPair, PublicKey, Signature, SignatureError};
-pub use token::{ExecutionToken, ExecutionTokenClaims, NumericBound, ParameterRules, ParameterViolation};
+pub use token::{
+    ExecutionToken, ExecutionTokenClaims, NumericBound, ParameterRules, ParameterViolation,
+};

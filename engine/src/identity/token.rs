@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::canonical::{CanonicalError, Domain};
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, TenantId, TokenId, ToolName};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
+use crate::ids::{AgentId, MissionId, TenantId, TokenId, ToolName};
 use crate::time::Timestamp;
 
 pub const TOKEN_DOMAIN: Domain = Domain::new("aura.execution-token/1");
@@ -81,9 +81,11 @@ impl ParameterRules {
                 .ok_or_else(|| ParameterViolation::Missing {
                     pointer: pointer.clone(),
                 })?;
-            let number = value.as_f64().ok_or_else(|| ParameterViolation::NotNumeric {
-                pointer: pointer.clone(),
-            })?;
+            let number = value
+                .as_f64()
+                .ok_or_else(|| ParameterViolation::NotNumeric {
+                    pointer: pointer.clone(),
+                })?;
             if let Some(min) = bound.min
                 && number < min
             {
@@ -155,7 +157,10 @@ pub struct ExecutionToken {
 }
 
 impl ExecutionToken {
-    pub fn issue(claims: ExecutionTokenClaims, tenant_key: &KeyPair) -> Result<Self, CanonicalError> {
+    pub fn issue(
+        claims: ExecutionTokenClaims,
+        tenant_key: &KeyPair,
+    ) -> Result<Self, CanonicalError> {
         let signature = tenant_key.sign(TOKEN_DOMAIN, &claims)?;
         Ok(ExecutionToken { claims, signature })
     }

@@ -12,10 +12,10 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::audit::{AuditLog, Checkpoint, checkpoint};
 use crate::canonical;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName};
 use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
 use crate::identity::keys::{KeyPair, PublicKey};
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName};
 use crate::machine::command::{Advance, Closing, Command, CommandBody, SigningSeed};
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
@@ -23,9 +23,9 @@ use crate::machine::state::{
     AgentRecord, CredentialRecord, EngineState, Namespace, Revocation, TenantState,
 };
 use crate::mission::{
-    AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary,
-    MissionContext, MissionDefinition, MissionOutcome, MissionState, OutcomeKind,
-    PolicyBoundary, RuntimeBoundary, RuntimeLimits, SealedOutcome, StateChange, Step,
+    AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary, MissionContext,
+    MissionDefinition, MissionOutcome, MissionState, OutcomeKind, PolicyBoundary, RuntimeBoundary,
+    RuntimeLimits, SealedOutcome, StateChange, Step,
 };
 use crate::time::Timestamp;
 
@@ -47,8 +47,7 @@ fn encoding(e: impl std::fmt::Display) -> Rejection {
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
     let chars = value.chars().count();
-    if chars == 0 || chars > max || value.chars().any(char::is_control) || value.trim().is_empty()
-    {
+    if chars == 0 || chars > max || value.chars().any(char::is_control) || value.trim().is_empty() {
         return Err(Rejection::BadText {
             field: field.to_owned(),
             max,
@@ -152,7 +151,9 @@ impl EngineState {
                 definition,
                 context,
                 limits,
-            } => create_mission(t, &c, namespace, mission, agent, definition, context, *limits),
+            } => create_mission(
+                t, &c, namespace, mission, agent, definition, context, *limits,
+            ),
             CommandBody::AdvanceMission { mission, step } => advance_mission(t, &c, mission, *step),
             CommandBody::CloseMission { mission, closing } => {
                 close_mission(t, &c, mission, closing)
@@ -468,7 +469,11 @@ fn close_mission(
                     "result takes {bytes} bytes; the limit is {MAX_RESULT_BYTES}"
                 )));
             }
-            (OutcomeKind::Succeeded, "completed".to_owned(), result.clone())
+            (
+                OutcomeKind::Succeeded,
+                "completed".to_owned(),
+                result.clone(),
+            )
         }
         Closing::Abort { reason, note } => {
             check_text("note", note, MAX_NOTE_CHARS)?;
@@ -586,10 +591,12 @@ fn issue_token(
                 problem: "rules name a tool the token does not allow".into(),
             });
         }
-        rules.validate().map_err(|problem| Rejection::BadParameterRules {
-            tool: tool.clone(),
-            problem,
-        })?;
+        rules
+            .validate()
+            .map_err(|problem| Rejection::BadParameterRules {
+                tool: tool.clone(),
+                problem,
+            })?;
     }
     if expires_at <= c.at {
         return Err(Rejection::TokenAlreadyExpired);
@@ -625,7 +632,13 @@ fn issue_token(
 
 fn sign_checkpoint(t: &mut TenantState, c: &Ctx<'_>) -> Result<Vec<Event>, Rejection> {
     let size = t.audit.len() + 1;
-    let events = commit(t, c, c.kind, vec![Event::CheckpointSigned { size }], |_, _| {})?;
+    let events = commit(
+        t,
+        c,
+        c.kind,
+        vec![Event::CheckpointSigned { size }],
+        |_, _| {},
+    )?;
     // Signed after the entry is appended, so the checkpoint covers the
     // whole chain including the entry that announces it.
     debug_assert_eq!(t.audit.len(), size);

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::actor::Actor;
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::mission::{AbortReason, MissionContext, MissionDefinition, RuntimeLimits, Step};
 use crate::time::Timestamp;
 

@@ -5,14 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId};
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ExecutionToken;
+use crate::ids::{AgentId, MissionId, NamespaceId};
 use crate::machine::rejection::Rejection;
-use crate::mission::{
-    MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step,
-};
+use crate::mission::{MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
@@ -64,7 +62,9 @@ pub enum Event {
     },
     /// The checkpoint covers the tree up to and including this entry, so
     /// its root is not (and cannot be) part of the payload.
-    CheckpointSigned { size: u64 },
+    CheckpointSigned {
+        size: u64,
+    },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).
     CommandRejected {

@@ -50,14 +50,23 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
         let proof = tree
             .inclusion_proof(size - 1, size)
             .map_err(|e| e.to_string())?;
-        verify_inclusion(size - 1, size, &last.entry.leaf_hash(), &proof, &tree.root())
-            .map_err(|e| format!("newest entry not provably in the tree: {e}"))?;
+        verify_inclusion(
+            size - 1,
+            size,
+            &last.entry.leaf_hash(),
+            &proof,
+            &tree.root(),
+        )
+        .map_err(|e| format!("newest entry not provably in the tree: {e}"))?;
     }
     let mut last_size = 0;
     for cp in t.audit.checkpoints() {
         cp.verify(&key).map_err(|e| e.to_string())?;
         if cp.size < last_size || tree.root_at(cp.size).ok() != Some(cp.root) {
-            return Err(format!("checkpoint at size {} does not match the tree", cp.size));
+            return Err(format!(
+                "checkpoint at size {} does not match the tree",
+                cp.size
+            ));
         }
         last_size = cp.size;
     }
@@ -101,12 +110,15 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
                 .verify(&t.key.public())
                 .map_err(|_| format!("mission {id}: outcome signature fails"))?;
             let o = sealed.outcome();
-            if o.context_digest != m.context().digest() || o.boundary_digest != m.boundary().digest()
+            if o.context_digest != m.context().digest()
+                || o.boundary_digest != m.boundary().digest()
             {
                 return Err(format!("mission {id}: outcome names other frozen digests"));
             }
         }
-        (MissionState::Closed, None) => return Err(format!("mission {id}: closed without outcome")),
+        (MissionState::Closed, None) => {
+            return Err(format!("mission {id}: closed without outcome"));
+        }
         (_, Some(_)) => return Err(format!("mission {id}: outcome before CLOSED")),
         (_, None) => {}
     }

@@ -56,7 +56,9 @@ pub enum Rejection {
     LimitsOutOfRange,
     #[error("execution token `{0}` already exists")]
     TokenExists(TokenId),
-    #[error("execution tokens are issued to missions that are APPROVED, PENDING_EXECUTION or IN_PROGRESS, not {0}")]
+    #[error(
+        "execution tokens are issued to missions that are APPROVED, PENDING_EXECUTION or IN_PROGRESS, not {0}"
+    )]
     TokenNotIssuable(MissionState),
     #[error("tool `{0}` is outside the mission's frozen boundary")]
     ToolOutsideBoundary(ToolName),

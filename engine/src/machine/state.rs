@@ -9,10 +9,10 @@ use crate::actor::Actor;
 use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId};
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::ExecutionToken;
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId};
 use crate::mission::Mission;
 use crate::time::Timestamp;
 

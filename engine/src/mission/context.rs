@@ -34,7 +34,9 @@ pub enum ContextError {
     TooLarge { bytes: usize },
     #[error("mission inputs cannot be encoded: {0}")]
     NotEncodable(String),
-    #[error("at most {MAX_LABELS} labels, with keys of 1 to 64 and values of at most 256 characters")]
+    #[error(
+        "at most {MAX_LABELS} labels, with keys of 1 to 64 and values of at most 256 characters"
+    )]
     BadLabels,
 }
 

@@ -98,17 +98,31 @@ mod tests {
         d.objective = "  ".into();
         assert_eq!(d.validate(), Err(DefinitionError::EmptyObjective));
         d.objective = "x".repeat(4001);
-        assert_eq!(d.validate(), Err(DefinitionError::ObjectiveTooLong { chars: 4001 }));
+        assert_eq!(
+            d.validate(),
+            Err(DefinitionError::ObjectiveTooLong { chars: 4001 })
+        );
         let mut d = def();
         d.tools.clear();
         assert_eq!(d.validate(), Err(DefinitionError::NoTools));
         d.tools = vec![ToolName::new("a").unwrap(), ToolName::new("a").unwrap()];
-        assert!(matches!(d.validate(), Err(DefinitionError::DuplicateTool(_))));
-        d.tools = (0..65).map(|i| ToolName::new(format!("t{i}")).unwrap()).collect();
-        assert_eq!(d.validate(), Err(DefinitionError::TooManyTools { count: 65 }));
+        assert!(matches!(
+            d.validate(),
+            Err(DefinitionError::DuplicateTool(_))
+        ));
+        d.tools = (0..65)
+            .map(|i| ToolName::new(format!("t{i}")).unwrap())
+            .collect();
+        assert_eq!(
+            d.validate(),
+            Err(DefinitionError::TooManyTools { count: 65 })
+        );
         let mut d = def();
         d.timeout = Millis(999);
-        assert_eq!(d.validate(), Err(DefinitionError::TimeoutOutOfRange { ms: 999 }));
+        assert_eq!(
+            d.validate(),
+            Err(DefinitionError::TimeoutOutOfRange { ms: 999 })
+        );
         assert!(
             serde_json::from_str::<MissionDefinition>(
                 r#"{"objective":"x","tools":["a"],"authority":"L1","timeout":1000,"extra":1}"#

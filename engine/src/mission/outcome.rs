@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::canonical::{CanonicalError, Domain};
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId, TenantId};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
+use crate::ids::{AgentId, MissionId, NamespaceId, TenantId};
 use crate::mission::state::{AbortReason, MissionState};
 use crate::time::Timestamp;
 

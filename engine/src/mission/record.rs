@@ -104,7 +104,9 @@ impl MissionStateData {
         self.check_write(&key, value.as_ref())
             .expect("write was checked");
         let old = self.entries.remove(&key);
-        self.bytes -= old.as_ref().map_or(0, |v| Self::encoded_len(v).unwrap_or(0));
+        self.bytes -= old
+            .as_ref()
+            .map_or(0, |v| Self::encoded_len(v).unwrap_or(0));
         if let Some(v) = value {
             self.bytes += Self::encoded_len(&v).unwrap_or(0);
             self.entries.insert(key, v);

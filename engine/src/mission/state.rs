@@ -96,8 +96,12 @@ impl AbortReason {
         match self {
             AbortReason::Denied => matches!(from, S::Planning | S::WaitingApproval),
             AbortReason::Rejected => from == S::WaitingApproval,
-            AbortReason::Cancelled | AbortReason::TimedOut => !matches!(from, S::Executed | S::Closed),
-            AbortReason::Failed => matches!(from, S::Planning | S::PendingExecution | S::InProgress),
+            AbortReason::Cancelled | AbortReason::TimedOut => {
+                !matches!(from, S::Executed | S::Closed)
+            }
+            AbortReason::Failed => {
+                matches!(from, S::Planning | S::PendingExecution | S::InProgress)
+            }
         }
     }
 
@@ -217,11 +221,27 @@ mod tests {
 
     #[test]
     fn abnormal_ends_leave_only_from_their_states() {
-        assert!(S::WaitingApproval.next(Step::Abort(AbortReason::Rejected)).is_ok());
-        assert!(S::InProgress.next(Step::Abort(AbortReason::Rejected)).is_err());
+        assert!(
+            S::WaitingApproval
+                .next(Step::Abort(AbortReason::Rejected))
+                .is_ok()
+        );
+        assert!(
+            S::InProgress
+                .next(Step::Abort(AbortReason::Rejected))
+                .is_err()
+        );
         assert!(S::Created.next(Step::Abort(AbortReason::Denied)).is_err());
-        assert!(S::Executed.next(Step::Abort(AbortReason::Cancelled)).is_err());
-        assert!(S::Executed.next(Step::Abort(AbortReason::TimedOut)).is_err());
+        assert!(
+            S::Executed
+                .next(Step::Abort(AbortReason::Cancelled))
+                .is_err()
+        );
+        assert!(
+            S::Executed
+                .next(Step::Abort(AbortReason::TimedOut))
+                .is_err()
+        );
         assert!(S::InProgress.next(Step::Abort(AbortReason::Failed)).is_ok());
         assert!(S::Approved.next(Step::Abort(AbortReason::Failed)).is_err());
         let err = S::Created.next(Step::Start).unwrap_err();

@@ -1,0 +1,546 @@
+//! Targeted tests of the state machine's rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aura_engine::Actor;
+use aura_engine::identity::KeyPair;
+use aura_engine::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName};
+use aura_engine::machine::{
+    Advance, Closing, Command, CommandBody, EngineState, Event, Rejection, SigningSeed,
+};
+use aura_engine::mission::{
+    AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
+    MissionState, OutcomeKind, RuntimeLimits,
+};
+use aura_engine::time::{Millis, Timestamp};
+use serde_json::json;
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+fn id<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap()
+}
+
+struct World {
+    state: EngineState,
+    now: Timestamp,
+}
+
+impl World {
+    fn new() -> World {
+        let mut w = World {
+            state: EngineState::new(),
+            now: T0,
+        };
+        for t in ["acme", "globex"] {
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::CreateTenant {
+                    display_name: t.to_uppercase(),
+                    signing_key_seed: SigningSeed([t.len() as u8; 32]),
+                },
+            );
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::CreateNamespace {
+                    namespace: id("prod"),
+                    display_name: "Production".into(),
+                },
+            );
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::IssueCredential {
+                    agent: id("bot"),
+                    org_unit: id("ops"),
+                    public_key: KeyPair::from_seed([3; 32]).public(),
+                    not_before: Timestamp(0),
+                    not_after: Timestamp(i64::MAX / 2),
+                },
+            );
+        }
+        w
+    }
+
+    fn cmd(
+        &mut self,
+        tenant: &str,
+        actor: Actor,
+        body: CommandBody,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.now = self.now.plus(Millis(10));
+        self.state.apply(&Command {
+            tenant: id(tenant),
+            at: self.now,
+            actor,
+            body,
+        })
+    }
+
+    fn ok(&mut self, tenant: &str, actor: Actor, body: CommandBody) -> Vec<Event> {
+        self.cmd(tenant, actor, body).unwrap()
+    }
+
+    fn create_mission(&mut self, tenant: &str, mission: &str, timeout: Millis) {
+        self.ok(
+            tenant,
+            Actor::User(id("alice")),
+            CommandBody::CreateMission {
+                namespace: id("prod"),
+                mission: id(mission),
+                agent: id("bot"),
+                definition: MissionDefinition {
+                    objective: "Pay supplier invoices".into(),
+                    tools: vec![id("erp.read"), id("bank.pay")],
+                    authority: AuthorityLevel::L3,
+                    timeout,
+                },
+                context: MissionContext {
+                    inputs: json!({"batch": 42}),
+                    classification: DataClassification::Confidential,
+                    labels: BTreeMap::new(),
+                },
+                limits: RuntimeLimits::default(),
+            },
+        );
+    }
+
+    fn advance(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        step: Advance,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            tenant,
+            Actor::Runtime,
+            CommandBody::AdvanceMission {
+                mission: id(mission),
+                step,
+            },
+        )
+    }
+
+    fn to_in_progress(&mut self, tenant: &str, mission: &str) {
+        for step in [
+            Advance::BeginPlanning,
+            Advance::SubmitPlan,
+            Advance::Approve,
+            Advance::Enqueue,
+            Advance::Start,
+        ] {
+            self.advance(tenant, mission, step).unwrap();
+        }
+    }
+
+    fn mission_state(&self, tenant: &str, mission: &str) -> MissionState {
+        self.state.tenant(&id(tenant)).unwrap().missions()[&id::<MissionId>(mission)].state()
+    }
+
+    fn last_audit_kind(&self, tenant: &str) -> String {
+        self.state
+            .tenant(&id(tenant))
+            .unwrap()
+            .audit()
+            .records()
+            .last()
+            .unwrap()
+            .entry
+            .kind
+            .clone()
+    }
+}
+
+#[test]
+fn success_path_seals_a_signed_outcome() {
+    let mut w = World::new();
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    w.to_in_progress("acme", "m1");
+    w.advance("acme", "m1", Advance::Complete).unwrap();
+    w.ok(
+        "acme",
+        Actor::Runtime,
+        CommandBody::CloseMission {
+            mission: id("m1"),
+            closing: Closing::Seal {
+                result: json!({"paid": 3}),
+            },
+        },
+    );
+    let t = w.state.tenant(&id("acme")).unwrap();
+    let m = &t.missions()[&id::<MissionId>("m1")];
+    assert_eq!(m.state(), MissionState::Closed);
+    let sealed = m.outcome().unwrap();
+    sealed.verify(&t.public_key()).unwrap();
+    let o = sealed.outcome();
+    assert_eq!(o.kind, OutcomeKind::Succeeded);
+    assert_eq!(o.left_state, MissionState::Executed);
+    assert_eq!(o.result, json!({"paid": 3}));
+    assert_eq!(m.timeline().len(), 7);
+    // Every move is in the audit chain.
+    let kinds: Vec<_> = t
+        .audit()
+        .records()
+        .iter()
+        .map(|r| r.entry.kind.as_str())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 6);
+    assert_eq!(kinds.last(), Some(&"mission.close"));
+    // A closed mission is immutable.
+    let err = w.cmd(
+        "acme",
+        Actor::Runtime,
+        CommandBody::WriteStateData {
+            mission: id("m1"),
+            key: "x".into(),
+            value: Some(json!(1)),
+        },
+    );
+    assert_eq!(err, Err(Rejection::StateDataFrozen(MissionState::Closed)));
+    assert_eq!(w.last_audit_kind("acme"), "command.rejected");
+}
+
+#[test]
+fn illegal_moves_are_refused_and_recorded() {
+    let mut w = World::new();
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    let before = w.state.tenant(&id("acme")).unwrap().audit().len();
+    let err = w.advance("acme", "m1", Advance::Start).unwrap_err();
+    assert!(matches!(err, Rejection::IllegalTransition(_)));
+    assert_eq!(err.to_string(), "a mission in CREATED cannot start");
+    let t = w.state.tenant(&id("acme")).unwrap();
+    assert_eq!(t.audit().len(), before + 1);
+    let rec = t.audit().records().last().unwrap();
+    assert_eq!(rec.entry.kind, "command.rejected");
+    assert_eq!(rec.entry.mission, Some(id("m1")));
+    assert_eq!(rec.payload[0]["rejection"]["code"], "illegal_transition");
+    assert_eq!(w.mission_state("acme", "m1"), MissionState::Created);
+}
+
+#[test]
+fn agents_act_only_on_their_own_missions() {
+    let mut w = World::new();
+    w.ok(
+        "acme",
+        Actor::Platform,
+        CommandBody::IssueCredential {
+            agent: id("rogue"),
+            org_unit: id("ops"),
+            public_key: KeyPair::from_seed([4; 32]).public(),
+            not_before: Timestamp(0),
+            not_after: Timestamp(i64::MAX / 2),
+        },
+    );
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    let err = w.cmd(
+        "acme",
+        Actor::Agent(id("rogue")),
+        CommandBody::AdvanceMission {
+            mission: id("m1"),
+            step: Advance::BeginPlanning,
+        },
+    );
+    assert_eq!(err, Err(Rejection::NotMissionAgent { actor: id("rogue") }));
+    assert_eq!(w.last_audit_kind("acme"), "command.rejected");
+    w.cmd(
+        "acme",
+        Actor::Agent(id("bot")),
+        CommandBody::AdvanceMission {
+            mission: id("m1"),
+            step: Advance::BeginPlanning,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn tenants_are_isolated_by_construction() {
+    let mut w = World::new();
+    w.create_mission("acme", "shared-id", Millis::from_secs(3600));
+    w.create_mission("globex", "shared-id", Millis::from_secs(3600));
+    let globex_before = w.state.tenant(&id("globex")).unwrap().clone();
+    w.ok(
+        "acme",
+        Actor::Runtime,
+        CommandBody::CloseMission {
+            mission: id("shared-id"),
+            closing: Closing::Abort {
+                reason: AbortReason::Cancelled,
+                note: "not needed".into(),
+            },
+        },
+    );
+    assert_eq!(w.mission_state("acme", "shared-id"), MissionState::Closed);
+    assert!(w.state.tenant(&id("globex")).unwrap() == &globex_before);
+    // A command for a tenant that does not exist is refused, not routed.
+    let err = w.cmd("initech", Actor::Runtime, CommandBody::SignCheckpoint);
+    assert_eq!(err, Err(Rejection::UnknownTenant(id("initech"))));
+    // Only the platform creates tenants.
+    let err = w.cmd(
+        "initech",
+        Actor::User(id("alice")),
+        CommandBody::CreateTenant {
+            display_name: "Initech".into(),
+            signing_key_seed: SigningSeed([9; 32]),
+        },
+    );
+    assert_eq!(err, Err(Rejection::NotPlatform));
+}
+
+#[test]
+fn deadlines_bound_every_move_and_only_then_allow_timeout() {
+    let mut w = World::new();
+    w.create_mission("acme", "m1", Millis::from_secs(60));
+    let early = w.cmd(
+        "acme",
+        Actor::Runtime,
+        CommandBody::CloseMission {
+            mission: id("m1"),
+            closing: Closing::Abort {
+                reason: AbortReason::TimedOut,
+                note: "timer".into(),
+            },
+        },
+    );
+    assert!(matches!(early, Err(Rejection::DeadlineNotReached { .. })));
+    w.now = w.now.plus(Millis::from_secs(61));
+    let late = w.advance("acme", "m1", Advance::BeginPlanning);
+    assert!(matches!(late, Err(Rejection::DeadlinePassed { .. })));
+    w.ok(
+        "acme",
+        Actor::Runtime,
+        CommandBody::CloseMission {
+            mission: id("m1"),
+            closing: Closing::Abort {
+                reason: AbortReason::TimedOut,
+                note: "timer".into(),
+            },
+        },
+    );
+    let t = w.state.tenant(&id("acme")).unwrap();
+    let o = t.missions()[&id::<MissionId>("m1")]
+        .outcome()
+        .unwrap()
+        .outcome()
+        .clone();
+    assert_eq!(
+        (o.kind, o.left_state),
+        (OutcomeKind::TimedOut, MissionState::Created)
+    );
+}
+
+#[test]
+fn execution_tokens_stay_inside_the_frozen_boundary() {
+    let mut w = World::new();
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    let token = |tools: &[&str], ttl: Millis, at: Timestamp| CommandBody::IssueExecutionToken {
+        mission: id("m1"),
+        token: id(&format!("tok-{}", at.0)),
+        tools: tools
+            .iter()
+            .map(|t| id::<ToolName>(t))
+            .collect::<BTreeSet<_>>(),
+        parameters: BTreeMap::new(),
+        expires_at: at.plus(ttl),
+    };
+    let at = w.now;
+    let err = w.cmd(
+        "acme",
+        Actor::Runtime,
+        token(&["bank.pay"], Millis::from_secs(60), at),
+    );
+    assert_eq!(err, Err(Rejection::TokenNotIssuable(MissionState::Created)));
+    w.to_in_progress("acme", "m1");
+    let at = w.now;
+    let err = w.cmd(
+        "acme",
+        Actor::Runtime,
+        token(&["shell.exec"], Millis::from_secs(60), at),
+    );
+    assert_eq!(err, Err(Rejection::ToolOutsideBoundary(id("shell.exec"))));
+    assert_eq!(w.last_audit_kind("acme"), "command.rejected");
+    let at = w.now;
+    let err = w.cmd(
+        "acme",
+        Actor::Runtime,
+        token(&["bank.pay"], Millis::from_secs(7200), at),
+    );
+    assert!(matches!(err, Err(Rejection::TokenOutlivesMission { .. })));
+    let at = w.now;
+    let events = w.ok(
+        "acme",
+        Actor::Runtime,
+        token(&["bank.pay"], Millis::from_secs(60), at),
+    );
+    let Event::ExecutionTokenIssued { token } = &events[0] else {
+        panic!("{events:?}")
+    };
+    let t = w.state.tenant(&id("acme")).unwrap();
+    token.verify_signature(&t.public_key()).unwrap();
+    assert_eq!(
+        token.claims.boundary_digest,
+        t.missions()[&id::<MissionId>("m1")].boundary().digest()
+    );
+    assert_eq!(token.claims.agent, id::<AgentId>("bot"));
+    let _: TokenId = token.claims.token.clone();
+}
+
+#[test]
+fn revoked_agents_cannot_start_missions() {
+    let mut w = World::new();
+    w.ok(
+        "acme",
+        Actor::Platform,
+        CommandBody::RevokeCredential {
+            serial: 1,
+            reason: "key leaked".into(),
+        },
+    );
+    let err = w.cmd(
+        "acme",
+        Actor::User(id("alice")),
+        CommandBody::CreateMission {
+            namespace: id("prod"),
+            mission: id("m9"),
+            agent: id("bot"),
+            definition: MissionDefinition {
+                objective: "x".into(),
+                tools: vec![id("erp.read")],
+                authority: AuthorityLevel::L1,
+                timeout: Millis::from_secs(60),
+            },
+            context: MissionContext {
+                inputs: json!({}),
+                classification: DataClassification::Public,
+                labels: BTreeMap::new(),
+            },
+            limits: RuntimeLimits::default(),
+        },
+    );
+    assert_eq!(err, Err(Rejection::NoActiveCredential(id("bot"))));
+    let again = w.cmd(
+        "acme",
+        Actor::Platform,
+        CommandBody::RevokeCredential {
+            serial: 1,
+            reason: "again".into(),
+        },
+    );
+    assert_eq!(again, Err(Rejection::AlreadyRevoked(1)));
+    // The agent stays bound to its org unit.
+    let err = w.cmd(
+        "acme",
+        Actor::Platform,
+        CommandBody::IssueCredential {
+            agent: id("bot"),
+            org_unit: id::<OrgUnitId>("finance"),
+            public_key: KeyPair::from_seed([5; 32]).public(),
+            not_before: Timestamp(0),
+            not_after: Timestamp(10),
+        },
+    );
+    assert!(matches!(err, Err(Rejection::OrgUnitMismatch { .. })));
+}
+
+#[test]
+fn audit_time_never_goes_backwards() {
+    let mut w = World::new();
+    let last = w
+        .state
+        .tenant(&id("acme"))
+        .unwrap()
+        .audit()
+        .records()
+        .last()
+        .unwrap()
+        .entry
+        .time;
+    w.state
+        .apply(&Command {
+            tenant: id("acme"),
+            at: Timestamp(last.0 - 5_000),
+            actor: Actor::Platform,
+            body: CommandBody::CreateNamespace {
+                namespace: id::<NamespaceId>("dev"),
+                display_name: "Dev".into(),
+            },
+        })
+        .unwrap();
+    let newest = w
+        .state
+        .tenant(&id("acme"))
+        .unwrap()
+        .audit()
+        .records()
+        .last()
+        .unwrap()
+        .entry
+        .time;
+    assert_eq!(newest, last);
+}
+
+#[test]
+fn checkpoints_cover_their_own_entry() {
+    let mut w = World::new();
+    w.ok("acme", Actor::Runtime, CommandBody::SignCheckpoint);
+    let t = w.state.tenant(&id("acme")).unwrap();
+    let cp = t.audit().checkpoints().last().unwrap();
+    assert_eq!(cp.size, t.audit().len());
+    assert_eq!(cp.root, t.audit().tree().root());
+    cp.verify(&t.public_key()).unwrap();
+}
+
+#[test]
+fn tampered_snapshots_are_refused() {
+    let mut w = World::new();
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    let snap = String::from_utf8(w.state.snapshot()).unwrap();
+    assert!(EngineState::restore(snap.as_bytes()).unwrap() == w.state);
+    // Loosening a frozen boundary in the snapshot is caught.
+    let loosened = snap.replacen("\"required_level\":\"L3\"", "\"required_level\":\"L1\"", 1);
+    assert_ne!(loosened, snap);
+    assert!(EngineState::restore(loosened.as_bytes()).is_err());
+    // So is any other edit, through the state digest.
+    let edited = snap.replacen("Production", "Producti0n", 1);
+    assert!(matches!(
+        EngineState::restore(edited.as_bytes()),
+        Err(aura_engine::machine::SnapshotError::DigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn bad_definitions_are_refused_with_reasons_and_change_nothing() {
+    let mut w = World::new();
+    let digest = w.state.digest();
+    let err = w.cmd(
+        "acme",
+        Actor::User(id("alice")),
+        CommandBody::CreateMission {
+            namespace: id("prod"),
+            mission: id("m1"),
+            agent: id("bot"),
+            definition: MissionDefinition {
+                objective: "x".into(),
+                tools: vec![],
+                authority: AuthorityLevel::L1,
+                timeout: Millis::from_secs(60),
+            },
+            context: MissionContext {
+                inputs: json!({}),
+                classification: DataClassification::Public,
+                labels: BTreeMap::new(),
+            },
+            limits: RuntimeLimits::default(),
+        },
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "invalid mission definition: a mission needs at least one tool"
+    );
+    assert_eq!(w.state.digest(), digest);
+}

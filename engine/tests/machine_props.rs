@@ -1,0 +1,451 @@
+//! Property tests of the state machine over random command sequences.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aura_engine::Actor;
+use aura_engine::identity::{KeyPair, NumericBound, ParameterRules};
+use aura_engine::ids::{
+    AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId,
+};
+use aura_engine::machine::{Advance, Closing, Command, CommandBody, EngineState, SigningSeed};
+use aura_engine::mission::{
+    AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
+    RuntimeLimits,
+};
+use aura_engine::time::{Millis, Timestamp};
+use proptest::prelude::*;
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+enum Op {
+    CreateTenant(u8),
+    CreateNamespace(u8),
+    IssueCredential {
+        tenant: u8,
+        agent: u8,
+        valid_for: u8,
+    },
+    Revoke {
+        tenant: u8,
+        serial: u8,
+    },
+    CreateMission {
+        tenant: u8,
+        mission: u8,
+        agent: u8,
+        valid: bool,
+        timeout_s: u16,
+    },
+    Advance {
+        tenant: u8,
+        mission: u8,
+        step: u8,
+        legal: bool,
+        as_agent: Option<u8>,
+    },
+    Close {
+        tenant: u8,
+        mission: u8,
+        how: u8,
+    },
+    Write {
+        tenant: u8,
+        mission: u8,
+        key: u8,
+        delete: bool,
+    },
+    Token {
+        tenant: u8,
+        mission: u8,
+        tool: u8,
+        ttl_s: u16,
+    },
+    Checkpoint(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..3u8).prop_map(Op::CreateTenant),
+        1 => (0..3u8).prop_map(Op::CreateNamespace),
+        1 => (0..3u8, 0..3u8, 0..3u8).prop_map(|(tenant, agent, valid_for)| Op::IssueCredential { tenant, agent, valid_for }),
+        1 => (0..3u8, 0..5u8).prop_map(|(tenant, serial)| Op::Revoke { tenant, serial }),
+        1 => (0..3u8, 0..3u8, 0..3u8, prop::bool::weighted(0.85), 1..30000u16).prop_map(
+            |(tenant, mission, agent, valid, timeout_s)| Op::CreateMission { tenant, mission, agent, valid, timeout_s }
+        ),
+        6 => (0..3u8, 0..3u8, 0..6u8, prop::bool::weighted(0.85), prop::option::weighted(0.2, 0..3u8))
+            .prop_map(|(tenant, mission, step, legal, as_agent)| Op::Advance { tenant, mission, step, legal, as_agent }),
+        1 => (0..3u8, 0..3u8, 0..6u8).prop_map(|(tenant, mission, how)| Op::Close { tenant, mission, how }),
+        1 => (0..3u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, key, delete)| Op::Write { tenant, mission, key, delete }),
+        1 => (0..3u8, 0..3u8, 0..4u8, 0..4000u16).prop_map(|(tenant, mission, tool, ttl_s)| Op::Token { tenant, mission, tool, ttl_s }),
+        1 => (0..3u8).prop_map(Op::Checkpoint),
+    ]
+}
+
+fn tenant(i: u8) -> TenantId {
+    TenantId::new(format!("t{i}")).unwrap()
+}
+fn mission(i: u8) -> MissionId {
+    MissionId::new(format!("m{i}")).unwrap()
+}
+fn agent(i: u8) -> AgentId {
+    AgentId::new(format!("a{i}")).unwrap()
+}
+fn tool(i: u8) -> ToolName {
+    ToolName::new(format!("tool{i}")).unwrap()
+}
+fn ns() -> NamespaceId {
+    NamespaceId::new("main").unwrap()
+}
+
+const STEPS: [Advance; 6] = [
+    Advance::BeginPlanning,
+    Advance::SubmitPlan,
+    Advance::Approve,
+    Advance::Enqueue,
+    Advance::Start,
+    Advance::Complete,
+];
+
+fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> Command {
+    let runtime = Actor::Runtime;
+    let (t, actor, body) = match op.clone() {
+        Op::CreateTenant(t) => (
+            t,
+            Actor::Platform,
+            CommandBody::CreateTenant {
+                display_name: format!("Tenant {t}"),
+                signing_key_seed: SigningSeed([t + 1; 32]),
+            },
+        ),
+        Op::CreateNamespace(t) => (
+            t,
+            Actor::User(UserId::new("admin").unwrap()),
+            CommandBody::CreateNamespace {
+                namespace: ns(),
+                display_name: "Main".into(),
+            },
+        ),
+        Op::IssueCredential {
+            tenant: t,
+            agent: a,
+            valid_for,
+        } => (
+            t,
+            Actor::Platform,
+            CommandBody::IssueCredential {
+                agent: agent(a),
+                org_unit: OrgUnitId::new(if valid_for == 2 { "other" } else { "ops" }).unwrap(),
+                public_key: KeyPair::from_seed([a + 10; 32]).public(),
+                not_before: Timestamp(0),
+                not_after: match valid_for {
+                    0 => Timestamp(0),
+                    _ => Timestamp(i64::MAX / 4),
+                },
+            },
+        ),
+        Op::Revoke { tenant: t, serial } => (
+            t,
+            runtime,
+            CommandBody::RevokeCredential {
+                serial: u64::from(serial),
+                reason: "rotated".into(),
+            },
+        ),
+        Op::CreateMission {
+            tenant: t,
+            mission: m,
+            agent: a,
+            valid,
+            timeout_s,
+        } => (
+            t,
+            Actor::User(UserId::new("requester").unwrap()),
+            CommandBody::CreateMission {
+                namespace: ns(),
+                mission: mission(m),
+                agent: agent(a),
+                definition: MissionDefinition {
+                    objective: if valid {
+                        format!("objective {m}")
+                    } else {
+                        String::new()
+                    },
+                    tools: vec![tool(0), tool(1), tool(2)],
+                    authority: AuthorityLevel::L2,
+                    timeout: Millis::from_secs(u64::from(timeout_s)),
+                },
+                context: MissionContext {
+                    inputs: json!({"n": m, "op": op_index}),
+                    classification: DataClassification::Confidential,
+                    labels: BTreeMap::new(),
+                },
+                limits: RuntimeLimits::default(),
+            },
+        ),
+        Op::Advance {
+            tenant: t,
+            mission: m,
+            step,
+            legal,
+            as_agent,
+        } => {
+            // Mostly take the mission's next legal step, so that random runs
+            // reach deep states; otherwise any step at all.
+            let current = state
+                .tenant(&tenant(t))
+                .and_then(|ts| ts.missions().get(&mission(m)))
+                .map(|ms| ms.state() as usize);
+            let step = match current {
+                Some(s) if legal && s < STEPS.len() => STEPS[s],
+                _ => STEPS[step as usize],
+            };
+            (
+                t,
+                as_agent.map_or(runtime, |a| Actor::Agent(agent(a))),
+                CommandBody::AdvanceMission {
+                    mission: mission(m),
+                    step,
+                },
+            )
+        }
+        Op::Close {
+            tenant: t,
+            mission: m,
+            how,
+        } => {
+            // From EXECUTED only sealing is legal; take it most of the time.
+            let executed = state
+                .tenant(&tenant(t))
+                .and_then(|ts| ts.missions().get(&mission(m)))
+                .is_some_and(|ms| ms.state() == aura_engine::mission::MissionState::Executed);
+            let how = if executed && how < 5 { 0 } else { how };
+            (
+                t,
+                runtime,
+                CommandBody::CloseMission {
+                    mission: mission(m),
+                    closing: match how {
+                        0 => Closing::Seal {
+                            result: json!({"ok": true, "op": op_index}),
+                        },
+                        1 => Closing::Abort {
+                            reason: AbortReason::Denied,
+                            note: "policy".into(),
+                        },
+                        2 => Closing::Abort {
+                            reason: AbortReason::Rejected,
+                            note: "no".into(),
+                        },
+                        3 => Closing::Abort {
+                            reason: AbortReason::Cancelled,
+                            note: "stop".into(),
+                        },
+                        4 => Closing::Abort {
+                            reason: AbortReason::TimedOut,
+                            note: "late".into(),
+                        },
+                        _ => Closing::Abort {
+                            reason: AbortReason::Failed,
+                            note: "broke".into(),
+                        },
+                    },
+                },
+            )
+        }
+        Op::Write {
+            tenant: t,
+            mission: m,
+            key,
+            delete,
+        } => (
+            t,
+            runtime,
+            CommandBody::WriteStateData {
+                mission: mission(m),
+                key: format!("k{key}"),
+                value: (!delete).then(|| json!({"op": op_index})),
+            },
+        ),
+        Op::Token {
+            tenant: t,
+            mission: m,
+            tool: tl,
+            ttl_s,
+        } => (
+            t,
+            runtime,
+            CommandBody::IssueExecutionToken {
+                mission: mission(m),
+                token: TokenId::new(format!("tok{op_index}")).unwrap(),
+                tools: BTreeSet::from([tool(tl)]),
+                parameters: BTreeMap::from([(
+                    tool(tl),
+                    ParameterRules {
+                        fixed: BTreeMap::new(),
+                        bounds: BTreeMap::from([(
+                            "/n".into(),
+                            NumericBound {
+                                min: Some(0.0),
+                                max: Some(9.0),
+                            },
+                        )]),
+                    },
+                )]),
+                expires_at: at.plus(Millis::from_secs(u64::from(ttl_s))),
+            },
+        ),
+        Op::Checkpoint(t) => (t, runtime, CommandBody::SignCheckpoint),
+    };
+    Command {
+        tenant: tenant(t),
+        at,
+        actor,
+        body,
+    }
+}
+
+/// Ops, each with the time step before it; time sometimes jumps far enough
+/// for deadlines to pass.
+fn scenario() -> impl Strategy<Value = Vec<(Op, u32)>> {
+    prop::collection::vec(
+        (op(), prop_oneof![30 => 0..2_000u32, 1 => 0..4_000_000u32]),
+        1..200,
+    )
+}
+
+/// Fixed setup so random ops hit live objects most of the time.
+fn preamble() -> Vec<Op> {
+    let mut ops = Vec::new();
+    for t in 0..2 {
+        ops.push(Op::CreateTenant(t));
+        ops.push(Op::CreateNamespace(t));
+        for a in 0..2 {
+            ops.push(Op::IssueCredential {
+                tenant: t,
+                agent: a,
+                valid_for: 1,
+            });
+        }
+    }
+    ops
+}
+
+/// The preamble and the random ops, each with its time step.
+fn timed_ops(ops: &[(Op, u32)]) -> Vec<(Op, u32)> {
+    preamble()
+        .into_iter()
+        .map(|op| (op, 1))
+        .chain(ops.iter().cloned())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(192),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_command_sequences_keep_every_invariant(ops in scenario()) {
+        let mut cmds = Vec::new();
+        let mut at = Timestamp(1_800_000_000_000);
+        let mut state = EngineState::new();
+        let mut closed: BTreeMap<(TenantId, MissionId), (aura_engine::mission::SealedOutcome, usize)> = BTreeMap::new();
+        let mut frozen: BTreeMap<(TenantId, MissionId), (aura_engine::Digest, aura_engine::Digest)> = BTreeMap::new();
+        for (i, (op, dt)) in timed_ops(&ops).iter().enumerate() {
+            at = at.plus(Millis(u64::from(*dt)));
+            let cmd = &to_command(&state, op, at, i);
+            cmds.push(cmd.clone());
+            let before = state.clone();
+            let result = state.apply(cmd);
+            if let Err(rejection) = &result {
+                if rejection.is_audited() {
+                    // Only the rejection record was added.
+                    let (b, a) = (before.tenant(&cmd.tenant).unwrap(), state.tenant(&cmd.tenant).unwrap());
+                    prop_assert_eq!(a.audit().len(), b.audit().len() + 1);
+                    prop_assert_eq!(a.missions(), b.missions());
+                    prop_assert_eq!(a.credentials(), b.credentials());
+                    prop_assert_eq!(a.tokens(), b.tokens());
+                } else {
+                    prop_assert_eq!(state.digest(), before.digest(), "refused command changed state: {:?}", rejection);
+                }
+            } else if let Some(t) = state.tenant(&cmd.tenant) {
+                // Every applied command appended exactly one audit entry.
+                let before_len = before.tenant(&cmd.tenant).map_or(0, |b| b.audit().len());
+                prop_assert_eq!(t.audit().len(), before_len + 1);
+            }
+            if let Err(v) = state.check_invariants() {
+                return Err(TestCaseError::fail(v.to_string()));
+            }
+            for t in state.tenants() {
+                for (id, m) in t.missions() {
+                    let key = (t.id().clone(), id.clone());
+                    let digests = (m.context().digest(), m.boundary().digest());
+                    let first = frozen.entry(key.clone()).or_insert(digests);
+                    prop_assert_eq!(*first, digests, "frozen digest changed");
+                    if let Some(outcome) = m.outcome() {
+                        let entry = closed.entry(key).or_insert((outcome.clone(), m.timeline().len()));
+                        prop_assert_eq!(&entry.0, outcome, "closed outcome changed");
+                        prop_assert_eq!(entry.1, m.timeline().len(), "closed mission moved");
+                        prop_assert_eq!(m.state(), aura_engine::mission::MissionState::Closed);
+                    }
+                }
+            }
+        }
+
+        prop_assert!(closed_count <= 9);
+        // Replay gives the same digest, and so does a snapshot round trip
+        // followed by more commands.
+        let mut replay = EngineState::new();
+        for cmd in &cmds {
+            let _ = replay.apply(cmd);
+        }
+        prop_assert_eq!(replay.digest(), state.digest());
+
+        let half = cmds.len() / 2;
+        let mut first = EngineState::new();
+        for cmd in &cmds[..half] {
+            let _ = first.apply(cmd);
+        }
+        let mut restored = EngineState::restore(&first.snapshot()).unwrap();
+        prop_assert_eq!(restored.digest(), first.digest());
+        for cmd in &cmds[half..] {
+            let _ = restored.apply(cmd);
+        }
+        prop_assert_eq!(restored.digest(), state.digest());
+        prop_assert!(restored == state);
+    }
+}
+
+/// Guards the generator: random runs must actually reach every state and
+/// every kind of ending, or the properties above prove little.
+#[test]
+fn random_runs_reach_every_state_and_ending() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut states = BTreeSet::new();
+    let mut endings = BTreeSet::new();
+    for _ in 0..150 {
+        let ops = scenario().new_tree(&mut runner).unwrap().current();
+        let mut state = EngineState::new();
+        let mut at = Timestamp(1_800_000_000_000);
+        for (i, (op, dt)) in timed_ops(&ops).iter().enumerate() {
+            at = at.plus(Millis(u64::from(*dt)));
+            let cmd = to_command(&state, op, at, i);
+            let _ = state.apply(&cmd);
+        }
+        for t in state.tenants() {
+            for m in t.missions().values() {
+                for c in m.timeline() {
+                    states.insert(c.to);
+                }
+                if let Some(o) = m.outcome() {
+                    endings.insert(format!("{:?}", o.outcome().kind));
+                }
+            }
+        }
+    }
+    assert_eq!(states.len(), 7, "states reached: {states:?}");
+    assert_eq!(endings.len(), 6, "endings reached: {endings:?}");
+}
