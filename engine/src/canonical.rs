@@ -102,6 +102,45 @@ pub fn digest_encoded(domain: Domain, encoded: &[u8]) -> Digest {
     Digest(hasher.finalize().into())
 }
 
+/// Writes the AURA-CE/1 bytes of a fixed layout by hand into a reusable
+/// buffer, for hot paths (audit entries) where serde's generic machinery
+/// costs more than the hash. Each user must be tested against [`digest`] so
+/// the two can never drift apart.
+#[derive(Debug)]
+pub struct DirectHasher<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> DirectHasher<'a> {
+    /// Starts a message in `domain`, reusing `buf`'s allocation.
+    pub fn new(domain: Domain, buf: &'a mut Vec<u8>) -> Self {
+        buf.clear();
+        frame_into(domain, buf);
+        DirectHasher { out: buf }
+    }
+    pub fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.out.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.out.extend_from_slice(&v.to_be_bytes());
+    }
+    /// A string or byte string: `u32` length, then the bytes.
+    pub fn bytes(&mut self, v: &[u8]) -> Result<(), CanonicalError> {
+        self.out.extend_from_slice(&len_u32(v.len())?);
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+    pub fn finish(self) -> Digest {
+        Digest(Sha256::digest(&self.out[..]).into())
+    }
+}
+
 fn frame_into(domain: Domain, out: &mut Vec<u8>) {
     out.extend_from_slice(MAGIC);
     out.push(domain.0.len() as u8);

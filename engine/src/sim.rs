@@ -347,7 +347,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
             open.swap_remove(pick);
         }
         per_tenant_count[missions[mi].tenant] += 1;
-        if per_tenant_count[missions[mi].tenant] % shape.checkpoint_every == 0 {
+        if per_tenant_count[missions[mi].tenant].is_multiple_of(shape.checkpoint_every) {
             let at = tick(&mut rng);
             out.push(Command {
                 tenant,

@@ -126,7 +126,7 @@ impl World {
         )
     }
 
-    fn to_in_progress(&mut self, tenant: &str, mission: &str) {
+    fn drive_to_in_progress(&mut self, tenant: &str, mission: &str) {
         for step in [
             Advance::BeginPlanning,
             Advance::SubmitPlan,
@@ -160,7 +160,7 @@ impl World {
 fn success_path_seals_a_signed_outcome() {
     let mut w = World::new();
     w.create_mission("acme", "m1", Millis::from_secs(3600));
-    w.to_in_progress("acme", "m1");
+    w.drive_to_in_progress("acme", "m1");
     w.advance("acme", "m1", Advance::Complete).unwrap();
     w.ok(
         "acme",
@@ -355,7 +355,7 @@ fn execution_tokens_stay_inside_the_frozen_boundary() {
         token(&["bank.pay"], Millis::from_secs(60), at),
     );
     assert_eq!(err, Err(Rejection::TokenNotIssuable(MissionState::Created)));
-    w.to_in_progress("acme", "m1");
+    w.drive_to_in_progress("acme", "m1");
     let at = w.now;
     let err = w.cmd(
         "acme",

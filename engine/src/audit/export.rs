@@ -242,6 +242,7 @@ pub fn verify_export(
         None => header.public_key,
     };
 
+    let mut hash_buf = Vec::with_capacity(512);
     let mut range = CompactRange::default();
     let mut prev_hash = Digest::ZERO;
     let mut last_checkpoint: Option<(u64, Digest)> = None;
@@ -253,8 +254,15 @@ pub fn verify_export(
             .map_err(|e| fail(line, Some(range.size()), Failure::Malformed(e)))?;
         match body {
             BodyLine::Entry(AuditRecord { entry, payload }) => {
-                check_entry(&header.tenant, &entry, &payload, range.size(), &prev_hash)
-                    .map_err(|f| fail(line, Some(range.size()), f))?;
+                check_entry(
+                    &header.tenant,
+                    &entry,
+                    &payload,
+                    range.size(),
+                    &prev_hash,
+                    &mut hash_buf,
+                )
+                .map_err(|f| fail(line, Some(range.size()), f))?;
                 prev_hash = entry.entry_hash;
                 range.push_leaf_hash(entry.leaf_hash());
             }
@@ -339,6 +347,7 @@ fn check_entry(
     payload: &Value,
     expected_seq: u64,
     prev_hash: &Digest,
+    hash_buf: &mut Vec<u8>,
 ) -> Result<(), Failure> {
     if entry.seq != expected_seq {
         return Err(Failure::OutOfSequence {
@@ -351,7 +360,7 @@ fn check_entry(
         return Err(Failure::PayloadMismatch);
     }
     let hash = entry
-        .compute_hash(tenant)
+        .compute_hash_with(tenant, hash_buf)
         .map_err(|e| Failure::Malformed(e.to_string()))?;
     if hash != entry.entry_hash {
         return Err(Failure::EntryHashMismatch);

@@ -186,16 +186,25 @@ pub trait NonceStore: Send + Sync {
 /// A nonce store for one process.
 #[derive(Debug, Default)]
 pub struct InMemoryNonceStore {
-    seen: Mutex<HashMap<String, Timestamp>>,
+    inner: Mutex<NonceMap>,
+}
+
+#[derive(Debug, Default)]
+struct NonceMap {
+    seen: HashMap<String, Timestamp>,
+    sweep_at: usize,
 }
 
 impl NonceStore for InMemoryNonceStore {
     fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        // Sweep once the map has grown, so memory tracks the live window
-        // rather than the total number of requests ever seen.
-        if seen.len() >= 65_536 {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let NonceMap { seen, sweep_at } = &mut *guard;
+        // Sweep expired nonces whenever the map has doubled since the last
+        // sweep: memory tracks the live window, and the cost stays O(1)
+        // amortized however many nonces are live.
+        if seen.len() >= (*sweep_at).max(65_536) {
             seen.retain(|_, exp| *exp > now);
+            *sweep_at = seen.len() * 2;
         }
         match seen.get(key) {
             Some(exp) if *exp > now => false,

@@ -30,12 +30,15 @@ impl EngineState {
 fn check_tenant(t: &TenantState) -> Result<(), String> {
     let key = t.key.public();
     let mut prev = Digest::ZERO;
+    let mut buf = Vec::with_capacity(512);
     for (i, r) in t.audit.records().iter().enumerate() {
         let e = &r.entry;
         if e.seq != i as u64 || e.prev_hash != prev {
             return Err(format!("audit entry {i} is out of sequence or unlinked"));
         }
-        let hash = e.compute_hash(&t.id).map_err(|err| err.to_string())?;
+        let hash = e
+            .compute_hash_with(&t.id, &mut buf)
+            .map_err(|err| err.to_string())?;
         if hash != e.entry_hash {
             return Err(format!("audit entry {i} does not match its hash"));
         }
