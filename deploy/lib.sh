@@ -20,7 +20,7 @@ need_apt() {
 }
 
 need_toolchain() {
-  command -v cargo >/dev/null || die "no Rust toolchain: install Rust 1.88 or newer (https://rustup.rs), then run this again"
+  command -v cargo >/dev/null || die "no Rust toolchain: install Rust 1.89 or newer (https://rustup.rs), then run this again"
   if command -v dpkg-query >/dev/null; then
     need_apt gcc libc6-dev
   else
@@ -29,7 +29,7 @@ need_toolchain() {
   local v
   v=$(rustc --version | awk '{print $2}')
   case "$v" in
-    1.[0-7][0-9].*|1.8[0-7].*) die "Rust $v is too old: AURA needs 1.88 or newer (rustup update)";;
+    1.[0-7][0-9].*|1.8[0-8].*) die "Rust $v is too old: AURA needs 1.89 or newer (rustup update)";;
   esac
 }
 

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod machine;
 pub mod mission;
+pub mod policy;
 pub mod sim;
 pub mod time;
 

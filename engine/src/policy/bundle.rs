@@ -1,0 +1,401 @@
+//! Policy bundles: Cedar policies plus the schema they are validated
+//! against, compiled once and addressed by the digest of their source.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use miette::Diagnostic;
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::mission::AuthorityLevel;
+use crate::policy::schema::BASE_SCHEMA;
+
+pub const BUNDLE_DOMAIN: Domain = Domain::new("aura.policy-bundle/1");
+pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
+
+/// A bundle as uploaded: source text. Its version is the digest of this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSource {
+    /// Cedar policies. A policy is named by its `@id("…")` annotation, or
+    /// `policyN` by position.
+    pub policies: String,
+    /// Cedar schema text; `None` means AURA's base schema.
+    pub schema: Option<String>,
+}
+
+impl BundleSource {
+    pub fn version(&self) -> Digest {
+        canonical::digest(BUNDLE_DOMAIN, self).expect("strings always encode")
+    }
+
+    pub fn schema_text(&self) -> &str {
+        self.schema.as_deref().unwrap_or(BASE_SCHEMA)
+    }
+}
+
+/// One problem with a bundle, located for the author.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}{}:{}:{}: {message}", .policy.as_ref().map(|p| format!("policy `{p}` at ")).unwrap_or_default(), .file, .line, .column)]
+pub struct BundleProblem {
+    /// `policies` or `schema`.
+    pub file: String,
+    pub policy: Option<String>,
+    /// 1-based; 0 when the problem has no location.
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+/// Why a bundle was refused: every problem found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("policy bundle is invalid:\n{}", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct BundleError {
+    pub problems: Vec<BundleProblem>,
+}
+
+/// What a forbid policy's annotations say about escalation. Cedar gives
+/// annotations no meaning; this layer does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// `@escalate` is present.
+    pub escalatable: bool,
+    /// `@level("1".."4")`, if given.
+    pub level: Option<AuthorityLevel>,
+}
+
+/// A validated, ready-to-evaluate bundle.
+#[derive(Clone, Debug)]
+pub struct CompiledBundle {
+    version: Digest,
+    policies: PolicySet,
+    schema: Schema,
+    forbids: BTreeMap<String, Escalation>,
+    policy_ids: Vec<String>,
+}
+
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    (line, column)
+}
+
+fn problems_of(
+    diag: &dyn Diagnostic,
+    file: &str,
+    text: &str,
+    policy: Option<String>,
+) -> BundleProblem {
+    let offset = diag
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|l| l.offset());
+    let (line, column) = offset.map_or((0, 0), |o| line_col(text, o));
+    let mut message = diag.to_string();
+    if let Some(help) = diag.help() {
+        message.push_str(&format!(" ({help})"));
+    }
+    BundleProblem {
+        file: file.to_owned(),
+        policy,
+        line,
+        column,
+        message,
+    }
+}
+
+/// Byte offsets where each top-level policy starts: after the previous
+/// policy's `;`, skipping blanks and comments. Strings and comments may
+/// contain `;`, so they are skipped while scanning.
+fn policy_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    let mut at_start = true;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {}
+            c => {
+                if at_start {
+                    starts.push(i);
+                    at_start = false;
+                }
+                if c == b'"' {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                } else if c == b';' {
+                    at_start = true;
+                }
+            }
+        }
+        i += 1;
+    }
+    starts
+}
+
+fn parse_level(s: &str) -> Option<AuthorityLevel> {
+    match s.trim_start_matches(['L', 'l']) {
+        "1" => Some(AuthorityLevel::L1),
+        "2" => Some(AuthorityLevel::L2),
+        "3" => Some(AuthorityLevel::L3),
+        "4" => Some(AuthorityLevel::L4),
+        _ => None,
+    }
+}
+
+impl CompiledBundle {
+    /// Parses and strictly validates a bundle, reporting every problem with
+    /// its policy id, line and column.
+    pub fn compile(source: &BundleSource) -> Result<CompiledBundle, BundleError> {
+        let fail = |problems| Err(BundleError { problems });
+        let size = source.policies.len() + source.schema.as_ref().map_or(0, String::len);
+        if size > MAX_BUNDLE_BYTES {
+            return fail(vec![BundleProblem {
+                file: "policies".into(),
+                policy: None,
+                line: 0,
+                column: 0,
+                message: format!("bundle is {size} bytes; the limit is {MAX_BUNDLE_BYTES}"),
+            }]);
+        }
+        let schema_text = source.schema_text();
+        let schema = match Schema::from_cedarschema_str(schema_text) {
+            Ok((schema, _warnings)) => schema,
+            Err(e) => return fail(vec![problems_of(&e, "schema", schema_text, None)]),
+        };
+        let text = &source.policies;
+        let parsed = match PolicySet::from_str(text) {
+            Ok(p) => p,
+            Err(errs) => {
+                return fail(
+                    errs.iter()
+                        .map(|e| problems_of(e, "policies", text, None))
+                        .collect(),
+                );
+            }
+        };
+        if parsed.templates().next().is_some() {
+            return fail(vec![BundleProblem {
+                file: "policies".into(),
+                policy: None,
+                line: 0,
+                column: 0,
+                message: "policy templates are not supported in bundles".into(),
+            }]);
+        }
+
+        // Rename policies by their @id annotation so that decision records
+        // and test expectations use the author's names.
+        let mut policies = PolicySet::new();
+        let mut problems = Vec::new();
+        let mut forbids = BTreeMap::new();
+        // Cedar names policies `policy0`, `policy1`, … in source order.
+        let mut ordered: Vec<_> = parsed
+            .policies()
+            .map(|p| {
+                let n = AsRef::<str>::as_ref(p.id())
+                    .strip_prefix("policy")
+                    .and_then(|n| n.parse::<usize>().ok());
+                (n.unwrap_or(usize::MAX), p)
+            })
+            .collect();
+        ordered.sort_by_key(|(n, _)| *n);
+        let starts = policy_starts(text);
+        let mut policy_ids = Vec::new();
+        for (n, p) in ordered {
+            let located = |message: String| {
+                let (line, column) = starts.get(n).map_or((0, 0), |o| line_col(text, *o));
+                BundleProblem {
+                    file: "policies".into(),
+                    policy: Some(
+                        p.annotation("id")
+                            .unwrap_or(AsRef::<str>::as_ref(p.id()))
+                            .to_owned(),
+                    ),
+                    line,
+                    column,
+                    message,
+                }
+            };
+            let id = p
+                .annotation("id")
+                .map_or_else(|| p.id().clone(), PolicyId::new);
+            let policy = p.new_id(id.clone());
+            if p.effect() == Effect::Forbid {
+                let escalatable = p.annotation("escalate").is_some();
+                let level = match p.annotation("level") {
+                    None => None,
+                    Some(l) => match parse_level(l) {
+                        Some(level) => Some(level),
+                        None => {
+                            problems.push(located(format!(
+                                "@level(\"{l}\") is not an approval level; use \"1\" to \"4\""
+                            )));
+                            None
+                        }
+                    },
+                };
+                forbids.insert(id.to_string(), Escalation { escalatable, level });
+            } else if p.annotation("escalate").is_some() || p.annotation("level").is_some() {
+                problems.push(located(
+                    "@escalate and @level only mean something on forbid policies".into(),
+                ));
+            }
+            policy_ids.push(id.to_string());
+            if let Err(e) = policies.add(policy) {
+                problems.push(located(e.to_string()));
+            }
+        }
+        if !problems.is_empty() {
+            return fail(problems);
+        }
+
+        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        let mut problems: Vec<_> = validation
+            .validation_errors()
+            .map(|e| problems_of(e, "policies", text, Some(e.policy_id().to_string())))
+            .collect();
+        problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        if !problems.is_empty() {
+            return fail(problems);
+        }
+        Ok(CompiledBundle {
+            version: source.version(),
+            policies,
+            schema,
+            forbids,
+            policy_ids,
+        })
+    }
+
+    pub fn version(&self) -> Digest {
+        self.version
+    }
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    /// Policy ids in source order.
+    pub fn policy_ids(&self) -> &[String] {
+        &self.policy_ids
+    }
+    /// Escalation marks of the forbid policies, by id.
+    pub fn escalation(&self, policy: &str) -> Option<Escalation> {
+        self.forbids.get(policy).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(policies: &str) -> BundleSource {
+        BundleSource {
+            policies: policies.into(),
+            schema: None,
+        }
+    }
+
+    #[test]
+    fn compiles_and_names_policies_by_id() {
+        let b = CompiledBundle::compile(&src(r#"
+@id("agents-read")
+permit(principal, action == Aura::Action::"call_tool", resource)
+when { resource.risk <= 1 };
+
+@id("big-payments") @escalate @level("3")
+forbid(principal, action == Aura::Action::"call_tool", resource)
+when { context.arguments has amount && context.arguments.amount > 10000 };
+"#))
+        .unwrap();
+        assert_eq!(b.policy_ids(), ["agents-read", "big-payments"]);
+        assert_eq!(
+            b.escalation("big-payments"),
+            Some(Escalation {
+                escalatable: true,
+                level: Some(AuthorityLevel::L3)
+            })
+        );
+        assert_eq!(b.escalation("agents-read"), None);
+    }
+
+    #[test]
+    fn strict_validation_reports_policy_line_and_column() {
+        let err = CompiledBundle::compile(&src(
+            "@id(\"ok\")\npermit(principal, action, resource);\n\n@id(\"typo\")\npermit(principal, action == Aura::Action::\"call_tool\", resource)\nwhen { resource.risky > 1 };\n",
+        ))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let p = &err.problems[0];
+        assert_eq!(p.policy.as_deref(), Some("typo"));
+        assert_eq!(p.line, 6, "{p}");
+        assert!(p.column > 1, "{p}");
+        assert!(p.message.contains("risky"), "{p}");
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let err =
+            CompiledBundle::compile(&src("permit(principal, action, resource)\nwhen { 1 + };"))
+                .unwrap_err();
+        assert_eq!(err.problems[0].line, 2, "{err}");
+        let err = CompiledBundle::compile(&BundleSource {
+            policies: String::new(),
+            schema: Some("entity ;".into()),
+        })
+        .unwrap_err();
+        assert_eq!(err.problems[0].file, "schema");
+    }
+
+    #[test]
+    fn policy_starts_skip_strings_and_comments() {
+        let text = "// a; comment\npermit(principal, action, resource) when { \"a;b\" == \"x\" };\n\n  forbid(principal, action, resource);";
+        let starts = policy_starts(text);
+        assert_eq!(starts.len(), 2);
+        assert_eq!(line_col(text, starts[0]), (2, 1));
+        assert_eq!(line_col(text, starts[1]), (4, 3));
+    }
+
+    #[test]
+    fn bad_annotations_are_refused() {
+        let err = CompiledBundle::compile(&src(
+            "permit(principal, action, resource);\n@id(\"x\") @escalate @level(\"9\")\nforbid(principal, action, resource);",
+        ))
+        .unwrap_err();
+        assert!(err.problems[0].message.contains("@level(\"9\")"), "{err}");
+        assert_eq!(
+            (err.problems[0].line, err.problems[0].policy.as_deref()),
+            (2, Some("x"))
+        );
+        let err = CompiledBundle::compile(&src("@escalate\npermit(principal, action, resource);"))
+            .unwrap_err();
+        assert!(
+            err.problems[0]
+                .message
+                .contains("only mean something on forbid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn version_is_the_digest_of_the_source() {
+        let a = src("permit(principal, action, resource);");
+        let b = src("permit(principal, action, resource); ");
+        assert_ne!(a.version(), b.version());
+        assert_eq!(a.version(), a.clone().version());
+    }
+}

@@ -1,0 +1,242 @@
+//! The decision layer: turns Cedar's Allow/Deny into PERMIT / DENY /
+//! ESCALATE, failing closed, and records why.
+
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, Request, Response,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::mission::AuthorityLevel;
+use crate::policy::bundle::CompiledBundle;
+
+pub const DECISION_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input/1");
+pub const ENTITIES_DOMAIN: Domain = Domain::new("aura.policy-entities/1");
+
+/// Ordered from least to most strict, so the strictest of several
+/// decisions is their maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    Permit,
+    Escalate,
+    Deny,
+}
+
+/// An entity reference such as `Aura::Agent::"bot-1"`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityRef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+impl EntityRef {
+    pub fn new(kind: &str, id: impl Into<String>) -> EntityRef {
+        EntityRef {
+            kind: kind.to_owned(),
+            id: id.into(),
+        }
+    }
+
+    fn to_cedar(&self) -> Result<EntityUid, String> {
+        let kind = EntityTypeName::from_str(&self.kind)
+            .map_err(|e| format!("`{}` is not an entity type name: {e}", self.kind))?;
+        Ok(EntityUid::from_type_name_and_id(
+            kind,
+            EntityId::new(&self.id),
+        ))
+    }
+}
+
+/// A request to decide: who does what to what, in which context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    pub principal: EntityRef,
+    pub action: EntityRef,
+    pub resource: EntityRef,
+    pub context: Value,
+}
+
+/// The entities a decision may look at, parsed once, with their digest.
+#[derive(Clone, Debug)]
+pub struct PreparedEntities {
+    entities: Entities,
+    digest: Digest,
+}
+
+impl PreparedEntities {
+    /// Entities in Cedar's JSON format. With a schema, they are checked
+    /// against it (unknown types, wrong attributes), which `aura policy
+    /// test` uses to explain malformed cases.
+    pub fn from_json(
+        json: &Value,
+        schema: Option<&cedar_policy::Schema>,
+    ) -> Result<PreparedEntities, String> {
+        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
+        let entities = Entities::from_json_value(json.clone(), schema).map_err(|e| {
+            let mut msg = e.to_string();
+            if let Some(help) = miette::Diagnostic::help(&e) {
+                msg.push_str(&format!(" ({help})"));
+            }
+            msg
+        })?;
+        Ok(PreparedEntities { entities, digest })
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn cedar(&self) -> &Entities {
+        &self.entities
+    }
+}
+
+/// What was decided and why. Audited with the command that needed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    /// The policies that determined the decision, sorted.
+    pub determining: Vec<String>,
+    /// Evaluation errors (any of them forces DENY), sorted.
+    pub errors: Vec<String>,
+    pub bundle: Digest,
+    /// For ESCALATE: the approval level required.
+    pub required_level: Option<AuthorityLevel>,
+    pub input_digest: Digest,
+}
+
+#[derive(Serialize)]
+struct InputDigest<'a> {
+    bundle: &'a Digest,
+    request: &'a PolicyRequest,
+    entities: &'a Digest,
+}
+
+/// Builds the Cedar request. With a schema the request is validated
+/// against it, for explanatory errors in test runs; the engine's own
+/// requests are built without (their policies were validated strictly when
+/// the bundle was accepted, and evaluation errors fail closed).
+pub fn cedar_request(
+    req: &PolicyRequest,
+    schema: Option<&cedar_policy::Schema>,
+) -> Result<Request, String> {
+    let context =
+        Context::from_json_value(req.context.clone(), None).map_err(|e| format!("context: {e}"))?;
+    Request::new(
+        req.principal.to_cedar()?,
+        req.action.to_cedar()?,
+        req.resource.to_cedar()?,
+        context,
+        schema,
+    )
+    .map_err(|e| {
+        let mut msg = e.to_string();
+        if let Some(help) = miette::Diagnostic::help(&e) {
+            msg.push_str(&format!(" ({help})"));
+        }
+        msg
+    })
+}
+
+/// Decides `req` against `bundle`. Never fails: anything that goes wrong
+/// is a DENY whose record says why.
+pub fn decide(
+    bundle: &CompiledBundle,
+    req: &PolicyRequest,
+    entities: &PreparedEntities,
+    default_level: AuthorityLevel,
+) -> DecisionRecord {
+    let input_digest = canonical::digest(
+        DECISION_INPUT_DOMAIN,
+        &InputDigest {
+            bundle: &bundle.version(),
+            request: req,
+            entities: &entities.digest,
+        },
+    )
+    .unwrap_or(Digest::ZERO);
+    let mut record = DecisionRecord {
+        decision: Decision::Deny,
+        determining: Vec::new(),
+        errors: Vec::new(),
+        bundle: bundle.version(),
+        required_level: None,
+        input_digest,
+    };
+    match cedar_request(req, None) {
+        Ok(request) => {
+            let response =
+                Authorizer::new().is_authorized(&request, bundle.policies(), &entities.entities);
+            interpret(bundle, &response, default_level, &mut record);
+        }
+        Err(e) => record.errors.push(format!("malformed request: {e}")),
+    }
+    record
+}
+
+/// The five rules, in order:
+/// 1. any evaluation error → DENY (Cedar alone would skip the erroring
+///    policy, which can fail open);
+/// 2. Allow → PERMIT;
+/// 3. Deny with no determining policy → DENY (default deny);
+/// 4. Deny where any determining forbid lacks `@escalate` → DENY;
+/// 5. otherwise ESCALATE to the highest `@level` among the determining
+///    forbids (or `default_level` if none names one).
+pub fn interpret(
+    bundle: &CompiledBundle,
+    response: &Response,
+    default_level: AuthorityLevel,
+    record: &mut DecisionRecord,
+) {
+    let diagnostics = response.diagnostics();
+    // Cedar returns these from hash sets; sort them so every replica
+    // records the same bytes.
+    let mut determining: Vec<String> = diagnostics.reason().map(|p| p.to_string()).collect();
+    determining.sort();
+    let mut errors: Vec<String> = diagnostics
+        .errors()
+        .map(|e| match e {
+            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => {
+                format!("{}: {e}", e.policy_id())
+            }
+        })
+        .collect();
+    errors.sort();
+    record.determining = determining;
+    record.errors.extend(errors);
+    record.required_level = None;
+    record.decision = if !record.errors.is_empty() {
+        Decision::Deny
+    } else if response.decision() == cedar_policy::Decision::Allow {
+        Decision::Permit
+    } else if record.determining.is_empty() {
+        Decision::Deny
+    } else {
+        let marks: Vec<_> = record
+            .determining
+            .iter()
+            .map(|id| bundle.escalation(id))
+            .collect();
+        if marks.iter().all(|m| m.is_some_and(|m| m.escalatable)) {
+            record.required_level = Some(
+                marks
+                    .iter()
+                    .filter_map(|m| m.and_then(|m| m.level))
+                    .max()
+                    .unwrap_or(default_level),
+            );
+            Decision::Escalate
+        } else {
+            Decision::Deny
+        }
+    };
+}
