@@ -11,12 +11,15 @@ use serde_json::json;
 use crate::actor::Actor;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::{NumericBound, ParameterRules};
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
 use crate::machine::{Advance, Closing, Command, CommandBody, SigningSeed};
 use crate::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    RuntimeLimits,
+    MissionState, PlanStep, RuntimeLimits,
 };
+use crate::policy::authority::{ApprovalRules, AuthorityConfig, AuthorityGraph};
+use crate::policy::bundle::BundleSource;
+use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::{Millis, Timestamp};
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
@@ -81,49 +84,333 @@ impl Default for WorkloadShape {
     }
 }
 
-/// Where a generated mission is headed.
-#[derive(Clone, Debug)]
-struct PlannedMission {
-    tenant: usize,
-    id: MissionId,
-    agent: AgentId,
-    /// Steps done so far along the success path (0 = just created).
-    progress: usize,
-    /// Abort after this many steps, with this reason, if set.
-    abort_at: Option<(usize, AbortReason)>,
-    done: bool,
-}
-
-const PATH: [Advance; 6] = [
-    Advance::BeginPlanning,
-    Advance::SubmitPlan,
-    Advance::Approve,
-    Advance::Enqueue,
-    Advance::Start,
-    Advance::Complete,
-];
-
-/// The states (by success-path progress) each abort reason may leave from.
-fn abort_points(reason: AbortReason) -> &'static [usize] {
-    match reason {
-        AbortReason::Denied => &[1, 2],
-        AbortReason::Rejected => &[2],
-        AbortReason::Cancelled => &[0, 1, 2, 3, 4, 5],
-        AbortReason::Failed => &[1, 4, 5],
-        AbortReason::TimedOut => &[0, 1, 2, 3, 4, 5],
-    }
-}
-
 pub fn tenant_id(i: usize) -> TenantId {
     TenantId::new(format!("tenant-{i}")).expect("valid id")
 }
 
+/// The simulator's agent keys: fixed per (tenant, agent) so tests can sign
+/// as the simulated agents.
 pub fn agent_key(tenant: usize, agent: usize) -> KeyPair {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&(tenant as u64).to_le_bytes());
     seed[8..16].copy_from_slice(&(agent as u64).to_le_bytes());
     seed[31] = 0xA6;
     KeyPair::from_seed(seed)
+}
+
+/// The policy bundle every simulated namespace runs: tools are allowed,
+/// amounts above 1000 escalate to L2, amounts above 100000 are denied.
+pub const SIM_BUNDLE: &str = r#"
+@id("agents-may-use-tools")
+permit(principal, action in [Aura::Action::"plan_step", Aura::Action::"call_tool"], resource);
+
+@id("large-amounts-need-approval") @escalate @level("2")
+forbid(principal, action in [Aura::Action::"plan_step", Aura::Action::"call_tool"], resource)
+when { context.arguments has amount && context.arguments.amount > 1000 };
+
+@id("no-huge-amounts")
+forbid(principal, action in [Aura::Action::"plan_step", Aura::Action::"call_tool"], resource)
+when { context.arguments has amount && context.arguments.amount > 100000 };
+"#;
+
+pub fn sim_bundle() -> BundleSource {
+    BundleSource {
+        policies: SIM_BUNDLE.into(),
+        schema: None,
+    }
+}
+
+/// The governance setup of a simulated namespace: the bundle as stable,
+/// an authority graph (approver-a L2, approver-b L3, group `board` L4),
+/// routing (confidential data stays on-prem) and three tools.
+pub fn namespace_governance(ns: &NamespaceId) -> Vec<CommandBody> {
+    let user = |u: &str| UserId::new(u).expect("valid id");
+    let tool = |n: &str| ToolName::new(n).expect("valid id");
+    let both = || BTreeSet::from(["cloud".to_owned(), "on-prem".to_owned()]);
+    let mut out = vec![
+        CommandBody::PutPolicyBundle {
+            source: sim_bundle(),
+        },
+        CommandBody::SetStableBundle {
+            namespace: ns.clone(),
+            version: sim_bundle().version(),
+        },
+        CommandBody::SetAuthority {
+            namespace: ns.clone(),
+            config: AuthorityConfig {
+                graph: AuthorityGraph {
+                    users: BTreeMap::from([
+                        (user("approver-a"), AuthorityLevel::L2),
+                        (user("approver-b"), AuthorityLevel::L3),
+                    ]),
+                    groups: BTreeMap::from([("board".to_owned(), AuthorityLevel::L4)]),
+                },
+                rules: ApprovalRules::default(),
+            },
+        },
+        CommandBody::SetRouting {
+            namespace: ns.clone(),
+            routing: RoutingTable(BTreeMap::from([
+                (DataClassification::Public, both()),
+                (DataClassification::Internal, both()),
+                (
+                    DataClassification::Confidential,
+                    BTreeSet::from(["on-prem".to_owned()]),
+                ),
+            ])),
+        },
+    ];
+    for (name, risk, target) in [
+        ("crm.read", AuthorityLevel::L1, "cloud"),
+        ("erp.post", AuthorityLevel::L2, "on-prem"),
+        ("mail.send", AuthorityLevel::L1, "cloud"),
+    ] {
+        out.push(CommandBody::RegisterTool {
+            tool: tool(name),
+            spec: ToolSpec {
+                risk,
+                classification: DataClassification::Confidential,
+                target: target.into(),
+            },
+        });
+    }
+    out
+}
+
+/// The setup every simulated tenant gets: namespace, bundle, authority,
+/// routing, tools and agents.
+fn tenant_setup(t: usize, shape: &WorkloadShape, seed: [u8; 32]) -> Vec<(Actor, CommandBody)> {
+    let ns = NamespaceId::new("default").expect("valid id");
+    let user = |u: &str| UserId::new(u).expect("valid id");
+    let mut out = vec![
+        (
+            Actor::Platform,
+            CommandBody::CreateTenant {
+                display_name: format!("Tenant {t}"),
+                signing_key_seed: SigningSeed(seed),
+            },
+        ),
+        (
+            Actor::Platform,
+            CommandBody::CreateNamespace {
+                namespace: ns.clone(),
+                display_name: "Default".into(),
+            },
+        ),
+    ];
+    out.extend(
+        namespace_governance(&ns)
+            .into_iter()
+            .map(|body| (Actor::Platform, body)),
+    );
+    for a in 0..shape.agents_per_tenant as usize {
+        out.push((
+            Actor::Platform,
+            CommandBody::IssueCredential {
+                agent: AgentId::new(format!("agent-{a}")).expect("valid id"),
+                org_unit: OrgUnitId::new("operations").expect("valid id"),
+                owner: Some(user(&format!("owner-{a}"))),
+                public_key: agent_key(t, a).public(),
+                not_before: Timestamp(0),
+                not_after: Timestamp(i64::MAX / 2),
+            },
+        ));
+    }
+    out
+}
+
+/// What a simulated mission's plan will meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PlanKind {
+    Permit,
+    Escalate,
+    Deny,
+}
+
+/// One command of a mission's script, with the state the mission is
+/// expected to be in before it.
+struct Scripted {
+    before: MissionState,
+    actor: Actor,
+    body: CommandBody,
+}
+
+fn mission_script(
+    rng: &mut SimRng,
+    shape: &WorkloadShape,
+    id: &MissionId,
+    agent: &AgentId,
+    tools: &[ToolName],
+    at_hint: Timestamp,
+) -> Vec<Scripted> {
+    use MissionState as S;
+    let kind = match rng.below(10) {
+        0 => PlanKind::Deny,
+        1..=3 => PlanKind::Escalate,
+        _ => PlanKind::Permit,
+    };
+    let amount = match kind {
+        PlanKind::Permit => 1 + rng.below(1000),
+        PlanKind::Escalate => 1001 + rng.below(90_000),
+        PlanKind::Deny => 100_001 + rng.below(1_000_000),
+    };
+    let agent_actor = Actor::Agent(agent.clone());
+    let m = || id.clone();
+    let mut script = vec![
+        Scripted {
+            before: S::Created,
+            actor: Actor::Runtime,
+            body: CommandBody::AdvanceMission {
+                mission: m(),
+                step: Advance::BeginPlanning,
+            },
+        },
+        Scripted {
+            before: S::Planning,
+            actor: agent_actor.clone(),
+            body: CommandBody::SubmitPlan {
+                mission: m(),
+                steps: vec![
+                    PlanStep {
+                        tool: tools[0].clone(),
+                        arguments: json!({"amount": amount, "currency": "EUR"}),
+                    },
+                    PlanStep {
+                        tool: tools[0].clone(),
+                        arguments: json!({"limit": 10}),
+                    },
+                ],
+            },
+        },
+    ];
+    match kind {
+        PlanKind::Deny => return script,
+        PlanKind::Escalate => {
+            let approve = !rng.chance(25);
+            script.push(Scripted {
+                before: S::WaitingApproval,
+                actor: Actor::User(UserId::new("approver-b").expect("valid id")),
+                body: CommandBody::DecideApproval {
+                    mission: m(),
+                    hold: None,
+                    approve,
+                    groups: BTreeSet::new(),
+                    reason: if approve {
+                        "within budget".into()
+                    } else {
+                        "not this quarter".into()
+                    },
+                },
+            });
+            if !approve {
+                return script;
+            }
+        }
+        PlanKind::Permit => {}
+    }
+    script.push(Scripted {
+        before: S::Approved,
+        actor: Actor::Runtime,
+        body: CommandBody::AdvanceMission {
+            mission: m(),
+            step: Advance::Enqueue,
+        },
+    });
+    script.push(Scripted {
+        before: S::PendingExecution,
+        actor: agent_actor.clone(),
+        body: CommandBody::AdvanceMission {
+            mission: m(),
+            step: Advance::Start,
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor.clone(),
+        body: CommandBody::WriteStateData {
+            mission: m(),
+            key: "cursor".into(),
+            value: Some(json!({"row": rng.below(10_000)})),
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: Actor::Runtime,
+        body: CommandBody::IssueExecutionToken {
+            mission: m(),
+            token: TokenId::new(format!("tok-{id}")).expect("valid id"),
+            tools: BTreeSet::from([tools[0].clone()]),
+            parameters: BTreeMap::from([(
+                tools[0].clone(),
+                ParameterRules {
+                    fixed: BTreeMap::new(),
+                    bounds: BTreeMap::from([(
+                        "/amount".into(),
+                        NumericBound {
+                            min: Some(1.0),
+                            max: Some(amount as f64),
+                        },
+                    )]),
+                },
+            )]),
+            expires_at: at_hint.plus(Millis::from_secs(3600)),
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor.clone(),
+        body: CommandBody::EvaluateToolCall {
+            mission: m(),
+            step: 0,
+            tool: tools[0].clone(),
+            arguments: json!({"amount": amount, "currency": "EUR"}),
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor,
+        body: CommandBody::AdvanceMission {
+            mission: m(),
+            step: Advance::Complete,
+        },
+    });
+    script.push(Scripted {
+        before: S::Executed,
+        actor: Actor::Runtime,
+        body: CommandBody::CloseMission {
+            mission: m(),
+            closing: Closing::Seal {
+                result: json!({"status": "ok", "amount": amount}),
+            },
+        },
+    });
+    // Some missions end early: cancelled, or failed where failing makes sense.
+    if rng.chance(shape.abort_percent) {
+        let cut = rng.below(script.len() as u64) as usize;
+        let before = script[cut].before;
+        let reason = if matches!(before, S::Planning | S::PendingExecution | S::InProgress)
+            && rng.chance(50)
+        {
+            AbortReason::Failed
+        } else {
+            AbortReason::Cancelled
+        };
+        if reason.may_leave(before) {
+            script.truncate(cut);
+            script.push(Scripted {
+                before,
+                actor: Actor::Runtime,
+                body: CommandBody::CloseMission {
+                    mission: m(),
+                    closing: Closing::Abort {
+                        reason,
+                        note: format!("simulated {}", reason.as_str()),
+                    },
+                },
+            });
+        }
+    }
+    script
 }
 
 /// Generates the commands of a workload. The same seed and shape always
@@ -137,100 +424,51 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
         .iter()
         .map(|t| ToolName::new(*t).expect("valid id"))
         .collect();
-    let mut per_tenant_count = vec![0u32; shape.tenants as usize];
     let mut tick = |rng: &mut SimRng| {
         now = now.plus(Millis(1 + rng.below(50)));
         now
     };
-
     for t in 0..shape.tenants as usize {
-        let tenant = tenant_id(t);
-        let at = tick(&mut rng);
-        out.push(Command {
-            tenant: tenant.clone(),
-            at,
-            actor: Actor::Platform,
-            body: CommandBody::CreateTenant {
-                display_name: format!("Tenant {t}"),
-                signing_key_seed: SigningSeed(rng.bytes32()),
-            },
-        });
-        let at = tick(&mut rng);
-        out.push(Command {
-            tenant: tenant.clone(),
-            at,
-            actor: Actor::Platform,
-            body: CommandBody::CreateNamespace {
-                namespace: ns.clone(),
-                display_name: "Default".into(),
-            },
-        });
-        for a in 0..shape.agents_per_tenant as usize {
+        let seed = rng.bytes32();
+        for (actor, body) in tenant_setup(t, &shape, seed) {
             let at = tick(&mut rng);
             out.push(Command {
-                tenant: tenant.clone(),
+                tenant: tenant_id(t),
                 at,
-                actor: Actor::Platform,
-                body: CommandBody::IssueCredential {
-                    agent: AgentId::new(format!("agent-{a}")).expect("valid id"),
-                    org_unit: OrgUnitId::new("operations").expect("valid id"),
-                    public_key: agent_key(t, a).public(),
-                    not_before: Timestamp(0),
-                    not_after: Timestamp(i64::MAX / 2),
-                },
+                actor,
+                body,
             });
         }
     }
 
-    let mut missions: Vec<PlannedMission> = (0..shape.missions)
-        .map(|i| {
-            let abort_at = rng.chance(shape.abort_percent).then(|| {
-                let reason = match rng.below(4) {
-                    0 => AbortReason::Denied,
-                    1 => AbortReason::Rejected,
-                    2 => AbortReason::Cancelled,
-                    _ => AbortReason::Failed,
-                };
-                let points = abort_points(reason);
-                (points[rng.below(points.len() as u64) as usize], reason)
-            });
-            PlannedMission {
-                tenant: rng.below(u64::from(shape.tenants)) as usize,
-                id: MissionId::new(format!("m-{i:06}")).expect("valid id"),
-                agent: AgentId::new(format!(
-                    "agent-{}",
-                    rng.below(u64::from(shape.agents_per_tenant))
-                ))
-                .expect("valid id"),
-                progress: 0,
-                abort_at,
-                done: false,
-            }
-        })
-        .collect();
-
-    // Create every mission, then move them forward in random interleavings
-    // so that tenants' chains and missions' timelines interleave.
-    for m in &missions {
+    struct Live {
+        tenant: usize,
+        script: std::vec::IntoIter<Scripted>,
+    }
+    let mut live = Vec::new();
+    for i in 0..shape.missions {
+        let tenant = rng.below(u64::from(shape.tenants)) as usize;
+        let id = MissionId::new(format!("m-{i:06}")).expect("valid id");
+        let agent = AgentId::new(format!(
+            "agent-{}",
+            rng.below(u64::from(shape.agents_per_tenant))
+        ))
+        .expect("valid id");
         let at = tick(&mut rng);
         let n_tools = 1 + rng.below(tools.len() as u64) as usize;
         out.push(Command {
-            tenant: tenant_id(m.tenant),
+            tenant: tenant_id(tenant),
             at,
-            actor: Actor::User(crate::ids::UserId::new("requester").expect("valid id")),
+            actor: Actor::User(UserId::new("requester").expect("valid id")),
             body: CommandBody::CreateMission {
                 namespace: ns.clone(),
-                mission: m.id.clone(),
-                agent: m.agent.clone(),
+                mission: id.clone(),
+                agent: agent.clone(),
                 definition: MissionDefinition {
-                    objective: format!("Simulated mission {}", m.id),
+                    objective: format!("Simulated mission {id}"),
                     tools: tools[..n_tools].to_vec(),
-                    authority: [
-                        AuthorityLevel::L1,
-                        AuthorityLevel::L2,
-                        AuthorityLevel::L3,
-                        AuthorityLevel::L4,
-                    ][rng.below(4) as usize],
+                    authority: [AuthorityLevel::L1, AuthorityLevel::L2, AuthorityLevel::L3]
+                        [rng.below(3) as usize],
                     timeout: Millis::from_secs(24 * 3600),
                 },
                 context: MissionContext {
@@ -241,116 +479,52 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
                 limits: RuntimeLimits::default(),
             },
         });
+        let script = mission_script(&mut rng, &shape, &id, &agent, &tools, at);
+        live.push(Live {
+            tenant,
+            script: script.into_iter(),
+        });
     }
 
-    let mut open: Vec<usize> = (0..missions.len()).collect();
-    while !open.is_empty() {
-        let pick = rng.below(open.len() as u64) as usize;
-        let mi = open[pick];
-        let m = &mut missions[mi];
-        let tenant = tenant_id(m.tenant);
-        let agent_actor = Actor::Agent(m.agent.clone());
+    // Move missions forward in random interleavings, so that tenants'
+    // chains and missions' timelines interleave.
+    let mut per_tenant = vec![0u32; shape.tenants as usize];
+    while !live.is_empty() {
+        let pick = rng.below(live.len() as u64) as usize;
+        let tenant = live[pick].tenant;
+        let Some(next) = live[pick].script.next() else {
+            live.swap_remove(pick);
+            continue;
+        };
+        let mission = next.body.mission().cloned().expect("mission command");
         let at = tick(&mut rng);
-        let body = match m.abort_at {
-            Some((point, reason)) if point == m.progress => {
-                m.done = true;
-                CommandBody::CloseMission {
-                    mission: m.id.clone(),
-                    closing: Closing::Abort {
-                        reason,
-                        note: format!("simulated {}", reason.as_str()),
-                    },
-                }
-            }
-            _ if m.progress == PATH.len() => {
-                m.done = true;
-                CommandBody::CloseMission {
-                    mission: m.id.clone(),
-                    closing: Closing::Seal {
-                        result: json!({"status": "ok", "steps": 3}),
-                    },
-                }
-            }
-            _ => {
-                let step = PATH[m.progress];
-                m.progress += 1;
-                CommandBody::AdvanceMission {
-                    mission: m.id.clone(),
-                    step,
-                }
-            }
-        };
-        let actor = if matches!(body, CommandBody::AdvanceMission { .. }) && m.progress >= 5 {
-            agent_actor.clone()
-        } else {
-            Actor::Runtime
-        };
         out.push(Command {
-            tenant: tenant.clone(),
+            tenant: tenant_id(tenant),
             at,
-            actor,
-            body,
+            actor: next.actor.clone(),
+            body: next.body,
         });
-        // Side traffic while the mission is live.
-        if !m.done && m.progress == 5 {
-            let at = tick(&mut rng);
-            out.push(Command {
-                tenant: tenant.clone(),
-                at,
-                actor: agent_actor.clone(),
-                body: CommandBody::WriteStateData {
-                    mission: m.id.clone(),
-                    key: "cursor".into(),
-                    value: Some(json!({"row": rng.below(10_000)})),
-                },
-            });
-            let at = tick(&mut rng);
-            out.push(Command {
-                tenant: tenant.clone(),
-                at,
-                actor: Actor::Runtime,
-                body: CommandBody::IssueExecutionToken {
-                    mission: m.id.clone(),
-                    token: TokenId::new(format!("tok-{}", m.id)).expect("valid id"),
-                    tools: BTreeSet::from([tools[0].clone()]),
-                    parameters: BTreeMap::from([(
-                        tools[0].clone(),
-                        ParameterRules {
-                            fixed: BTreeMap::new(),
-                            bounds: BTreeMap::from([(
-                                "/limit".into(),
-                                NumericBound {
-                                    min: Some(1.0),
-                                    max: Some(100.0),
-                                },
-                            )]),
-                        },
-                    )]),
-                    expires_at: at.plus(Millis::from_secs(600)),
-                },
-            });
-        }
         if rng.chance(shape.illegal_percent) {
-            // An illegal move: the engine must refuse it, and record it.
+            // An illegal move by the agent: the engine must refuse it and
+            // record the attempt.
             let at = tick(&mut rng);
+            let step = if next.before == MissionState::Created {
+                Advance::Complete
+            } else {
+                Advance::BeginPlanning
+            };
             out.push(Command {
-                tenant: tenant.clone(),
+                tenant: tenant_id(tenant),
                 at,
-                actor: agent_actor,
-                body: CommandBody::AdvanceMission {
-                    mission: m.id.clone(),
-                    step: PATH[(m.progress + 2) % PATH.len()],
-                },
+                actor: next.actor,
+                body: CommandBody::AdvanceMission { mission, step },
             });
         }
-        if m.done {
-            open.swap_remove(pick);
-        }
-        per_tenant_count[missions[mi].tenant] += 1;
-        if per_tenant_count[missions[mi].tenant].is_multiple_of(shape.checkpoint_every) {
+        per_tenant[tenant] += 1;
+        if per_tenant[tenant].is_multiple_of(shape.checkpoint_every) {
             let at = tick(&mut rng);
             out.push(Command {
-                tenant,
+                tenant: tenant_id(tenant),
                 at,
                 actor: Actor::Runtime,
                 body: CommandBody::SignCheckpoint,

@@ -10,7 +10,7 @@ use aura_engine::machine::{
 };
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    MissionState, OutcomeKind, RuntimeLimits,
+    MissionState, OutcomeKind, PlanStep, RuntimeLimits,
 };
 use aura_engine::time::{Millis, Timestamp};
 use serde_json::json;
@@ -52,12 +52,16 @@ impl World {
                     display_name: "Production".into(),
                 },
             );
+            for body in aura_engine::sim::namespace_governance(&id("prod")) {
+                w.ok(t, Actor::Platform, body);
+            }
             w.ok(
                 t,
                 Actor::Platform,
                 CommandBody::IssueCredential {
                     agent: id("bot"),
                     org_unit: id("ops"),
+                    owner: Some(id("bob")),
                     public_key: KeyPair::from_seed([3; 32]).public(),
                     not_before: Timestamp(0),
                     not_after: Timestamp(i64::MAX / 2),
@@ -96,7 +100,7 @@ impl World {
                 agent: id("bot"),
                 definition: MissionDefinition {
                     objective: "Pay supplier invoices".into(),
-                    tools: vec![id("erp.read"), id("bank.pay")],
+                    tools: vec![id("crm.read"), id("erp.post")],
                     authority: AuthorityLevel::L3,
                     timeout,
                 },
@@ -126,16 +130,33 @@ impl World {
         )
     }
 
+    fn submit_plan(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        amount: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            tenant,
+            Actor::Agent(id("bot")),
+            CommandBody::SubmitPlan {
+                mission: id(mission),
+                steps: vec![PlanStep {
+                    tool: id("erp.post"),
+                    arguments: json!({"amount": amount}),
+                }],
+            },
+        )
+    }
+
+    /// A small amount: policy permits the plan outright.
     fn drive_to_in_progress(&mut self, tenant: &str, mission: &str) {
-        for step in [
-            Advance::BeginPlanning,
-            Advance::SubmitPlan,
-            Advance::Approve,
-            Advance::Enqueue,
-            Advance::Start,
-        ] {
-            self.advance(tenant, mission, step).unwrap();
-        }
+        self.advance(tenant, mission, Advance::BeginPlanning)
+            .unwrap();
+        self.submit_plan(tenant, mission, 10).unwrap();
+        assert_eq!(self.mission_state(tenant, mission), MissionState::Approved);
+        self.advance(tenant, mission, Advance::Enqueue).unwrap();
+        self.advance(tenant, mission, Advance::Start).unwrap();
     }
 
     fn mission_state(&self, tenant: &str, mission: &str) -> MissionState {
@@ -189,7 +210,8 @@ fn success_path_seals_a_signed_outcome() {
         .iter()
         .map(|r| r.entry.kind.as_str())
         .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 4);
+    assert_eq!(kinds.iter().filter(|k| **k == "mission.plan").count(), 1);
     assert_eq!(kinds.last(), Some(&"mission.close"));
     // A closed mission is immutable.
     let err = w.cmd(
@@ -231,6 +253,7 @@ fn agents_act_only_on_their_own_missions() {
         CommandBody::IssueCredential {
             agent: id("rogue"),
             org_unit: id("ops"),
+            owner: None,
             public_key: KeyPair::from_seed([4; 32]).public(),
             not_before: Timestamp(0),
             not_after: Timestamp(i64::MAX / 2),
@@ -352,7 +375,7 @@ fn execution_tokens_stay_inside_the_frozen_boundary() {
     let err = w.cmd(
         "acme",
         Actor::Runtime,
-        token(&["bank.pay"], Millis::from_secs(60), at),
+        token(&["erp.post"], Millis::from_secs(60), at),
     );
     assert_eq!(err, Err(Rejection::TokenNotIssuable(MissionState::Created)));
     w.drive_to_in_progress("acme", "m1");
@@ -368,14 +391,14 @@ fn execution_tokens_stay_inside_the_frozen_boundary() {
     let err = w.cmd(
         "acme",
         Actor::Runtime,
-        token(&["bank.pay"], Millis::from_secs(7200), at),
+        token(&["erp.post"], Millis::from_secs(7200), at),
     );
     assert!(matches!(err, Err(Rejection::TokenOutlivesMission { .. })));
     let at = w.now;
     let events = w.ok(
         "acme",
         Actor::Runtime,
-        token(&["bank.pay"], Millis::from_secs(60), at),
+        token(&["erp.post"], Millis::from_secs(60), at),
     );
     let Event::ExecutionTokenIssued { token } = &events[0] else {
         panic!("{events:?}")
@@ -410,7 +433,7 @@ fn revoked_agents_cannot_start_missions() {
             agent: id("bot"),
             definition: MissionDefinition {
                 objective: "x".into(),
-                tools: vec![id("erp.read")],
+                tools: vec![id("erp.post")],
                 authority: AuthorityLevel::L1,
                 timeout: Millis::from_secs(60),
             },
@@ -439,6 +462,7 @@ fn revoked_agents_cannot_start_missions() {
         CommandBody::IssueCredential {
             agent: id("bot"),
             org_unit: id::<OrgUnitId>("finance"),
+            owner: None,
             public_key: KeyPair::from_seed([5; 32]).public(),
             not_before: Timestamp(0),
             not_after: Timestamp(10),

@@ -10,7 +10,7 @@ use aura_engine::ids::{
 use aura_engine::machine::{Advance, Closing, Command, CommandBody, EngineState, SigningSeed};
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    RuntimeLimits,
+    MissionState, PlanStep, RuntimeLimits,
 };
 use aura_engine::time::{Millis, Timestamp};
 use proptest::prelude::*;
@@ -61,6 +61,12 @@ enum Op {
         ttl_s: u16,
     },
     Checkpoint(u8),
+    /// The simulator's bundle, authority, routing and tools.
+    Governance(u8),
+    Expire {
+        tenant: u8,
+        mission: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -78,6 +84,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, key, delete)| Op::Write { tenant, mission, key, delete }),
         1 => (0..3u8, 0..3u8, 0..4u8, 0..4000u16).prop_map(|(tenant, mission, tool, ttl_s)| Op::Token { tenant, mission, tool, ttl_s }),
         1 => (0..3u8).prop_map(Op::Checkpoint),
+        1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Expire { tenant, mission }),
     ]
 }
 
@@ -90,21 +97,25 @@ fn mission(i: u8) -> MissionId {
 fn agent(i: u8) -> AgentId {
     AgentId::new(format!("a{i}")).unwrap()
 }
+/// The simulator's registered tools, plus one that is never registered.
 fn tool(i: u8) -> ToolName {
-    ToolName::new(format!("tool{i}")).unwrap()
+    ToolName::new(["crm.read", "erp.post", "mail.send", "unregistered.tool"][i as usize % 4])
+        .unwrap()
 }
 fn ns() -> NamespaceId {
     NamespaceId::new("main").unwrap()
 }
 
-const STEPS: [Advance; 6] = [
+const STEPS: [Advance; 4] = [
     Advance::BeginPlanning,
-    Advance::SubmitPlan,
-    Advance::Approve,
     Advance::Enqueue,
     Advance::Start,
     Advance::Complete,
 ];
+
+/// Amounts that the simulator's bundle permits, escalates and denies.
+const AMOUNTS: [u64; 3] = [10, 5_000, 500_000];
+const APPROVERS: [&str; 3] = ["approver-a", "approver-b", "requester"];
 
 fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> Command {
     let runtime = Actor::Runtime;
@@ -135,6 +146,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             CommandBody::IssueCredential {
                 agent: agent(a),
                 org_unit: OrgUnitId::new(if valid_for == 2 { "other" } else { "ops" }).unwrap(),
+                owner: Some(UserId::new("approver-a").unwrap()),
                 public_key: KeyPair::from_seed([a + 10; 32]).public(),
                 not_before: Timestamp(0),
                 not_after: match valid_for {
@@ -189,24 +201,74 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             legal,
             as_agent,
         } => {
-            // Mostly take the mission's next legal step, so that random runs
-            // reach deep states; otherwise any step at all.
+            // Mostly take the mission's next governed move, so that random
+            // runs reach deep states; otherwise any plain step at all.
             let current = state
                 .tenant(&tenant(t))
                 .and_then(|ts| ts.missions().get(&mission(m)))
-                .map(|ms| ms.state() as usize);
-            let step = match current {
-                Some(s) if legal && s < STEPS.len() => STEPS[s],
-                _ => STEPS[step as usize],
-            };
-            (
-                t,
-                as_agent.map_or(runtime, |a| Actor::Agent(agent(a))),
-                CommandBody::AdvanceMission {
-                    mission: mission(m),
-                    step,
+                .map(|ms| ms.state());
+            let actor = as_agent.map_or(runtime.clone(), |a| Actor::Agent(agent(a)));
+            let mid = mission(m);
+            let body = match current {
+                Some(MissionState::Created) if legal => CommandBody::AdvanceMission {
+                    mission: mid,
+                    step: Advance::BeginPlanning,
                 },
-            )
+                Some(MissionState::Planning) if legal => CommandBody::SubmitPlan {
+                    mission: mid,
+                    steps: vec![PlanStep {
+                        // Mostly the on-prem tool (which confidential data
+                        // may reach), sometimes a cloud tool (which it may not).
+                        tool: tool(if step < 4 { 1 } else { step - 4 }),
+                        arguments: json!({"amount": AMOUNTS[step as usize % 3]}),
+                    }],
+                },
+                Some(MissionState::WaitingApproval) if legal => {
+                    return Command {
+                        tenant: tenant(t),
+                        at,
+                        actor: Actor::User(UserId::new(APPROVERS[step as usize % 3]).unwrap()),
+                        body: CommandBody::DecideApproval {
+                            mission: mid,
+                            hold: None,
+                            approve: step != 4,
+                            groups: BTreeSet::new(),
+                            reason: "reviewed".into(),
+                        },
+                    };
+                }
+                Some(MissionState::Approved) if legal => CommandBody::AdvanceMission {
+                    mission: mid,
+                    step: Advance::Enqueue,
+                },
+                Some(MissionState::PendingExecution) if legal => CommandBody::AdvanceMission {
+                    mission: mid,
+                    step: Advance::Start,
+                },
+                Some(MissionState::InProgress) if legal && step < 2 => {
+                    CommandBody::EvaluateToolCall {
+                        mission: mid,
+                        step: u32::from(step),
+                        tool: tool(step),
+                        arguments: json!({"amount": AMOUNTS[step as usize % 3]}),
+                    }
+                }
+                Some(MissionState::InProgress) if legal => CommandBody::AdvanceMission {
+                    mission: mid,
+                    step: Advance::Complete,
+                },
+                Some(MissionState::Executed) if legal => CommandBody::CloseMission {
+                    mission: mid,
+                    closing: Closing::Seal {
+                        result: json!({"ok": true, "op": op_index}),
+                    },
+                },
+                _ => CommandBody::AdvanceMission {
+                    mission: mid,
+                    step: STEPS[step as usize % 4],
+                },
+            };
+            (t, actor, body)
         }
         Op::Close {
             tenant: t,
@@ -295,6 +357,18 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             },
         ),
         Op::Checkpoint(t) => (t, runtime, CommandBody::SignCheckpoint),
+        Op::Expire {
+            tenant: t,
+            mission: m,
+        } => (
+            t,
+            runtime,
+            CommandBody::ExpireApproval {
+                mission: mission(m),
+                hold: None,
+            },
+        ),
+        Op::Governance(_) => unreachable!("expanded by timed_ops"),
     };
     Command {
         tenant: tenant(t),
@@ -319,6 +393,7 @@ fn preamble() -> Vec<Op> {
     for t in 0..2 {
         ops.push(Op::CreateTenant(t));
         ops.push(Op::CreateNamespace(t));
+        ops.push(Op::Governance(t));
         for a in 0..2 {
             ops.push(Op::IssueCredential {
                 tenant: t,
@@ -339,6 +414,22 @@ fn timed_ops(ops: &[(Op, u32)]) -> Vec<(Op, u32)> {
         .collect()
 }
 
+/// Turns an op into commands: governance setup is several commands.
+fn commands_for(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> Vec<Command> {
+    match op {
+        Op::Governance(t) => aura_engine::sim::namespace_governance(&ns())
+            .into_iter()
+            .map(|body| Command {
+                tenant: tenant(*t),
+                at,
+                actor: Actor::Platform,
+                body,
+            })
+            .collect(),
+        op => vec![to_command(state, op, at, op_index)],
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(192),
@@ -353,8 +444,8 @@ proptest! {
         let mut closed: BTreeMap<(TenantId, MissionId), (aura_engine::mission::SealedOutcome, usize)> = BTreeMap::new();
         let mut frozen: BTreeMap<(TenantId, MissionId), (aura_engine::Digest, aura_engine::Digest)> = BTreeMap::new();
         for (i, (op, dt)) in timed_ops(&ops).iter().enumerate() {
-            at = at.plus(Millis(u64::from(*dt)));
-            let cmd = &to_command(&state, op, at, i);
+          at = at.plus(Millis(u64::from(*dt)));
+          for cmd in &commands_for(&state, op, at, i) {
             cmds.push(cmd.clone());
             let before = state.clone();
             let result = state.apply(cmd);
@@ -391,6 +482,7 @@ proptest! {
                     }
                 }
             }
+          }
         }
 
         // Replay gives the same digest, and so does a snapshot round trip
@@ -425,14 +517,16 @@ fn random_runs_reach_every_state_and_ending() {
     let mut runner = TestRunner::deterministic();
     let mut states = BTreeSet::new();
     let mut endings = BTreeSet::new();
+
     for _ in 0..150 {
         let ops = scenario().new_tree(&mut runner).unwrap().current();
         let mut state = EngineState::new();
         let mut at = Timestamp(1_800_000_000_000);
         for (i, (op, dt)) in timed_ops(&ops).iter().enumerate() {
             at = at.plus(Millis(u64::from(*dt)));
-            let cmd = to_command(&state, op, at, i);
-            let _ = state.apply(&cmd);
+            for cmd in commands_for(&state, op, at, i) {
+                let _ = state.apply(&cmd);
+            }
         }
         for t in state.tenants() {
             for m in t.missions().values() {

@@ -48,7 +48,7 @@ struct CheckpointLine {
 }
 
 enum BodyLine {
-    Entry(AuditRecord),
+    Entry(Box<AuditRecord>),
     Checkpoint(CheckpointLine),
 }
 
@@ -62,7 +62,7 @@ fn parse_body(line: &[u8]) -> Result<BodyLine, String> {
             .map_err(|e| format!("bad checkpoint line: {e}"))
     } else {
         serde_json::from_value(value)
-            .map(BodyLine::Entry)
+            .map(|r| BodyLine::Entry(Box::new(r)))
             .map_err(|e| format!("bad entry line: {e}"))
     }
 }
@@ -253,7 +253,8 @@ pub fn verify_export(
             // A damaged line is named as the entry it stands in for.
             .map_err(|e| fail(line, Some(range.size()), Failure::Malformed(e)))?;
         match body {
-            BodyLine::Entry(AuditRecord { entry, payload }) => {
+            BodyLine::Entry(record) => {
+                let AuditRecord { entry, payload } = *record;
                 check_entry(
                     &header.tenant,
                     &entry,

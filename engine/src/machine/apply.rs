@@ -5,7 +5,7 @@
 //! through [`commit`], which appends the command's audit entry in the same
 //! step, so a refused command leaves the state exactly as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::Value;
 
@@ -15,37 +15,42 @@ use crate::canonical;
 use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
 use crate::identity::keys::{KeyPair, PublicKey};
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
 use crate::machine::command::{Advance, Closing, Command, CommandBody, SigningSeed};
 use crate::machine::event::Event;
+use crate::machine::governance;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::{
-    AgentRecord, CredentialRecord, EngineState, Namespace, Revocation, TenantState,
+    AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
+    Revocation, TenantState,
 };
 use crate::mission::{
     AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary, MissionContext,
     MissionDefinition, MissionOutcome, MissionState, OutcomeKind, PolicyBoundary, RuntimeBoundary,
     RuntimeLimits, SealedOutcome, StateChange, Step,
 };
+use crate::policy::authority::AuthorityConfig;
+use crate::policy::canary::{self, Release};
+use crate::policy::routing::RoutingTable;
 use crate::time::Timestamp;
 
 const MAX_NAME_CHARS: usize = 200;
-const MAX_NOTE_CHARS: usize = 2_000;
+pub(super) const MAX_NOTE_CHARS: usize = 2_000;
 const MAX_RESULT_BYTES: usize = 256 * 1024;
 
 /// What every handler needs to know about the command besides its body.
-struct Ctx<'a> {
-    at: Timestamp,
-    actor: &'a Actor,
-    kind: &'static str,
-    mission: Option<&'a MissionId>,
+pub(super) struct Ctx<'a> {
+    pub(super) at: Timestamp,
+    pub(super) actor: &'a Actor,
+    pub(super) kind: &'static str,
+    pub(super) mission: Option<&'a MissionId>,
 }
 
-fn encoding(e: impl std::fmt::Display) -> Rejection {
+pub(super) fn encoding(e: impl std::fmt::Display) -> Rejection {
     Rejection::Encoding(e.to_string())
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
+pub(super) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
     let chars = value.chars().count();
     if chars == 0 || chars > max || value.chars().any(char::is_control) || value.trim().is_empty() {
         return Err(Rejection::BadText {
@@ -58,7 +63,7 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
 
 /// Appends the command's audit entry and makes its changes, together.
 /// `mutate` receives the sequence number of the audit entry.
-fn commit(
+pub(super) fn commit(
     t: &mut TenantState,
     c: &Ctx<'_>,
     kind: &str,
@@ -137,10 +142,20 @@ impl EngineState {
             CommandBody::IssueCredential {
                 agent,
                 org_unit,
+                owner,
                 public_key,
                 not_before,
                 not_after,
-            } => issue_credential(t, &c, agent, org_unit, public_key, *not_before, *not_after),
+            } => issue_credential(
+                t,
+                &c,
+                agent,
+                org_unit,
+                owner.as_ref(),
+                public_key,
+                *not_before,
+                *not_after,
+            ),
             CommandBody::RevokeCredential { serial, reason } => {
                 revoke_credential(t, &c, *serial, reason)
             }
@@ -171,6 +186,49 @@ impl EngineState {
                 expires_at,
             } => issue_token(t, &c, mission, token, tools, parameters, *expires_at),
             CommandBody::SignCheckpoint => sign_checkpoint(t, &c),
+            CommandBody::PutPolicyBundle { source } => governance::put_bundle(t, &c, source),
+            CommandBody::RegisterTool { tool, spec } => {
+                governance::register_tool(t, &c, tool, spec)
+            }
+            CommandBody::SetAuthority { namespace, config } => {
+                governance::set_authority(t, &c, namespace, config)
+            }
+            CommandBody::SetRouting { namespace, routing } => {
+                governance::set_routing(t, &c, namespace, routing)
+            }
+            CommandBody::SetStableBundle { namespace, version } => {
+                governance::set_stable(t, &c, namespace, version)
+            }
+            CommandBody::StartCanary {
+                namespace,
+                version,
+                basis_points,
+            } => governance::start_canary(t, &c, namespace, version, *basis_points),
+            CommandBody::PromoteCanary { namespace } => {
+                governance::end_canary(t, &c, namespace, true)
+            }
+            CommandBody::RollbackCanary { namespace } => {
+                governance::end_canary(t, &c, namespace, false)
+            }
+            CommandBody::SubmitPlan { mission, steps } => {
+                governance::submit_plan(t, &c, mission, steps)
+            }
+            CommandBody::DecideApproval {
+                mission,
+                hold,
+                approve,
+                groups,
+                reason,
+            } => governance::decide_approval(t, &c, mission, *hold, *approve, groups, reason),
+            CommandBody::ExpireApproval { mission, hold } => {
+                governance::expire_approval(t, &c, mission, *hold)
+            }
+            CommandBody::EvaluateToolCall {
+                mission,
+                step,
+                tool,
+                arguments,
+            } => governance::evaluate_tool_call(t, &c, mission, *step, tool, arguments),
         }
     }
 
@@ -199,7 +257,10 @@ impl EngineState {
             credentials: BTreeMap::new(),
             missions: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            bundles: BTreeMap::new(),
+            tools: BTreeMap::new(),
             audit: AuditLog::default(),
+            compiled: BundleCache::default(),
         };
         let c = Ctx {
             at: cmd.at,
@@ -237,16 +298,22 @@ fn create_namespace(
             Namespace {
                 display_name: display_name.to_owned(),
                 created_at: c.at,
+                policy: NamespacePolicy::default(),
+                authority: AuthorityConfig::default(),
+                routing: RoutingTable::default(),
+                recent: VecDeque::new(),
             },
         );
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn issue_credential(
     t: &mut TenantState,
     c: &Ctx<'_>,
     agent: &AgentId,
     org_unit: &OrgUnitId,
+    owner: Option<&UserId>,
     public_key: &PublicKey,
     not_before: Timestamp,
     not_after: Timestamp,
@@ -281,10 +348,14 @@ fn issue_credential(
             .entry(agent.clone())
             .or_insert_with(|| AgentRecord {
                 org_unit: org_unit.clone(),
+                owner: None,
                 credentials: Vec::new(),
-            })
-            .credentials
-            .push(serial);
+            });
+        let record = t.agents.get_mut(agent).expect("inserted above");
+        if owner.is_some() {
+            record.owner = owner.cloned();
+        }
+        record.credentials.push(serial);
         t.credentials.insert(
             serial,
             CredentialRecord {
@@ -326,7 +397,7 @@ fn revoke_credential(
 
 /// Agents act only on their own missions; humans and the runtime are
 /// authorized by the API layer before a command is proposed.
-fn check_actor_may_act(c: &Ctx<'_>, mission_agent: &AgentId) -> Result<(), Rejection> {
+pub(super) fn check_actor_may_act(c: &Ctx<'_>, mission_agent: &AgentId) -> Result<(), Rejection> {
     match c.actor {
         Actor::Agent(a) if a != mission_agent => {
             Err(Rejection::NotMissionAgent { actor: a.clone() })
@@ -346,9 +417,9 @@ fn create_mission(
     context: &MissionContext,
     limits: RuntimeLimits,
 ) -> Result<Vec<Event>, Rejection> {
-    if !t.namespaces.contains_key(namespace) {
+    let Some(ns) = t.namespaces.get(namespace) else {
         return Err(Rejection::UnknownNamespace(namespace.clone()));
-    }
+    };
     if t.missions.contains_key(mission) {
         return Err(Rejection::MissionExists(mission.clone()));
     }
@@ -365,13 +436,23 @@ fn create_mission(
     if !t.agent_is_active(agent, c.at) {
         return Err(Rejection::NoActiveCredential(agent.clone()));
     }
+    // The bundle is chosen once, from a stable hash of the mission id, and
+    // frozen: a mission never changes policy version mid-flight.
+    let (bundle, release) = match &ns.policy.canary {
+        Some(canary) if canary::assign(mission, canary.basis_points) == Release::Canary => {
+            (Some(canary.bundle), Release::Canary)
+        }
+        _ => (ns.policy.stable, Release::Stable),
+    };
     let boundary = MissionBoundary {
         authority: AuthorityBoundary {
             required_level: definition.authority,
+            config: ns.authority.clone(),
         },
-        policy: PolicyBoundary { bundle: None },
+        policy: PolicyBoundary { bundle, release },
         data: DataBoundary {
             classification: context.classification,
+            allowed_targets: ns.routing.allowed(context.classification),
         },
         runtime: RuntimeBoundary {
             allowed_tools: definition.tool_set(),
@@ -406,7 +487,10 @@ fn create_mission(
     })
 }
 
-fn mission_for<'t>(t: &'t TenantState, id: &MissionId) -> Result<&'t Mission, Rejection> {
+pub(super) fn mission_for<'t>(
+    t: &'t TenantState,
+    id: &MissionId,
+) -> Result<&'t Mission, Rejection> {
     t.missions
         .get(id)
         .ok_or_else(|| Rejection::UnknownMission(id.clone()))
@@ -476,6 +560,9 @@ fn close_mission(
             )
         }
         Closing::Abort { reason, note } => {
+            if matches!(reason, AbortReason::Denied | AbortReason::Rejected) {
+                return Err(Rejection::ReservedOutcome(*reason));
+            }
             check_text("note", note, MAX_NOTE_CHARS)?;
             if *reason == AbortReason::TimedOut && c.at < deadline {
                 return Err(Rejection::DeadlineNotReached { deadline });
@@ -483,22 +570,7 @@ fn close_mission(
             (OutcomeKind::from(*reason), note.clone(), Value::Null)
         }
     };
-    let outcome = MissionOutcome {
-        tenant: t.id.clone(),
-        namespace: m.namespace().clone(),
-        mission: id.clone(),
-        agent: m.agent().clone(),
-        kind,
-        left_state: from,
-        reason,
-        result,
-        closed_at: c.at,
-        context_digest: m.context().digest(),
-        boundary_digest: m.boundary().digest(),
-        state_data_digest: m.state_data().digest(),
-        audit_head: t.audit.head_hash(),
-    };
-    let sealed = SealedOutcome::seal(outcome, &t.key).map_err(encoding)?;
+    let sealed = seal_outcome(t, m, kind, reason, result, c.at)?;
     let events = vec![Event::MissionClosed {
         mission: id.clone(),
         from,
@@ -518,6 +590,34 @@ fn close_mission(
             .expect("checked above")
             .advance(change, Some(sealed));
     })
+}
+
+/// Seals the outcome of closing `m` now. The audit head is the tenant's
+/// newest entry before the closing command's own.
+pub(super) fn seal_outcome(
+    t: &TenantState,
+    m: &Mission,
+    kind: OutcomeKind,
+    reason: String,
+    result: Value,
+    at: Timestamp,
+) -> Result<SealedOutcome, Rejection> {
+    let outcome = MissionOutcome {
+        tenant: t.id.clone(),
+        namespace: m.namespace().clone(),
+        mission: m.id().clone(),
+        agent: m.agent().clone(),
+        kind,
+        left_state: m.state(),
+        reason,
+        result,
+        closed_at: at,
+        context_digest: m.context().digest(),
+        boundary_digest: m.boundary().digest(),
+        state_data_digest: m.state_data().digest(),
+        audit_head: t.audit.head_hash(),
+    };
+    SealedOutcome::seal(outcome, &t.key).map_err(encoding)
 }
 
 fn write_state_data(

@@ -11,8 +11,13 @@ use crate::actor::Actor;
 use crate::digest::Digest;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName};
-use crate::mission::{AbortReason, MissionContext, MissionDefinition, RuntimeLimits, Step};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::mission::{
+    AbortReason, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
+};
+use crate::policy::authority::AuthorityConfig;
+use crate::policy::bundle::BundleSource;
+use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
 
 /// A command for one tenant. Handlers only ever see that tenant's state,
@@ -49,13 +54,13 @@ impl<'de> Deserialize<'de> for SigningSeed {
     }
 }
 
-/// The forward moves of a mission that do not close it.
+/// The forward moves of a mission that need no decision. Leaving PLANNING
+/// takes a plan (`SubmitPlan`), and leaving WAITING_APPROVAL takes policy
+/// or approvers (`DecideApproval`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Advance {
     BeginPlanning,
-    SubmitPlan,
-    Approve,
     Enqueue,
     Start,
     Complete,
@@ -65,8 +70,6 @@ impl From<Advance> for Step {
     fn from(a: Advance) -> Step {
         match a {
             Advance::BeginPlanning => Step::BeginPlanning,
-            Advance::SubmitPlan => Step::SubmitPlan,
-            Advance::Approve => Step::Approve,
             Advance::Enqueue => Step::Enqueue,
             Advance::Start => Step::Start,
             Advance::Complete => Step::Complete,
@@ -108,6 +111,9 @@ pub enum CommandBody {
     IssueCredential {
         agent: AgentId,
         org_unit: OrgUnitId,
+        /// The accountable human; separation of duties keeps them from
+        /// approving the agent's missions.
+        owner: Option<UserId>,
         public_key: PublicKey,
         not_before: Timestamp,
         not_after: Timestamp,
@@ -148,6 +154,69 @@ pub enum CommandBody {
     },
     /// Appends a checkpoint entry and signs the tree including it.
     SignCheckpoint,
+    /// Stores a policy bundle (validated strictly; addressed by digest).
+    PutPolicyBundle {
+        source: BundleSource,
+    },
+    /// Registers or updates a tool's risk, clearance and placement.
+    RegisterTool {
+        tool: ToolName,
+        spec: ToolSpec,
+    },
+    SetAuthority {
+        namespace: NamespaceId,
+        config: AuthorityConfig,
+    },
+    SetRouting {
+        namespace: NamespaceId,
+        routing: RoutingTable,
+    },
+    SetStableBundle {
+        namespace: NamespaceId,
+        version: Digest,
+    },
+    /// Starts a canary release after analysing recent decisions against it.
+    StartCanary {
+        namespace: NamespaceId,
+        version: Digest,
+        /// Share of new missions, in basis points (1 % = 100).
+        basis_points: u32,
+    },
+    PromoteCanary {
+        namespace: NamespaceId,
+    },
+    RollbackCanary {
+        namespace: NamespaceId,
+    },
+    /// PLANNING → WAITING_APPROVAL with a plan; policy decides each step and
+    /// the strictest decision permits (→ APPROVED), escalates (waits for
+    /// approvers) or denies (→ CLOSED).
+    SubmitPlan {
+        mission: MissionId,
+        steps: Vec<PlanStep>,
+    },
+    /// An approver's vote on the mission (`hold: None`) or on a held step.
+    /// The approver is the command's actor, with their groups as the
+    /// directory resolves them now.
+    DecideApproval {
+        mission: MissionId,
+        hold: Option<u32>,
+        approve: bool,
+        groups: BTreeSet<String>,
+        reason: String,
+    },
+    /// The runtime's timer: an approval's deadline has passed.
+    ExpireApproval {
+        mission: MissionId,
+        hold: Option<u32>,
+    },
+    /// Decides one tool call during execution, with its actual arguments.
+    EvaluateToolCall {
+        mission: MissionId,
+        step: u32,
+        tool: ToolName,
+        arguments: Value,
+    },
 }
 
 impl CommandBody {
@@ -164,6 +233,18 @@ impl CommandBody {
             CommandBody::WriteStateData { .. } => "mission.state_data",
             CommandBody::IssueExecutionToken { .. } => "token.issue",
             CommandBody::SignCheckpoint => "audit.checkpoint",
+            CommandBody::PutPolicyBundle { .. } => "policy.bundle",
+            CommandBody::RegisterTool { .. } => "tool.register",
+            CommandBody::SetAuthority { .. } => "namespace.authority",
+            CommandBody::SetRouting { .. } => "namespace.routing",
+            CommandBody::SetStableBundle { .. } => "policy.stable",
+            CommandBody::StartCanary { .. } => "policy.canary_start",
+            CommandBody::PromoteCanary { .. } => "policy.canary_promote",
+            CommandBody::RollbackCanary { .. } => "policy.canary_rollback",
+            CommandBody::SubmitPlan { .. } => "mission.plan",
+            CommandBody::DecideApproval { .. } => "mission.approval",
+            CommandBody::ExpireApproval { .. } => "mission.approval_expired",
+            CommandBody::EvaluateToolCall { .. } => "mission.tool_call",
         }
     }
 
@@ -174,7 +255,11 @@ impl CommandBody {
             | CommandBody::AdvanceMission { mission, .. }
             | CommandBody::CloseMission { mission, .. }
             | CommandBody::WriteStateData { mission, .. }
-            | CommandBody::IssueExecutionToken { mission, .. } => Some(mission),
+            | CommandBody::IssueExecutionToken { mission, .. }
+            | CommandBody::SubmitPlan { mission, .. }
+            | CommandBody::DecideApproval { mission, .. }
+            | CommandBody::ExpireApproval { mission, .. }
+            | CommandBody::EvaluateToolCall { mission, .. } => Some(mission),
             _ => None,
         }
     }

@@ -8,9 +8,14 @@ use crate::digest::Digest;
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId};
+use crate::ids::{AgentId, MissionId, NamespaceId, ToolName};
 use crate::machine::rejection::Rejection;
+use crate::mission::AuthorityLevel;
 use crate::mission::{MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step};
+use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
+use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
+use crate::policy::decision::DecisionRecord;
+use crate::policy::routing::{RoutingTable, ToolSpec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
@@ -64,6 +69,73 @@ pub enum Event {
     /// its root is not (and cannot be) part of the payload.
     CheckpointSigned {
         size: u64,
+    },
+    BundleStored {
+        version: Digest,
+        policies: Vec<String>,
+    },
+    ToolRegistered {
+        tool: ToolName,
+        spec: ToolSpec,
+    },
+    AuthoritySet {
+        namespace: NamespaceId,
+        config: AuthorityConfig,
+    },
+    RoutingSet {
+        namespace: NamespaceId,
+        routing: RoutingTable,
+    },
+    StableBundleSet {
+        namespace: NamespaceId,
+        version: Digest,
+    },
+    CanaryStarted {
+        namespace: NamespaceId,
+        version: Digest,
+        basis_points: u32,
+        analysis: ReleaseAnalysis,
+    },
+    CanaryPromoted {
+        namespace: NamespaceId,
+        version: Digest,
+        stats: ShadowStats,
+    },
+    CanaryRolledBack {
+        namespace: NamespaceId,
+        version: Digest,
+        stats: ShadowStats,
+    },
+    /// The decision on a plan: one record per step and the strictest.
+    PlanDecided {
+        mission: MissionId,
+        steps: Vec<DecisionRecord>,
+        decision: DecisionRecord,
+        shadow: Option<ShadowDiff>,
+    },
+    ApprovalOpened {
+        mission: MissionId,
+        hold: Option<u32>,
+        approval: ApprovalState,
+    },
+    VoteRecorded {
+        mission: MissionId,
+        hold: Option<u32>,
+        vote: Vote,
+        status: ApprovalStatus,
+    },
+    ApprovalExpired {
+        mission: MissionId,
+        hold: Option<u32>,
+        status: ApprovalStatus,
+        required_level: AuthorityLevel,
+    },
+    ToolCallDecided {
+        mission: MissionId,
+        step: u32,
+        tool: ToolName,
+        decision: DecisionRecord,
+        shadow: Option<ShadowDiff>,
     },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).

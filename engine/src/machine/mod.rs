@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod command;
 pub mod event;
+mod governance;
 pub mod invariants;
 pub mod rejection;
 pub mod snapshot;

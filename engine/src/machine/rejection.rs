@@ -3,10 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName};
+use crate::mission::AbortReason;
 use crate::mission::{
     ContextError, DefinitionError, IllegalTransition, MissionState, StateDataError,
 };
+use crate::policy::authority::VoteRefusal;
+use crate::policy::bundle::BundleError;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -79,6 +83,32 @@ pub enum Rejection {
     NotPlatform,
     #[error("the value cannot be encoded canonically: {0}")]
     Encoding(String),
+    #[error("{0}")]
+    BadBundle(BundleError),
+    #[error("policy bundle {0} has not been uploaded")]
+    UnknownBundle(Digest),
+    #[error("invalid configuration: {0}")]
+    BadConfig(String),
+    #[error("a canary release is running in this namespace; promote or roll it back first")]
+    CanaryRunning,
+    #[error("no canary release is running in this namespace")]
+    NoCanary,
+    #[error("a canary needs a stable bundle to compare against")]
+    NoStableBundle,
+    #[error("a plan needs 1 to {max} steps, this one has {steps}")]
+    PlanSize { steps: usize, max: u32 },
+    #[error("step {step}: arguments must be a JSON object")]
+    ArgumentsNotObject { step: usize },
+    #[error("{} only follows from a policy decision or from approvers", .0.as_str())]
+    ReservedOutcome(AbortReason),
+    #[error("only a user from the directory can approve or reject")]
+    ApproverNotUser,
+    #[error("{0}")]
+    Vote(VoteRefusal),
+    #[error("there is no pending approval {}", .hold.map(|h| format!("for step {h}")).unwrap_or_else(|| "for the mission".into()))]
+    NoPendingApproval { hold: Option<u32> },
+    #[error("the approval deadline {deadline} has not passed yet")]
+    ApprovalNotDue { deadline: Timestamp },
 }
 
 impl Rejection {
@@ -95,6 +125,9 @@ impl Rejection {
                 | Rejection::ToolOutsideBoundary(_)
                 | Rejection::TokenOutlivesMission { .. }
                 | Rejection::NoActiveCredential(_)
+                | Rejection::Vote(_)
+                | Rejection::ReservedOutcome(_)
+                | Rejection::ApproverNotUser
         )
     }
 }

@@ -30,6 +30,8 @@ pub enum SnapshotError {
     Malformed(#[from] serde_json::Error),
     #[error("snapshot format `{0}` is not {SNAPSHOT_FORMAT}")]
     Format(String),
+    #[error("snapshot cannot be restored: {0}")]
+    Derived(String),
     #[error("snapshot state does not match its digest (expected {expected}, found {found})")]
     DigestMismatch { expected: Digest, found: Digest },
 }
@@ -51,7 +53,7 @@ impl EngineState {
         }
         let mut state = snap.state;
         for t in state.tenants.values_mut() {
-            t.audit.rebuild_tree();
+            t.rebuild_derived().map_err(SnapshotError::Derived)?;
         }
         let found = state.digest();
         if found != snap.digest {

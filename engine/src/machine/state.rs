@@ -1,7 +1,8 @@
 //! Engine state: every tenant's directory of agents, credentials, missions,
 //! tokens and audit chain. Only [`EngineState::apply`] changes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,22 +13,70 @@ use crate::digest::Digest;
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
 use crate::mission::Mission;
+use crate::policy::authority::AuthorityConfig;
+use crate::policy::bundle::{BundleSource, CompiledBundle};
+use crate::policy::canary::Canary;
+use crate::policy::decision::{Decision, PolicyRequest};
+use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
 
 pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/1");
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which bundles a namespace's decisions use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespacePolicy {
+    pub stable: Option<Digest>,
+    pub canary: Option<Canary>,
+}
+
+/// A decision taken under the stable bundle, kept so that a candidate
+/// bundle can be replayed against recent traffic before it is released.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentDecision {
+    pub request: PolicyRequest,
+    pub entities: serde_json::Value,
+    pub decision: Decision,
+    pub input_digest: Digest,
+}
+
+/// How many recent decisions a namespace keeps for release analysis.
+pub const RECENT_DECISIONS: usize = 256;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Namespace {
     pub display_name: String,
     pub created_at: Timestamp,
+    pub policy: NamespacePolicy,
+    pub authority: AuthorityConfig,
+    pub routing: RoutingTable,
+    pub recent: VecDeque<RecentDecision>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {
     pub org_unit: OrgUnitId,
+    /// The human accountable for the agent; never its approver.
+    pub owner: Option<UserId>,
     pub credentials: Vec<u64>,
+}
+
+/// Compiled bundles, derived from their sources: rebuilt on restore, never
+/// part of the digest.
+#[derive(Clone, Default)]
+pub struct BundleCache(pub(crate) BTreeMap<Digest, Arc<CompiledBundle>>);
+
+impl PartialEq for BundleCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for BundleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BundleCache({} bundles)", self.0.len())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +114,11 @@ pub struct TenantState {
     pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
     pub(crate) missions: BTreeMap<MissionId, Mission>,
     pub(crate) tokens: BTreeMap<TokenId, ExecutionToken>,
+    pub(crate) bundles: BTreeMap<Digest, BundleSource>,
+    pub(crate) tools: BTreeMap<ToolName, ToolSpec>,
     pub(crate) audit: AuditLog,
+    #[serde(skip)]
+    pub(crate) compiled: BundleCache,
 }
 
 impl TenantState {
@@ -98,6 +151,29 @@ impl TenantState {
     }
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+    pub fn bundles(&self) -> &BTreeMap<Digest, BundleSource> {
+        &self.bundles
+    }
+    pub fn tools(&self) -> &BTreeMap<ToolName, ToolSpec> {
+        &self.tools
+    }
+    pub fn compiled_bundle(&self, version: &Digest) -> Option<&Arc<CompiledBundle>> {
+        self.compiled.0.get(version)
+    }
+
+    /// Rebuilds derived indexes (Merkle tree, compiled bundles) after a
+    /// restore.
+    pub(crate) fn rebuild_derived(&mut self) -> Result<(), String> {
+        self.audit.rebuild_tree();
+        let mut compiled = BTreeMap::new();
+        for (version, source) in &self.bundles {
+            let bundle = CompiledBundle::compile(source)
+                .map_err(|e| format!("stored bundle {version} no longer compiles: {e}"))?;
+            compiled.insert(*version, Arc::new(bundle));
+        }
+        self.compiled = BundleCache(compiled);
+        Ok(())
     }
 
     /// Whether the agent holds a credential that is valid and unrevoked at `t`.

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::canonical::Domain;
 use crate::digest::Digest;
 use crate::ids::ToolName;
+use crate::policy::authority::AuthorityConfig;
+use crate::policy::canary::Release;
+use crate::policy::routing::DeploymentTarget;
 use crate::time::{Millis, Timestamp};
 
 pub const BOUNDARY_DOMAIN: Domain = Domain::new("aura.mission-boundary/1");
@@ -47,22 +50,30 @@ pub enum DataClassification {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityBoundary {
-    /// The level whose approval the mission needs.
+    /// The level the mission declared it needs; escalations without a
+    /// level of their own ask for this one.
     pub required_level: AuthorityLevel,
+    /// The namespace's authority graph and approval rules at launch.
+    pub config: AuthorityConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBoundary {
-    /// The policy bundle version decisions for this mission use, once
-    /// bundles exist in the namespace.
+    /// The bundle every decision for this mission uses; none means the
+    /// namespace had no bundle at launch, and every decision is DENY.
     pub bundle: Option<Digest>,
+    /// Which release the mission was assigned to (sticky by mission id).
+    pub release: Release,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataBoundary {
     pub classification: DataClassification,
+    /// Where data of this classification may go, per the namespace's
+    /// routing table at launch.
+    pub allowed_targets: BTreeSet<DeploymentTarget>,
 }
 
 /// Runtime limits a caller may ask for at creation.

@@ -17,5 +17,7 @@ pub use context::{ContextError, MissionContext};
 pub use definition::{DefinitionError, MissionDefinition};
 pub use frozen::Frozen;
 pub use outcome::{MissionOutcome, OutcomeKind, SealedOutcome};
-pub use record::{Mission, MissionStateData, StateChange, StateDataError};
+pub use record::{
+    CallDecision, Mission, MissionStateData, Plan, PlanStep, StateChange, StateDataError, StepHold,
+};
 pub use state::{AbortReason, IllegalTransition, MissionState, Step};

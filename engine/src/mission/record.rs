@@ -10,13 +10,16 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId};
+use crate::ids::{AgentId, MissionId, NamespaceId, ToolName};
+use crate::mission::boundary::AuthorityLevel;
 use crate::mission::boundary::MissionBoundary;
 use crate::mission::context::MissionContext;
 use crate::mission::definition::MissionDefinition;
 use crate::mission::frozen::Frozen;
 use crate::mission::outcome::SealedOutcome;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
+use crate::policy::authority::ApprovalState;
+use crate::policy::decision::DecisionRecord;
 use crate::time::Timestamp;
 
 pub const STATE_DATA_DOMAIN: Domain = Domain::new("aura.mission-state-data/1");
@@ -115,6 +118,41 @@ impl MissionStateData {
     }
 }
 
+/// One step of a mission's plan: a tool and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanStep {
+    pub tool: ToolName,
+    pub arguments: Value,
+}
+
+/// The plan as submitted, with the decision taken on each step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub steps: Vec<PlanStep>,
+    pub decisions: Vec<DecisionRecord>,
+    /// The strictest of the step decisions: the mission's decision.
+    pub decision: DecisionRecord,
+}
+
+/// A tool call held at execution time because policy said ESCALATE. The
+/// mission stays IN_PROGRESS; the step waits for its own approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepHold {
+    pub tool: ToolName,
+    pub decision: DecisionRecord,
+    pub approval: ApprovalState,
+}
+
+/// A tool call decision taken during execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDecision {
+    pub step: u32,
+    pub tool: ToolName,
+    pub at: Timestamp,
+    pub decision: DecisionRecord,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mission {
     id: MissionId,
@@ -128,6 +166,14 @@ pub struct Mission {
     state: MissionState,
     timeline: Vec<StateChange>,
     state_data: MissionStateData,
+    plan: Option<Plan>,
+    /// The mission-level approval, opened when the plan escalated.
+    approval: Option<ApprovalState>,
+    /// The approval level the mission holds (none when policy permitted
+    /// the plan outright).
+    granted_level: Option<AuthorityLevel>,
+    holds: BTreeMap<u32, StepHold>,
+    calls: Vec<CallDecision>,
     outcome: Option<SealedOutcome>,
 }
 
@@ -155,6 +201,11 @@ impl Mission {
             state: MissionState::Created,
             timeline: Vec::new(),
             state_data: MissionStateData::default(),
+            plan: None,
+            approval: None,
+            granted_level: None,
+            holds: BTreeMap::new(),
+            calls: Vec::new(),
             outcome: None,
         }
     }
@@ -194,6 +245,38 @@ impl Mission {
     }
     pub fn outcome(&self) -> Option<&SealedOutcome> {
         self.outcome.as_ref()
+    }
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+    pub fn approval(&self) -> Option<&ApprovalState> {
+        self.approval.as_ref()
+    }
+    pub fn granted_level(&self) -> Option<AuthorityLevel> {
+        self.granted_level
+    }
+    pub fn holds(&self) -> &BTreeMap<u32, StepHold> {
+        &self.holds
+    }
+    pub fn calls(&self) -> &[CallDecision] {
+        &self.calls
+    }
+
+    pub(crate) fn set_plan(&mut self, plan: Plan) {
+        assert!(self.plan.is_none(), "a plan is submitted once");
+        self.plan = Some(plan);
+    }
+    pub(crate) fn set_approval(&mut self, approval: Option<ApprovalState>) {
+        self.approval = approval;
+    }
+    pub(crate) fn grant(&mut self, level: AuthorityLevel) {
+        self.granted_level = Some(self.granted_level.map_or(level, |l| l.max(level)));
+    }
+    pub(crate) fn set_hold(&mut self, step: u32, hold: StepHold) {
+        self.holds.insert(step, hold);
+    }
+    pub(crate) fn record_call(&mut self, call: CallDecision) {
+        self.calls.push(call);
     }
 
     /// Where `step` would take the mission, without moving it.

@@ -267,7 +267,7 @@ impl CompiledBundle {
             .validation_errors()
             .map(|e| problems_of(e, "policies", text, Some(e.policy_id().to_string())))
             .collect();
-        problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        problems.sort_by_key(|p| (p.line, p.column));
         if !problems.is_empty() {
             return fail(problems);
         }

@@ -111,6 +111,9 @@ pub struct DecisionRecord {
     pub bundle: Digest,
     /// For ESCALATE: the approval level required.
     pub required_level: Option<AuthorityLevel>,
+    /// The approval level the mission or step already held; an ESCALATE
+    /// it satisfies is recorded as PERMIT with the policies that asked.
+    pub granted_level: Option<AuthorityLevel>,
     pub input_digest: Digest,
 }
 
@@ -170,6 +173,7 @@ pub fn decide(
         errors: Vec::new(),
         bundle: bundle.version(),
         required_level: None,
+        granted_level: None,
         input_digest,
     };
     match cedar_request(req, None) {

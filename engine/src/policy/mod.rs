@@ -1,8 +1,12 @@
 //! Control-plane decisions on Cedar: bundles, the PERMIT / DENY / ESCALATE
 //! decision layer, and the entities AURA decides over.
 
+pub mod authority;
 pub mod bundle;
+pub mod canary;
 pub mod decision;
+pub mod entities;
+pub mod routing;
 pub mod schema;
 
 pub use bundle::{BundleError, BundleProblem, BundleSource, CompiledBundle, Escalation};

@@ -1,0 +1,865 @@
+//! Handlers for the control plane: bundles, tools, authority, routing,
+//! canary releases, and the decisions that move a mission through
+//! WAITING_APPROVAL and gate its tool calls.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::ids::{MissionId, NamespaceId, ToolName, UserId};
+use crate::machine::apply::{
+    Ctx, MAX_NOTE_CHARS, check_actor_may_act, check_text, commit, encoding, mission_for,
+    seal_outcome,
+};
+use crate::machine::event::Event;
+use crate::machine::rejection::Rejection;
+use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
+use crate::mission::{
+    AuthorityLevel, CallDecision, Mission, MissionState, OutcomeKind, Plan, PlanStep, StateChange,
+    Step, StepHold,
+};
+use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
+use crate::policy::bundle::{BundleSource, CompiledBundle};
+use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
+use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
+use crate::policy::entities::StepSubject;
+use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation, validate_target};
+
+const FALLBACK_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input-unevaluated/1");
+
+fn namespace<'t>(t: &'t TenantState, ns: &NamespaceId) -> Result<&'t Namespace, Rejection> {
+    t.namespaces
+        .get(ns)
+        .ok_or_else(|| Rejection::UnknownNamespace(ns.clone()))
+}
+
+pub(super) fn put_bundle(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    source: &BundleSource,
+) -> Result<Vec<Event>, Rejection> {
+    let compiled = CompiledBundle::compile(source).map_err(Rejection::BadBundle)?;
+    let version = compiled.version();
+    let events = vec![Event::BundleStored {
+        version,
+        policies: compiled.policy_ids().to_vec(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.bundles.insert(version, source.clone());
+        t.compiled.0.insert(version, Arc::new(compiled));
+    })
+}
+
+pub(super) fn register_tool(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    tool: &ToolName,
+    spec: &ToolSpec,
+) -> Result<Vec<Event>, Rejection> {
+    validate_target(&spec.target).map_err(Rejection::BadConfig)?;
+    let events = vec![Event::ToolRegistered {
+        tool: tool.clone(),
+        spec: spec.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.tools.insert(tool.clone(), spec.clone());
+    })
+}
+
+pub(super) fn set_authority(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    config: &AuthorityConfig,
+) -> Result<Vec<Event>, Rejection> {
+    namespace(t, ns)?;
+    config.graph.validate().map_err(Rejection::BadConfig)?;
+    config.rules.validate().map_err(Rejection::BadConfig)?;
+    let events = vec![Event::AuthoritySet {
+        namespace: ns.clone(),
+        config: config.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.get_mut(ns).expect("checked").authority = config.clone();
+    })
+}
+
+pub(super) fn set_routing(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    routing: &RoutingTable,
+) -> Result<Vec<Event>, Rejection> {
+    namespace(t, ns)?;
+    routing.validate().map_err(Rejection::BadConfig)?;
+    let events = vec![Event::RoutingSet {
+        namespace: ns.clone(),
+        routing: routing.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.get_mut(ns).expect("checked").routing = routing.clone();
+    })
+}
+
+pub(super) fn set_stable(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    version: &Digest,
+) -> Result<Vec<Event>, Rejection> {
+    if namespace(t, ns)?.policy.canary.is_some() {
+        return Err(Rejection::CanaryRunning);
+    }
+    if !t.bundles.contains_key(version) {
+        return Err(Rejection::UnknownBundle(*version));
+    }
+    let events = vec![Event::StableBundleSet {
+        namespace: ns.clone(),
+        version: *version,
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.get_mut(ns).expect("checked").policy.stable = Some(*version);
+    })
+}
+
+pub(super) fn start_canary(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    version: &Digest,
+    basis_points: u32,
+) -> Result<Vec<Event>, Rejection> {
+    let n = namespace(t, ns)?;
+    if n.policy.canary.is_some() {
+        return Err(Rejection::CanaryRunning);
+    }
+    let stable = n.policy.stable.ok_or(Rejection::NoStableBundle)?;
+    if !(1..=10_000).contains(&basis_points) {
+        return Err(Rejection::BadConfig(
+            "a canary takes 1 to 10000 basis points of new missions".into(),
+        ));
+    }
+    if *version == stable {
+        return Err(Rejection::BadConfig(
+            "the canary is the stable bundle".into(),
+        ));
+    }
+    let candidate = t
+        .compiled
+        .0
+        .get(version)
+        .ok_or(Rejection::UnknownBundle(*version))?;
+    // Replay recent decisions of the namespace against the candidate.
+    let analysis = ReleaseAnalysis::from_pairs(n.recent.iter().map(|r| {
+        let candidate_decision = PreparedEntities::from_json(&r.entities, None)
+            .map(|e| decide(candidate, &r.request, &e, AuthorityLevel::L1).decision)
+            .unwrap_or(Decision::Deny);
+        (r.input_digest, r.decision, candidate_decision)
+    }));
+    let canary = Canary {
+        bundle: *version,
+        basis_points,
+        started_at: c.at,
+        stats: ShadowStats::default(),
+        analysis: analysis.clone(),
+    };
+    let events = vec![Event::CanaryStarted {
+        namespace: ns.clone(),
+        version: *version,
+        basis_points,
+        analysis,
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.get_mut(ns).expect("checked").policy.canary = Some(canary);
+    })
+}
+
+pub(super) fn end_canary(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    promote: bool,
+) -> Result<Vec<Event>, Rejection> {
+    let canary = namespace(t, ns)?
+        .policy
+        .canary
+        .clone()
+        .ok_or(Rejection::NoCanary)?;
+    let event = if promote {
+        Event::CanaryPromoted {
+            namespace: ns.clone(),
+            version: canary.bundle,
+            stats: canary.stats.clone(),
+        }
+    } else {
+        Event::CanaryRolledBack {
+            namespace: ns.clone(),
+            version: canary.bundle,
+            stats: canary.stats.clone(),
+        }
+    };
+    commit(t, c, c.kind, vec![event], |t, _| {
+        let policy = &mut t.namespaces.get_mut(ns).expect("checked").policy;
+        policy.canary = None;
+        if promote {
+            policy.stable = Some(canary.bundle);
+        }
+    })
+}
+
+/// A decision on one step, with what it was taken over (kept for release
+/// analysis).
+struct StepEval {
+    record: DecisionRecord,
+    input: Option<(PolicyRequest, Value)>,
+}
+
+fn unevaluated(
+    bundle: Option<Digest>,
+    code: &str,
+    why: String,
+    input: &impl serde::Serialize,
+) -> StepEval {
+    StepEval {
+        record: DecisionRecord {
+            decision: Decision::Deny,
+            determining: vec![code.to_owned()],
+            errors: vec![why],
+            bundle: bundle.unwrap_or(Digest::ZERO),
+            required_level: None,
+            granted_level: None,
+            input_digest: canonical::digest(FALLBACK_INPUT_DOMAIN, input).unwrap_or(Digest::ZERO),
+        },
+        input: None,
+    }
+}
+
+/// Decides one tool step of `m` under `bundle`. Fails closed: an
+/// unregistered tool, a crossed deployment boundary, a missing bundle or
+/// anything that cannot be evaluated is a DENY whose record says why. The
+/// deployment boundary is checked before policy, so no approval can lift it.
+fn evaluate_step(
+    t: &TenantState,
+    m: &Mission,
+    action: &str,
+    tool: &ToolName,
+    arguments: &Value,
+    granted: Option<AuthorityLevel>,
+    bundle: Option<Digest>,
+) -> StepEval {
+    let boundary = m.boundary().get();
+    let Some(spec) = t.tools.get(tool) else {
+        return unevaluated(
+            bundle,
+            "aura:unknown-tool",
+            format!("tool `{tool}` is not registered"),
+            &(tool, arguments),
+        );
+    };
+    if let Some(why) = boundary_violation(
+        boundary.data.classification,
+        &boundary.data.allowed_targets,
+        spec,
+    ) {
+        return unevaluated(bundle, "aura:data-boundary", why, &(tool, arguments));
+    }
+    let Some(version) = bundle else {
+        return unevaluated(
+            None,
+            "aura:no-bundle",
+            "no policy bundle was in effect when the mission launched".into(),
+            &(tool, arguments),
+        );
+    };
+    let Some(compiled) = t.compiled.0.get(&version) else {
+        return unevaluated(
+            bundle,
+            "aura:no-bundle",
+            format!("policy bundle {version} is not loaded"),
+            &(tool, arguments),
+        );
+    };
+    let Some(agent) = t.agents.get(m.agent()) else {
+        return unevaluated(
+            bundle,
+            "aura:unknown-agent",
+            format!("agent `{}` is not registered", m.agent()),
+            &(tool, arguments),
+        );
+    };
+    let requester = m.requester().to_string();
+    let subject = StepSubject {
+        tenant: &t.id,
+        namespace: m.namespace(),
+        agent: m.agent(),
+        org_unit: &agent.org_unit,
+        owner: agent.owner.as_ref(),
+        mission: m.id(),
+        classification: boundary.data.classification,
+        authority: boundary.authority.required_level,
+        requester: &requester,
+        tool,
+        tool_spec: spec,
+    };
+    let entities_json = subject.entities();
+    let request = subject.request(action, arguments, granted);
+    let entities = match PreparedEntities::from_json(&entities_json, None) {
+        Ok(e) => e,
+        Err(e) => return unevaluated(bundle, "aura:bad-entities", e, &(tool, arguments)),
+    };
+    let mut record = decide(
+        compiled,
+        &request,
+        &entities,
+        boundary.authority.required_level,
+    );
+    record.granted_level = granted;
+    if record.decision == Decision::Escalate
+        && let (Some(g), Some(r)) = (granted, record.required_level)
+        && g >= r
+    {
+        record.decision = Decision::Permit;
+    }
+    StepEval {
+        record,
+        input: Some((request, entities_json)),
+    }
+}
+
+fn strictest(records: &[DecisionRecord]) -> DecisionRecord {
+    let worst = records
+        .iter()
+        .map(|r| r.decision)
+        .max()
+        .unwrap_or(Decision::Deny);
+    let mut out = records
+        .iter()
+        .find(|r| r.decision == worst)
+        .cloned()
+        .expect("at least one step");
+    if worst == Decision::Escalate {
+        out.required_level = records.iter().filter_map(|r| r.required_level).max();
+    }
+    out
+}
+
+fn sorted_diff(a: &[String], b: &[String]) -> Vec<String> {
+    let b: BTreeSet<_> = b.iter().collect();
+    a.iter().filter(|x| !b.contains(x)).cloned().collect()
+}
+
+/// Evaluates the same steps under the namespace's other release, when a
+/// canary runs, and compares. Returns the diff stable → canary.
+fn shadow(
+    t: &TenantState,
+    m: &Mission,
+    action: &str,
+    steps: &[(&ToolName, &Value)],
+    granted: Option<AuthorityLevel>,
+    main: &DecisionRecord,
+) -> Option<ShadowDiff> {
+    let ns = t.namespaces.get(m.namespace())?;
+    let canary = ns.policy.canary.as_ref()?;
+    let stable = ns.policy.stable?;
+    let mine = m.boundary().get().policy.bundle?;
+    let other = if mine == canary.bundle {
+        stable
+    } else if mine == stable {
+        canary.bundle
+    } else {
+        return None;
+    };
+    let others: Vec<_> = steps
+        .iter()
+        .map(|(tool, args)| evaluate_step(t, m, action, tool, args, granted, Some(other)).record)
+        .collect();
+    let other_rec = strictest(&others);
+    let (s, k) = if mine == stable {
+        (main, &other_rec)
+    } else {
+        (&other_rec, main)
+    };
+    Some(ShadowDiff {
+        stable: s.decision,
+        canary: k.decision,
+        direction: canary::direction(s.decision, k.decision),
+        only_stable: sorted_diff(&s.determining, &k.determining),
+        only_canary: sorted_diff(&k.determining, &s.determining),
+    })
+}
+
+/// Records stable-bundle decisions for later release analysis, and counts
+/// shadow differences.
+fn note_decisions(
+    ns: &mut Namespace,
+    release: Release,
+    evals: Vec<StepEval>,
+    diff: Option<&ShadowDiff>,
+) {
+    if release == Release::Stable {
+        for e in evals {
+            if let Some((request, entities)) = e.input {
+                if ns.recent.len() == RECENT_DECISIONS {
+                    ns.recent.pop_front();
+                }
+                ns.recent.push_back(RecentDecision {
+                    request,
+                    entities,
+                    decision: e.record.decision,
+                    input_digest: e.record.input_digest,
+                });
+            }
+        }
+    }
+    if let (Some(diff), Some(canary)) = (diff, ns.policy.canary.as_mut()) {
+        canary.stats.count(diff);
+    }
+}
+
+fn change(from: MissionState, step: Step, c: &Ctx<'_>, seq: u64) -> StateChange {
+    StateChange {
+        from,
+        to: from.next(step).expect("step was checked"),
+        step,
+        at: c.at,
+        by: c.actor.clone(),
+        audit_seq: seq,
+    }
+}
+
+fn check_deadline(m: &Mission, c: &Ctx<'_>) -> Result<(), Rejection> {
+    let deadline = m.boundary().get().runtime.deadline;
+    if c.at >= deadline {
+        return Err(Rejection::DeadlinePassed { deadline });
+    }
+    Ok(())
+}
+
+fn check_tools(m: &Mission, tools: impl IntoIterator<Item = ToolName>) -> Result<(), Rejection> {
+    let allowed = &m.boundary().get().runtime.allowed_tools;
+    for tool in tools {
+        if !allowed.contains(&tool) {
+            return Err(Rejection::ToolOutsideBoundary(tool));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn submit_plan(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    steps: &[PlanStep],
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    m.check_step(Step::SubmitPlan)
+        .map_err(Rejection::IllegalTransition)?;
+    check_deadline(m, c)?;
+    let max = m.boundary().get().runtime.limits.max_steps;
+    if steps.is_empty() || steps.len() > max as usize {
+        return Err(Rejection::PlanSize {
+            steps: steps.len(),
+            max,
+        });
+    }
+    if let Some(step) = steps.iter().position(|s| !s.arguments.is_object()) {
+        return Err(Rejection::ArgumentsNotObject { step });
+    }
+    check_tools(m, steps.iter().map(|s| s.tool.clone()))?;
+
+    let bundle = m.boundary().get().policy.bundle;
+    let evals: Vec<StepEval> = steps
+        .iter()
+        .map(|s| evaluate_step(t, m, "plan_step", &s.tool, &s.arguments, None, bundle))
+        .collect();
+    let records: Vec<DecisionRecord> = evals.iter().map(|e| e.record.clone()).collect();
+    let mut decision = strictest(&records);
+    let pairs: Vec<_> = steps.iter().map(|s| (&s.tool, &s.arguments)).collect();
+    let diff = shadow(t, m, "plan_step", &pairs, None, &decision);
+    let release = m.boundary().get().policy.release;
+    let rules = m.boundary().get().authority.config.rules;
+    let plan = Plan {
+        steps: steps.to_vec(),
+        decisions: records.clone(),
+        decision: decision.clone(),
+    };
+    let mut events = vec![Event::PlanDecided {
+        mission: id.clone(),
+        steps: records,
+        decision: decision.clone(),
+        shadow: diff.clone(),
+    }];
+    let from = m.state();
+    let mut moves = Vec::new();
+    let mut approval = None;
+    let mut sealed = None;
+    match decision.decision {
+        Decision::Permit => {
+            // PERMIT passes WAITING_APPROVAL at once, with the policy
+            // decision recorded as the authority.
+            moves.push(Step::SubmitPlan);
+            moves.push(Step::Approve);
+        }
+        Decision::Escalate => {
+            let required = decision
+                .required_level
+                .unwrap_or(m.boundary().get().authority.required_level)
+                .max(rules.min_level);
+            decision.required_level = Some(required);
+            let state = ApprovalState::open(required, &rules, c.at);
+            events.push(Event::ApprovalOpened {
+                mission: id.clone(),
+                hold: None,
+                approval: state.clone(),
+            });
+            approval = Some(state);
+            moves.push(Step::SubmitPlan);
+        }
+        Decision::Deny => {
+            let result = serde_json::to_value(&decision).map_err(encoding)?;
+            let outcome = seal_outcome(
+                t,
+                m,
+                OutcomeKind::Denied,
+                "policy denied the plan".into(),
+                result,
+                c.at,
+            )?;
+            sealed = Some(outcome);
+            moves.push(Step::Abort(crate::mission::AbortReason::Denied));
+        }
+    }
+    let mut state = from;
+    for step in &moves {
+        let to = state.next(*step).expect("legal by construction");
+        if let Some(outcome) = sealed.as_ref().filter(|_| to.is_closed()) {
+            events.push(Event::MissionClosed {
+                mission: id.clone(),
+                from: state,
+                outcome: outcome.clone(),
+            });
+        } else {
+            events.push(Event::MissionAdvanced {
+                mission: id.clone(),
+                from: state,
+                to,
+                step: *step,
+            });
+        }
+        state = to;
+    }
+    let ns_id = m.namespace().clone();
+    commit(t, c, c.kind, events, |t, seq| {
+        let m = t.missions.get_mut(id).expect("checked");
+        m.set_plan(plan);
+        m.set_approval(approval);
+        let mut state = from;
+        for step in moves {
+            let ch = change(state, step, c, seq);
+            state = ch.to;
+            let outcome = if state.is_closed() {
+                sealed.take()
+            } else {
+                None
+            };
+            m.advance(ch, outcome);
+        }
+        let ns = t
+            .namespaces
+            .get_mut(&ns_id)
+            .expect("mission's namespace exists");
+        note_decisions(ns, release, evals, diff.as_ref());
+    })
+}
+
+/// The pending approval a vote or expiry is about.
+fn pending_approval(m: &Mission, hold: Option<u32>) -> Result<&ApprovalState, Rejection> {
+    let approval = match hold {
+        None if m.state() == MissionState::WaitingApproval => m.approval(),
+        Some(step) if m.state() == MissionState::InProgress => {
+            m.holds().get(&step).map(|h| &h.approval)
+        }
+        _ => None,
+    };
+    approval
+        .filter(|a| a.status == ApprovalStatus::Pending)
+        .ok_or(Rejection::NoPendingApproval { hold })
+}
+
+/// The events and changes that follow from an approval's new status.
+struct Settlement {
+    events: Vec<Event>,
+    moves: Vec<Step>,
+    sealed: Option<crate::mission::SealedOutcome>,
+}
+
+fn settle(
+    t: &TenantState,
+    m: &Mission,
+    hold: Option<u32>,
+    approval: &ApprovalState,
+    reason: &str,
+    at: crate::time::Timestamp,
+) -> Result<Settlement, Rejection> {
+    let mut out = Settlement {
+        events: Vec::new(),
+        moves: Vec::new(),
+        sealed: None,
+    };
+    if hold.is_some() {
+        // A held step's approval never moves the mission.
+        return Ok(out);
+    }
+    let id = m.id().clone();
+    match approval.status {
+        ApprovalStatus::Approved => {
+            out.events.push(Event::MissionAdvanced {
+                mission: id,
+                from: m.state(),
+                to: MissionState::Approved,
+                step: Step::Approve,
+            });
+            out.moves.push(Step::Approve);
+        }
+        ApprovalStatus::Rejected => {
+            let result = serde_json::to_value(approval).map_err(encoding)?;
+            let outcome = seal_outcome(t, m, OutcomeKind::Rejected, reason.to_owned(), result, at)?;
+            out.events.push(Event::MissionClosed {
+                mission: id,
+                from: m.state(),
+                outcome: outcome.clone(),
+            });
+            out.sealed = Some(outcome);
+            out.moves
+                .push(Step::Abort(crate::mission::AbortReason::Rejected));
+        }
+        ApprovalStatus::Pending => {}
+    }
+    Ok(out)
+}
+
+fn apply_settlement(
+    m: &mut Mission,
+    hold: Option<u32>,
+    approval: ApprovalState,
+    settlement_moves: Vec<Step>,
+    mut sealed: Option<crate::mission::SealedOutcome>,
+    c: &Ctx<'_>,
+    seq: u64,
+) {
+    match hold {
+        None => {
+            if approval.status == ApprovalStatus::Approved {
+                m.grant(approval.required_level);
+            }
+            m.set_approval(Some(approval));
+        }
+        Some(step) => {
+            let mut h = m.holds().get(&step).cloned().expect("checked");
+            h.approval = approval;
+            m.set_hold(step, h);
+        }
+    }
+    for step in settlement_moves {
+        let ch = change(m.state(), step, c, seq);
+        let outcome = if ch.to.is_closed() {
+            sealed.take()
+        } else {
+            None
+        };
+        m.advance(ch, outcome);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn decide_approval(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    hold: Option<u32>,
+    approve: bool,
+    groups: &BTreeSet<String>,
+    reason: &str,
+) -> Result<Vec<Event>, Rejection> {
+    let Actor::User(approver) = c.actor else {
+        return Err(Rejection::ApproverNotUser);
+    };
+    check_text("reason", reason, MAX_NOTE_CHARS)?;
+    let m = mission_for(t, id)?;
+    let current = pending_approval(m, hold)?;
+    let config = &m.boundary().get().authority.config;
+    let owner = t.agents.get(m.agent()).and_then(|a| a.owner.clone());
+    let requester = match m.requester() {
+        Actor::User(u) => Some(u.clone()),
+        _ => None,
+    };
+    let excluded: Vec<&UserId> = owner.iter().chain(requester.iter()).collect();
+    let level = current
+        .check_vote(config, approver, groups, &excluded, c.at)
+        .map_err(Rejection::Vote)?;
+    let vote = Vote {
+        approver: approver.clone(),
+        groups: groups.clone(),
+        level,
+        approve,
+        reason: reason.to_owned(),
+        at: c.at,
+    };
+    let mut approval = current.clone();
+    approval.record(vote.clone());
+    let settlement = settle(t, m, hold, &approval, reason, c.at)?;
+    let mut events = vec![Event::VoteRecorded {
+        mission: id.clone(),
+        hold,
+        vote,
+        status: approval.status,
+    }];
+    events.extend(settlement.events);
+    commit(t, c, c.kind, events, |t, seq| {
+        let m = t.missions.get_mut(id).expect("checked");
+        apply_settlement(
+            m,
+            hold,
+            approval,
+            settlement.moves,
+            settlement.sealed,
+            c,
+            seq,
+        );
+    })
+}
+
+pub(super) fn expire_approval(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    hold: Option<u32>,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    let current = pending_approval(m, hold)?;
+    if c.at < current.deadline {
+        return Err(Rejection::ApprovalNotDue {
+            deadline: current.deadline,
+        });
+    }
+    let rules = m.boundary().get().authority.config.rules;
+    let mut approval = current.clone();
+    let status = approval.expire(&rules, c.at);
+    let reason = format!("no decision by the deadline at {}", approval.required_level);
+    let settlement = settle(t, m, hold, &approval, &reason, c.at)?;
+    let mut events = vec![Event::ApprovalExpired {
+        mission: id.clone(),
+        hold,
+        status,
+        required_level: approval.required_level,
+    }];
+    events.extend(settlement.events);
+    commit(t, c, c.kind, events, |t, seq| {
+        let m = t.missions.get_mut(id).expect("checked");
+        apply_settlement(
+            m,
+            hold,
+            approval,
+            settlement.moves,
+            settlement.sealed,
+            c,
+            seq,
+        );
+    })
+}
+
+/// Decides one tool call during execution with its actual arguments and
+/// the approval already granted. ESCALATE holds the step (the mission stays
+/// IN_PROGRESS and never moves back): the step's own approval then lifts
+/// the hold, and the same call evaluated again is permitted.
+pub(super) fn evaluate_tool_call(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    step: u32,
+    tool: &ToolName,
+    arguments: &Value,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    if m.state() != MissionState::InProgress {
+        return Err(Rejection::IllegalTransition(
+            crate::mission::IllegalTransition {
+                from: m.state(),
+                step: Step::Complete,
+            },
+        ));
+    }
+    check_deadline(m, c)?;
+    check_tools(m, [tool.clone()])?;
+    if !arguments.is_object() {
+        return Err(Rejection::ArgumentsNotObject {
+            step: step as usize,
+        });
+    }
+    let held = m.holds().get(&step);
+    let step_grant = held
+        .filter(|h| h.approval.status == ApprovalStatus::Approved && &h.tool == tool)
+        .map(|h| h.approval.required_level);
+    let granted = m.granted_level().max(step_grant);
+    let bundle = m.boundary().get().policy.bundle;
+    let eval = evaluate_step(t, m, "call_tool", tool, arguments, granted, bundle);
+    let mut record = eval.record.clone();
+    let diff = shadow(t, m, "call_tool", &[(tool, arguments)], granted, &record);
+    let rules = m.boundary().get().authority.config.rules;
+    let mut events = vec![Event::ToolCallDecided {
+        mission: id.clone(),
+        step,
+        tool: tool.clone(),
+        decision: record.clone(),
+        shadow: diff.clone(),
+    }];
+    let mut new_hold = None;
+    if record.decision == Decision::Escalate {
+        let already_pending =
+            held.is_some_and(|h| h.approval.status == ApprovalStatus::Pending && &h.tool == tool);
+        if !already_pending {
+            let required = record
+                .required_level
+                .unwrap_or(m.boundary().get().authority.required_level)
+                .max(rules.min_level);
+            record.required_level = Some(required);
+            let approval = ApprovalState::open(required, &rules, c.at);
+            events.push(Event::ApprovalOpened {
+                mission: id.clone(),
+                hold: Some(step),
+                approval: approval.clone(),
+            });
+            new_hold = Some(StepHold {
+                tool: tool.clone(),
+                decision: record.clone(),
+                approval,
+            });
+        }
+    }
+    let release = m.boundary().get().policy.release;
+    let ns_id = m.namespace().clone();
+    let call = CallDecision {
+        step,
+        tool: tool.clone(),
+        at: c.at,
+        decision: record,
+    };
+    commit(t, c, c.kind, events, |t, _| {
+        let m = t.missions.get_mut(id).expect("checked");
+        m.record_call(call);
+        if let Some(h) = new_hold {
+            m.set_hold(step, h);
+        }
+        let ns = t
+            .namespaces
+            .get_mut(&ns_id)
+            .expect("mission's namespace exists");
+        note_decisions(ns, release, vec![eval], diff.as_ref());
+    })
+}
