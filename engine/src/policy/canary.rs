@@ -10,7 +10,7 @@ use crate::policy::decision::Decision;
 use crate::time::Timestamp;
 
 /// Which release a mission was assigned at launch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Release {
     Stable,

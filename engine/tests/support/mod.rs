@@ -1,0 +1,181 @@
+//! A small in-memory world for engine tests: two tenants with the
+//! simulator's governance setup (bundle, authority, routing, tools) and an
+//! agent `bot` owned by `bob`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use aura_engine::Actor;
+use aura_engine::identity::KeyPair;
+use aura_engine::ids::MissionId;
+use aura_engine::machine::{
+    Advance, Command, CommandBody, EngineState, Event, Rejection, SigningSeed,
+};
+use aura_engine::mission::{
+    AuthorityLevel, DataClassification, MissionContext, MissionDefinition, MissionState, PlanStep,
+    RuntimeLimits,
+};
+use aura_engine::time::{Millis, Timestamp};
+use serde_json::json;
+
+pub const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+pub fn id<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap()
+}
+
+pub struct World {
+    pub state: EngineState,
+    pub now: Timestamp,
+}
+
+impl World {
+    pub fn new() -> World {
+        let mut w = World {
+            state: EngineState::new(),
+            now: T0,
+        };
+        for t in ["acme", "globex"] {
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::CreateTenant {
+                    display_name: t.to_uppercase(),
+                    signing_key_seed: SigningSeed([t.len() as u8; 32]),
+                },
+            );
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::CreateNamespace {
+                    namespace: id("prod"),
+                    display_name: "Production".into(),
+                },
+            );
+            for body in aura_engine::sim::namespace_governance(&id("prod")) {
+                w.ok(t, Actor::Platform, body);
+            }
+            w.ok(
+                t,
+                Actor::Platform,
+                CommandBody::IssueCredential {
+                    agent: id("bot"),
+                    org_unit: id("ops"),
+                    owner: Some(id("bob")),
+                    public_key: KeyPair::from_seed([3; 32]).public(),
+                    not_before: Timestamp(0),
+                    not_after: Timestamp(i64::MAX / 2),
+                },
+            );
+        }
+        w
+    }
+
+    pub fn cmd(
+        &mut self,
+        tenant: &str,
+        actor: Actor,
+        body: CommandBody,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.now = self.now.plus(Millis(10));
+        self.state.apply(&Command {
+            tenant: id(tenant),
+            at: self.now,
+            actor,
+            body,
+        })
+    }
+
+    pub fn ok(&mut self, tenant: &str, actor: Actor, body: CommandBody) -> Vec<Event> {
+        self.cmd(tenant, actor, body).unwrap()
+    }
+
+    pub fn create_mission(&mut self, tenant: &str, mission: &str, timeout: Millis) {
+        self.ok(
+            tenant,
+            Actor::User(id("alice")),
+            CommandBody::CreateMission {
+                namespace: id("prod"),
+                mission: id(mission),
+                agent: id("bot"),
+                definition: MissionDefinition {
+                    objective: "Pay supplier invoices".into(),
+                    tools: vec![id("crm.read"), id("erp.post")],
+                    authority: AuthorityLevel::L3,
+                    timeout,
+                },
+                context: MissionContext {
+                    inputs: json!({"batch": 42}),
+                    classification: DataClassification::Confidential,
+                    labels: BTreeMap::new(),
+                },
+                limits: RuntimeLimits::default(),
+            },
+        );
+    }
+
+    pub fn advance(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        step: Advance,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            tenant,
+            Actor::Runtime,
+            CommandBody::AdvanceMission {
+                mission: id(mission),
+                step,
+            },
+        )
+    }
+
+    pub fn submit_plan(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        amount: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            tenant,
+            Actor::Agent(id("bot")),
+            CommandBody::SubmitPlan {
+                mission: id(mission),
+                steps: vec![PlanStep {
+                    tool: id("erp.post"),
+                    arguments: json!({"amount": amount}),
+                }],
+            },
+        )
+    }
+
+    /// A small amount: policy permits the plan outright.
+    pub fn drive_to_in_progress(&mut self, tenant: &str, mission: &str) {
+        self.advance(tenant, mission, Advance::BeginPlanning)
+            .unwrap();
+        self.submit_plan(tenant, mission, 10).unwrap();
+        assert_eq!(self.mission_state(tenant, mission), MissionState::Approved);
+        self.advance(tenant, mission, Advance::Enqueue).unwrap();
+        self.advance(tenant, mission, Advance::Start).unwrap();
+    }
+
+    pub fn mission_state(&self, tenant: &str, mission: &str) -> MissionState {
+        self.state.tenant(&id(tenant)).unwrap().missions()[&id::<MissionId>(mission)].state()
+    }
+
+    pub fn last_audit_kind(&self, tenant: &str) -> String {
+        self.state
+            .tenant(&id(tenant))
+            .unwrap()
+            .audit()
+            .records()
+            .last()
+            .unwrap()
+            .entry
+            .kind
+            .clone()
+    }
+}
