@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own module.
 
 mod audit;
+mod policy;
 mod simulate;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Work with audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Work with policy bundles.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run a deterministic simulated workload through the governance engine
     /// and check it: invariants after every command, replay to the same
     /// state digest, snapshot round trip, and a verified audit export.
@@ -35,6 +39,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
         Command::Simulate(args) => simulate::run(args),
     }
 }

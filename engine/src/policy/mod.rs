@@ -8,6 +8,7 @@ pub mod decision;
 pub mod entities;
 pub mod routing;
 pub mod schema;
+pub mod testing;
 
 pub use bundle::{BundleError, BundleProblem, BundleSource, CompiledBundle, Escalation};
 pub use decision::{Decision, DecisionRecord, EntityRef, PolicyRequest, PreparedEntities, decide};
