@@ -1,10 +1,14 @@
 //! Policy bundles: Cedar policies plus the schema they are validated
 //! against, compiled once and addressed by the digest of their source.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
-use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
+    PrincipalConstraint, Schema, ValidationMode, Validator,
+};
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +79,113 @@ pub struct CompiledBundle {
     schema: Schema,
     forbids: BTreeMap<String, Escalation>,
     policy_ids: Vec<String>,
+    slicer: Arc<PolicySlicer>,
+}
+
+/// Picks, for a request, the policies whose principal and action scopes can
+/// match it. A policy whose scope does not match can neither be satisfied
+/// nor raise an error (Cedar checks the scope before the conditions), so
+/// evaluating only the slice gives exactly the same response, while a large
+/// bundle costs only what applies to the caller.
+#[derive(Debug)]
+pub struct PolicySlicer {
+    policies: Vec<Policy>,
+    /// Policies with no principal entity in their scope (any, or `is T`).
+    unscoped: Vec<usize>,
+    /// Policies scoped `principal == e`.
+    by_eq: HashMap<EntityUid, Vec<usize>>,
+    /// Policies scoped `principal in e` (or `is T in e`).
+    by_in: HashMap<EntityUid, Vec<usize>>,
+    cache: Mutex<HashMap<Vec<u32>, Arc<PolicySet>>>,
+}
+
+const SLICE_CACHE: usize = 4096;
+
+impl PolicySlicer {
+    fn new(set: &PolicySet) -> PolicySlicer {
+        let mut s = PolicySlicer {
+            policies: set.policies().cloned().collect(),
+            unscoped: Vec::new(),
+            by_eq: HashMap::new(),
+            by_in: HashMap::new(),
+            cache: Mutex::new(HashMap::new()),
+        };
+        for (i, p) in s.policies.iter().enumerate() {
+            match p.principal_constraint() {
+                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => s.unscoped.push(i),
+                PrincipalConstraint::Eq(e) => s.by_eq.entry(e).or_default().push(i),
+                PrincipalConstraint::In(e) | PrincipalConstraint::IsIn(_, e) => {
+                    s.by_in.entry(e).or_default().push(i)
+                }
+            }
+        }
+        s
+    }
+
+    fn type_fits(p: &Policy, principal: &EntityUid) -> bool {
+        match p.principal_constraint() {
+            PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => {
+                &t == principal.type_name()
+            }
+            _ => true,
+        }
+    }
+
+    fn action_fits(p: &Policy, action: &EntityUid, action_ancestors: &[EntityUid]) -> bool {
+        let hits = |e: &EntityUid| e == action || action_ancestors.contains(e);
+        match p.action_constraint() {
+            ActionConstraint::Any => true,
+            ActionConstraint::Eq(e) => &e == action,
+            ActionConstraint::In(list) => list.iter().any(hits),
+        }
+    }
+
+    /// The policies that can apply to `principal` doing `action`.
+    pub fn slice(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        entities: &Entities,
+    ) -> Arc<PolicySet> {
+        let ancestors: Vec<EntityUid> = entities
+            .ancestors(principal)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        let action_ancestors: Vec<EntityUid> = entities
+            .ancestors(action)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        let mut picked: Vec<u32> = self.unscoped.iter().map(|i| *i as u32).collect();
+        for key in std::iter::once(principal).chain(ancestors.iter()) {
+            if let Some(v) = self.by_in.get(key) {
+                picked.extend(v.iter().map(|i| *i as u32));
+            }
+        }
+        if let Some(v) = self.by_eq.get(principal) {
+            picked.extend(v.iter().map(|i| *i as u32));
+        }
+        picked.retain(|i| {
+            let p = &self.policies[*i as usize];
+            Self::type_fits(p, principal) && Self::action_fits(p, action, &action_ancestors)
+        });
+        picked.sort_unstable();
+        picked.dedup();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = cache.get(&picked) {
+            return Arc::clone(set);
+        }
+        let mut set = PolicySet::new();
+        for i in &picked {
+            set.add(self.policies[*i as usize].clone())
+                .expect("policies of a valid set stay valid");
+        }
+        let set = Arc::new(set);
+        if cache.len() >= SLICE_CACHE {
+            cache.clear();
+        }
+        cache.insert(picked, Arc::clone(&set));
+        set
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> (u32, u32) {
@@ -273,6 +384,7 @@ impl CompiledBundle {
         }
         Ok(CompiledBundle {
             version: source.version(),
+            slicer: Arc::new(PolicySlicer::new(&policies)),
             policies,
             schema,
             forbids,
@@ -285,6 +397,9 @@ impl CompiledBundle {
     }
     pub fn policies(&self) -> &PolicySet {
         &self.policies
+    }
+    pub fn slicer(&self) -> &PolicySlicer {
+        &self.slicer
     }
     pub fn schema(&self) -> &Schema {
         &self.schema

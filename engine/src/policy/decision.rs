@@ -1,6 +1,7 @@
 //! The decision layer: turns Cedar's Allow/Deny into PERMIT / DENY /
 //! ESCALATE, failing closed, and records why.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -45,13 +46,33 @@ impl EntityRef {
     }
 
     fn to_cedar(&self) -> Result<EntityUid, String> {
-        let kind = EntityTypeName::from_str(&self.kind)
-            .map_err(|e| format!("`{}` is not an entity type name: {e}", self.kind))?;
+        let kind = type_name(&self.kind)?;
         Ok(EntityUid::from_type_name_and_id(
             kind,
             EntityId::new(&self.id),
         ))
     }
+}
+
+/// Parses entity type names once: parsing goes through Cedar's full
+/// grammar, and requests name the same few types over and over.
+fn type_name(kind: &str) -> Result<EntityTypeName, String> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, EntityTypeName>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(kind) {
+        return Ok(t.clone());
+    }
+    let parsed = EntityTypeName::from_str(kind)
+        .map_err(|e| format!("`{kind}` is not an entity type name: {e}"))?;
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded: names come from bundles' schemas and test cases, but a
+    // stream of bad requests must not grow it without end.
+    if map.len() >= 1024 {
+        map.clear();
+    }
+    map.insert(kind.to_owned(), parsed.clone());
+    Ok(parsed)
 }
 
 /// A request to decide: who does what to what, in which context.
@@ -150,6 +171,13 @@ pub fn cedar_request(
     })
 }
 
+/// One authorizer for the process: making one is far from free, and it
+/// holds no state between requests.
+fn authorizer() -> &'static Authorizer {
+    static AUTHORIZER: std::sync::OnceLock<Authorizer> = std::sync::OnceLock::new();
+    AUTHORIZER.get_or_init(Authorizer::new)
+}
+
 /// Decides `req` against `bundle`. Never fails: anything that goes wrong
 /// is a DENY whose record says why.
 pub fn decide(
@@ -178,8 +206,16 @@ pub fn decide(
     };
     match cedar_request(req, None) {
         Ok(request) => {
-            let response =
-                Authorizer::new().is_authorized(&request, bundle.policies(), &entities.entities);
+            let (Some(principal), Some(action)) = (request.principal(), request.action()) else {
+                record
+                    .errors
+                    .push("malformed request: no principal or action".into());
+                return record;
+            };
+            // Only the policies whose scope can match are evaluated; see
+            // `PolicySlicer` for why the response is the same.
+            let slice = bundle.slicer().slice(principal, action, &entities.entities);
+            let response = authorizer().is_authorized(&request, &slice, &entities.entities);
             interpret(bundle, &response, default_level, &mut record);
         }
         Err(e) => record.errors.push(format!("malformed request: {e}")),
