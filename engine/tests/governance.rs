@@ -673,3 +673,21 @@ fn decisions_survive_snapshot_and_replay() {
     vote(&mut w, "m1", None, "approver-a", &[], true).unwrap();
     assert_eq!(w.state.digest(), w2.state.digest());
 }
+
+#[test]
+fn tool_calls_are_decided_only_while_in_progress() {
+    let mut w = World::new();
+    planned(&mut w, "m1", 10).unwrap();
+    let err = w.cmd(
+        "acme",
+        Actor::Agent(id("bot")),
+        CommandBody::EvaluateToolCall {
+            mission: id("m1"),
+            step: 0,
+            tool: id("erp.post"),
+            arguments: json!({"amount": 1}),
+        },
+    );
+    assert_eq!(err, Err(Rejection::NotExecuting(MissionState::Approved)));
+    assert_eq!(w.last_audit_kind("acme"), "command.rejected");
+}

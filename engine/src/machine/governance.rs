@@ -788,12 +788,7 @@ pub(super) fn evaluate_tool_call(
     let m = mission_for(t, id)?;
     check_actor_may_act(c, m.agent())?;
     if m.state() != MissionState::InProgress {
-        return Err(Rejection::IllegalTransition(
-            crate::mission::IllegalTransition {
-                from: m.state(),
-                step: Step::Complete,
-            },
-        ));
+        return Err(Rejection::NotExecuting(m.state()));
     }
     check_deadline(m, c)?;
     check_tools(m, [tool.clone()])?;

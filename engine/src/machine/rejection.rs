@@ -109,6 +109,8 @@ pub enum Rejection {
     NoPendingApproval { hold: Option<u32> },
     #[error("the approval deadline {deadline} has not passed yet")]
     ApprovalNotDue { deadline: Timestamp },
+    #[error("tool calls are decided only while the mission is IN_PROGRESS, not {0}")]
+    NotExecuting(MissionState),
 }
 
 impl Rejection {
@@ -128,6 +130,7 @@ impl Rejection {
                 | Rejection::Vote(_)
                 | Rejection::ReservedOutcome(_)
                 | Rejection::ApproverNotUser
+                | Rejection::NotExecuting(_)
         )
     }
 }
