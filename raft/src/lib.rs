@@ -1,0 +1,31 @@
+//! AURA's replicated engine.
+//!
+//! The engine's deterministic state machine runs on [openraft]: commands
+//! are proposed to the Raft log, committed by a quorum, and applied in log
+//! order on every node. The embedded default is a one-node cluster on the
+//! same code path as a multi-region production cluster.
+//!
+//! - [`log_file`], [`log_writer`], [`log_store`]: the log on local disk,
+//!   checksummed records, acknowledged only after `fdatasync`, with group
+//!   commit.
+//! - [`state_machine`]: the engine state and its snapshots.
+//! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
+//!   authenticated with an HMAC under the cluster secret.
+//! - [`config`], [`node`]: starting a node and the client path (propose,
+//!   read, membership).
+
+pub mod auth;
+pub mod config;
+pub mod log_file;
+pub mod log_store;
+pub mod log_writer;
+pub mod network;
+pub mod node;
+pub mod service;
+pub mod state_machine;
+pub mod types;
+
+pub use auth::ClusterSecret;
+pub use config::{Bootstrap, NodeConfig, Timing};
+pub use node::{ClusterError, ClusterStatus, Consistency, MembershipChange, Node, StartError};
+pub use types::{Applied, NodeId, NodeInfo};

@@ -1,0 +1,344 @@
+//! Raft RPC over HTTP: the client side. Every request is signed with the
+//! cluster secret (see [`auth`](crate::auth)); the server side is in
+//! [`service`](crate::service).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{ClusterSecret, now_ms};
+use crate::types::{AuraRaft, NodeId, NodeInfo, Snapshot, SnapshotMeta, Vote};
+
+/// Peers this node pretends it cannot reach, in both directions. Tests use
+/// it to partition a cluster without touching the host's network.
+#[derive(Clone, Debug, Default)]
+pub struct Faults(Arc<RwLock<BTreeSet<NodeId>>>);
+
+impl Faults {
+    pub fn cut(&self, peer: NodeId) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer);
+    }
+    pub fn heal(&self, peer: NodeId) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer);
+    }
+    pub fn heal_all(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    pub fn is_cut(&self, peer: NodeId) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&peer)
+    }
+}
+
+/// Why a signed call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("peer {addr} is unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("peer {addr} answered {status}: {body}")]
+    Status {
+        addr: String,
+        status: u16,
+        body: String,
+    },
+    #[error("peer {addr} sent a malformed answer: {reason}")]
+    Malformed { addr: String, reason: String },
+}
+
+/// Signs and sends requests to other nodes' cluster listeners.
+#[derive(Clone, Debug)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    secret: ClusterSecret,
+    me: NodeId,
+    faults: Faults,
+}
+
+impl PeerClient {
+    pub fn new(me: NodeId, secret: ClusterSecret, faults: Faults) -> PeerClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client builds");
+        PeerClient {
+            http,
+            secret,
+            me,
+            faults,
+        }
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// POSTs raw bytes to `http://{addr}{path}` and returns the body.
+    pub async fn post_bytes(
+        &self,
+        target: Option<NodeId>,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.call(target, reqwest::Method::POST, addr, path, body, timeout)
+            .await
+    }
+
+    pub async fn get_bytes(
+        &self,
+        addr: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.call(None, reqwest::Method::GET, addr, path, Vec::new(), timeout)
+            .await
+    }
+
+    async fn call(
+        &self,
+        target: Option<NodeId>,
+        method: reqwest::Method,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        if target.is_some_and(|t| self.faults.is_cut(t)) {
+            return Err(CallError::Unreachable {
+                addr: addr.into(),
+                reason: "cut off by fault injection".into(),
+            });
+        }
+        let mut req = self
+            .http
+            .request(method.clone(), format!("http://{addr}{path}"))
+            .timeout(timeout);
+        for (name, value) in self
+            .secret
+            .sign(method.as_str(), path, self.me, now_ms(), &body)
+        {
+            req = req.header(name, value);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable {
+                addr: addr.into(),
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| CallError::Unreachable {
+            addr: addr.into(),
+            reason: error_chain(&e),
+        })?;
+        if !status.is_success() {
+            return Err(CallError::Status {
+                addr: addr.into(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    pub async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: Option<NodeId>,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = serde_json::to_vec(req).expect("requests serialize");
+        let bytes = self.post_bytes(target, addr, path, body, timeout).await?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Malformed {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Hands openraft one [`Peer`] per target node.
+#[derive(Clone, Debug)]
+pub struct HttpNetwork {
+    client: PeerClient,
+}
+
+impl HttpNetwork {
+    pub fn new(client: PeerClient) -> HttpNetwork {
+        HttpNetwork { client }
+    }
+}
+
+impl RaftNetworkFactory<AuraRaft> for HttpNetwork {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Peer {
+        Peer {
+            client: self.client.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    client: PeerClient,
+    target: NodeId,
+    addr: String,
+}
+
+/// Remote raft errors are fatal conditions of the peer (it is shutting
+/// down); to this node that is the same as being unreachable.
+type Remote<T> = Result<T, String>;
+
+impl Peer {
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<AuraRaft>> {
+        let r: Remote<Resp> = self
+            .client
+            .post_json(Some(self.target), &self.addr, path, req, option.hard_ttl())
+            .await
+            .map_err(to_rpc_error)?;
+        r.map_err(|e| {
+            RPCError::Unreachable(Unreachable::from_string(format!(
+                "peer {}: {e}",
+                self.target
+            )))
+        })
+    }
+}
+
+fn to_rpc_error(e: CallError) -> RPCError<AuraRaft> {
+    match e {
+        CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+/// A snapshot on the wire: `u32le header length, JSON {vote, meta}, data`.
+pub fn encode_snapshot(vote: &Vote, meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(&(vote, meta)).expect("snapshot header serializes");
+    let mut out = Vec::with_capacity(4 + header.len() + data.len());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out
+}
+
+pub fn decode_snapshot(bytes: &[u8]) -> Result<(Vote, SnapshotMeta, Vec<u8>), String> {
+    let len = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or("snapshot body too short")?;
+    let header = bytes.get(4..4 + len).ok_or("snapshot header truncated")?;
+    let (vote, meta): (Vote, SnapshotMeta) =
+        serde_json::from_slice(header).map_err(|e| format!("bad snapshot header: {e}"))?;
+    Ok((vote, meta, bytes[4 + len..].to_vec()))
+}
+
+impl RaftNetworkV2<AuraRaft> for Peer {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<AuraRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<AuraRaft>, RPCError<AuraRaft>> {
+        self.rpc("/raft/append", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<AuraRaft>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<AuraRaft>, RPCError<AuraRaft>> {
+        self.rpc("/raft/vote", &rpc, &option).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<AuraRaft>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<AuraRaft>, RPCError<AuraRaft>> {
+        self.rpc("/raft/pre-vote", &rpc, &option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<AuraRaft>, StreamingError<AuraRaft>> {
+        let body = encode_snapshot(&vote, &snapshot.meta, &snapshot.snapshot);
+        let send = self.client.post_bytes(
+            Some(self.target),
+            &self.addr,
+            "/raft/snapshot",
+            body,
+            option.hard_ttl(),
+        );
+        let bytes = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            r = send => r.map_err(|e| match e {
+                CallError::Unreachable { .. } => StreamingError::Unreachable(Unreachable::new(&e)),
+                _ => StreamingError::Network(NetworkError::new(&e)),
+            })?,
+        };
+        let r: Remote<SnapshotResponse<AuraRaft>> = serde_json::from_slice(&bytes)
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        r.map_err(|e| {
+            StreamingError::Unreachable(Unreachable::from_string(format!(
+                "peer {}: {e}",
+                self.target
+            )))
+        })
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<AuraRaft>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<AuraRaft>, RPCError<AuraRaft>> {
+        self.rpc("/raft/transfer-leader", &req, &option).await
+    }
+}

@@ -1,0 +1,575 @@
+//! A running node: storage, Raft, the cluster listener, and the client path
+//! the rest of AURA uses (propose a command, read the state).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aura_engine::Digest;
+use aura_engine::machine::{Command, EngineState};
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ReadPolicy, ServerState};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Bootstrap, ConfigError, NodeConfig};
+use crate::log_file::LogFileError;
+use crate::log_store::LogStore;
+use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
+use crate::state_machine::EngineStore;
+use crate::types::{Applied, NodeId, NodeInfo, Proposal, Raft};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogFileError),
+    #[error("state machine in {dir}: {source}")]
+    StateMachine {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// Why a proposal, read or membership change did not happen.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub enum ClusterError {
+    #[error("no leader is known right now; retry shortly")]
+    NoLeader,
+    #[error("the leader could not be reached: {0}")]
+    LeaderUnreachable(String),
+    #[error(
+        "leadership changed while the command was in flight; it may or may not have been applied"
+    )]
+    Unknown,
+    #[error("not enough members answer to confirm leadership")]
+    NoQuorum,
+    #[error("this node has stopped: {0}")]
+    Stopped(String),
+    #[error("membership change refused: {0}")]
+    Membership(String),
+    #[error("timed out waiting for this node to catch up")]
+    CatchUpTimeout,
+    #[error("node {0} is not a member of the cluster")]
+    UnknownNode(NodeId),
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read started: the
+    /// leader confirms its leadership with a quorum (read index), and this
+    /// node waits until it has applied that far.
+    Linearizable,
+    /// Whatever this node has applied; may lag behind the leader.
+    Stale,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub region: String,
+    pub voter: bool,
+    /// Last log index known replicated to it (leader's view only).
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last log (leader's view only).
+    pub lag: Option<u64>,
+}
+
+/// One node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: NodeId,
+    pub region: String,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub leader_addr: Option<String>,
+    pub last_log_index: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub purged: Option<u64>,
+    pub members: Vec<MemberStatus>,
+    pub state_digest: Digest,
+}
+
+struct Inner {
+    id: NodeId,
+    info: NodeInfo,
+    raft: Raft,
+    store: EngineStore,
+    log: LogStore,
+    client: PeerClient,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+/// A running AURA engine node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("addr", &self.inner.local_addr)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts a node. Configuration is checked and the listener bound
+    /// before anything in the data dir is created or changed.
+    pub async fn start(mut cfg: NodeConfig) -> Result<Node, StartError> {
+        cfg.validate()?;
+        let listener =
+            TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: cfg.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+        // Port 0 means "any": peers must then be told the real port.
+        if cfg.listen.port() == 0 && cfg.advertise.ends_with(":0") {
+            cfg.advertise = local_addr.to_string();
+        }
+        cfg.claim_data_dir()?;
+        let dir = cfg.raft_dir();
+        let (log, report) = LogStore::open(&dir)?;
+        if report.cut_bytes > 0 {
+            tracing::warn!(
+                bytes = report.cut_bytes,
+                "raft log had a torn tail from a crash; cut it"
+            );
+        }
+        let store = EngineStore::open(&dir).map_err(|source| StartError::StateMachine {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        let client = PeerClient::new(cfg.id, cfg.secret.clone(), Faults::default());
+        let raft_config = cfg
+            .raft_config()
+            .validate()
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            cfg.id,
+            Arc::new(raft_config),
+            HttpNetwork::new(client.clone()),
+            log.clone(),
+            store.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let (stop, stopped) = watch::channel(false);
+        let node = Node {
+            inner: Arc::new(Inner {
+                id: cfg.id,
+                info: NodeInfo {
+                    addr: cfg.advertise.clone(),
+                    region: cfg.region.clone(),
+                },
+                raft,
+                store,
+                log,
+                client,
+                local_addr,
+                stop,
+            }),
+        };
+        let app = crate::service::router(node.clone(), cfg.secret.clone());
+        let mut stopped_rx = stopped.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "cluster listener failed");
+            }
+        });
+        node.bootstrap(&cfg.bootstrap, stopped).await?;
+        tracing::info!(node = cfg.id, addr = %local_addr, region = %cfg.region, "node started");
+        Ok(node)
+    }
+
+    async fn bootstrap(
+        &self,
+        how: &Bootstrap,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<(), StartError> {
+        let raft = &self.inner.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        match how {
+            Bootstrap::Form(members) => {
+                let members = if members.is_empty() {
+                    BTreeMap::from([(self.inner.id, self.inner.info.clone())])
+                } else {
+                    members.clone()
+                };
+                // Only the lowest id initializes; the others learn the
+                // membership from it. Two initializers could elect two
+                // leaders of different first terms.
+                if members.keys().next() == Some(&self.inner.id) {
+                    raft.initialize(members)
+                        .await
+                        .map_err(|e| StartError::Raft(e.to_string()))?;
+                }
+            }
+            Bootstrap::Join(addr) => {
+                let node = self.clone();
+                let addr = addr.clone();
+                tokio::spawn(async move { node.join(addr, stopped).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the cluster at `addr` to add this node as a learner, retrying
+    /// until it says yes or the node stops.
+    async fn join(&self, addr: String, mut stopped: watch::Receiver<bool>) {
+        let req = AddLearner {
+            id: self.inner.id,
+            addr: self.inner.info.addr.clone(),
+            region: self.inner.info.region.clone(),
+        };
+        loop {
+            let r: Result<Result<(), ClusterError>, CallError> = self
+                .inner
+                .client
+                .post_json(
+                    None,
+                    &addr,
+                    "/cluster/learners",
+                    &req,
+                    Duration::from_secs(30),
+                )
+                .await;
+            match r {
+                Ok(Ok(())) => {
+                    tracing::info!(via = %addr, "joined the cluster as a learner");
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!(via = %addr, error = %e, "join refused; retrying"),
+                Err(e) => tracing::warn!(via = %addr, error = %e, "join failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// Where the cluster listener actually listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub fn faults(&self) -> &Faults {
+        self.inner.client.faults()
+    }
+
+    pub fn log(&self) -> &LogStore {
+        &self.inner.log
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.inner.store.digest()
+    }
+
+    fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let info = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, info))
+    }
+
+    /// Proposes a command and returns what applying it produced, once it is
+    /// committed and applied. From a follower the command is forwarded to
+    /// the leader.
+    #[tracing::instrument(skip_all, fields(kind = cmd.body.kind(), tenant = %cmd.tenant))]
+    pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
+        match self.inner.raft.client_write(Proposal(cmd.clone())).await {
+            Ok(r) => Ok(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(leader) = f.leader_node else {
+                    return Err(ClusterError::NoLeader);
+                };
+                self.forward(&leader.addr, "/cluster/propose", &cmd).await
+            }
+            Err(RaftError::APIError(e)) => {
+                tracing::warn!(error = %e, "proposal outcome unknown");
+                Err(ClusterError::Unknown)
+            }
+            Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+        }
+    }
+
+    /// Proposes on this node only; used by the listener for forwarded
+    /// proposals so that a request never bounces between nodes.
+    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Applied, ClusterError> {
+        match self.inner.raft.client_write(Proposal(cmd)).await {
+            Ok(r) => Ok(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(ClusterError::NoLeader)
+            }
+            Err(RaftError::APIError(_)) => Err(ClusterError::Unknown),
+            Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+        }
+    }
+
+    async fn forward<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, ClusterError> {
+        let r: Result<Resp, ClusterError> = self
+            .inner
+            .client
+            .post_json(None, addr, path, req, Duration::from_secs(30))
+            .await
+            .map_err(|e| ClusterError::LeaderUnreachable(e.to_string()))?;
+        r
+    }
+
+    /// The leader's read index: the log position a linearizable read must
+    /// see. Confirms leadership with a quorum first.
+    pub(crate) async fn read_index_here(&self) -> Result<u64, ClusterError> {
+        match self.inner.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+            Ok((read, _)) => Ok(read.index()),
+            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
+                _,
+            ))) => Err(ClusterError::NoLeader),
+            Err(RaftError::APIError(_)) => Err(ClusterError::NoQuorum),
+            Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+        }
+    }
+
+    /// Reads the engine state at the requested consistency.
+    pub async fn read<R>(
+        &self,
+        consistency: Consistency,
+        f: impl FnOnce(&EngineState) -> R,
+    ) -> Result<R, ClusterError> {
+        if consistency == Consistency::Linearizable {
+            let index = match self.read_index_here().await {
+                Err(ClusterError::NoLeader) => {
+                    let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+                    self.forward(&leader.addr, "/cluster/read-index", &())
+                        .await?
+                }
+                other => other?,
+            };
+            self.inner
+                .raft
+                .wait(Some(Duration::from_secs(10)))
+                .applied_index_at_least(Some(index), "linearizable read")
+                .await
+                .map_err(|_| ClusterError::CatchUpTimeout)?;
+        }
+        Ok(self.inner.store.read(f))
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let last = m.last_log_index;
+        let members = membership
+            .nodes()
+            .map(|(id, info)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id))
+                    .map(|l| l.as_ref().map_or(0, |l| l.index));
+                MemberStatus {
+                    id: *id,
+                    addr: info.addr.clone(),
+                    region: info.region.clone(),
+                    voter: voters.contains(id),
+                    matched,
+                    lag: matched.map(|x| last.unwrap_or(0).saturating_sub(x)),
+                }
+            })
+            .collect();
+        let role = match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        };
+        ClusterStatus {
+            node: self.inner.id,
+            region: self.inner.info.region.clone(),
+            role,
+            term: m.current_term,
+            leader: m.current_leader,
+            leader_addr: m
+                .current_leader
+                .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())),
+            last_log_index: last,
+            committed: m.local_committed.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
+            snapshot: m.snapshot.map(|l| l.index),
+            purged: m.purged.map(|l| l.index),
+            members,
+            state_digest: self.inner.store.digest(),
+        }
+    }
+
+    /// Runs a membership change on the leader, forwarding if needed.
+    pub async fn change(&self, change: MembershipChange) -> Result<(), ClusterError> {
+        if !self.inner.raft.is_leader() {
+            let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+            return self
+                .forward(&leader.addr, "/cluster/membership", &change)
+                .await;
+        }
+        self.change_here(change).await
+    }
+
+    pub(crate) async fn change_here(&self, change: MembershipChange) -> Result<(), ClusterError> {
+        let raft = &self.inner.raft;
+        let refused = |e: RaftError<_, ClientWriteError<_>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ClusterError::NoLeader,
+            RaftError::APIError(e) => ClusterError::Membership(e.to_string()),
+            RaftError::Fatal(e) => ClusterError::Stopped(e.to_string()),
+        };
+        let known = |id: NodeId| {
+            raft.metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some()
+        };
+        match change {
+            MembershipChange::AddLearner(req) => {
+                // Blocking: returns once the learner has caught up, which
+                // for a far-behind node means after a snapshot transfer.
+                raft.add_learner(
+                    req.id,
+                    NodeInfo {
+                        addr: req.addr,
+                        region: req.region,
+                    },
+                    true,
+                )
+                .await
+                .map_err(refused)?;
+            }
+            MembershipChange::Promote(id) => {
+                if !known(id) {
+                    return Err(ClusterError::UnknownNode(id));
+                }
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                    .await
+                    .map_err(refused)?;
+            }
+            MembershipChange::Remove(id) => {
+                if !known(id) {
+                    return Err(ClusterError::UnknownNode(id));
+                }
+                let voters: BTreeSet<NodeId> = raft.voter_ids().collect();
+                let change = if voters.contains(&id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                raft.change_membership(change, false)
+                    .await
+                    .map_err(refused)?;
+            }
+            MembershipChange::TransferLeader(id) => {
+                let voters: BTreeSet<NodeId> = raft.voter_ids().collect();
+                if !voters.contains(&id) {
+                    return Err(ClusterError::UnknownNode(id));
+                }
+                raft.trigger()
+                    .transfer_leader(id)
+                    .await
+                    .map_err(|e| ClusterError::Stopped(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops Raft and the listener and makes every queued log write
+    /// durable.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.inner.log.sync().await {
+            tracing::error!(error = %e, "final log sync failed");
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddLearner {
+    pub id: NodeId,
+    pub addr: String,
+    pub region: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipChange {
+    AddLearner(AddLearner),
+    Promote(NodeId),
+    Remove(NodeId),
+    TransferLeader(NodeId),
+}

@@ -1,0 +1,189 @@
+//! The cluster listener: Raft RPCs from peers and cluster management from
+//! `aura cluster` and other nodes. Every request must carry a valid MAC
+//! under the cluster secret; anything else is refused and logged.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{ClusterSecret, HEADER_NODE, now_ms};
+use crate::network::decode_snapshot;
+use crate::node::{AddLearner, MembershipChange, Node};
+use crate::types::{AuraRaft, Snapshot};
+
+const MAX_RPC_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Ctx {
+    node: Node,
+    secret: ClusterSecret,
+}
+
+pub fn router(
+    node: Node,
+    secret: ClusterSecret,
+) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    let ctx = Ctx { node, secret };
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/pre-vote", post(pre_vote))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/transfer-leader", post(transfer_leader))
+        .route("/cluster/status", get(status))
+        .route("/cluster/propose", post(propose))
+        .route("/cluster/read-index", post(read_index))
+        .route("/cluster/learners", post(add_learner))
+        .route("/cluster/membership", post(membership))
+        .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_RPC_BYTES))
+        .with_state(ctx)
+        .into_make_service_with_connect_info::<SocketAddr>()
+}
+
+async fn authenticate(
+    State(ctx): State<Ctx>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_RPC_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
+    };
+    let header = |name: &'static str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = parts.uri.path().to_owned();
+    match ctx
+        .secret
+        .verify(parts.method.as_str(), &path, header, &bytes, now_ms())
+    {
+        Ok(peer) => {
+            if ctx.node.faults().is_cut(peer) {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cut off by fault injection",
+                )
+                    .into_response();
+            }
+            next.run(Request::from_parts(parts, bytes.into())).await
+        }
+        Err(e) => {
+            tracing::warn!(%remote, %path, claimed_node = ?header(HEADER_NODE), error = %e, "refused unauthenticated cluster request");
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("cluster authentication failed: {e}"),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(v).expect("responses serialize"),
+    )
+        .into_response()
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed request: {e}")).into_response())
+}
+
+/// Raft results travel as `Result<T, String>`: the only errors the Raft
+/// handlers return are fatal ones, which the caller treats as unreachable.
+fn raft_result<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Response {
+    json(&r.map_err(|e| e.to_string()))
+}
+
+async fn append(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<AppendEntriesRequest<AuraRaft>>(&body) {
+        Ok(req) => raft_result(ctx.node.raft().append_entries(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn vote(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<VoteRequest<AuraRaft>>(&body) {
+        Ok(req) => raft_result(ctx.node.raft().vote(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn pre_vote(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<VoteRequest<AuraRaft>>(&body) {
+        Ok(req) => raft_result(ctx.node.raft().pre_vote(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    let (vote, meta, data) = match decode_snapshot(&body) {
+        Ok(x) => x,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    // Check the engine snapshot before openraft sees it: a snapshot that
+    // does not restore must be refused, not installed.
+    if let Err(e) = aura_engine::machine::EngineState::restore(&data) {
+        return (StatusCode::BAD_REQUEST, format!("snapshot refused: {e}")).into_response();
+    }
+    let snap = Snapshot {
+        meta,
+        snapshot: data,
+    };
+    raft_result(ctx.node.raft().install_full_snapshot(vote, snap).await)
+}
+
+async fn transfer_leader(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<TransferLeaderRequest<AuraRaft>>(&body) {
+        Ok(req) => raft_result(ctx.node.raft().handle_transfer_leader(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn status(State(ctx): State<Ctx>) -> Response {
+    json(&ctx.node.status())
+}
+
+async fn propose(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(cmd) => json(&ctx.node.propose_here(cmd).await),
+        Err(r) => r,
+    }
+}
+
+async fn read_index(State(ctx): State<Ctx>) -> Response {
+    json(&ctx.node.read_index_here().await)
+}
+
+async fn add_learner(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<AddLearner>(&body) {
+        Ok(req) => json(&ctx.node.change(MembershipChange::AddLearner(req)).await),
+        Err(r) => r,
+    }
+}
+
+async fn membership(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    match parse::<MembershipChange>(&body) {
+        Ok(change) => json(&ctx.node.change(change).await),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,290 @@
+//! The replicated state machine: the engine's [`EngineState`], fed by
+//! committed log entries.
+//!
+//! The log is the source of truth and the engine state is derived from it.
+//! What is persisted of the state is the latest snapshot (in the engine's
+//! own snapshot format, which carries and checks the state digest); on
+//! start the node loads it and openraft re-applies the committed entries
+//! that follow it. Applying is deterministic, so every replica and every
+//! restart arrives at the same digest.
+
+use std::fmt::Debug;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use aura_engine::Digest;
+use aura_engine::machine::EngineState;
+use futures_util::StreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::log_file::sync_dir;
+use crate::types::{Applied, AuraRaft, LogId, Snapshot, SnapshotMeta, StoredMembership};
+
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+const SNAPSHOT_FORMAT: &str = "aura.raft-snapshot/1";
+
+#[derive(Debug, Default)]
+struct Current {
+    engine: EngineState,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+#[derive(Clone, Debug)]
+struct Stored {
+    meta: SnapshotMeta,
+    data: Arc<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    current: RwLock<Current>,
+    snapshot: Mutex<Option<Stored>>,
+}
+
+/// The engine as a Raft state machine. Cheap to clone; clones share state.
+#[derive(Clone, Debug)]
+pub struct EngineStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    meta: SnapshotMeta,
+    len: u64,
+    sha256: String,
+}
+
+impl EngineStore {
+    /// Opens the state machine in `dir`, restoring the latest snapshot.
+    pub fn open(dir: &Path) -> io::Result<EngineStore> {
+        std::fs::create_dir_all(dir)?;
+        let mut current = Current::default();
+        let mut stored = None;
+        if let Some((meta, data)) = read_snapshot(&dir.join(SNAPSHOT_FILE))? {
+            current.engine = EngineState::restore(&data)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            current.last_applied = meta.last_log_id.clone();
+            current.membership = meta.last_membership.clone();
+            stored = Some(Stored {
+                meta,
+                data: Arc::new(data),
+            });
+        }
+        Ok(EngineStore {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                current: RwLock::new(current),
+                snapshot: Mutex::new(stored),
+            }),
+        })
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn current_mut(&self) -> std::sync::RwLockWriteGuard<'_, Current> {
+        self.shared
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the applied engine state.
+    pub fn read<R>(&self, f: impl FnOnce(&EngineState) -> R) -> R {
+        f(&self.current().engine)
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.current().engine.digest()
+    }
+
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.current().last_applied.clone()
+    }
+
+    fn store_snapshot(&self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
+        write_snapshot(&self.shared.dir.join(SNAPSHOT_FILE), &meta, &data)?;
+        *self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Stored { meta, data });
+        Ok(())
+    }
+}
+
+fn read_snapshot(path: &Path) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let invalid = |why: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {why}", path.display()),
+        )
+    };
+    let nl = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| invalid("no snapshot header".into()))?;
+    let header: Header = serde_json::from_slice(&bytes[..nl])
+        .map_err(|e| invalid(format!("bad snapshot header: {e}")))?;
+    if header.format != SNAPSHOT_FORMAT {
+        return Err(invalid(format!(
+            "snapshot format `{}` is not {SNAPSHOT_FORMAT}",
+            header.format
+        )));
+    }
+    let data = bytes[nl + 1..].to_vec();
+    if data.len() as u64 != header.len || hex(&Sha256::digest(&data)) != header.sha256 {
+        return Err(invalid("snapshot body does not match its header".into()));
+    }
+    Ok(Some((header.meta, data)))
+}
+
+/// Written to a temporary file and renamed over the old one, so a crash
+/// leaves the old snapshot or the new one, never half of either.
+fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+    let header = Header {
+        format: SNAPSHOT_FORMAT.into(),
+        meta: meta.clone(),
+        len: data.len() as u64,
+        sha256: hex(&Sha256::digest(data)),
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        serde_json::to_writer(&mut f, &header)?;
+        f.write_all(b"\n")?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let (meta, data) = {
+            let c = self.current();
+            (
+                SnapshotMeta {
+                    last_log_id: c.last_applied.clone(),
+                    last_membership: c.membership.clone(),
+                },
+                Arc::new(c.engine.snapshot()),
+            )
+        };
+        let store = self.clone();
+        let (m, d) = (meta.clone(), data.clone());
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
+            .await
+            .map_err(io::Error::other)??;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: data.as_ref().clone(),
+        })
+    }
+}
+
+impl RaftStateMachine<AuraRaft> for EngineStore {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = EngineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let c = self.current();
+        Ok((c.last_applied.clone(), c.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures_util::Stream<Item = Result<EntryResponder<AuraRaft>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id();
+            let applied = {
+                let mut c = self.current_mut();
+                let applied = match entry.payload {
+                    EntryPayload::Blank => Applied::Nothing,
+                    EntryPayload::Normal(proposal) => match c.engine.apply(&proposal.0) {
+                        Ok(events) => Applied::Events(events),
+                        Err(rejection) => Applied::Refused(rejection),
+                    },
+                    EntryPayload::Membership(m) => {
+                        c.membership = StoredMembership::new(Some(log_id.clone()), m);
+                        Applied::Nothing
+                    }
+                };
+                c.last_applied = Some(log_id);
+                applied
+            };
+            if let Some(r) = responder {
+                r.send(applied);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let engine = EngineState::restore(&snapshot)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let data = Arc::new(snapshot);
+        let store = self.clone();
+        let (m, d) = (meta.clone(), data.clone());
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
+            .await
+            .map_err(io::Error::other)??;
+        let mut c = self.current_mut();
+        c.engine = engine;
+        c.last_applied = meta.last_log_id.clone();
+        c.membership = meta.last_membership.clone();
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let s = self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(s.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: s.data.as_ref().clone(),
+        }))
+    }
+}
