@@ -339,10 +339,11 @@ impl Node {
         match self.inner.raft.client_write(Proposal(cmd.clone())).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(leader) = f.leader_node else {
+                let (Some(id), Some(leader)) = (f.leader_id, f.leader_node) else {
                     return Err(ClusterError::NoLeader);
                 };
-                self.forward(&leader.addr, "/cluster/propose", &cmd).await
+                self.forward(id, &leader.addr, "/cluster/propose", &cmd)
+                    .await
             }
             Err(RaftError::APIError(e)) => {
                 tracing::warn!(error = %e, "proposal outcome unknown");
@@ -367,6 +368,7 @@ impl Node {
 
     async fn forward<Req: Serialize, Resp: serde::de::DeserializeOwned>(
         &self,
+        leader: NodeId,
         addr: &str,
         path: &str,
         req: &Req,
@@ -374,7 +376,7 @@ impl Node {
         let r: Result<Resp, ClusterError> = self
             .inner
             .client
-            .post_json(None, addr, path, req, Duration::from_secs(30))
+            .post_json(Some(leader), addr, path, req, Duration::from_secs(30))
             .await
             .map_err(|e| ClusterError::LeaderUnreachable(e.to_string()))?;
         r
@@ -402,8 +404,8 @@ impl Node {
         if consistency == Consistency::Linearizable {
             let index = match self.read_index_here().await {
                 Err(ClusterError::NoLeader) => {
-                    let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
-                    self.forward(&leader.addr, "/cluster/read-index", &())
+                    let (id, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+                    self.forward(id, &leader.addr, "/cluster/read-index", &())
                         .await?
                 }
                 other => other?,
@@ -471,9 +473,9 @@ impl Node {
     /// Runs a membership change on the leader, forwarding if needed.
     pub async fn change(&self, change: MembershipChange) -> Result<(), ClusterError> {
         if !self.inner.raft.is_leader() {
-            let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+            let (id, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
             return self
-                .forward(&leader.addr, "/cluster/membership", &change)
+                .forward(id, &leader.addr, "/cluster/membership", &change)
                 .await;
         }
         self.change_here(change).await

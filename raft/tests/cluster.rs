@@ -1,0 +1,464 @@
+//! Clusters of in-process nodes talking HTTP on loopback: restarts,
+//! partitions (with the fault-injecting transport), learners catching up
+//! through a snapshot, and peer authentication.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aura_engine::machine::Command;
+use aura_engine::sim::{self, WorkloadShape};
+use aura_raft::network::{CallError, Faults, PeerClient};
+use aura_raft::node::Role;
+use aura_raft::{
+    Applied, Bootstrap, ClusterError, ClusterSecret, Consistency, Node, NodeConfig, NodeInfo,
+    Timing,
+};
+
+fn workload(missions: u32) -> Vec<Command> {
+    sim::generate(
+        11,
+        WorkloadShape {
+            missions,
+            ..WorkloadShape::default()
+        },
+    )
+}
+
+fn config(
+    id: u64,
+    dir: &Path,
+    secret: &ClusterSecret,
+    bootstrap: Bootstrap,
+    port: u16,
+) -> NodeConfig {
+    NodeConfig {
+        id,
+        data_dir: dir.join(format!("node-{id}")),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        advertise: format!("127.0.0.1:{port}"),
+        region: format!("region-{id}"),
+        secret: secret.clone(),
+        bootstrap,
+        timing: Timing::LAN,
+        snapshot_every: 40,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn leader_of(nodes: &[&Node]) -> Node {
+    wait_for("a leader", Duration::from_secs(20), async || {
+        nodes
+            .iter()
+            .find(|n| n.status().role == Role::Leader)
+            .map(|n| (*n).clone())
+    })
+    .await
+}
+
+async fn propose_all(node: &Node, cmds: &[Command]) -> usize {
+    let mut events = 0;
+    for c in cmds {
+        match node.propose(c.clone()).await.expect("proposal commits") {
+            Applied::Events(e) => events += e.len(),
+            Applied::Refused(_) | Applied::Nothing => {}
+        }
+    }
+    events
+}
+
+async fn caught_up(nodes: &[&Node], with: &Node) {
+    let want = with.status().applied;
+    for n in nodes {
+        wait_for("a node to catch up", Duration::from_secs(30), async || {
+            (n.status().applied >= want).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn three_nodes(dir: &Path, secret: &ClusterSecret) -> Vec<Node> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let members: BTreeMap<u64, NodeInfo> = (1..=3)
+        .map(|id| {
+            (
+                id,
+                NodeInfo {
+                    addr: format!("127.0.0.1:{}", ports[id as usize - 1]),
+                    region: format!("region-{id}"),
+                },
+            )
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for id in 1..=3u64 {
+        let cfg = config(
+            id,
+            dir,
+            secret,
+            Bootstrap::Form(members.clone()),
+            ports[id as usize - 1],
+        );
+        nodes.push(Node::start(cfg).await.expect("node starts"));
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_has_the_same_state_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let cmds = workload(30);
+    let node = Node::start(config(
+        1,
+        dir.path(),
+        &secret,
+        Bootstrap::Form(BTreeMap::new()),
+        0,
+    ))
+    .await
+    .unwrap();
+    leader_of(&[&node]).await;
+    let events = propose_all(&node, &cmds).await;
+    assert!(events > cmds.len() / 2, "the workload should mostly apply");
+    let before = node.status();
+    assert!(
+        before.snapshot.is_some(),
+        "a snapshot should have been built (every 40 entries)"
+    );
+    node.shutdown().await;
+
+    let node = Node::start(config(
+        1,
+        dir.path(),
+        &secret,
+        Bootstrap::Form(BTreeMap::new()),
+        0,
+    ))
+    .await
+    .unwrap();
+    wait_for(
+        "replay to the last applied entry",
+        Duration::from_secs(20),
+        async || (node.status().applied >= before.applied).then_some(()),
+    )
+    .await;
+    assert_eq!(
+        node.digest(),
+        before.state_digest,
+        "state after restart differs"
+    );
+    // And a restart is not the end of writing.
+    let more = workload(32);
+    propose_all(&node, &more[more.len() - 5..]).await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_node_cannot_commit_and_catches_up_after_healing() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let nodes = three_nodes(dir.path(), &secret).await;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = leader_of(&all).await;
+    let cmds = workload(40);
+    let (first, rest) = cmds.split_at(cmds.len() / 2);
+    propose_all(&leader, first).await;
+
+    // Cut one follower off in both directions.
+    let cut = nodes
+        .iter()
+        .find(|n| n.id() != leader.id())
+        .unwrap()
+        .clone();
+    for n in &nodes {
+        if n.id() == cut.id() {
+            for other in &nodes {
+                if other.id() != cut.id() {
+                    n.faults().cut(other.id());
+                }
+            }
+        } else {
+            n.faults().cut(cut.id());
+        }
+    }
+    let cut_applied = cut.status().applied;
+    // The majority side goes on committing.
+    let majority: Vec<&Node> = nodes.iter().filter(|n| n.id() != cut.id()).collect();
+    let leader = leader_of(&majority).await;
+    propose_all(&leader, rest).await;
+    // The cut node cannot commit anything alone, however long it tries.
+    let alone = tokio::time::timeout(Duration::from_secs(3), cut.propose(cmds[0].clone())).await;
+    assert!(
+        !matches!(alone, Ok(Ok(_))),
+        "a node without a quorum committed a proposal: {alone:?}"
+    );
+    assert_eq!(
+        cut.status().applied,
+        cut_applied,
+        "the cut-off node applied entries without a quorum"
+    );
+    assert_ne!(cut.digest(), leader.digest());
+
+    for n in &nodes {
+        n.faults().heal_all();
+    }
+    let leader = leader_of(&all).await;
+    caught_up(&all, &leader).await;
+    let digest = leader.digest();
+    for n in &nodes {
+        assert_eq!(n.digest(), digest, "node {} differs after healing", n.id());
+    }
+    // Linearizable reads from a follower see the leader's writes.
+    let follower = nodes.iter().find(|n| n.id() != leader.id()).unwrap();
+    let tenants = follower
+        .read(Consistency::Linearizable, |s| s.tenants().count())
+        .await
+        .unwrap();
+    assert_eq!(
+        tenants,
+        leader
+            .read(Consistency::Stale, |s| s.tenants().count())
+            .await
+            .unwrap()
+    );
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_learner_catches_up_through_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let nodes = three_nodes(dir.path(), &secret).await;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = leader_of(&all).await;
+    propose_all(&leader, &workload(40)).await;
+    let status = leader.status();
+    assert!(
+        status.purged.is_some_and(|p| p > 1),
+        "the leader should have purged its log behind a snapshot: {status:?}"
+    );
+
+    let port = free_port();
+    let learner = Node::start(config(
+        4,
+        dir.path(),
+        &secret,
+        Bootstrap::Join(leader.local_addr().to_string()),
+        port,
+    ))
+    .await
+    .unwrap();
+    wait_for(
+        "the learner to join and catch up",
+        Duration::from_secs(30),
+        async || {
+            let s = learner.status();
+            (s.applied >= status.applied).then_some(())
+        },
+    )
+    .await;
+    let s = learner.status();
+    assert_eq!(s.role, Role::Learner);
+    assert!(
+        s.snapshot.is_some(),
+        "the learner should have installed a snapshot: {s:?}"
+    );
+    assert_eq!(learner.digest(), leader.digest());
+
+    // Promote it, and it votes and replicates like the others.
+    learner
+        .change(aura_raft::MembershipChange::Promote(4))
+        .await
+        .expect("promotion");
+    let leader = leader_of(&all).await;
+    let st = leader.status();
+    assert!(st.members.iter().any(|m| m.id == 4 && m.voter), "{st:?}");
+    assert_eq!(
+        learner
+            .change(aura_raft::MembershipChange::Promote(9))
+            .await,
+        Err(ClusterError::UnknownNode(9))
+    );
+    for n in nodes.iter().chain([&learner]) {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_secret_can_neither_join_nor_send_rpcs() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = Node::start(config(
+        1,
+        dir.path(),
+        &secret,
+        Bootstrap::Form(BTreeMap::new()),
+        0,
+    ))
+    .await
+    .unwrap();
+    leader_of(&[&node]).await;
+    let addr = node.local_addr().to_string();
+
+    let stranger = PeerClient::new(7, ClusterSecret::random(), Faults::default());
+    let r = stranger
+        .post_bytes(
+            None,
+            &addr,
+            "/raft/vote",
+            b"{}".to_vec(),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(CallError::Status { status: 401, .. })),
+        "an RPC under the wrong secret was not refused: {r:?}"
+    );
+    let r = stranger
+        .get_bytes(&addr, "/cluster/status", Duration::from_secs(5))
+        .await;
+    assert!(
+        matches!(&r, Err(CallError::Status { status: 401, .. })),
+        "{r:?}"
+    );
+
+    let intruder = Node::start(config(
+        2,
+        dir.path(),
+        &ClusterSecret::random(),
+        Bootstrap::Join(addr.clone()),
+        0,
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let members = node.status().members;
+    assert_eq!(members.len(), 1, "an intruder became a member: {members:?}");
+    assert_ne!(intruder.status().role, Role::Follower);
+
+    // The right secret works on the same endpoint.
+    let friend = PeerClient::new(9, secret, Faults::default());
+    friend
+        .get_bytes(&addr, "/cluster/status", Duration::from_secs(5))
+        .await
+        .expect("authenticated status");
+    intruder.shutdown().await;
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_before_touching_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let base = || config(1, dir.path(), &secret, Bootstrap::Form(BTreeMap::new()), 0);
+    let info = |addr: &str| NodeInfo {
+        addr: addr.into(),
+        region: "eu".into(),
+    };
+    let cases: Vec<(NodeConfig, &str)> = vec![
+        (
+            NodeConfig {
+                advertise: "127.0.0.1:7000".into(),
+                bootstrap: Bootstrap::Form(BTreeMap::from([
+                    (1, info("127.0.0.1:7000")),
+                    (2, info("nowhere")),
+                ])),
+                ..base()
+            },
+            "peer 2 address `nowhere` is not host:port",
+        ),
+        (
+            NodeConfig {
+                advertise: "127.0.0.1:7000".into(),
+                bootstrap: Bootstrap::Form(BTreeMap::from([(1, info("127.0.0.1:7001"))])),
+                ..base()
+            },
+            "peer 1 is this node's own id",
+        ),
+        (
+            NodeConfig {
+                bootstrap: Bootstrap::Form(BTreeMap::from([(2, info("127.0.0.1:7002"))])),
+                ..base()
+            },
+            "is not among the members",
+        ),
+        (
+            NodeConfig {
+                region: "eu west".into(),
+                ..base()
+            },
+            "region label `eu west` is not valid",
+        ),
+        (
+            NodeConfig {
+                timing: Timing {
+                    heartbeat_ms: 500,
+                    election_min_ms: 600,
+                    election_max_ms: 900,
+                },
+                ..base()
+            },
+            "timing",
+        ),
+    ];
+    for (cfg, want) in cases {
+        let err = Node::start(cfg)
+            .await
+            .expect_err("bad configuration must not start");
+        assert!(
+            err.to_string().contains(want),
+            "`{err}` does not say `{want}`"
+        );
+        assert!(
+            !dir.path().join("node-1").exists(),
+            "a refused start created the data dir"
+        );
+    }
+
+    // A data dir that belongs to another node is refused and left alone.
+    let node = Node::start(base()).await.unwrap();
+    node.shutdown().await;
+    let log = std::fs::read(dir.path().join("node-1/raft/raft.log")).unwrap();
+    let err = Node::start(NodeConfig { id: 5, ..base() })
+        .await
+        .expect_err("node id clash");
+    assert!(
+        err.to_string().contains("belongs to node 1, not node 5"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("node-1/raft/raft.log")).unwrap(),
+        log
+    );
+    // A data dir that is a file.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = Node::start(NodeConfig {
+        data_dir: file,
+        ..base()
+    })
+    .await
+    .expect_err("data dir is a file");
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+}
