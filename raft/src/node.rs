@@ -44,6 +44,9 @@ pub enum StartError {
     Raft(String),
 }
 
+/// How long a proposal waits for a leader to be elected before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
 /// Why a proposal, read or membership change did not happen.
 #[derive(Debug, thiserror::Error, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum ClusterError {
@@ -336,21 +339,47 @@ impl Node {
     /// the leader.
     #[tracing::instrument(skip_all, fields(kind = cmd.body.kind(), tenant = %cmd.tenant))]
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
-        match self.inner.raft.client_write(Proposal(cmd.clone())).await {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let (Some(id), Some(leader)) = (f.leader_id, f.leader_node) else {
-                    return Err(ClusterError::NoLeader);
-                };
-                self.forward(id, &leader.addr, "/cluster/propose", &cmd)
-                    .await
+        // Retried only while no node has appended it: `NoLeader` comes from
+        // a refusal before the entry reached any log, so retrying cannot
+        // apply the command twice.
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let r = match self.inner.raft.client_write(Proposal(cmd.clone())).await {
+                Ok(r) => Ok(r.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    match (f.leader_id, f.leader_node) {
+                        (Some(id), Some(leader)) => {
+                            self.forward(id, &leader.addr, "/cluster/propose", &cmd)
+                                .await
+                        }
+                        _ => Err(ClusterError::NoLeader),
+                    }
+                }
+                Err(RaftError::APIError(e)) => {
+                    tracing::warn!(error = %e, "proposal outcome unknown");
+                    Err(ClusterError::Unknown)
+                }
+                Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+            };
+            match r {
+                Err(ClusterError::NoLeader) if tokio::time::Instant::now() < deadline => {
+                    self.wait_for_leader(deadline).await;
+                }
+                r => return r,
             }
-            Err(RaftError::APIError(e)) => {
-                tracing::warn!(error = %e, "proposal outcome unknown");
-                Err(ClusterError::Unknown)
-            }
-            Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
         }
+    }
+
+    async fn wait_for_leader(&self, deadline: tokio::time::Instant) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = self
+            .inner
+            .raft
+            .wait(Some(left))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await;
+        // The leader may have been known but stepped down; do not spin.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     /// Proposes on this node only; used by the listener for forwarded

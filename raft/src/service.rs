@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
@@ -22,6 +23,10 @@ use crate::node::{AddLearner, MembershipChange, Node};
 use crate::types::{AuraRaft, Snapshot};
 
 const MAX_RPC_BYTES: usize = 256 * 1024 * 1024;
+
+/// Who sent an authenticated request: a node id, or 0 for an operator.
+#[derive(Clone, Copy, Debug)]
+struct Sender(u64);
 
 #[derive(Clone)]
 struct Ctx {
@@ -82,7 +87,9 @@ async fn authenticate(
                 )
                     .into_response();
             }
-            next.run(Request::from_parts(parts, bytes.into())).await
+            let mut req = Request::from_parts(parts, bytes.into());
+            req.extensions_mut().insert(Sender(peer));
+            next.run(req).await
         }
         Err(e) => {
             tracing::warn!(%remote, %path, claimed_node = ?header(HEADER_NODE), error = %e, "refused unauthenticated cluster request");
@@ -163,8 +170,16 @@ async fn status(State(ctx): State<Ctx>) -> Response {
     json(&ctx.node.status())
 }
 
-async fn propose(State(ctx): State<Ctx>, body: Bytes) -> Response {
+/// From an operator or client the proposal goes wherever the leader is;
+/// from a peer it was already forwarded once and is not sent on again, so
+/// a request never bounces between nodes while leadership moves.
+async fn propose(
+    State(ctx): State<Ctx>,
+    Extension(sender): Extension<Sender>,
+    body: Bytes,
+) -> Response {
     match parse(&body) {
+        Ok(cmd) if sender.0 == 0 => json(&ctx.node.propose(cmd).await),
         Ok(cmd) => json(&ctx.node.propose_here(cmd).await),
         Err(r) => r,
     }

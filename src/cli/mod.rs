@@ -1,7 +1,9 @@
 //! Command-line interface. Each subcommand lives in its own module.
 
 mod audit;
+mod cluster;
 mod policy;
+mod serve;
 mod simulate;
 
 use std::process::ExitCode;
@@ -34,6 +36,10 @@ enum Command {
     /// and check it: invariants after every command, replay to the same
     /// state digest, snapshot round trip, and a verified audit export.
     Simulate(simulate::SimulateArgs),
+    /// Start a node. With no options: a one-node cluster in ./aura-data.
+    Serve(serve::ServeArgs),
+    /// Inspect and change a running cluster.
+    Cluster(cluster::ClusterArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,5 +47,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Simulate(args) => simulate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
+}
+
+/// Logs to stderr; `AURA_LOG` takes a tracing filter (default: AURA at
+/// `info`, openraft's own chatter at `warn`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AURA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,198 @@
+//! `aura serve`: start a node. With no options it is the embedded default:
+//! a one-node cluster in `./aura-data`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, NodeInfo, Timing};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where this node keeps its log, snapshots and identity.
+    #[arg(long, env = "AURA_DATA_DIR", default_value = "aura-data")]
+    data_dir: PathBuf,
+    /// This node's id in the cluster (1 or more).
+    #[arg(long, env = "AURA_NODE_ID", default_value_t = 1)]
+    node_id: u64,
+    /// Where the cluster listener (Raft RPC and `aura cluster`) binds.
+    #[arg(long, env = "AURA_CLUSTER_LISTEN", default_value = "127.0.0.1:7411")]
+    cluster_listen: SocketAddr,
+    /// The address peers use to reach this node (default: --cluster-listen).
+    #[arg(long, env = "AURA_CLUSTER_ADVERTISE")]
+    advertise: Option<String>,
+    /// Region label of this node.
+    #[arg(long, env = "AURA_REGION", default_value = "local")]
+    region: String,
+    /// Another initial member, as ID=HOST:PORT@REGION; repeat for each.
+    /// All initial members must be given the same list.
+    #[arg(
+        long = "peer",
+        env = "AURA_PEERS",
+        value_delimiter = ',',
+        value_name = "ID=HOST:PORT@REGION"
+    )]
+    peers: Vec<String>,
+    /// Join the cluster at HOST:PORT as a learner (promote it afterwards
+    /// with `aura cluster promote`).
+    #[arg(
+        long,
+        env = "AURA_JOIN",
+        conflicts_with = "peers",
+        value_name = "HOST:PORT"
+    )]
+    join: Option<String>,
+    /// File holding the shared cluster secret (at least 32 bytes). Required
+    /// with --peer or --join; a one-node default creates its own in the
+    /// data dir.
+    #[arg(long, env = "AURA_CLUSTER_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// Election and heartbeat profile: `lan` (one region) or `wan`
+    /// (members in several regions).
+    #[arg(long, env = "AURA_RAFT_TIMING", default_value = "lan")]
+    timing: String,
+    /// Override the profile's heartbeat interval.
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Override the profile's minimum election timeout.
+    #[arg(long)]
+    election_min_ms: Option<u64>,
+    /// Override the profile's maximum election timeout.
+    #[arg(long)]
+    election_max_ms: Option<u64>,
+    /// Build a snapshot (and purge the log behind it) every this many
+    /// entries.
+    #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    snapshot_every: u64,
+}
+
+fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
+    let bad = || format!("--peer `{s}` is not ID=HOST:PORT@REGION");
+    let (id, rest) = s.split_once('=').with_context(bad)?;
+    let (addr, region) = rest.rsplit_once('@').with_context(bad)?;
+    let id: u64 = id.trim().parse().ok().with_context(bad)?;
+    Ok((
+        id,
+        NodeInfo {
+            addr: addr.trim().to_owned(),
+            region: region.trim().to_owned(),
+        },
+    ))
+}
+
+impl ServeArgs {
+    fn timing(&self) -> anyhow::Result<Timing> {
+        let mut t = Timing::profile(&self.timing).with_context(|| {
+            format!(
+                "--timing `{}` is not a profile: use `lan` or `wan`",
+                self.timing
+            )
+        })?;
+        if let Some(v) = self.heartbeat_ms {
+            t.heartbeat_ms = v;
+        }
+        if let Some(v) = self.election_min_ms {
+            t.election_min_ms = v;
+        }
+        if let Some(v) = self.election_max_ms {
+            t.election_max_ms = v;
+        }
+        Ok(t)
+    }
+
+    fn config(&self, secret: ClusterSecret) -> anyhow::Result<NodeConfig> {
+        let advertise = self
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.cluster_listen.to_string());
+        let bootstrap = match &self.join {
+            Some(addr) => Bootstrap::Join(addr.clone()),
+            None if self.peers.is_empty() => Bootstrap::Form(BTreeMap::new()),
+            None => {
+                let mut members = BTreeMap::new();
+                members.insert(
+                    self.node_id,
+                    NodeInfo {
+                        addr: advertise.clone(),
+                        region: self.region.clone(),
+                    },
+                );
+                for p in &self.peers {
+                    let (id, info) = parse_peer(p)?;
+                    if id == self.node_id && info.addr != advertise {
+                        bail!(
+                            "--peer {p} has this node's id {id} but a different address than {advertise}"
+                        );
+                    }
+                    if members.insert(id, info).is_some() && id != self.node_id {
+                        bail!("--peer lists node {id} twice");
+                    }
+                }
+                Bootstrap::Form(members)
+            }
+        };
+        Ok(NodeConfig {
+            id: self.node_id,
+            data_dir: self.data_dir.clone(),
+            listen: self.cluster_listen,
+            advertise,
+            region: self.region.clone(),
+            secret,
+            bootstrap,
+            timing: self.timing()?,
+            snapshot_every: self.snapshot_every,
+        })
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::cli::init_tracing();
+    // Everything is checked with a throwaway secret first, so that a bad
+    // option touches nothing on disk, not even the secret file.
+    args.config(ClusterSecret::random())?.validate()?;
+    let secret = match &args.secret_file {
+        Some(path) => ClusterSecret::read(path)?,
+        None if args.join.is_some() || !args.peers.is_empty() => {
+            bail!(
+                "--secret-file is required with --peer or --join: every member needs the same secret"
+            )
+        }
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+            ClusterSecret::load_or_create(&args.data_dir.join("cluster.secret"))?
+        }
+    };
+    let cfg = args.config(secret)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(cfg).await?;
+        println!(
+            "AURA node {} ({}) ready: cluster listener {}, data dir {}",
+            node.id(),
+            args.region,
+            node.local_addr(),
+            args.data_dir.display()
+        );
+        wait_for_signal().await;
+        println!("stopping");
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
