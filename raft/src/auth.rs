@@ -190,7 +190,9 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
-    fn headers(h: &[(&'static str, String); 3]) -> impl Fn(&'static str) -> Option<String> + '_ {
+    fn headers<'a>(
+        h: &'a [(&'static str, String); 3],
+    ) -> impl Fn(&'static str) -> Option<String> + 'a {
         move |name| h.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
     }
 

@@ -30,7 +30,7 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Record {
-    Entry(Entry),
+    Entry(Box<Entry>),
     Vote(Vote),
     Committed(Option<LogId>),
     /// Entries after this one are gone (`None`: all of them).

@@ -43,7 +43,7 @@ impl Mem {
                     return;
                 }
                 self.live_bytes += size;
-                if let Some((_, old)) = self.entries.insert(index, (e, size as u32)) {
+                if let Some((_, old)) = self.entries.insert(index, (*e, size as u32)) {
                     self.live_bytes -= old as u64;
                 }
             }
@@ -80,21 +80,21 @@ impl Mem {
             .values()
             .next_back()
             .map(|(e, _)| e.log_id())
-            .or_else(|| self.last_purged.clone())
+            .or(self.last_purged)
     }
 
     /// The whole live log as a fresh file.
     fn image(&self) -> Vec<u8> {
         let mut out = log_file::MAGIC.to_vec();
         if let Some(v) = &self.vote {
-            log_file::encode(&Record::Vote(v.clone()), &mut out);
+            log_file::encode(&Record::Vote(*v), &mut out);
         }
         if let Some(p) = &self.last_purged {
-            log_file::encode(&Record::Purge(p.clone()), &mut out);
+            log_file::encode(&Record::Purge(*p), &mut out);
         }
-        log_file::encode(&Record::Committed(self.committed.clone()), &mut out);
+        log_file::encode(&Record::Committed(self.committed), &mut out);
         for (e, _) in self.entries.values() {
-            log_file::encode(&Record::Entry(e.clone()), &mut out);
+            log_file::encode(&Record::Entry(Box::new(e.clone())), &mut out);
         }
         out
     }
@@ -246,7 +246,7 @@ impl LogStore {
     }
 
     pub fn committed(&self) -> Option<LogId> {
-        self.mem().committed.clone()
+        self.mem().committed
     }
 }
 
@@ -278,7 +278,7 @@ impl RaftLogReader<AuraRaft> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.mem().vote.clone())
+        Ok(self.mem().vote)
     }
 }
 
@@ -288,7 +288,7 @@ impl RaftLogStorage<AuraRaft> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<AuraRaft>, io::Error> {
         let m = self.mem();
         Ok(LogState {
-            last_purged_log_id: m.last_purged.clone(),
+            last_purged_log_id: m.last_purged,
             last_log_id: m.last_log_id(),
         })
     }
@@ -298,7 +298,7 @@ impl RaftLogStorage<AuraRaft> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.write_durably(Record::Vote(vote.clone())).await
+        self.write_durably(Record::Vote(*vote)).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -316,7 +316,7 @@ impl RaftLogStorage<AuraRaft> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.mem().committed.clone())
+        Ok(self.mem().committed)
     }
 
     async fn append<I>(
@@ -332,7 +332,7 @@ impl RaftLogStorage<AuraRaft> for LogStore {
         let mut m = self.mem_mut();
         for entry in entries {
             let before = bytes.len();
-            let record = Record::Entry(entry);
+            let record = Record::Entry(Box::new(entry));
             log_file::encode(&record, &mut bytes);
             m.replay(record, (bytes.len() - before) as u64);
         }

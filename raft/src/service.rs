@@ -110,9 +110,12 @@ fn json<T: Serialize>(v: &T) -> Response {
         .into_response()
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed request: {e}")).into_response())
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("malformed request: {e}"))
+}
+
+fn bad_request(reason: String) -> Response {
+    (StatusCode::BAD_REQUEST, reason).into_response()
 }
 
 /// Raft results travel as `Result<T, String>`: the only errors the Raft
@@ -124,21 +127,21 @@ fn raft_result<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Response 
 async fn append(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<AppendEntriesRequest<AuraRaft>>(&body) {
         Ok(req) => raft_result(ctx.node.raft().append_entries(req).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
 async fn vote(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<VoteRequest<AuraRaft>>(&body) {
         Ok(req) => raft_result(ctx.node.raft().vote(req).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
 async fn pre_vote(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<VoteRequest<AuraRaft>>(&body) {
         Ok(req) => raft_result(ctx.node.raft().pre_vote(req).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -162,7 +165,7 @@ async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
 async fn transfer_leader(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<TransferLeaderRequest<AuraRaft>>(&body) {
         Ok(req) => raft_result(ctx.node.raft().handle_transfer_leader(req).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -181,7 +184,7 @@ async fn propose(
     match parse(&body) {
         Ok(cmd) if sender.0 == 0 => json(&ctx.node.propose(cmd).await),
         Ok(cmd) => json(&ctx.node.propose_here(cmd).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -192,13 +195,13 @@ async fn read_index(State(ctx): State<Ctx>) -> Response {
 async fn add_learner(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<AddLearner>(&body) {
         Ok(req) => json(&ctx.node.change(MembershipChange::AddLearner(req)).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
 async fn membership(State(ctx): State<Ctx>, body: Bytes) -> Response {
     match parse::<MembershipChange>(&body) {
         Ok(change) => json(&ctx.node.change(change).await),
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }

@@ -72,7 +72,7 @@ impl EngineStore {
         if let Some((meta, data)) = read_snapshot(&dir.join(SNAPSHOT_FILE))? {
             current.engine = EngineState::restore(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            current.last_applied = meta.last_log_id.clone();
+            current.last_applied = meta.last_log_id;
             current.membership = meta.last_membership.clone();
             stored = Some(Stored {
                 meta,
@@ -112,7 +112,7 @@ impl EngineStore {
     }
 
     pub fn last_applied(&self) -> Option<LogId> {
-        self.current().last_applied.clone()
+        self.current().last_applied
     }
 
     fn store_snapshot(&self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
@@ -190,7 +190,7 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
             let c = self.current();
             (
                 SnapshotMeta {
-                    last_log_id: c.last_applied.clone(),
+                    last_log_id: c.last_applied,
                     last_membership: c.membership.clone(),
                 },
                 Arc::new(c.engine.snapshot()),
@@ -215,7 +215,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let c = self.current();
-        Ok((c.last_applied.clone(), c.membership.clone()))
+        Ok((c.last_applied, c.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -236,7 +236,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                         Err(rejection) => Applied::Refused(rejection),
                     },
                     EntryPayload::Membership(m) => {
-                        c.membership = StoredMembership::new(Some(log_id.clone()), m);
+                        c.membership = StoredMembership::new(Some(log_id), m);
                         Applied::Nothing
                     }
                 };
@@ -269,7 +269,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
             .map_err(io::Error::other)??;
         let mut c = self.current_mut();
         c.engine = engine;
-        c.last_applied = meta.last_log_id.clone();
+        c.last_applied = meta.last_log_id;
         c.membership = meta.last_membership.clone();
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())
