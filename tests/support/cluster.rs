@@ -70,7 +70,7 @@ impl ProcessCluster {
             .arg(REGIONS[id as usize - 1])
             .arg("--secret-file")
             .arg(&self.secret_file)
-            .env("AURA_LOG", "warn");
+            .env("AURA_LOG", "error");
         for other in 1..=self.ports.len() as u64 {
             if other != id {
                 cmd.arg("--peer").arg(format!(
