@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench failover` (`AURA_FAILOVER_KILLS`, default 24).
 
+// Shared with the tests, which use all of it; this benchmark does not.
+#[allow(dead_code)]
 #[path = "../tests/support/cluster.rs"]
 mod cluster;
 
