@@ -57,3 +57,121 @@ async fn leader_sigkill_elects_a_new_leader_and_writes_continue() {
     assert_eq!(after, digest);
     cluster.stop_all();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_cli_shows_and_changes_membership() {
+    let mut cluster = ProcessCluster::start(3).await;
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+
+    let (code, out, err) = cluster.cli(leader, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("leader: node {leader}")), "{out}");
+    for region in ["eu-west", "us-east", "ap-south"] {
+        assert!(
+            out.contains(region),
+            "status does not show region {region}:\n{out}"
+        );
+    }
+    assert!(out.contains("MATCHED") && out.contains("LAG"), "{out}");
+
+    // Node 4 joins as a learner and is promoted.
+    cluster.restart(4);
+    let learner_seen = async || {
+        let (_, out, _) = cluster.cli(1, &["status", "--json"]);
+        let s: aura_raft::ClusterStatus = serde_json::from_str(&out).ok()?;
+        s.members.iter().find(|m| m.id == 4).map(|m| m.voter)
+    };
+    let start = std::time::Instant::now();
+    while learner_seen().await != Some(false) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node 4 never joined"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out, err) = cluster.cli(2, &["promote", "4"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(learner_seen().await, Some(true));
+
+    // Leadership moves where it is told to.
+    let (code, _, err) = cluster.cli(1, &["transfer-leader", "4"]);
+    assert_eq!(code, 0, "{err}");
+    let start = std::time::Instant::now();
+    while cluster.leader(Duration::from_secs(20)).await != 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "leadership never moved to node 4"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Remove a voter, then add it back as a learner.
+    let (code, _, err) = cluster.cli(4, &["remove", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let s = cluster.status(4).await;
+    assert!(s.members.iter().all(|m| m.id != 3), "{s:?}");
+    let addr3 = cluster.addr(3);
+    let (code, _, err) = cluster.cli(1, &["add-learner", "3", &addr3, "--region", "ap-south"]);
+    assert_eq!(code, 0, "{err}");
+    let s = cluster.status(4).await;
+    assert!(s.members.iter().any(|m| m.id == 3 && !m.voter), "{s:?}");
+
+    // Refusals are readable and exit 1; a wrong secret is named as such.
+    let (code, _, err) = cluster.cli(1, &["promote", "99"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("node 99 is not a member"), "{err}");
+    let wrong = cluster.root().join("wrong.secret");
+    std::fs::write(&wrong, "another-secret-that-is-at-least-32-bytes").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["cluster", "--node", &cluster.addr(1), "--secret-file"])
+        .arg(&wrong)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not hold this cluster's secret"), "{err}");
+    cluster.stop_all();
+}
+
+#[test]
+fn serve_refuses_bad_options_without_touching_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a-test-cluster-secret-of-at-least-32-bytes").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--peer", "2=nowhere"], "is not ID=HOST:PORT@REGION"),
+        (
+            &["--peer", "2=nowhere@eu"],
+            "address `nowhere` is not host:port",
+        ),
+        (
+            &["--region", "eu west"],
+            "region label `eu west` is not valid",
+        ),
+        (&["--timing", "fast"], "--timing `fast` is not a profile"),
+        (&["--node-id", "0"], "node id must be at least 1"),
+        (&["--join", "127.0.0.1:1"], ""),
+    ];
+    for (args, want) in cases {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_aura"));
+        cmd.arg("serve").arg("--data-dir").arg(&data).args(*args);
+        if want.is_empty() {
+            // --join without --secret-file.
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(2));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("--secret-file is required"), "{err}");
+        } else {
+            let out = cmd.arg("--secret-file").arg(&secret).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(want),
+                "{args:?}: `{err}` does not say `{want}`"
+            );
+        }
+        assert!(!data.exists(), "{args:?} created the data dir");
+    }
+}

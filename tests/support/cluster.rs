@@ -17,6 +17,8 @@ pub struct ProcessCluster {
     _dir: tempfile::TempDir,
     root: PathBuf,
     ports: Vec<u16>,
+    /// The first `initial` nodes form the cluster; later ids join it.
+    initial: usize,
     children: Vec<Option<Child>>,
     client: PeerClient,
     secret_file: PathBuf,
@@ -37,12 +39,13 @@ impl ProcessCluster {
         let secret_file = root.join("cluster.secret");
         std::fs::write(&secret_file, "a-test-cluster-secret-of-at-least-32-bytes").unwrap();
         let secret = ClusterSecret::read(&secret_file).unwrap();
-        let ports = (0..n).map(|_| free_port()).collect();
+        let ports = (0..REGIONS.len()).map(|_| free_port()).collect();
         let mut c = ProcessCluster {
             _dir: dir,
             root,
             ports,
-            children: (0..n).map(|_| None).collect(),
+            initial: n,
+            children: (0..REGIONS.len()).map(|_| None).collect(),
             client: PeerClient::new(0, secret, Faults::default()),
             secret_file,
         };
@@ -56,7 +59,8 @@ impl ProcessCluster {
         format!("127.0.0.1:{}", self.ports[id as usize - 1])
     }
 
-    /// Starts (or restarts) node `id` with its data dir.
+    /// Starts (or restarts) node `id` with its data dir: one of the
+    /// initial members, or a node that joins through node 1.
     pub fn restart(&mut self, id: u64) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aura"));
         cmd.arg("serve")
@@ -71,13 +75,17 @@ impl ProcessCluster {
             .arg("--secret-file")
             .arg(&self.secret_file)
             .env("AURA_LOG", "error");
-        for other in 1..=self.ports.len() as u64 {
-            if other != id {
-                cmd.arg("--peer").arg(format!(
-                    "{other}={}@{}",
-                    self.addr(other),
-                    REGIONS[other as usize - 1]
-                ));
+        if id as usize > self.initial {
+            cmd.arg("--join").arg(self.addr(1));
+        } else {
+            for other in 1..=self.initial as u64 {
+                if other != id {
+                    cmd.arg("--peer").arg(format!(
+                        "{other}={}@{}",
+                        self.addr(other),
+                        REGIONS[other as usize - 1]
+                    ));
+                }
             }
         }
         let child = cmd
@@ -111,7 +119,7 @@ impl ProcessCluster {
     }
 
     pub fn stop_all(&mut self) {
-        for id in 1..=self.ports.len() as u64 {
+        for id in 1..=self.children.len() as u64 {
             self.stop(id);
         }
     }
@@ -137,7 +145,7 @@ impl ProcessCluster {
     pub async fn leader(&self, timeout: Duration) -> u64 {
         let start = Instant::now();
         loop {
-            for id in 1..=self.ports.len() as u64 {
+            for id in 1..=self.children.len() as u64 {
                 if self.is_running(id)
                     && let Some(s) = self.try_status(id).await
                     && s.role == Role::Leader
@@ -148,6 +156,33 @@ impl ProcessCluster {
             assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Runs `aura cluster ARGS` against node `via`: exit code, stdout,
+    /// stderr.
+    pub fn cli(&self, via: u64, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_aura"))
+            .arg("cluster")
+            .arg("--node")
+            .arg(self.addr(via))
+            .arg("--secret-file")
+            .arg(&self.secret_file)
+            .args(args)
+            .output()
+            .expect("aura cluster runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn secret_file(&self) -> &std::path::Path {
+        &self.secret_file
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
     }
 
     /// Proposes one command through node `via`.
@@ -178,7 +213,7 @@ impl ProcessCluster {
         let start = Instant::now();
         loop {
             let mut seen = Vec::new();
-            for id in 1..=self.ports.len() as u64 {
+            for id in 1..=self.children.len() as u64 {
                 if self.is_running(id) {
                     seen.push(
                         self.try_status(id)
