@@ -177,10 +177,6 @@ impl ProcessCluster {
         )
     }
 
-    pub fn secret_file(&self) -> &std::path::Path {
-        &self.secret_file
-    }
-
     pub fn root(&self) -> &std::path::Path {
         &self.root
     }
