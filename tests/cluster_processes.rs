@@ -175,3 +175,66 @@ fn serve_refuses_bad_options_without_touching_the_data_dir() {
         assert!(!data.exists(), "{args:?} created the data dir");
     }
 }
+
+/// `aura serve` with no configuration (only the listener moved off the
+/// default port, so tests can run side by side) forms a one-node cluster in
+/// `./aura-data`, and `aura cluster` finds its secret there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_configuration_is_a_one_node_cluster_in_aura_data() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+        .arg("serve")
+        .current_dir(cwd.path())
+        .env("AURA_CLUSTER_LISTEN", &addr)
+        .env("AURA_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = |cwd: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(["cluster", "--node", &addr, "status", "--json"])
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    let s: aura_raft::ClusterStatus = loop {
+        let out = status(cwd.path());
+        if out.status.success()
+            && let Ok(s) = serde_json::from_slice::<aura_raft::ClusterStatus>(&out.stdout)
+            && s.leader == Some(1)
+        {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the default node never led"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.members.len(), 1);
+    assert_eq!(s.region, "local");
+    let data = cwd.path().join("aura-data");
+    assert!(data.join("node.json").exists());
+    assert!(data.join("raft/raft.log").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("cluster.secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the cluster secret must be private");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM stops the node cleanly"
+    );
+}

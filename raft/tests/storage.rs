@@ -133,3 +133,40 @@ mod reopen {
         );
     }
 }
+
+mod group_commit {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use aura_raft::log_store::LogStore;
+    use aura_raft::types::{AuraRaft, Entry};
+    use openraft::entry::RaftEntry;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::testing::log_id;
+    use openraft::type_config::TypeConfigExt;
+
+    /// Appends queued while a sync runs share the next one: 200 appends
+    /// in flight at once must not cost 200 `fdatasync`s.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = LogStore::open(dir.path()).unwrap();
+        let mut waiting = Vec::new();
+        for i in 1..=200 {
+            let (tx, rx) = AuraRaft::oneshot();
+            let e = Entry::new_blank(log_id::<AuraRaft>(1, 1, i));
+            log.append([e], IOFlushed::signal(tx)).await.unwrap();
+            waiting.push(rx);
+        }
+        for rx in waiting {
+            rx.await.unwrap().expect("durable");
+        }
+        let appends = log.stats().appends.load(Relaxed);
+        let syncs = log.stats().syncs.load(Relaxed);
+        assert_eq!(appends, 200);
+        assert!(
+            syncs < 40,
+            "{appends} appends took {syncs} syncs: writes are not grouped"
+        );
+        eprintln!("{appends} appends in {syncs} syncs");
+    }
+}
