@@ -44,3 +44,17 @@ need_components() {
     fi
   done
 }
+
+# openapi-spec-validator (PyPI), pinned, in a virtualenv under target/ so
+# nothing is installed system-wide.
+need_openapi_validator() {
+  command -v python3 >/dev/null || die "python3 is needed to validate the OpenAPI document (install python3 and python3-venv)"
+  local venv=target/openapi-venv
+  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv && python3 -m venv "$venv"; } \
+      || die "cannot create a Python virtualenv (install python3-venv)"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0" \
+      || die "cannot install openapi-spec-validator from PyPI"
+  fi
+  OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
+}

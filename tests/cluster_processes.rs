@@ -192,6 +192,7 @@ async fn serve_with_no_configuration_is_a_one_node_cluster_in_aura_data() {
         .arg("serve")
         .current_dir(cwd.path())
         .env("AURA_CLUSTER_LISTEN", &addr)
+        .env("AURA_LISTEN", "127.0.0.1:0")
         .env("AURA_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .spawn()

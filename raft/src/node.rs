@@ -327,6 +327,11 @@ impl Node {
         self.inner.store.digest()
     }
 
+    /// What this node has applied since it started.
+    pub fn applied_stats(&self) -> &crate::state_machine::AppliedStats {
+        self.inner.store.stats()
+    }
+
     fn leader(&self) -> Option<(NodeId, NodeInfo)> {
         let m = self.inner.raft.metrics().borrow_watched().clone();
         let id = m.current_leader?;
@@ -422,6 +427,12 @@ impl Node {
             Err(RaftError::APIError(_)) => Err(ClusterError::NoQuorum),
             Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
         }
+    }
+
+    /// Reads this node's applied state now, without waiting: a stale read,
+    /// for metrics and diagnostics.
+    pub fn read_local<R>(&self, f: impl FnOnce(&EngineState) -> R) -> R {
+        self.inner.store.read(f)
     }
 
     /// Reads the engine state at the requested consistency.

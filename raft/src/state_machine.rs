@@ -12,10 +12,12 @@ use std::fmt::Debug;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
-use aura_engine::machine::EngineState;
+use aura_engine::machine::{EngineState, Event};
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -47,6 +49,38 @@ struct Shared {
     dir: PathBuf,
     current: RwLock<Current>,
     snapshot: Mutex<Option<Stored>>,
+    stats: AppliedStats,
+}
+
+/// Counts of what this node has applied since it started (for metrics).
+#[derive(Debug, Default)]
+pub struct AppliedStats {
+    pub entries: AtomicU64,
+    pub refused: AtomicU64,
+    /// Policy decisions by outcome: permit, escalate, deny.
+    pub decisions: [AtomicU64; 3],
+}
+
+impl AppliedStats {
+    fn count(&self, applied: &Applied) {
+        self.entries.fetch_add(1, Relaxed);
+        match applied {
+            Applied::Refused(_) => {
+                self.refused.fetch_add(1, Relaxed);
+            }
+            Applied::Events(events) => {
+                for e in events {
+                    let d = match e {
+                        Event::PlanDecided { decision, .. }
+                        | Event::ToolCallDecided { decision, .. } => decision,
+                        _ => continue,
+                    };
+                    self.decisions[d.decision as usize].fetch_add(1, Relaxed);
+                }
+            }
+            Applied::Nothing => {}
+        }
+    }
 }
 
 /// The engine as a Raft state machine. Cheap to clone; clones share state.
@@ -84,6 +118,7 @@ impl EngineStore {
                 dir: dir.to_owned(),
                 current: RwLock::new(current),
                 snapshot: Mutex::new(stored),
+                stats: AppliedStats::default(),
             }),
         })
     }
@@ -109,6 +144,10 @@ impl EngineStore {
 
     pub fn digest(&self) -> Digest {
         self.current().engine.digest()
+    }
+
+    pub fn stats(&self) -> &AppliedStats {
+        &self.shared.stats
     }
 
     pub fn last_applied(&self) -> Option<LogId> {
@@ -243,6 +282,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                 c.last_applied = Some(log_id);
                 applied
             };
+            self.shared.stats.count(&applied);
             if let Some(r) = responder {
                 r.send(applied);
             }

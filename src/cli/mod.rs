@@ -37,7 +37,7 @@ enum Command {
     /// state digest, snapshot round trip, and a verified audit export.
     Simulate(simulate::SimulateArgs),
     /// Start a node. With no options: a one-node cluster in ./aura-data.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Inspect and change a running cluster.
     Cluster(cluster::ClusterArgs),
 }
@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Simulate(args) => simulate::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Cluster(args) => cluster::run(args),
     }
 }

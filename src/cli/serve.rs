@@ -12,6 +12,13 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Where the HTTP API listens.
+    #[arg(long, env = "AURA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Origins allowed to call the API from a browser (CORS); none by
+    /// default.
+    #[arg(long = "cors-origin", env = "AURA_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
     /// Where this node keeps its log, snapshots and identity.
     #[arg(long, env = "AURA_DATA_DIR", default_value = "aura-data")]
     data_dir: PathBuf,
@@ -167,21 +174,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let cfg = args.config(secret)?;
+    let mut api_config = aura_api::ApiConfig::default();
+    for origin in &args.cors_origins {
+        api_config.cors_origins.push(
+            origin
+                .parse()
+                .with_context(|| format!("--cors-origin `{origin}` is not a valid origin"))?,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let started = std::time::Instant::now();
+        // Bound first: a port in use must fail before the node starts.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let api_addr = listener.local_addr()?;
         let node = Node::start(cfg).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let state = aura_api::AppState::new(node.clone(), api_config);
+        let server = tokio::spawn(aura_api::serve(listener, state, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        }));
         println!(
-            "AURA node {} ({}) ready: cluster listener {}, data dir {}",
+            "AURA node {} ({}) ready in {} ms: API http://{api_addr} (docs at /docs), cluster listener {}, data dir {}",
             node.id(),
             args.region,
+            started.elapsed().as_millis(),
             node.local_addr(),
             args.data_dir.display()
         );
         wait_for_signal().await;
         println!("stopping");
+        let _ = stop_tx.send(true);
+        let _ = server.await;
         node.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;

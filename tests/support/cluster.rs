@@ -70,6 +70,8 @@ impl ProcessCluster {
             .arg(self.root.join(format!("node-{id}")))
             .arg("--cluster-listen")
             .arg(self.addr(id))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
             .arg("--region")
             .arg(REGIONS[id as usize - 1])
             .arg("--secret-file")

@@ -1,0 +1,153 @@
+//! RFC 9457 problem details: every error the API returns is one of these,
+//! as `application/problem+json`, with a stable `type` per kind of error so
+//! that clients branch on the type, never on the human-readable text.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// The kinds of error, each with its `type` URI and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+    Validation,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Timeout,
+    NotReady,
+    Internal,
+}
+
+impl ProblemKind {
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProblemKind::NotFound => "not-found",
+            ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::BadRequest => "bad-request",
+            ProblemKind::Validation => "validation",
+            ProblemKind::PayloadTooLarge => "payload-too-large",
+            ProblemKind::UnsupportedMediaType => "unsupported-media-type",
+            ProblemKind::Timeout => "timeout",
+            ProblemKind::NotReady => "not-ready",
+            ProblemKind::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProblemKind::NotFound => StatusCode::NOT_FOUND,
+            ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+            ProblemKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProblemKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            ProblemKind::NotFound => "Not found",
+            ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::BadRequest => "Bad request",
+            ProblemKind::Validation => "Validation failed",
+            ProblemKind::PayloadTooLarge => "Payload too large",
+            ProblemKind::UnsupportedMediaType => "Unsupported media type",
+            ProblemKind::Timeout => "Request timed out",
+            ProblemKind::NotReady => "Not ready",
+            ProblemKind::Internal => "Internal error",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("urn:aura:problem:{}", self.slug())
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) to the field, e.g. `/definition/timeout_ms`.
+    pub pointer: String,
+    pub detail: String,
+}
+
+/// An RFC 9457 problem details object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of error, e.g. `urn:aura:problem:not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong with this request, for people.
+    pub detail: String,
+    /// The request id (also in the `x-request-id` header), for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// For validation errors: each invalid field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: kind.type_uri(),
+            title: kind.title().to_owned(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+            instance: None,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
+        self.errors = errors;
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).expect("problems serialize");
+        let mut resp = (status, body).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_is_problem_json_with_its_status() {
+        let r = Problem::new(ProblemKind::NotFound, "no such mission").into_response();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+
+    #[test]
+    fn validation_problems_carry_field_errors() {
+        let p = Problem::new(ProblemKind::Validation, "invalid mission").with_errors(vec![
+            FieldError {
+                pointer: "/timeout_ms".into(),
+                detail: "must be positive".into(),
+            },
+        ]);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["type"], "urn:aura:problem:validation");
+        assert_eq!(v["status"], 422);
+        assert_eq!(v["errors"][0]["pointer"], "/timeout_ms");
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP server as a client sees it: health, readiness, metrics,
+//! problem details for every error, request ids, security headers, CORS
+//! only when configured, and the OpenAPI document.
+
+use std::collections::BTreeMap;
+
+use aura_api::{ApiConfig, AppState};
+use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, Timing};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _node: Node,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(config: ApiConfig) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig {
+        id: 1,
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: "127.0.0.1:0".into(),
+        region: "local".into(),
+        secret: ClusterSecret::random(),
+        bootstrap: Bootstrap::Form(BTreeMap::new()),
+        timing: Timing::LAN,
+        snapshot_every: 1000,
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(aura_api::serve(
+        listener,
+        AppState::new(node.clone(), config),
+        std::future::pending(),
+    ));
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        _node: node,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn problem(resp: reqwest::Response, status: StatusCode, kind: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], format!("urn:aura:problem:{kind}"), "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert_eq!(body["instance"], id, "the problem names the request id");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let s = start(ApiConfig::default()).await;
+    let r = s.get("/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+
+    let start = std::time::Instant::now();
+    loop {
+        let r = s.get("/readyz").await;
+        if r.status() == StatusCode::OK {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["leader"], 1);
+            break;
+        }
+        problem(r, StatusCode::SERVICE_UNAVAILABLE, "not-ready").await;
+        assert!(start.elapsed().as_secs() < 10, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let _ = s.get("/nowhere/abc").await;
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for want in [
+        "aura_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+        "aura_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "aura_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 1",
+        "aura_raft_is_leader 1",
+        "aura_missions{state=\"CREATED\"} 0",
+        "aura_policy_decisions_total{outcome=\"deny\"} 0",
+        "aura_engine_commits_total ",
+    ] {
+        assert!(text.contains(want), "metrics lack `{want}`:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_problem_json_with_the_request_id() {
+    let s = start(ApiConfig {
+        body_limit: 1024,
+        ..ApiConfig::default()
+    })
+    .await;
+    let body = problem(
+        s.get("/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing-here")
+    );
+
+    let r = s
+        .http
+        .delete(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
+
+    let r = s
+        .http
+        .post(format!("{}/healthz", s.base))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
+
+    // A caller's request id is kept and echoed.
+    let r = s
+        .http
+        .get(format!("{}/missing", s.base))
+        .header("x-request-id", "caller-chosen-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "caller-chosen-1");
+    let body = problem(r, StatusCode::NOT_FOUND, "not-found").await;
+    assert_eq!(body["instance"], "caller-chosen-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_and_cors_only_when_configured() {
+    let s = start(ApiConfig::default()).await;
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("origin", "https://console.example")
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h.get("x-request-id").is_some());
+    assert!(
+        h.get("access-control-allow-origin").is_none(),
+        "CORS must be off by default"
+    );
+
+    let s = start(ApiConfig {
+        cors_origins: vec!["https://console.example".parse().unwrap()],
+        ..ApiConfig::default()
+    })
+    .await;
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("origin", "https://console.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://console.example"
+    );
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_openapi_document_is_the_checked_in_one_and_docs_are_embedded() {
+    let s = start(ApiConfig::default()).await;
+    let served: Value = s.get("/openapi.json").await.json().await.unwrap();
+    let checked_in: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../openapi/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        served, checked_in,
+        "the served document differs from openapi/openapi.json"
+    );
+    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
+    let r = s.get("/docs/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+}
