@@ -2,10 +2,8 @@
 //! problem details for every error, request ids, security headers, CORS
 //! only when configured, and the OpenAPI document.
 
-use std::collections::BTreeMap;
-
 use aura_api::{ApiConfig, AppState};
-use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, Timing};
+use aura_raft::Node;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -18,19 +16,7 @@ struct Server {
 
 async fn start(config: ApiConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(NodeConfig {
-        id: 1,
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: "127.0.0.1:0".into(),
-        region: "local".into(),
-        secret: ClusterSecret::random(),
-        bootstrap: Bootstrap::Form(BTreeMap::new()),
-        timing: Timing::LAN,
-        snapshot_every: 1000,
-    })
-    .await
-    .unwrap();
+    let node = aura_raft::testkit::single_node(dir.path()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aura_api::serve(
@@ -50,6 +36,15 @@ impl Server {
     async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get_from(&self, path: &str, origin: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("origin", origin)
             .send()
             .await
             .unwrap()
@@ -78,18 +73,9 @@ async fn health_readiness_and_metrics() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
 
-    let start = std::time::Instant::now();
-    loop {
-        let r = s.get("/readyz").await;
-        if r.status() == StatusCode::OK {
-            let v: Value = r.json().await.unwrap();
-            assert_eq!(v["leader"], 1);
-            break;
-        }
-        problem(r, StatusCode::SERVICE_UNAVAILABLE, "not-ready").await;
-        assert!(start.elapsed().as_secs() < 10, "never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["leader"], 1);
 
     let _ = s.get("/nowhere/abc").await;
     let r = s.get("/metrics").await;
@@ -112,6 +98,33 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(text.contains(want), "metrics lack `{want}`:\n{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_leader_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    // Joining a cluster that does not answer: never a leader.
+    let node = Node::start(aura_raft::testkit::node_config(
+        2,
+        dir.path(),
+        &aura_raft::ClusterSecret::random(),
+        aura_raft::Bootstrap::Join("127.0.0.1:1".into()),
+        0,
+    ))
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(aura_api::serve(
+        listener,
+        AppState::new(node.clone(), ApiConfig::default()),
+        std::future::pending(),
+    ));
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    problem(r, StatusCode::SERVICE_UNAVAILABLE, "not-ready").await;
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "alive even when not ready");
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,13 +180,7 @@ async fn every_error_is_problem_json_with_the_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_headers_and_cors_only_when_configured() {
     let s = start(ApiConfig::default()).await;
-    let r = s
-        .http
-        .get(format!("{}/healthz", s.base))
-        .header("origin", "https://console.example")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_from("/healthz", "https://console.example").await;
     let h = r.headers();
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
@@ -196,24 +203,12 @@ async fn security_headers_and_cors_only_when_configured() {
         ..ApiConfig::default()
     })
     .await;
-    let r = s
-        .http
-        .get(format!("{}/healthz", s.base))
-        .header("origin", "https://console.example")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_from("/healthz", "https://console.example").await;
     assert_eq!(
         r.headers()["access-control-allow-origin"],
         "https://console.example"
     );
-    let r = s
-        .http
-        .get(format!("{}/healthz", s.base))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_from("/healthz", "https://evil.example").await;
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 

@@ -19,8 +19,9 @@ use aura_engine::machine::Command;
 use aura_engine::sim::{self, WorkloadShape};
 use aura_raft::log_file::{self, Record};
 use aura_raft::node::Role;
+use aura_raft::testkit;
 use aura_raft::types::{AuraRaft, Entry, Proposal};
-use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, NodeInfo, Timing};
+use aura_raft::{ClusterSecret, Node};
 use openraft::entry::RaftEntry;
 use openraft::testing::log_id;
 
@@ -101,55 +102,13 @@ fn raw(dir: &Path, name: &str, records: &[Vec<u8>], batch: usize) -> Row {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn cluster(dir: &Path, n: u64) -> Vec<Node> {
-    let secret = ClusterSecret::random();
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let members: BTreeMap<u64, NodeInfo> = (1..=n)
-        .map(|id| {
-            (
-                id,
-                NodeInfo {
-                    addr: format!("127.0.0.1:{}", ports[id as usize - 1]),
-                    region: format!("r{id}"),
-                },
-            )
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for id in 1..=n {
-        let addr = members[&id].addr.clone();
-        nodes.push(
-            Node::start(NodeConfig {
-                id,
-                data_dir: dir.join(format!("n{n}-{id}")),
-                listen: addr.parse().unwrap(),
-                advertise: addr,
-                region: format!("r{id}"),
-                secret: secret.clone(),
-                bootstrap: Bootstrap::Form(members.clone()),
-                timing: Timing::LAN,
-                snapshot_every: 10_000,
-            })
-            .await
-            .unwrap(),
-        );
-    }
-    let start = Instant::now();
-    loop {
-        if nodes.iter().any(|n| n.status().role == Role::Leader) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let nodes = testkit::cluster(dir, n, &ClusterSecret::random(), |c| {
+        c.data_dir = dir.join(format!("n{n}-{}", c.id));
+        c.snapshot_every = 10_000;
+    })
+    .await;
+    testkit::leader_of(&nodes).await;
     nodes
 }
 

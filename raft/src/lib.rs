@@ -23,6 +23,7 @@ pub mod network;
 pub mod node;
 pub mod service;
 pub mod state_machine;
+pub mod testkit;
 pub mod types;
 
 pub use auth::ClusterSecret;

@@ -25,33 +25,7 @@ fn workload(missions: u32) -> Vec<Command> {
     )
 }
 
-fn config(
-    id: u64,
-    dir: &Path,
-    secret: &ClusterSecret,
-    bootstrap: Bootstrap,
-    port: u16,
-) -> NodeConfig {
-    NodeConfig {
-        id,
-        data_dir: dir.join(format!("node-{id}")),
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        advertise: format!("127.0.0.1:{port}"),
-        region: format!("region-{id}"),
-        secret: secret.clone(),
-        bootstrap,
-        timing: Timing::LAN,
-        snapshot_every: 40,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use aura_raft::testkit::{cluster, free_port, node_config as config};
 
 async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -65,13 +39,8 @@ async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> 
 }
 
 async fn leader_of(nodes: &[&Node]) -> Node {
-    wait_for("a leader", Duration::from_secs(20), async || {
-        nodes
-            .iter()
-            .find(|n| n.status().role == Role::Leader)
-            .map(|n| (*n).clone())
-    })
-    .await
+    let owned: Vec<Node> = nodes.iter().map(|n| (*n).clone()).collect();
+    aura_raft::testkit::leader_of(&owned).await
 }
 
 async fn propose_all(node: &Node, cmds: &[Command]) -> usize {
@@ -96,30 +65,7 @@ async fn caught_up(nodes: &[&Node], with: &Node) {
 }
 
 async fn three_nodes(dir: &Path, secret: &ClusterSecret) -> Vec<Node> {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let members: BTreeMap<u64, NodeInfo> = (1..=3)
-        .map(|id| {
-            (
-                id,
-                NodeInfo {
-                    addr: format!("127.0.0.1:{}", ports[id as usize - 1]),
-                    region: format!("region-{id}"),
-                },
-            )
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for id in 1..=3u64 {
-        let cfg = config(
-            id,
-            dir,
-            secret,
-            Bootstrap::Form(members.clone()),
-            ports[id as usize - 1],
-        );
-        nodes.push(Node::start(cfg).await.expect("node starts"));
-    }
-    nodes
+    cluster(dir, 3, secret, |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

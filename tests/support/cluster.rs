@@ -9,6 +9,7 @@ use aura_engine::Digest;
 use aura_engine::machine::Command as EngineCommand;
 use aura_raft::network::{Faults, PeerClient};
 use aura_raft::node::{ClusterStatus, Role};
+use aura_raft::testkit::free_port;
 use aura_raft::{Applied, ClusterError, ClusterSecret};
 
 const REGIONS: [&str; 5] = ["eu-west", "us-east", "ap-south", "sa-east", "af-south"];
@@ -22,14 +23,6 @@ pub struct ProcessCluster {
     children: Vec<Option<Child>>,
     client: PeerClient,
     secret_file: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl ProcessCluster {

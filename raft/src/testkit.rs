@@ -1,0 +1,107 @@
+//! Starting nodes and clusters in-process for tests and benchmarks: real
+//! storage in a directory, real HTTP on loopback ports.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::{Bootstrap, NodeConfig, Timing};
+use crate::node::{Node, Role};
+use crate::{ClusterSecret, NodeId, NodeInfo};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The configuration of node `id` with its data in `dir/node-{id}`,
+/// listening on `port` (0: any).
+pub fn node_config(
+    id: NodeId,
+    dir: &Path,
+    secret: &ClusterSecret,
+    bootstrap: Bootstrap,
+    port: u16,
+) -> NodeConfig {
+    NodeConfig {
+        id,
+        data_dir: dir.join(format!("node-{id}")),
+        listen: format!("127.0.0.1:{port}")
+            .parse()
+            .expect("loopback address"),
+        advertise: format!("127.0.0.1:{port}"),
+        region: format!("region-{id}"),
+        secret: secret.clone(),
+        bootstrap,
+        timing: Timing::LAN,
+        snapshot_every: 40,
+    }
+}
+
+/// A one-node cluster that has elected itself.
+pub async fn single_node(dir: &Path) -> Node {
+    let node = Node::start(node_config(
+        1,
+        dir,
+        &ClusterSecret::random(),
+        Bootstrap::Form(BTreeMap::new()),
+        0,
+    ))
+    .await
+    .expect("node starts");
+    leader_of(std::slice::from_ref(&node)).await;
+    node
+}
+
+/// `n` nodes forming one cluster; `adjust` may change each configuration.
+pub async fn cluster(
+    dir: &Path,
+    n: u64,
+    secret: &ClusterSecret,
+    adjust: impl Fn(&mut NodeConfig),
+) -> Vec<Node> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let members: BTreeMap<NodeId, NodeInfo> = (1..=n)
+        .map(|id| {
+            let addr = format!("127.0.0.1:{}", ports[id as usize - 1]);
+            (
+                id,
+                NodeInfo {
+                    addr,
+                    region: format!("region-{id}"),
+                },
+            )
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for id in 1..=n {
+        let mut cfg = node_config(
+            id,
+            dir,
+            secret,
+            Bootstrap::Form(members.clone()),
+            ports[id as usize - 1],
+        );
+        adjust(&mut cfg);
+        nodes.push(Node::start(cfg).await.expect("node starts"));
+    }
+    nodes
+}
+
+/// The node that leads, once one does (panics after 20 s).
+pub async fn leader_of(nodes: &[Node]) -> Node {
+    let start = Instant::now();
+    loop {
+        if let Some(n) = nodes.iter().find(|n| n.status().role == Role::Leader) {
+            return n.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no leader within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
