@@ -64,6 +64,15 @@ async fn caught_up(nodes: &[&Node], with: &Node) {
     }
 }
 
+/// A one-node cluster in `dir` (the same data dir on every call).
+async fn one_node(dir: &Path, secret: &ClusterSecret) -> Node {
+    let node = Node::start(config(1, dir, secret, Bootstrap::Form(BTreeMap::new()), 0))
+        .await
+        .unwrap();
+    leader_of(&[&node]).await;
+    node
+}
+
 async fn three_nodes(dir: &Path, secret: &ClusterSecret) -> Vec<Node> {
     cluster(dir, 3, secret, |_| {}).await
 }
@@ -73,15 +82,7 @@ async fn a_restarted_node_has_the_same_state_digest() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
     let cmds = workload(30);
-    let node = Node::start(config(
-        1,
-        dir.path(),
-        &secret,
-        Bootstrap::Form(BTreeMap::new()),
-        0,
-    ))
-    .await
-    .unwrap();
+    let node = one_node(dir.path(), &secret).await;
     leader_of(&[&node]).await;
     let events = propose_all(&node, &cmds).await;
     assert!(events > cmds.len() / 2, "the workload should mostly apply");
@@ -92,15 +93,7 @@ async fn a_restarted_node_has_the_same_state_digest() {
     );
     node.shutdown().await;
 
-    let node = Node::start(config(
-        1,
-        dir.path(),
-        &secret,
-        Bootstrap::Form(BTreeMap::new()),
-        0,
-    ))
-    .await
-    .unwrap();
+    let node = one_node(dir.path(), &secret).await;
     wait_for(
         "replay to the last applied entry",
         Duration::from_secs(20),
@@ -255,15 +248,7 @@ async fn a_lagging_learner_catches_up_through_a_snapshot() {
 async fn a_node_with_the_wrong_secret_can_neither_join_nor_send_rpcs() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
-    let node = Node::start(config(
-        1,
-        dir.path(),
-        &secret,
-        Bootstrap::Form(BTreeMap::new()),
-        0,
-    ))
-    .await
-    .unwrap();
+    let node = one_node(dir.path(), &secret).await;
     leader_of(&[&node]).await;
     let addr = node.local_addr().to_string();
 
