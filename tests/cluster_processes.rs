@@ -221,6 +221,19 @@ async fn serve_with_no_configuration_is_a_one_node_cluster_in_aura_data() {
     };
     assert_eq!(s.members.len(), 1);
     assert_eq!(s.region, "local");
+    // The first line of output names the API's URL; the API answers there.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no API URL in `{line}`"));
+    let ready: serde_json::Value = reqwest_get_json(&format!("{url}/readyz")).await;
+    assert_eq!(ready["leader"], 1, "{ready}");
     let data = cwd.path().join("aura-data");
     assert!(data.join("node.json").exists());
     assert!(data.join("raft/raft.log").exists());
@@ -238,4 +251,10 @@ async fn serve_with_no_configuration_is_a_one_node_cluster_in_aura_data() {
         child.wait().unwrap().success(),
         "SIGTERM stops the node cleanly"
     );
+}
+
+async fn reqwest_get_json(url: &str) -> serde_json::Value {
+    let r = reqwest::get(url).await.expect("the API answers");
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.expect("JSON")
 }
