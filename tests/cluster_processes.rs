@@ -117,6 +117,15 @@ async fn the_cluster_cli_shows_and_changes_membership() {
     assert!(s.members.iter().any(|m| m.id == 3 && !m.voter), "{s:?}");
 
     // Refusals are readable and exit 1; a wrong secret is named as such.
+    let (code, _, err) = cluster.cli(1, &["add-learner", "5", "nowhere", "--region", "eu"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("address `nowhere` is not host:port"), "{err}");
+    let (code, _, err) = cluster.cli(
+        1,
+        &["add-learner", "5", "127.0.0.1:9", "--region", "eu west"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("region label `eu west` is not valid"), "{err}");
     let (code, _, err) = cluster.cli(1, &["promote", "99"]);
     assert_eq!(code, 1);
     assert!(err.contains("node 99 is not a member"), "{err}");

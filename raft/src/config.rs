@@ -119,13 +119,13 @@ pub enum ConfigError {
     NodeFile { dir: PathBuf, reason: String },
 }
 
-fn valid_region(r: &str) -> bool {
+pub(crate) fn valid_region(r: &str) -> bool {
     (1..=63).contains(&r.len())
         && r.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn valid_addr(a: &str) -> bool {
+pub(crate) fn valid_addr(a: &str) -> bool {
     match a.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) && !a.contains('/')

@@ -538,6 +538,23 @@ impl Node {
         };
         match change {
             MembershipChange::AddLearner(req) => {
+                if req.id == 0 {
+                    return Err(ClusterError::Membership(
+                        "node id must be at least 1".into(),
+                    ));
+                }
+                if !crate::config::valid_addr(&req.addr) {
+                    return Err(ClusterError::Membership(format!(
+                        "address `{}` is not host:port",
+                        req.addr
+                    )));
+                }
+                if !crate::config::valid_region(&req.region) {
+                    return Err(ClusterError::Membership(format!(
+                        "region label `{}` is not valid: use 1-63 letters, digits, `-` or `_`",
+                        req.region
+                    )));
+                }
                 // Blocking: returns once the learner has caught up, which
                 // for a far-behind node means after a snapshot transfer.
                 raft.add_learner(
