@@ -41,7 +41,7 @@ pub struct Readiness {
         (status = 503, description = "Not ready (no leader yet)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let s = state.node.status();
+    let s = state.node.progress();
     match s.leader {
         Some(leader) => Json(Readiness {
             status: "ready",

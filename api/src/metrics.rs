@@ -101,7 +101,7 @@ impl Metrics {
                 );
             }
         }
-        let status = node.status();
+        let status = node.progress();
         let stats = node.applied_stats();
         let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -110,7 +110,7 @@ impl Metrics {
             &mut out,
             "aura_raft_is_leader",
             "1 if this node is the Raft leader.",
-            u64::from(status.leader == Some(status.node)),
+            u64::from(status.role == aura_raft::node::Role::Leader),
         );
         gauge(
             &mut out,

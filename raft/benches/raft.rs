@@ -178,7 +178,7 @@ fn main() {
             let nodes = cluster(dir.path(), n).await;
             let leader = nodes
                 .iter()
-                .find(|x| x.status().role == Role::Leader)
+                .find(|x| x.progress().role == Role::Leader)
                 .unwrap()
                 .clone();
             // Sequential: one client, in-order per tenant.

@@ -107,7 +107,8 @@ impl ClusterSecret {
         let mut f = opts.open(path).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
-        Self::read(path)
+        // The secret is the file's text, as every reader of the file sees it.
+        Ok(ClusterSecret(text.into_bytes()))
     }
 
     fn mac(

@@ -73,7 +73,8 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
 /// What recovery found.
 #[derive(Debug)]
 pub struct Recovered {
-    pub records: Vec<Record>,
+    /// Each record with its size in the file, frame included.
+    pub records: Vec<(Record, u64)>,
     /// Bytes of the valid prefix, header included.
     pub valid_len: u64,
     /// Bytes cut from a torn tail.
@@ -150,7 +151,7 @@ pub fn recover(path: &Path) -> Result<Recovered, LogFileError> {
             break;
         }
         match serde_json::from_slice::<Record>(payload) {
-            Ok(r) => records.push(r),
+            Ok(r) => records.push((r, (FRAME + len) as u64)),
             // A record whose checksum holds but which does not decode was
             // written that way: that is a bug or a foreign file, never a
             // torn write.

@@ -154,11 +154,8 @@ impl LogStore {
             file_bytes: log_file::MAGIC.len() as u64,
             ..Mem::default()
         };
-        for record in recovered.records {
-            // Sizes only steer compaction; re-encoding gives the same length.
-            let mut buf = Vec::new();
-            log_file::encode(&record, &mut buf);
-            mem.replay(record, buf.len() as u64);
+        for (record, size) in recovered.records {
+            mem.replay(record, size);
         }
         let file = log_file::open_for_append(&path, recovered.valid_len).map_err(io_err)?;
         let stats = Arc::new(WriterStats::default());

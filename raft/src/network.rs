@@ -276,7 +276,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(Vote, SnapshotMeta, Vec<u8>), St
 }
 
 impl RaftNetworkV2<AuraRaft> for Peer {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = crate::types::SnapshotData;
 
     async fn append_entries(
         &mut self,

@@ -82,7 +82,7 @@ pub enum Consistency {
     Stale,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Leader,
@@ -90,6 +90,28 @@ pub enum Role {
     Candidate,
     Learner,
     Shutdown,
+}
+
+impl Role {
+    fn of(state: ServerState) -> Role {
+        match state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        }
+    }
+}
+
+/// See [`Node::progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -349,22 +371,12 @@ impl Node {
         // apply the command twice.
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let r = match self.inner.raft.client_write(Proposal(cmd.clone())).await {
-                Ok(r) => Ok(r.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    match (f.leader_id, f.leader_node) {
-                        (Some(id), Some(leader)) => {
-                            self.forward(id, &leader.addr, "/cluster/propose", &cmd)
-                                .await
-                        }
-                        _ => Err(ClusterError::NoLeader),
-                    }
+            let r = match self.write_here(&cmd).await {
+                Err((_, Some((id, leader)))) => {
+                    self.forward(id, &leader.addr, "/cluster/propose", &cmd)
+                        .await
                 }
-                Err(RaftError::APIError(e)) => {
-                    tracing::warn!(error = %e, "proposal outcome unknown");
-                    Err(ClusterError::Unknown)
-                }
-                Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+                r => r.map_err(|(e, _)| e),
             };
             match r {
                 Err(ClusterError::NoLeader) if tokio::time::Instant::now() < deadline => {
@@ -390,13 +402,26 @@ impl Node {
     /// Proposes on this node only; used by the listener for forwarded
     /// proposals so that a request never bounces between nodes.
     pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Applied, ClusterError> {
-        match self.inner.raft.client_write(Proposal(cmd)).await {
+        self.write_here(&cmd).await.map_err(|(e, _)| e)
+    }
+
+    /// Writes through this node's Raft. A refusal because another node
+    /// leads is `NoLeader`, with that leader when it is known.
+    #[allow(clippy::type_complexity)]
+    async fn write_here(
+        &self,
+        cmd: &Command,
+    ) -> Result<Applied, (ClusterError, Option<(NodeId, NodeInfo)>)> {
+        match self.inner.raft.client_write(Proposal(cmd.clone())).await {
             Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(ClusterError::NoLeader)
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err((ClusterError::NoLeader, f.leader_id.zip(f.leader_node)))
             }
-            Err(RaftError::APIError(_)) => Err(ClusterError::Unknown),
-            Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
+            Err(RaftError::APIError(e)) => {
+                tracing::warn!(error = %e, "proposal outcome unknown");
+                Err((ClusterError::Unknown, None))
+            }
+            Err(RaftError::Fatal(e)) => Err((ClusterError::Stopped(e.to_string()), None)),
         }
     }
 
@@ -460,7 +485,22 @@ impl Node {
         Ok(self.inner.store.read(f))
     }
 
-    /// This node's view of the cluster.
+    /// Role, term and log positions, read from Raft's metrics alone: what
+    /// readiness probes, metrics and waits need. Unlike [`Node::status`] it
+    /// does not hash the engine state.
+    pub fn progress(&self) -> Progress {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        Progress {
+            role: Role::of(m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            committed: m.local_committed.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
+        }
+    }
+
+    /// This node's view of the cluster, with the digest of its state.
     pub fn status(&self) -> ClusterStatus {
         let m = self.inner.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
@@ -484,13 +524,7 @@ impl Node {
                 }
             })
             .collect();
-        let role = match m.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower => Role::Follower,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Shutdown => Role::Shutdown,
-        };
+        let role = Role::of(m.state);
         ClusterStatus {
             node: self.inner.id,
             region: self.inner.info.region.clone(),

@@ -157,7 +157,7 @@ async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
     }
     let snap = Snapshot {
         meta,
-        snapshot: data,
+        snapshot: std::sync::Arc::new(data),
     };
     raft_result(ctx.node.raft().install_full_snapshot(vote, snap).await)
 }

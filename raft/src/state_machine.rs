@@ -23,10 +23,11 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::log_file::sync_dir;
-use crate::types::{Applied, AuraRaft, LogId, Snapshot, SnapshotMeta, StoredMembership};
+use crate::types::{
+    Applied, AuraRaft, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_FORMAT: &str = "aura.raft-snapshot/1";
@@ -190,7 +191,7 @@ fn read_snapshot(path: &Path) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
         )));
     }
     let data = bytes[nl + 1..].to_vec();
-    if data.len() as u64 != header.len || hex(&Sha256::digest(&data)) != header.sha256 {
+    if data.len() as u64 != header.len || Digest::of(&data).to_hex() != header.sha256 {
         return Err(invalid("snapshot body does not match its header".into()));
     }
     Ok(Some((header.meta, data)))
@@ -203,7 +204,7 @@ fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<(
         format: SNAPSHOT_FORMAT.into(),
         meta: meta.clone(),
         len: data.len() as u64,
-        sha256: hex(&Sha256::digest(data)),
+        sha256: Digest::of(data).to_hex(),
     };
     let tmp = path.with_extension("tmp");
     {
@@ -217,12 +218,8 @@ fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<(
     sync_dir(path)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (meta, data) = {
@@ -243,13 +240,13 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built snapshot");
         Ok(Snapshot {
             meta,
-            snapshot: data.as_ref().clone(),
+            snapshot: data,
         })
     }
 }
 
 impl RaftStateMachine<AuraRaft> for EngineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = EngineStore;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -297,11 +294,11 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Vec<u8>,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let engine = EngineState::restore(&snapshot)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let data = Arc::new(snapshot);
+        let data = snapshot;
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
         tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
@@ -324,7 +321,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
             .clone();
         Ok(s.map(|s| Snapshot {
             meta: s.meta,
-            snapshot: s.data.as_ref().clone(),
+            snapshot: s.data,
         }))
     }
 }

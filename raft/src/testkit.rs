@@ -95,7 +95,7 @@ pub async fn cluster(
 pub async fn leader_of(nodes: &[Node]) -> Node {
     let start = Instant::now();
     loop {
-        if let Some(n) = nodes.iter().find(|n| n.status().role == Role::Leader) {
+        if let Some(n) = nodes.iter().find(|n| n.progress().role == Role::Leader) {
             return n.clone();
         }
         assert!(

@@ -60,4 +60,7 @@ pub type Vote = openraft::type_config::alias::VoteOf<AuraRaft>;
 pub type Entry = openraft::type_config::alias::EntryOf<AuraRaft>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<AuraRaft>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<AuraRaft>;
-pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, Vec<u8>>;
+/// Snapshot bytes are shared, not copied, between the stored snapshot,
+/// the transfers to followers and the file writer.
+pub type SnapshotData = std::sync::Arc<Vec<u8>>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
