@@ -155,3 +155,69 @@ async fn sigkill_at_random_points_loses_no_acknowledged_entry() {
         "the child made too little progress to test anything"
     );
 }
+
+/// Acknowledgements come only after `fdatasync`: the child runs under
+/// strace, and no `ACK` is printed before the log has been synced, and
+/// the log is synced again and again while the child acknowledges.
+#[test]
+fn acknowledgements_follow_fdatasync() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("strace.out");
+    let strace = which("strace").expect("strace is needed for this test (apt-get install strace)");
+    let mut child = Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fdatasync,write",
+            "-e",
+            "signal=none",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_child_appends_until_killed",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path().join("log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let (mut syncs, mut acks) = (0usize, 0usize);
+    for line in text.lines() {
+        if line.contains("fdatasync") && line.contains("= 0") {
+            syncs += 1;
+        } else if line.contains("write(1, \"ACK ") {
+            assert!(
+                syncs > 0,
+                "an entry was acknowledged before any fdatasync:\n{line}"
+            );
+            acks += 1;
+        }
+    }
+    assert!(
+        acks > 10,
+        "the child acknowledged too little to judge ({acks} acks)"
+    );
+    assert!(
+        syncs > 10,
+        "{acks} acknowledgements but only {syncs} fdatasync calls"
+    );
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
