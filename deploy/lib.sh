@@ -58,3 +58,31 @@ need_openapi_validator() {
   fi
   OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
 }
+
+# PostgreSQL for the SQL tests: AURA_TEST_POSTGRES_URL if set, otherwise the
+# server on 127.0.0.1:5432, started (and on Debian installed) if it does
+# not answer. The tests create and drop their own databases.
+pg_answers() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+need_postgres() {
+  [ -n "${AURA_TEST_POSTGRES_URL:-}" ] && return 0
+  pg_answers && return 0
+  local installed=0
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    command -v dpkg-query >/dev/null || die "PostgreSQL is not running on 127.0.0.1:5432: start one, or set AURA_TEST_POSTGRES_URL"
+    need_apt postgresql
+    installed=1
+  fi
+  echo "starting PostgreSQL"
+  service postgresql start >/dev/null 2>&1 \
+    || for v in /etc/postgresql/*; do pg_ctlcluster "$(basename "$v")" main start; done >/dev/null 2>&1 \
+    || true
+  for _ in $(seq 100); do pg_answers && break; sleep 0.2; done
+  pg_answers || die "PostgreSQL does not answer on 127.0.0.1:5432 and could not be started; set AURA_TEST_POSTGRES_URL"
+  if [ "$installed" = 1 ]; then
+    # A fresh Debian install asks for a password over TCP; give the
+    # superuser one that the tests then use.
+    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'aura-test'\"" >/dev/null \
+      || die "cannot set the PostgreSQL test password"
+    export AURA_TEST_POSTGRES_URL="postgres://postgres:aura-test@127.0.0.1:5432/postgres"
+  fi
+}

@@ -33,15 +33,22 @@ pub struct Readiness {
     pub applied_index: u64,
 }
 
-/// The node can serve requests: the engine has a leader and this node has
-/// applied what was committed when it started.
+/// The node can serve requests: the engine has a leader and the database
+/// answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready (no leader yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready (no leader yet, or the database does not answer)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let s = state.node.progress();
+    if let Err(e) = state.store.ping().await {
+        return Problem::new(
+            ProblemKind::NotReady,
+            format!("the database does not answer: {e}"),
+        )
+        .into_response();
+    }
     match s.leader {
         Some(leader) => Json(Readiness {
             status: "ready",

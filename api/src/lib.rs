@@ -5,15 +5,33 @@
 //!   details for every error, timeouts, body limits, optional CORS);
 //! - [`problem`]: RFC 9457 problem details with a stable type per error;
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`auth`]: API keys, the authentication middleware and the scopes
+//!   handlers declare;
+//! - [`store`]: the SQL store (directory, keys, idempotency records);
+//! - [`v1`]: the resources;
 //! - [`openapi`]: the generated OpenAPI document, served at
 //!   `/openapi.json` and browsable at `/docs`.
 
+// Handlers fail with a `Problem` once per request, on the error path: its
+// size (a handful of strings) costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
 pub mod health;
+pub mod idempotency;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod server;
+pub mod store;
+pub mod testkit;
+pub mod time;
+pub mod v1;
 
+pub use auth::Role;
 pub use server::{ApiConfig, AppState, router};
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -3,7 +3,25 @@
 //! when the two differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
 //! aura-api --test openapi`).
 
-use utoipa::OpenApi;
+use crate::v1;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Declares the bearer API key every `/v1` operation requires.
+#[derive(Debug)]
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "An AURA API key (`aura_<id>_<secret>`), minted by an admin or at tenant creation"
+                .into(),
+        );
+        components.add_security_scheme("api_key", SecurityScheme::Http(http));
+    }
+}
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -12,9 +30,25 @@ use utoipa::OpenApi;
         description = "Agent execution governance runtime. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is stable per kind of error.",
         license(name = "Apache-2.0"),
     ),
-    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics),
+    modifiers(&ApiKeyScheme),
+    paths(
+        crate::health::healthz, crate::health::readyz, crate::health::metrics,
+        v1::tenants::create, v1::tenants::list, v1::tenants::get,
+        v1::namespaces::create, v1::namespaces::list, v1::namespaces::get,
+        v1::keys::create, v1::keys::list, v1::keys::revoke,
+        v1::directory::create_user, v1::directory::list_users, v1::directory::get_user,
+        v1::directory::delete_user, v1::directory::create_group, v1::directory::list_groups,
+        v1::directory::get_group, v1::directory::delete_group, v1::directory::add_member,
+        v1::directory::remove_member,
+    ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
-    tags((name = "operations", description = "Health, readiness and metrics")),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "tenants", description = "Tenants, created by the platform"),
+        (name = "namespaces", description = "Namespaces of a tenant"),
+        (name = "api keys", description = "A tenant's API keys"),
+        (name = "directory", description = "Users and groups"),
+    ),
 )]
 pub struct ApiDoc;
 

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -21,6 +21,18 @@ pub enum ProblemKind {
     Timeout,
     NotReady,
     Internal,
+    Unauthorized,
+    Forbidden,
+    Conflict,
+    /// The engine refused the command under its rules (the `code` member
+    /// says which rule).
+    Rejected,
+    PreconditionFailed,
+    PreconditionRequired,
+    IdempotencyMismatch,
+    IdempotencyInProgress,
+    /// The engine or the database cannot take requests right now.
+    Unavailable,
 }
 
 impl ProblemKind {
@@ -35,6 +47,15 @@ impl ProblemKind {
             ProblemKind::Timeout => "timeout",
             ProblemKind::NotReady => "not-ready",
             ProblemKind::Internal => "internal",
+            ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::Forbidden => "forbidden",
+            ProblemKind::Conflict => "conflict",
+            ProblemKind::Rejected => "rejected",
+            ProblemKind::PreconditionFailed => "precondition-failed",
+            ProblemKind::PreconditionRequired => "precondition-required",
+            ProblemKind::IdempotencyMismatch => "idempotency-key-reused",
+            ProblemKind::IdempotencyInProgress => "idempotency-key-in-progress",
+            ProblemKind::Unavailable => "unavailable",
         }
     }
 
@@ -49,6 +70,15 @@ impl ProblemKind {
             ProblemKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+            ProblemKind::Conflict => StatusCode::CONFLICT,
+            ProblemKind::Rejected => StatusCode::CONFLICT,
+            ProblemKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ProblemKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ProblemKind::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemKind::IdempotencyInProgress => StatusCode::CONFLICT,
+            ProblemKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -63,6 +93,15 @@ impl ProblemKind {
             ProblemKind::Timeout => "Request timed out",
             ProblemKind::NotReady => "Not ready",
             ProblemKind::Internal => "Internal error",
+            ProblemKind::Unauthorized => "Unauthorized",
+            ProblemKind::Forbidden => "Forbidden",
+            ProblemKind::Conflict => "Conflict",
+            ProblemKind::Rejected => "Refused by the engine",
+            ProblemKind::PreconditionFailed => "Precondition failed",
+            ProblemKind::PreconditionRequired => "Precondition required",
+            ProblemKind::IdempotencyMismatch => "Idempotency key reused",
+            ProblemKind::IdempotencyInProgress => "Idempotency key in progress",
+            ProblemKind::Unavailable => "Unavailable",
         }
     }
 
@@ -72,7 +111,7 @@ impl ProblemKind {
 }
 
 /// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     /// JSON pointer (RFC 6901) to the field, e.g. `/definition/timeout_ms`.
     pub pointer: String,
@@ -80,7 +119,7 @@ pub struct FieldError {
 }
 
 /// An RFC 9457 problem details object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// Stable identifier of the kind of error, e.g. `urn:aura:problem:not-found`.
     #[serde(rename = "type")]
@@ -90,11 +129,15 @@ pub struct Problem {
     /// What went wrong with this request, for people.
     pub detail: String,
     /// The request id (also in the `x-request-id` header), for support.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// For validation errors: each invalid field.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `rejected`: the engine's rule that refused the command, e.g.
+    /// `illegal_transition` (stable; see docs/api.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl Problem {
@@ -106,7 +149,24 @@ impl Problem {
             detail: detail.into(),
             instance: None,
             errors: Vec::new(),
+            code: None,
         }
+    }
+
+    /// One invalid field.
+    pub fn invalid(pointer: &str, detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        Problem::new(ProblemKind::Validation, format!("{pointer}: {detail}")).with_errors(vec![
+            FieldError {
+                pointer: pointer.to_owned(),
+                detail,
+            },
+        ])
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Problem {
+        self.code = Some(code.into());
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {

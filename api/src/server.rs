@@ -12,7 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aura_raft::Node;
+use aura_engine::Actor;
+use aura_engine::ids::TenantId;
+use aura_engine::machine::{Command, CommandBody, Event};
+use aura_raft::{Applied, Node};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -33,10 +36,11 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::health;
 use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem, ProblemKind};
+use crate::store::Store;
+use crate::{auth, error, health, idempotency, time, v1};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -63,6 +67,7 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub node: Node,
+    pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ApiConfig>,
 }
@@ -76,11 +81,37 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(node: Node, config: ApiConfig) -> AppState {
+    pub fn new(node: Node, store: Store, config: ApiConfig) -> AppState {
         AppState {
             node,
+            store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
+        }
+    }
+
+    /// Proposes a command for `tenant`, stamped with the time now, and
+    /// returns its events once applied; refusals and cluster failures come
+    /// back as problems.
+    pub async fn propose(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        body: CommandBody,
+    ) -> Result<Vec<Event>, Problem> {
+        let cmd = Command {
+            tenant: tenant.clone(),
+            at: time::now(),
+            actor,
+            body,
+        };
+        match self.node.propose(cmd).await.map_err(error::cluster)? {
+            Applied::Events(events) => Ok(events),
+            Applied::Refused(r) => Err(error::rejection(r)),
+            Applied::Nothing => Err(Problem::new(
+                ProblemKind::Internal,
+                "the command produced no outcome",
+            )),
         }
     }
 }
@@ -104,6 +135,19 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(
+            v1::router()
+                // Outermost first: authenticate, then idempotency, which
+                // needs to know whose key it is.
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::idempotency,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::authenticate,
+                )),
+        )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -159,6 +203,7 @@ pub fn router(state: AppState) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::IF_MATCH,
+                    HeaderName::from_static(idempotency::HEADER),
                 ])
                 .expose_headers([header::ETAG, HeaderName::from_static(REQUEST_ID)]),
         )
@@ -174,7 +219,7 @@ pub fn router(state: AppState) -> Router {
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, key = tracing::field::Empty)
                 }),
             )
             .layer(PropagateRequestIdLayer::new(request_id))

@@ -14,6 +14,12 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+async fn store(dir: &tempfile::TempDir) -> aura_api::store::Store {
+    aura_api::store::Store::open(&aura_api::store::Store::sqlite_url(dir.path()))
+        .await
+        .unwrap()
+}
+
 async fn start(config: ApiConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let node = aura_raft::testkit::single_node(dir.path()).await;
@@ -21,7 +27,7 @@ async fn start(config: ApiConfig) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aura_api::serve(
         listener,
-        AppState::new(node.clone(), config),
+        AppState::new(node.clone(), store(&dir).await, config),
         std::future::pending(),
     ));
     Server {
@@ -117,7 +123,7 @@ async fn a_node_without_a_leader_is_not_ready() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aura_api::serve(
         listener,
-        AppState::new(node.clone(), ApiConfig::default()),
+        AppState::new(node.clone(), store(&dir).await, ApiConfig::default()),
         std::future::pending(),
     ));
     let r = reqwest::get(format!("{base}/readyz")).await.unwrap();

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Override the profile's maximum election timeout.
     #[arg(long)]
     election_max_ms: Option<u64>,
+    /// The SQL database (directory, API keys, idempotency records):
+    /// `postgres://...` in production. Default: SQLite in the data dir.
+    #[arg(long, env = "AURA_DATABASE_URL")]
+    database_url: Option<String>,
     /// Build a snapshot (and purge the log behind it) every this many
     /// entries.
     #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
@@ -193,9 +197,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let api_addr = listener.local_addr()?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+        let url = args
+            .database_url
+            .clone()
+            .unwrap_or_else(|| aura_api::store::Store::sqlite_url(&args.data_dir));
+        let store = aura_api::store::Store::open(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        let key_file = args.data_dir.join("bootstrap-admin.key");
+        let minted = aura_api::bootstrap::ensure_platform_key(&store, &key_file).await?;
         let node = Node::start(cfg).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let state = aura_api::AppState::new(node.clone(), api_config);
+        let state = aura_api::AppState::new(node.clone(), store, api_config);
         let server = tokio::spawn(aura_api::serve(listener, state, async move {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|s| *s).await;
@@ -208,6 +223,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             node.local_addr(),
             args.data_dir.display()
         );
+        if minted {
+            println!(
+                "A platform admin API key was written to {} (mode 0600). It is shown nowhere else: keep it safe, then delete the file.",
+                key_file.display()
+            );
+        }
         wait_for_signal().await;
         println!("stopping");
         let _ = stop_tx.send(true);
@@ -216,6 +237,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn wait_for_signal() {

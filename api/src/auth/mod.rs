@@ -1,0 +1,254 @@
+//! Authentication and authorization, as two explicit layers.
+//!
+//! * [`authenticate`] is middleware on every `/v1` route: it turns the
+//!   bearer API key into a [`Caller`] (or answers 401) before anything
+//!   else, idempotency replays included, sees the request.
+//! * Handlers then declare what they need by their first extractor:
+//!   [`TenantScope<R>`] for a tenant's resources with role `R`, or
+//!   [`PlatformScope`] for tenant management. A handler cannot reach a
+//!   tenant's data without a scope, and a scope for another tenant than
+//!   the key's is a 404 indistinguishable from a tenant that does not
+//!   exist.
+
+pub mod key;
+pub mod role;
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+
+use aura_engine::Actor;
+use aura_engine::ids::{TenantId, UserId};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub use role::Role;
+
+use crate::problem::{Problem, ProblemKind};
+use crate::server::AppState;
+use crate::time::now_millis;
+
+/// Who is calling, as established from their API key.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key_id: String,
+    /// `None` for a platform key.
+    pub tenant: Option<TenantId>,
+    /// The directory user the key acts for (every tenant key has one).
+    pub user: Option<UserId>,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    /// Who the engine records as having asked.
+    pub fn actor(&self) -> Actor {
+        match &self.user {
+            Some(u) => Actor::User(u.clone()),
+            None => Actor::Platform,
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role) || (role.is_tenant_role() && self.roles.contains(&Role::Admin))
+    }
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut r = Problem::new(ProblemKind::Unauthorized, detail).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"aura\""),
+    );
+    r
+}
+
+/// Middleware: authenticates the bearer key and stores the [`Caller`].
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return unauthorized("this endpoint needs an API key: `Authorization: Bearer aura_...`");
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some((id, secret)) = text.and_then(key::parse) else {
+        return unauthorized("the Authorization header does not hold an AURA API key");
+    };
+    let stored = match state.store.key(id).await {
+        Ok(k) => k,
+        Err(e) => return crate::error::store(e).into_response(),
+    };
+    // Unknown id and wrong secret answer alike.
+    let Some(stored) =
+        stored.filter(|k| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
+    else {
+        return unauthorized("the API key is not valid");
+    };
+    let now = now_millis();
+    if stored.revoked_at.is_some() {
+        return unauthorized("the API key has been revoked");
+    }
+    if stored.expires_at.is_some_and(|t| t <= now) {
+        return unauthorized("the API key has expired");
+    }
+    let caller = match caller_of(&state, stored).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    tracing::Span::current().record("key", caller.key_id.as_str());
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+async fn caller_of(state: &AppState, k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
+    let corrupt =
+        || Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response();
+    let roles = k
+        .roles
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<BTreeSet<Role>, _>>()
+        .map_err(|_| corrupt())?;
+    let tenant = k
+        .tenant
+        .map(TenantId::new)
+        .transpose()
+        .map_err(|_| corrupt())?;
+    let user = k
+        .user_id
+        .map(UserId::new)
+        .transpose()
+        .map_err(|_| corrupt())?;
+    if let (Some(t), Some(u)) = (&tenant, &user) {
+        let active = state
+            .store
+            .user(t.as_str(), u.as_str())
+            .await
+            .map_err(|e| crate::error::store(e).into_response())?
+            .is_some_and(|u| u.active);
+        if !active {
+            return Err(unauthorized("the API key's user is no longer active"));
+        }
+    }
+    Ok(Caller {
+        key_id: k.id,
+        tenant,
+        user,
+        roles,
+    })
+}
+
+fn caller(parts: &Parts) -> Result<Caller, Problem> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Problem::new(ProblemKind::Unauthorized, "this endpoint needs an API key"))
+}
+
+/// A role a handler requires; `None` admits any role of the tenant (for
+/// reads every member may make).
+pub trait Requirement: Send + Sync + 'static {
+    const ROLE: Option<Role>;
+}
+
+macro_rules! requirement {
+    ($($name:ident => $role:expr),* $(,)?) => {$(
+        #[derive(Debug)]
+        pub struct $name;
+        impl Requirement for $name {
+            const ROLE: Option<Role> = $role;
+        }
+    )*};
+}
+
+requirement! {
+    Member => None,
+    Admin => Some(Role::Admin),
+    Operator => Some(Role::Operator),
+    Approver => Some(Role::Approver),
+    Auditor => Some(Role::Auditor),
+    AgentManager => Some(Role::AgentManager),
+}
+
+/// Access to one tenant (the `{tenant}` path segment) with role `R`.
+#[derive(Debug)]
+pub struct TenantScope<R> {
+    pub caller: Caller,
+    pub tenant: TenantId,
+    _role: PhantomData<R>,
+}
+
+impl<R> TenantScope<R> {
+    pub fn actor(&self) -> Actor {
+        self.caller.actor()
+    }
+}
+
+/// The 404 for a tenant the caller may not see, whether or not it exists.
+pub fn no_such_tenant(tenant: &str) -> Problem {
+    Problem::new(
+        ProblemKind::NotFound,
+        format!("tenant `{tenant}` does not exist"),
+    )
+}
+
+impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = caller(parts)?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
+        let raw = params
+            .iter()
+            .find(|(k, _)| *k == "tenant")
+            .map(|(_, v)| v.to_owned())
+            .ok_or_else(|| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
+        let tenant = match TenantId::new(raw.clone()) {
+            Ok(t) if caller.tenant.as_ref() == Some(&t) => t,
+            _ => return Err(no_such_tenant(&raw)),
+        };
+        if !state.node.read_local(|s| s.tenant(&tenant).is_some()) {
+            return Err(no_such_tenant(&raw));
+        }
+        if let Some(role) = R::ROLE
+            && !caller.has(role)
+        {
+            return Err(Problem::new(
+                ProblemKind::Forbidden,
+                format!("this API key lacks the `{role}` role"),
+            ));
+        }
+        Ok(TenantScope {
+            caller,
+            tenant,
+            _role: PhantomData,
+        })
+    }
+}
+
+/// Platform administration: a platform key with `platform_admin`.
+#[derive(Debug)]
+pub struct PlatformScope {
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for PlatformScope {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+        let caller = caller(parts)?;
+        if caller.tenant.is_some() || !caller.has(Role::PlatformAdmin) {
+            return Err(Problem::new(
+                ProblemKind::Forbidden,
+                "only a platform key with the `platform_admin` role manages tenants",
+            ));
+        }
+        Ok(PlatformScope { caller })
+    }
+}

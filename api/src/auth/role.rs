@@ -1,0 +1,69 @@
+//! Roles an API key carries.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a key may do. Tenant roles are scoped to the key's tenant;
+/// `admin` includes every other tenant role. `platform_admin` belongs to
+/// platform keys only and manages tenants, never their contents.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    PlatformAdmin,
+    Admin,
+    Operator,
+    Approver,
+    Auditor,
+    AgentManager,
+}
+
+impl Role {
+    pub const TENANT_ROLES: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Approver,
+        Role::Auditor,
+        Role::AgentManager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PlatformAdmin => "platform_admin",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::AgentManager => "agent_manager",
+        }
+    }
+
+    pub fn is_tenant_role(self) -> bool {
+        self != Role::PlatformAdmin
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role `{0}`: use admin, operator, approver, auditor or agent_manager")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
+        [Role::PlatformAdmin]
+            .into_iter()
+            .chain(Role::TENANT_ROLES)
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}

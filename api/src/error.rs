@@ -1,0 +1,72 @@
+//! How failures below the API become problems.
+
+use aura_engine::machine::rejection::Rejection;
+use aura_raft::ClusterError;
+
+use crate::problem::{Problem, ProblemKind};
+use crate::store::StoreError;
+
+pub fn store(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict(_) => Problem::new(ProblemKind::Conflict, "it already exists"),
+        StoreError::MissingReference(_) => Problem::new(
+            ProblemKind::Validation,
+            "it refers to something that does not exist",
+        ),
+        StoreError::Database(e) => {
+            tracing::error!(error = %e, "database error");
+            Problem::new(
+                ProblemKind::Unavailable,
+                "the database did not complete the request",
+            )
+        }
+    }
+}
+
+pub fn cluster(e: ClusterError) -> Problem {
+    let kind = match e {
+        // The command may have been applied: the caller must not assume
+        // either way, and an Idempotency-Key retry tells.
+        ClusterError::Unknown => ProblemKind::Internal,
+        _ => ProblemKind::Unavailable,
+    };
+    Problem::new(kind, e.to_string())
+}
+
+/// A refusal by the engine's rules. Unknown things are 404, things that
+/// exist already are 409 `conflict`, the rest 409 `rejected` (or 422 for
+/// malformed input), each with the engine's stable rejection code.
+pub fn rejection(r: Rejection) -> Problem {
+    let code = serde_json::to_value(&r)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let kind = match &r {
+        Rejection::UnknownTenant(_)
+        | Rejection::UnknownNamespace(_)
+        | Rejection::UnknownAgent(_)
+        | Rejection::UnknownCredential(_)
+        | Rejection::UnknownMission(_)
+        | Rejection::UnknownBundle(_) => ProblemKind::NotFound,
+        Rejection::TenantExists(_)
+        | Rejection::NamespaceExists(_)
+        | Rejection::MissionExists(_)
+        | Rejection::TokenExists(_) => ProblemKind::Conflict,
+        Rejection::Definition(_)
+        | Rejection::Context(_)
+        | Rejection::StateData(_)
+        | Rejection::LimitsOutOfRange
+        | Rejection::EmptyValidity
+        | Rejection::NoTools
+        | Rejection::TokenAlreadyExpired
+        | Rejection::BadParameterRules { .. }
+        | Rejection::BadText { .. }
+        | Rejection::Encoding(_)
+        | Rejection::BadBundle(_)
+        | Rejection::BadConfig(_)
+        | Rejection::PlanSize { .. }
+        | Rejection::ArgumentsNotObject { .. } => ProblemKind::Validation,
+        _ => ProblemKind::Rejected,
+    };
+    Problem::new(kind, r.to_string()).with_code(code)
+}

@@ -1,0 +1,348 @@
+//! A real server per test: engine, SQL store and HTTP on a loopback port,
+//! with the bootstrap platform key and a typed client. SQLite lives in the
+//! test's directory; PostgreSQL gets a fresh database per server on the
+//! server named by `AURA_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
+
+use std::path::PathBuf;
+
+use aura_raft::Node;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::problem::Problem;
+use crate::store::Store;
+use crate::v1::directory::{CreateGroup, CreateUser, Group, User};
+use crate::v1::keys::{ApiKey, CreateKey, KeyCreated};
+use crate::v1::namespaces::{CreateNamespace, Namespace};
+use crate::v1::tenants::{CreateTenant, Tenant, TenantCreated};
+use crate::{ApiConfig, AppState, Role};
+
+/// Which database a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    pub const ALL: [Db; 2] = [Db::Sqlite, Db::Postgres];
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("AURA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty PostgreSQL database; its URL.
+pub async fn fresh_postgres_database() -> (String, String) {
+    let admin = postgres_admin_url();
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("random");
+    let name = format!(
+        "aura_test_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin} does not answer ({e}); ./deploy/test starts it")
+    });
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_postgres_database(name: &str) {
+    if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
+        let _ = conn
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+/// A running server. Dropping it stops nothing at once; call
+/// [`TestServer::stop`] to shut down cleanly and drop a PostgreSQL
+/// database.
+#[derive(Debug)]
+pub struct TestServer {
+    pub base: String,
+    pub node: Node,
+    pub store: Store,
+    /// The bootstrap `platform_admin` key.
+    pub platform_key: String,
+    pub db: Db,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pg_database: Option<String>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        Self::start_with(db, ApiConfig::default()).await
+    }
+
+    pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_owned();
+        let node = aura_raft::testkit::single_node(&dir).await;
+        let (url, pg_database) = match db {
+            Db::Sqlite => (Store::sqlite_url(&dir), None),
+            Db::Postgres => {
+                let (url, name) = fresh_postgres_database().await;
+                (url, Some(name))
+            }
+        };
+        let store = Store::open(&url).await.expect("store opens");
+        let key_file = dir.join("bootstrap-admin.key");
+        crate::bootstrap::ensure_platform_key(&store, &key_file)
+            .await
+            .expect("bootstrap key");
+        let platform_key = std::fs::read_to_string(&key_file)
+            .expect("key file")
+            .trim()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback listener");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::serve(
+            listener,
+            AppState::new(node.clone(), store.clone(), config),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ));
+        TestServer {
+            base,
+            node,
+            store,
+            platform_key,
+            db,
+            dir,
+            _tmp: Some(tmp),
+            pg_database,
+            stop,
+        }
+    }
+
+    pub fn client(&self, key: &str) -> Client {
+        Client {
+            base: self.base.clone(),
+            http: reqwest::Client::new(),
+            key: Some(key.to_owned()),
+        }
+    }
+
+    pub fn platform(&self) -> Client {
+        self.client(&self.platform_key)
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            http: reqwest::Client::new(),
+            key: None,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.node.shutdown().await;
+        if let Some(name) = &self.pg_database {
+            drop(self.store);
+            drop_postgres_database(name).await;
+        }
+    }
+}
+
+/// An error answer: its status and problem.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub problem: Problem,
+}
+
+/// A whole response, for tests that look at headers.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+/// A typed client of the API, acting with one key.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub base: String,
+    http: reqwest::Client,
+    key: Option<String>,
+}
+
+impl Client {
+    /// Any request, with optional JSON body and extra headers.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Raw {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = &self.key {
+            req = req.bearer_auth(k);
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body read");
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        Raw {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<R, ApiError> {
+        let r = self.raw(method, path, body.as_ref(), &[]).await;
+        if r.status.is_success() {
+            let body = if r.body.is_null() {
+                serde_json::Value::Null
+            } else {
+                r.body
+            };
+            Ok(serde_json::from_value(body).expect("the response has the documented shape"))
+        } else {
+            let problem = serde_json::from_value(r.body.clone())
+                .unwrap_or_else(|_| panic!("an error that is not a problem: {}", r.body));
+            Err(ApiError {
+                status: r.status,
+                problem,
+            })
+        }
+    }
+
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ApiError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ApiError> {
+        let body = serde_json::to_value(body).expect("request serializes");
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str) -> Result<(), ApiError> {
+        self.call(Method::PUT, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    pub async fn create_tenant(&self, id: &str) -> Result<TenantCreated, ApiError> {
+        self.post(
+            "/v1/tenants",
+            &CreateTenant {
+                id: id.into(),
+                display_name: format!("Tenant {id}"),
+                admin: None,
+            },
+        )
+        .await
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, ApiError> {
+        self.get("/v1/tenants").await
+    }
+
+    pub async fn create_namespace(&self, tenant: &str, id: &str) -> Result<Namespace, ApiError> {
+        self.post(
+            &format!("/v1/tenants/{tenant}/namespaces"),
+            &CreateNamespace {
+                id: id.into(),
+                display_name: format!("Namespace {id}"),
+            },
+        )
+        .await
+    }
+
+    pub async fn create_user(&self, tenant: &str, id: &str) -> Result<User, ApiError> {
+        self.post(
+            &format!("/v1/tenants/{tenant}/users"),
+            &CreateUser {
+                id: id.into(),
+                user_name: format!("{id}@example.com"),
+                display_name: id.into(),
+                email: Some(format!("{id}@example.com")),
+                active: true,
+            },
+        )
+        .await
+    }
+
+    pub async fn create_group(&self, tenant: &str, id: &str) -> Result<Group, ApiError> {
+        self.post(
+            &format!("/v1/tenants/{tenant}/groups"),
+            &CreateGroup {
+                id: id.into(),
+                display_name: format!("Group {id}"),
+            },
+        )
+        .await
+    }
+
+    pub async fn add_member(&self, tenant: &str, group: &str, user: &str) -> Result<(), ApiError> {
+        self.put(&format!(
+            "/v1/tenants/{tenant}/groups/{group}/members/{user}"
+        ))
+        .await
+    }
+
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &[Role],
+    ) -> Result<KeyCreated, ApiError> {
+        self.post(
+            &format!("/v1/tenants/{tenant}/api-keys"),
+            &CreateKey {
+                name: format!("{user} key"),
+                user_id: user.into(),
+                roles: roles.to_vec(),
+                expires_at: None,
+            },
+        )
+        .await
+    }
+
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<ApiKey>, ApiError> {
+        self.get(&format!("/v1/tenants/{tenant}/api-keys")).await
+    }
+}
