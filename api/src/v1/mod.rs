@@ -2,10 +2,18 @@
 //! idempotency for POST); each handler's first extractor declares the
 //! scope and role it needs (see [`crate::auth`]).
 
+pub mod agents;
+pub mod approvals;
+pub mod audit;
+pub mod cluster;
+pub(crate) mod config;
 pub mod directory;
 pub mod keys;
+pub mod missions;
 pub mod namespaces;
+pub mod policy;
 pub mod tenants;
+pub mod tools;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -52,6 +60,104 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/groups/{group}/members/{user}",
             put(directory::add_member).delete(directory::remove_member),
         )
+        .route(
+            "/v1/tenants/{tenant}/agents",
+            post(agents::register).get(agents::list),
+        )
+        .route("/v1/tenants/{tenant}/agents/{agent}", get(agents::get))
+        .route(
+            "/v1/tenants/{tenant}/credentials/{serial}/revoke",
+            post(agents::revoke),
+        )
+        .route("/v1/tenants/{tenant}/tools", get(tools::list))
+        .route(
+            "/v1/tenants/{tenant}/tools/{tool}",
+            put(tools::put).get(tools::get),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policy-bundles",
+            post(policy::upload).get(policy::list),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policy-bundles/{version}",
+            get(policy::get),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policy-bundles/{version}/diff/{other}",
+            get(policy::diff),
+        )
+        .route(
+            "/v1/tenants/{tenant}/policy-bundles/{version}/tests",
+            post(policy::run_tests),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/policy",
+            get(policy::get_policy),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/policy/stable",
+            put(policy::set_stable),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary",
+            post(policy::start_canary),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/promote",
+            post(policy::promote),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/rollback",
+            post(policy::rollback),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/authority",
+            get(policy::get_authority).put(policy::put_authority),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/routing",
+            get(policy::get_routing).put(policy::put_routing),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions",
+            post(missions::create).get(missions::list),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}",
+            get(missions::get),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/plan",
+            post(missions::submit_plan),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/cancel",
+            post(missions::cancel),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/tokens",
+            post(missions::issue_token),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/decisions",
+            post(approvals::decide),
+        )
+        .route("/v1/tenants/{tenant}/approvals", get(approvals::inbox))
+        .route("/v1/tenants/{tenant}/audit/entries", get(audit::entries))
+        .route(
+            "/v1/tenants/{tenant}/audit/checkpoints",
+            get(audit::checkpoints).post(audit::sign_checkpoint),
+        )
+        .route(
+            "/v1/tenants/{tenant}/audit/proofs/inclusion",
+            get(audit::inclusion),
+        )
+        .route(
+            "/v1/tenants/{tenant}/audit/proofs/consistency",
+            get(audit::consistency),
+        )
+        .route("/v1/tenants/{tenant}/audit/export", get(audit::export))
+        .route("/v1/cluster", get(cluster::status))
 }
 
 /// 201 Created with a `Location` header and the created resource.
