@@ -88,7 +88,19 @@ impl TestServer {
     pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_owned();
-        let node = aura_raft::testkit::single_node(&dir).await;
+        // The serve default's snapshot interval, not the raft tests' tiny
+        // one: snapshots of a growing state every 40 entries would
+        // dominate API timings.
+        let mut cfg = aura_raft::testkit::node_config(
+            1,
+            &dir,
+            &aura_raft::ClusterSecret::random(),
+            aura_raft::Bootstrap::Form(Default::default()),
+            0,
+        );
+        cfg.snapshot_every = 10_000;
+        let node = Node::start(cfg).await.expect("node starts");
+        aura_raft::testkit::leader_of(std::slice::from_ref(&node)).await;
         let (url, pg_database) = match db {
             Db::Sqlite => (Store::sqlite_url(&dir), None),
             Db::Postgres => {
