@@ -90,16 +90,41 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
         .unwrap();
     assert_eq!(reg["agent"]["active"], true);
     assert_eq!(reg["credential"]["claims"]["agent"], "payer-bot");
-    let tool: Value = admin
-        .raw(
-            Method::PUT,
-            "/v1/tenants/acme/tools/erp.post",
-            Some(&json!({"risk": "L2", "classification": "confidential", "target": "on-prem"})),
-            &[],
-        )
-        .await
-        .body;
-    assert_eq!(tool["name"], "erp.post");
+    let invocation = json!({
+        "endpoint": "https://erp.internal.example/post",
+        "input_schema": {"type": "object", "properties": {"amount": {"type": "integer"}}},
+        "compensation_endpoint": "https://erp.internal.example/reverse",
+        "timeout_ms": 5000
+    });
+    let spec = json!({"risk": "L2", "classification": "confidential", "target": "on-prem",
+                      "invocation": invocation});
+    let tool_path = "/v1/tenants/acme/tools/erp.post";
+    let tool = admin.raw(Method::PUT, tool_path, Some(&spec), &[]).await;
+    assert_eq!(tool.status, StatusCode::OK, "{:?}", tool.body);
+    let shown: Value = admin.get(tool_path).await.unwrap();
+    assert_eq!(
+        shown["spec"]["invocation"], invocation,
+        "stored as registered"
+    );
+    // A tool the gateway could not call is refused, and nothing changes.
+    for bad in [
+        json!({"endpoint": "ftp://x", "input_schema": {}, "timeout_ms": 5}),
+        json!({"endpoint": "https://x", "input_schema": "any", "timeout_ms": 5}),
+        json!({"endpoint": "https://x", "input_schema": {}, "timeout_ms": 0}),
+    ] {
+        let body =
+            json!({"risk": "L1", "classification": "public", "target": "cloud", "invocation": bad});
+        let r = admin.raw(Method::PUT, tool_path, Some(&body), &[]).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad} {:?}",
+            r.body
+        );
+        assert_eq!(r.body["code"], "bad_config");
+    }
+    let shown: Value = admin.get(tool_path).await.unwrap();
+    assert_eq!(shown["spec"]["invocation"], invocation);
 
     // Policy: upload, test, release as stable (with If-Match).
     let bundle: Value = admin

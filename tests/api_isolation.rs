@@ -92,22 +92,8 @@ async fn fingerprint(s: &TestServer, beta: &Client) -> (Value, Value, Value, Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_operation_reaches_another_tenants_data() {
     let s = TestServer::start(Db::Sqlite).await;
-    let alpha = s.client(
-        &s.platform()
-            .create_tenant("alpha")
-            .await
-            .unwrap()
-            .admin_key
-            .key,
-    );
-    let beta = s.client(
-        &s.platform()
-            .create_tenant("beta")
-            .await
-            .unwrap()
-            .admin_key
-            .key,
-    );
+    let alpha = s.tenant_admin("alpha").await;
+    let beta = s.tenant_admin("beta").await;
     populate(&alpha, "alpha", "a1pha").await;
     let ids = populate(&beta, "beta", "bet4").await;
     let before = fingerprint(&s, &beta).await;
@@ -175,6 +161,12 @@ async fn no_operation_reaches_another_tenants_data() {
                 assert!(
                     !text.contains(secret.as_str()),
                     "{method} {path} revealed `{secret}`: {text}"
+                );
+            }
+            if !r.status.is_success() {
+                assert_eq!(
+                    r.headers["content-type"], "application/problem+json",
+                    "{method} {path}: every error is a problem"
                 );
             }
             if round == 0 {

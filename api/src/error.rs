@@ -42,6 +42,7 @@ pub fn rejection(r: Rejection) -> Problem {
         .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
         .unwrap_or_default();
     let kind = match &r {
+        Rejection::StaleConfig { .. } => ProblemKind::PreconditionFailed,
         Rejection::UnknownTenant(_)
         | Rejection::UnknownNamespace(_)
         | Rejection::UnknownAgent(_)

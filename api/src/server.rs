@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aura_engine::Actor;
 use aura_engine::ids::TenantId;
-use aura_engine::machine::{Command, CommandBody, Event};
+use aura_engine::machine::{Command, CommandBody, Event, Precondition};
 use aura_raft::{Applied, Node};
 use axum::Router;
 use axum::body::Body;
@@ -99,11 +99,24 @@ impl AppState {
         actor: Actor,
         body: CommandBody,
     ) -> Result<Vec<Event>, Problem> {
+        self.propose_if(tenant, actor, body, None).await
+    }
+
+    /// [`AppState::propose`] that the engine applies only if
+    /// `precondition` still holds when the command is applied.
+    pub async fn propose_if(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        body: CommandBody,
+        precondition: Option<Precondition>,
+    ) -> Result<Vec<Event>, Problem> {
         let cmd = Command {
             tenant: tenant.clone(),
             at: time::now(),
             actor,
             body,
+            precondition,
         };
         match self.node.propose(cmd).await.map_err(error::cluster)? {
             Applied::Events(events) => Ok(events),

@@ -55,7 +55,8 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (format!("{base}/{name}"), name)
 }
 
-async fn drop_postgres_database(name: &str) {
+/// Drops a test database, cutting its open connections.
+pub async fn drop_postgres_database(name: &str) {
     if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
         let _ = conn
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -142,6 +143,11 @@ impl TestServer {
         }
     }
 
+    /// The PostgreSQL database of a `Db::Postgres` server.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.pg_database.as_deref()
+    }
+
     pub fn client(&self, key: &str) -> Client {
         Client {
             base: self.base.clone(),
@@ -152,6 +158,17 @@ impl TestServer {
 
     pub fn platform(&self) -> Client {
         self.client(&self.platform_key)
+    }
+
+    /// Creates tenant `id` with the platform key; a client with its first
+    /// admin's key.
+    pub async fn tenant_admin(&self, id: &str) -> Client {
+        let created = self
+            .platform()
+            .create_tenant(id)
+            .await
+            .expect("tenant created");
+        self.client(&created.admin_key.key)
     }
 
     pub fn anonymous(&self) -> Client {

@@ -98,14 +98,7 @@ async fn keys_authenticate_and_roles_authorize() {
 async fn expired_keys_and_removed_users_stop_working() {
     for db in Db::ALL {
         let s = TestServer::start(db).await;
-        let admin = s.client(
-            &s.platform()
-                .create_tenant("acme")
-                .await
-                .unwrap()
-                .admin_key
-                .key,
-        );
+        let admin = s.tenant_admin("acme").await;
         admin.create_user("acme", "bob").await.unwrap();
         let soon = aura_api::time::now_millis() + 300;
         let k: Value = admin
@@ -180,22 +173,8 @@ async fn expired_keys_and_removed_users_stop_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_resources_are_indistinguishable_from_missing_ones() {
     let s = TestServer::start(Db::Sqlite).await;
-    let a = s.client(
-        &s.platform()
-            .create_tenant("alpha")
-            .await
-            .unwrap()
-            .admin_key
-            .key,
-    );
-    let b = s.client(
-        &s.platform()
-            .create_tenant("beta")
-            .await
-            .unwrap()
-            .admin_key
-            .key,
-    );
+    let a = s.tenant_admin("alpha").await;
+    let b = s.tenant_admin("beta").await;
     b.create_namespace("beta", "secret-ns").await.unwrap();
     b.create_user("beta", "carol").await.unwrap();
     b.create_group("beta", "finance").await.unwrap();
@@ -230,14 +209,7 @@ async fn another_tenants_resources_are_indistinguishable_from_missing_ones() {
 async fn unique_violations_are_conflicts_and_change_nothing() {
     for db in Db::ALL {
         let s = TestServer::start(db).await;
-        let admin = s.client(
-            &s.platform()
-                .create_tenant("acme")
-                .await
-                .unwrap()
-                .admin_key
-                .key,
-        );
+        let admin = s.tenant_admin("acme").await;
         let u = admin.create_user("acme", "dave").await.unwrap();
         let e = admin.create_user("acme", "dave").await.unwrap_err();
         assert_eq!(e.status, StatusCode::CONFLICT, "{db:?}");
@@ -284,14 +256,7 @@ async fn unique_violations_are_conflicts_and_change_nothing() {
 async fn an_idempotency_key_replays_the_first_response_and_creates_nothing_new() {
     for db in Db::ALL {
         let s = TestServer::start(db).await;
-        let admin = s.client(
-            &s.platform()
-                .create_tenant("acme")
-                .await
-                .unwrap()
-                .admin_key
-                .key,
-        );
+        let admin = s.tenant_admin("acme").await;
         let body = json!({"id": "ops", "display_name": "Operations"});
         let key = [("idempotency-key", "ns-create-1")];
         let first = admin
@@ -381,14 +346,7 @@ async fn an_idempotency_key_replays_the_first_response_and_creates_nothing_new()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_point_at_the_field() {
     let s = TestServer::start(Db::Sqlite).await;
-    let admin = s.client(
-        &s.platform()
-            .create_tenant("acme")
-            .await
-            .unwrap()
-            .admin_key
-            .key,
-    );
+    let admin = s.tenant_admin("acme").await;
     for (body, status, pointer) in [
         (json!({"id": "ops"}), 422, Some("")),
         (json!({"id": 5, "display_name": "x"}), 422, Some("/id")),
@@ -432,5 +390,21 @@ async fn malformed_bodies_point_at_the_field() {
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let ns: Vec<Value> = admin.get("/v1/tenants/acme/namespaces").await.unwrap();
     assert!(ns.is_empty(), "nothing was created");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_needs_the_database() {
+    let s = TestServer::start(Db::Postgres).await;
+    let r = s.anonymous().raw(Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    aura_api::testkit::drop_postgres_database(s.postgres_database().unwrap()).await;
+    let r = s.anonymous().raw(Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    assert_eq!(r.body["type"], "urn:aura:problem:not-ready");
+    assert!(r.body["detail"].as_str().unwrap().contains("database"));
+    // Liveness does not depend on it.
+    let r = s.anonymous().raw(Method::GET, "/healthz", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
     s.stop().await;
 }

@@ -171,6 +171,7 @@ pub fn namespace_governance(ns: &NamespaceId) -> Vec<CommandBody> {
                 risk,
                 classification: DataClassification::Confidential,
                 target: target.into(),
+                invocation: None,
             },
         });
     }
@@ -437,6 +438,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
                 at,
                 actor,
                 body,
+                precondition: None,
             });
         }
     }
@@ -478,6 +480,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
                 },
                 limits: RuntimeLimits::default(),
             },
+            precondition: None,
         });
         let script = mission_script(&mut rng, &shape, &id, &agent, &tools, at);
         live.push(Live {
@@ -503,6 +506,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
             at,
             actor: next.actor.clone(),
             body: next.body,
+            precondition: None,
         });
         if rng.chance(shape.illegal_percent) {
             // An illegal move by the agent: the engine must refuse it and
@@ -518,6 +522,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
                 at,
                 actor: next.actor,
                 body: CommandBody::AdvanceMission { mission, step },
+                precondition: None,
             });
         }
         per_tenant[tenant] += 1;
@@ -528,6 +533,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
                 at,
                 actor: Actor::Runtime,
                 body: CommandBody::SignCheckpoint,
+                precondition: None,
             });
         }
     }
@@ -538,6 +544,7 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
             at,
             actor: Actor::Runtime,
             body: CommandBody::SignCheckpoint,
+            precondition: None,
         });
     }
     out

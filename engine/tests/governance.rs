@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aura_engine::Actor;
 use aura_engine::ids::{MissionId, NamespaceId};
-use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
+use aura_engine::machine::{Advance, CommandBody, ConfigPart, Event, Precondition, Rejection};
 use aura_engine::mission::{AuthorityLevel, MissionState, OutcomeKind, PlanStep};
 use aura_engine::policy::authority::{
     ApprovalRules, ApprovalStatus, AtDeadline, AuthorityConfig, AuthorityGraph, VoteRefusal,
@@ -690,4 +690,58 @@ fn tool_calls_are_decided_only_while_in_progress() {
     );
     assert_eq!(err, Err(Rejection::NotExecuting(MissionState::Approved)));
     assert_eq!(w.last_audit_kind("acme"), "command.rejected");
+}
+
+#[test]
+fn a_configuration_change_applies_only_at_the_version_its_author_read() {
+    let mut w = World::new();
+    let ns: NamespaceId = id("prod");
+    let version = |w: &World, part| {
+        w.state.tenant(&id("acme")).unwrap().namespaces()[&ns].config_version(part)
+    };
+    let read = version(&w, ConfigPart::Routing);
+    let routing = |targets: &[&str]| CommandBody::SetRouting {
+        namespace: ns.clone(),
+        routing: aura_engine::policy::routing::RoutingTable(BTreeMap::from([(
+            aura_engine::mission::DataClassification::Public,
+            targets.iter().map(|t| t.to_string()).collect(),
+        )])),
+    };
+    let at = |v| {
+        Some(Precondition::ConfigVersion {
+            namespace: ns.clone(),
+            part: ConfigPart::Routing,
+            version: v,
+        })
+    };
+    // The first writer, at the version read, wins.
+    w.cmd_if("acme", Actor::Platform, routing(&["cloud"]), at(read))
+        .unwrap();
+    let after_first = version(&w, ConfigPart::Routing);
+    assert_ne!(after_first, read);
+    // The second, at the same (now stale) version, changes nothing.
+    let audit_len = w.state.tenant(&id("acme")).unwrap().audit().len();
+    let r = w.cmd_if("acme", Actor::Platform, routing(&["on-prem"]), at(read));
+    assert_eq!(
+        r.unwrap_err(),
+        Rejection::StaleConfig {
+            part: ConfigPart::Routing,
+            current: after_first
+        }
+    );
+    assert_eq!(version(&w, ConfigPart::Routing), after_first);
+    assert_eq!(
+        w.state.tenant(&id("acme")).unwrap().audit().len(),
+        audit_len
+    );
+    // Other parts keep their own versions.
+    let authority = version(&w, ConfigPart::Authority);
+    w.cmd_if(
+        "acme",
+        Actor::Platform,
+        routing(&["region:eu"]),
+        at(after_first),
+    )
+    .unwrap();
+    assert_eq!(version(&w, ConfigPart::Authority), authority);
 }

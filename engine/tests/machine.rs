@@ -335,6 +335,7 @@ fn audit_time_never_goes_backwards() {
                 namespace: id::<NamespaceId>("dev"),
                 display_name: "Dev".into(),
             },
+            precondition: None,
         })
         .unwrap();
     let newest = w

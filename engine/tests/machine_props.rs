@@ -235,6 +235,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                             groups: BTreeSet::new(),
                             reason: "reviewed".into(),
                         },
+                        precondition: None,
                     };
                 }
                 Some(MissionState::Approved) if legal => CommandBody::AdvanceMission {
@@ -375,6 +376,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
         at,
         actor,
         body,
+        precondition: None,
     }
 }
 
@@ -424,6 +426,7 @@ fn commands_for(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) ->
                 at,
                 actor: Actor::Platform,
                 body,
+                precondition: None,
             })
             .collect(),
         op => vec![to_command(state, op, at, op_index)],

@@ -74,7 +74,7 @@ pub struct RevokeCredential {
 }
 
 /// Registers an agent (or issues a new credential to a registered one).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents", tag = "agents",
+#[utoipa::path(post, operation_id = "agents_register", path = "/v1/tenants/{tenant}/agents", tag = "agents",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = RegisterAgent,
@@ -153,7 +153,7 @@ pub async fn register(
 }
 
 /// Lists the tenant's agents.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/agents", tag = "agents",
+#[utoipa::path(get, operation_id = "agents_list", path = "/v1/tenants/{tenant}/agents", tag = "agents",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Agents", body = Vec<Agent>)))]
@@ -172,7 +172,7 @@ pub async fn list(
 }
 
 /// Shows an agent.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/agents/{agent}", tag = "agents",
+#[utoipa::path(get, operation_id = "agents_get", path = "/v1/tenants/{tenant}/agents/{agent}", tag = "agents",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("agent" = String, Path)),
     responses(
@@ -204,7 +204,7 @@ pub async fn get(
 
 /// Revokes one of the tenant's credentials; the agent can no longer act
 /// with it.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/credentials/{serial}/revoke", tag = "agents",
+#[utoipa::path(post, operation_id = "agents_revoke", path = "/v1/tenants/{tenant}/credentials/{serial}/revoke", tag = "agents",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("serial" = u64, Path)),
     request_body = RevokeCredential,

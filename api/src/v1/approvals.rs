@@ -56,7 +56,7 @@ fn approver(scope: &TenantScope<Approver>) -> Result<UserId, Problem> {
 /// What the caller may approve now: pending approvals at or below their
 /// level, where separation of duties does not exclude them and they have
 /// not voted yet.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/approvals", tag = "approvals",
+#[utoipa::path(get, operation_id = "approvals_inbox", path = "/v1/tenants/{tenant}/approvals", tag = "approvals",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "The caller's inbox", body = Vec<PendingApproval>)))]
@@ -114,7 +114,7 @@ pub async fn inbox(
 }
 
 /// Approves or rejects a mission's plan or a held step.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/missions/{mission}/decisions", tag = "approvals",
+#[utoipa::path(post, operation_id = "approvals_decide", path = "/v1/tenants/{tenant}/missions/{mission}/decisions", tag = "approvals",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     request_body = Decide,

@@ -63,7 +63,7 @@ pub struct Proof {
 }
 
 /// Audit entries by sequence number.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/entries", tag = "audit",
+#[utoipa::path(get, operation_id = "audit_entries", path = "/v1/tenants/{tenant}/audit/entries", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path), EntryRange),
     responses((status = 200, description = "Entries", body = Entries)))]
@@ -97,7 +97,7 @@ pub async fn entries(
 }
 
 /// Signs a checkpoint over the chain as it is now.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
+#[utoipa::path(post, operation_id = "audit_sign_checkpoint", path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 201, description = "The signed checkpoint", body = Object)))]
@@ -116,7 +116,7 @@ pub async fn sign_checkpoint(
 }
 
 /// The tenant's signed checkpoints, oldest first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
+#[utoipa::path(get, operation_id = "audit_checkpoints", path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Checkpoints", body = Vec<Object>)))]
@@ -135,7 +135,7 @@ fn hexes(v: Vec<aura_engine::Digest>) -> Vec<String> {
 }
 
 /// Proof that entry `index` is in the tree of `size` entries.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/proofs/inclusion", tag = "audit",
+#[utoipa::path(get, operation_id = "audit_inclusion", path = "/v1/tenants/{tenant}/audit/proofs/inclusion", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path), InclusionQuery),
     responses(
@@ -170,7 +170,7 @@ pub async fn inclusion(
 }
 
 /// Proof that the tree of `from` entries is a prefix of the tree of `to`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/proofs/consistency", tag = "audit",
+#[utoipa::path(get, operation_id = "audit_consistency", path = "/v1/tenants/{tenant}/audit/proofs/consistency", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ConsistencyQuery),
     responses(
@@ -203,7 +203,7 @@ pub async fn consistency(
 
 /// The whole chain as an export (JSON Lines, `aura.audit-export/1`), for
 /// `aura audit verify --key <tenant public key>`.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit/export", tag = "audit",
+#[utoipa::path(get, operation_id = "audit_export", path = "/v1/tenants/{tenant}/audit/export", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "The export", body = String, content_type = "application/x-ndjson")))]

@@ -31,7 +31,7 @@ pub struct Cluster {
 }
 
 /// Cluster status; any valid key may read it.
-#[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
+#[utoipa::path(get, operation_id = "cluster_status", path = "/v1/cluster", tag = "cluster",
     security(("api_key" = [])),
     responses((status = 200, description = "Status", body = Cluster)))]
 pub async fn status(

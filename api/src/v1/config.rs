@@ -2,8 +2,8 @@
 //! state, and ETag / If-Match for editable configuration.
 
 use aura_engine::Digest;
-use aura_engine::ids::TenantId;
-use aura_engine::machine::TenantState;
+use aura_engine::ids::{NamespaceId, TenantId};
+use aura_engine::machine::{ConfigPart, Precondition, TenantState};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -24,41 +24,60 @@ pub(crate) fn read_tenant<R>(
         .ok_or_else(|| no_such_tenant(tenant.as_str()))
 }
 
-/// A strong ETag: the digest of the configuration's JSON.
-pub(crate) fn etag_of<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).expect("configuration serializes");
-    format!("\"{}\"", &Digest::of(&bytes).to_hex()[..32])
+/// A strong ETag: the engine's version of the configuration part.
+pub(crate) fn etag(version: Digest) -> String {
+    format!("\"{}\"", version.to_hex())
 }
 
 /// The JSON body with its ETag.
-pub(crate) fn tagged<T: Serialize>(value: &T) -> Response {
+pub(crate) fn tagged<T: Serialize>(value: &T, version: Digest) -> Response {
     let mut r = axum::Json(value).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag_of(value)) {
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         r.headers_mut().insert(header::ETAG, v);
     }
     r
 }
 
-/// Editable configuration is changed only with `If-Match` naming its
-/// current ETag, so that two admins never overwrite each other unseen.
-pub(crate) fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), Problem> {
+/// Editable configuration changes only with `If-Match`, so that two
+/// admins never overwrite each other unseen. The ETag becomes a
+/// precondition the engine checks when it applies the change, so the
+/// check holds however many API nodes propose at once; `*` means "any
+/// version".
+pub(crate) fn if_match(
+    headers: &HeaderMap,
+    namespace: &NamespaceId,
+    part: ConfigPart,
+    current: Digest,
+) -> Result<Option<Precondition>, Problem> {
     let Some(given) = headers.get(header::IF_MATCH) else {
         return Err(Problem::new(
             ProblemKind::PreconditionRequired,
-            format!("send If-Match with the current ETag ({current}) to change this configuration"),
+            format!(
+                "send If-Match with the current ETag ({}) to change this configuration",
+                etag(current)
+            ),
         ));
     };
-    let given = given.to_str().unwrap_or("");
-    let matches = given
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == current);
-    if matches {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            ProblemKind::PreconditionFailed,
-            format!("the configuration changed since you read it: its ETag is now {current}"),
-        ))
+    let given = given.to_str().unwrap_or("").trim();
+    if given == "*" {
+        return Ok(None);
     }
+    let version = given
+        .strip_prefix('"')
+        .and_then(|g| g.strip_suffix('"'))
+        .and_then(|g| Digest::from_hex(g).ok())
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemKind::PreconditionFailed,
+                format!(
+                    "If-Match does not name a version of this configuration; its ETag is {}",
+                    etag(current)
+                ),
+            )
+        })?;
+    Ok(Some(Precondition::ConfigVersion {
+        namespace: namespace.clone(),
+        part,
+        version,
+    }))
 }

@@ -108,7 +108,7 @@ fn not_found(what: &str, id: &str) -> Problem {
 }
 
 /// Adds a user to the directory.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/users", tag = "directory",
+#[utoipa::path(post, operation_id = "directory_create_user", path = "/v1/tenants/{tenant}/users", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = CreateUser,
@@ -154,7 +154,7 @@ pub async fn create_user(
 }
 
 /// Lists the directory's users.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/users", tag = "directory",
+#[utoipa::path(get, operation_id = "directory_list_users", path = "/v1/tenants/{tenant}/users", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Users", body = Vec<User>)))]
@@ -171,7 +171,7 @@ pub async fn list_users(
 }
 
 /// Shows a user.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
+#[utoipa::path(get, operation_id = "directory_get_user", path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("user" = String, Path)),
     responses(
@@ -195,7 +195,7 @@ pub async fn get_user(
 
 /// Removes a user and their group memberships. Their API keys stop
 /// working at once.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
+#[utoipa::path(delete, operation_id = "directory_delete_user", path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("user" = String, Path)),
     responses(
@@ -232,7 +232,7 @@ pub async fn delete_user(
 }
 
 /// Creates a group.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/groups", tag = "directory",
+#[utoipa::path(post, operation_id = "directory_create_group", path = "/v1/tenants/{tenant}/groups", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = CreateGroup,
@@ -271,7 +271,7 @@ pub async fn create_group(
 }
 
 /// Lists groups with their members.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/groups", tag = "directory",
+#[utoipa::path(get, operation_id = "directory_list_groups", path = "/v1/tenants/{tenant}/groups", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Groups", body = Vec<Group>)))]
@@ -289,7 +289,7 @@ pub async fn list_groups(
 }
 
 /// Shows a group with its members.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/groups/{group}", tag = "directory",
+#[utoipa::path(get, operation_id = "directory_get_group", path = "/v1/tenants/{tenant}/groups/{group}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("group" = String, Path)),
     responses(
@@ -314,7 +314,7 @@ pub async fn get_group(
 }
 
 /// Deletes a group and its memberships.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/groups/{group}", tag = "directory",
+#[utoipa::path(delete, operation_id = "directory_delete_group", path = "/v1/tenants/{tenant}/groups/{group}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("group" = String, Path)),
     responses(
@@ -340,7 +340,7 @@ pub async fn delete_group(
 }
 
 /// Adds a user to a group (idempotent: adding a member again is a no-op).
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/groups/{group}/members/{user}", tag = "directory",
+#[utoipa::path(put, operation_id = "directory_add_member", path = "/v1/tenants/{tenant}/groups/{group}/members/{user}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("group" = String, Path), ("user" = String, Path)),
     responses(
@@ -379,7 +379,7 @@ pub async fn add_member(
 }
 
 /// Removes a user from a group.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/groups/{group}/members/{user}", tag = "directory",
+#[utoipa::path(delete, operation_id = "directory_remove_member", path = "/v1/tenants/{tenant}/groups/{group}/members/{user}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("group" = String, Path), ("user" = String, Path)),
     responses(

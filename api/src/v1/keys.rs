@@ -107,7 +107,7 @@ pub(crate) async fn mint_key(
 }
 
 /// Mints an API key for a user of the tenant.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/api-keys", tag = "api keys",
+#[utoipa::path(post, operation_id = "keys_create", path = "/v1/tenants/{tenant}/api-keys", tag = "api keys",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = CreateKey,
@@ -162,7 +162,7 @@ pub async fn create(
 }
 
 /// Lists the tenant's keys (never their secrets).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api keys",
+#[utoipa::path(get, operation_id = "keys_list", path = "/v1/tenants/{tenant}/api-keys", tag = "api keys",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Keys", body = Vec<ApiKey>)))]
@@ -179,7 +179,7 @@ pub async fn list(
 }
 
 /// Revokes a key at once; it can never be used again.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/api-keys/{key}", tag = "api keys",
+#[utoipa::path(delete, operation_id = "keys_revoke", path = "/v1/tenants/{tenant}/api-keys/{key}", tag = "api keys",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("key" = String, Path)),
     responses(

@@ -165,7 +165,7 @@ fn summary(
 }
 
 /// Creates a mission (and, with a plan, has policy decide it).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/missions", tag = "missions",
+#[utoipa::path(post, operation_id = "missions_create", path = "/v1/tenants/{tenant}/missions", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = CreateMission,
@@ -242,7 +242,7 @@ async fn plan<R>(
 }
 
 /// Submits the mission's plan; policy decides it step by step.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/missions/{mission}/plan", tag = "missions",
+#[utoipa::path(post, operation_id = "missions_submit_plan", path = "/v1/tenants/{tenant}/missions/{mission}/plan", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     request_body = SubmitPlan,
@@ -263,7 +263,7 @@ pub async fn submit_plan(
 }
 
 /// Lists missions, newest id last, filtered, a page at a time.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/missions", tag = "missions",
+#[utoipa::path(get, operation_id = "missions_list", path = "/v1/tenants/{tenant}/missions", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), MissionFilter),
     responses(
@@ -343,7 +343,7 @@ pub async fn list(
 /// The mission's whole record: definition, frozen context and boundary,
 /// state timeline, plan with its decision records, approvals, holds, tool
 /// call decisions and outcome.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/missions/{mission}", tag = "missions",
+#[utoipa::path(get, operation_id = "missions_get", path = "/v1/tenants/{tenant}/missions/{mission}", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     responses(
@@ -366,7 +366,7 @@ pub async fn get(
 }
 
 /// Cancels the mission: it closes with outcome `cancelled`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/missions/{mission}/cancel", tag = "missions",
+#[utoipa::path(post, operation_id = "missions_cancel", path = "/v1/tenants/{tenant}/missions/{mission}/cancel", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     request_body = CancelMission,
@@ -399,7 +399,7 @@ pub async fn cancel(
 }
 
 /// Issues an ExecutionToken to the mission's agent.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/missions/{mission}/tokens", tag = "missions",
+#[utoipa::path(post, operation_id = "missions_issue_token", path = "/v1/tenants/{tenant}/missions/{mission}/tokens", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     request_body = IssueToken,

@@ -58,7 +58,7 @@ pub(crate) fn no_such_namespace(raw: &str) -> Problem {
 }
 
 /// Creates a namespace.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/namespaces", tag = "namespaces",
+#[utoipa::path(post, operation_id = "namespaces_create", path = "/v1/tenants/{tenant}/namespaces", tag = "namespaces",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = CreateNamespace,
@@ -101,7 +101,7 @@ fn read_namespace<R>(
 }
 
 /// Lists the tenant's namespaces.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/namespaces", tag = "namespaces",
+#[utoipa::path(get, operation_id = "namespaces_list", path = "/v1/tenants/{tenant}/namespaces", tag = "namespaces",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Namespaces", body = Vec<Namespace>)))]
@@ -122,7 +122,7 @@ pub async fn list(
 }
 
 /// Shows a namespace.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/namespaces/{namespace}", tag = "namespaces",
+#[utoipa::path(get, operation_id = "namespaces_get", path = "/v1/tenants/{tenant}/namespaces/{namespace}", tag = "namespaces",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use aura_engine::Digest;
 use aura_engine::ids::NamespaceId;
-use aura_engine::machine::{CommandBody, Namespace as EngineNamespace};
+use aura_engine::machine::{CommandBody, ConfigPart, Namespace as EngineNamespace};
 use aura_engine::policy::authority::AuthorityConfig;
 use aura_engine::policy::routing::RoutingTable;
 use aura_engine::policy::testing::{CaseOutcome, TestCase, run_case};
@@ -19,7 +19,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::config::{check_if_match, etag_of, read_tenant, tagged};
+use super::config::{if_match, read_tenant, tagged};
 use super::created;
 use super::namespaces::no_such_namespace;
 use crate::auth::{Admin, Member, TenantScope};
@@ -139,7 +139,7 @@ fn compiled(
 
 /// Uploads a policy bundle. It is validated strictly against its schema;
 /// each problem is reported with its policy, line and column.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/policy-bundles", tag = "policy",
+#[utoipa::path(post, operation_id = "policy_upload", path = "/v1/tenants/{tenant}/policy-bundles", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     request_body = UploadBundle,
@@ -191,7 +191,7 @@ pub async fn upload(
 }
 
 /// Lists the tenant's bundles.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/policy-bundles", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_list", path = "/v1/tenants/{tenant}/policy-bundles", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Bundles", body = Vec<BundleSummary>)))]
@@ -214,7 +214,7 @@ pub async fn list(
 }
 
 /// Shows a bundle's source.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/policy-bundles/{version}", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_get", path = "/v1/tenants/{tenant}/policy-bundles/{version}", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("version" = String, Path)),
     responses(
@@ -249,7 +249,7 @@ fn policy_texts(b: &CompiledBundle) -> BTreeMap<String, String> {
 }
 
 /// What changed between two bundles, policy by policy.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/policy-bundles/{version}/diff/{other}", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_diff", path = "/v1/tenants/{tenant}/policy-bundles/{version}/diff/{other}", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("version" = String, Path), ("other" = String, Path, description = "The newer bundle")),
     responses(
@@ -300,7 +300,7 @@ pub async fn diff(
 
 /// Runs test cases against a bundle (like Cedar's `run-tests`). Nothing
 /// is changed.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/policy-bundles/{version}/tests", tag = "policy",
+#[utoipa::path(post, operation_id = "policy_run_tests", path = "/v1/tenants/{tenant}/policy-bundles/{version}/tests", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("version" = String, Path)),
     request_body = RunTests,
@@ -371,7 +371,7 @@ fn policy_view(n: &EngineNamespace) -> NamespacePolicy {
 
 /// The namespace's stable bundle and canary release (with shadow
 /// statistics), with its ETag.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_get_policy", path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
@@ -384,8 +384,10 @@ pub async fn get_policy(
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let (_, ns) = path;
-    let (_, view) = read_ns(&state, &scope.tenant, &ns, policy_view)?;
-    Ok(tagged(&view))
+    let (_, (view, version)) = read_ns(&state, &scope.tenant, &ns, |n| {
+        (policy_view(n), n.config_version(ConfigPart::Releases))
+    })?;
+    Ok(tagged(&view, version))
 }
 
 /// Which change to the namespace's policy releases.
@@ -403,8 +405,10 @@ async fn release(
     ns: &str,
     change: Release,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(state, &scope.tenant, ns, policy_view)?;
-    check_if_match(headers, &etag_of(&current))?;
+    let (id, current) = read_ns(state, &scope.tenant, ns, |n| {
+        n.config_version(ConfigPart::Releases)
+    })?;
+    let precondition = if_match(headers, &id, ConfigPart::Releases, current)?;
     let body = match change {
         Release::Stable(version) => CommandBody::SetStableBundle {
             namespace: id.clone(),
@@ -422,13 +426,17 @@ async fn release(
             namespace: id.clone(),
         },
     };
-    state.propose(&scope.tenant, scope.actor(), body).await?;
-    let (_, view) = read_ns(state, &scope.tenant, ns, policy_view)?;
-    Ok(tagged(&view))
+    state
+        .propose_if(&scope.tenant, scope.actor(), body, precondition)
+        .await?;
+    let (_, (view, version)) = read_ns(state, &scope.tenant, ns, |n| {
+        (policy_view(n), n.config_version(ConfigPart::Releases))
+    })?;
+    Ok(tagged(&view, version))
 }
 
 /// Sets the namespace's stable bundle (no canary may be running).
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/stable", tag = "policy",
+#[utoipa::path(put, operation_id = "policy_set_stable", path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/stable", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     request_body = SetStable,
@@ -450,7 +458,7 @@ pub async fn set_stable(
 
 /// Starts a canary release, after replaying the namespace's recent
 /// decisions against it (the analysis is in the response).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary", tag = "policy",
+#[utoipa::path(post, operation_id = "policy_start_canary", path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     request_body = StartCanary,
@@ -475,7 +483,7 @@ pub async fn start_canary(
 }
 
 /// Promotes the canary: it becomes the stable bundle.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/promote", tag = "policy",
+#[utoipa::path(post, operation_id = "policy_promote", path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/promote", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     responses(
@@ -492,7 +500,7 @@ pub async fn promote(
 }
 
 /// Rolls the canary back: the stable bundle decides everything again.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/rollback", tag = "policy",
+#[utoipa::path(post, operation_id = "policy_rollback", path = "/v1/tenants/{tenant}/namespaces/{namespace}/policy/canary/rollback", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     responses(
@@ -509,7 +517,7 @@ pub async fn rollback(
 }
 
 /// The authority graph (users and groups → L1..L4) and approval rules.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/namespaces/{namespace}/authority", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_get_authority", path = "/v1/tenants/{tenant}/namespaces/{namespace}/authority", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
@@ -521,12 +529,14 @@ pub async fn get_authority(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (_, config) = read_ns(&state, &scope.tenant, &path.1, |n| n.authority.clone())?;
-    Ok(tagged(&config))
+    let (_, (config, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        (n.authority.clone(), n.config_version(ConfigPart::Authority))
+    })?;
+    Ok(tagged(&config, version))
 }
 
 /// Replaces the authority graph and approval rules.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/namespaces/{namespace}/authority", tag = "policy",
+#[utoipa::path(put, operation_id = "policy_put_authority", path = "/v1/tenants/{tenant}/namespaces/{namespace}/authority", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     request_body(content = Object, description = "{graph: {users, groups}, rules: {min_level, quorum, separation_of_duties, deadline, at_deadline}}"),
@@ -543,23 +553,25 @@ pub async fn put_authority(
     headers: HeaderMap,
     Body(config): Body<AuthorityConfig>,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| n.authority.clone())?;
-    check_if_match(&headers, &etag_of(&current))?;
+    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        n.config_version(ConfigPart::Authority)
+    })?;
+    let precondition = if_match(&headers, &id, ConfigPart::Authority, current)?;
+    let body = CommandBody::SetAuthority {
+        namespace: id,
+        config,
+    };
     state
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::SetAuthority {
-                namespace: id,
-                config: config.clone(),
-            },
-        )
+        .propose_if(&scope.tenant, scope.actor(), body, precondition)
         .await?;
-    Ok(tagged(&config))
+    let (_, (config, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        (n.authority.clone(), n.config_version(ConfigPart::Authority))
+    })?;
+    Ok(tagged(&config, version))
 }
 
 /// Deployment routing: which targets each data classification may reach.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/namespaces/{namespace}/routing", tag = "policy",
+#[utoipa::path(get, operation_id = "policy_get_routing", path = "/v1/tenants/{tenant}/namespaces/{namespace}/routing", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
@@ -571,12 +583,14 @@ pub async fn get_routing(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (_, routing) = read_ns(&state, &scope.tenant, &path.1, |n| n.routing.clone())?;
-    Ok(tagged(&routing))
+    let (_, (routing, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        (n.routing.clone(), n.config_version(ConfigPart::Routing))
+    })?;
+    Ok(tagged(&routing, version))
 }
 
 /// Replaces the routing table.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/namespaces/{namespace}/routing", tag = "policy",
+#[utoipa::path(put, operation_id = "policy_put_routing", path = "/v1/tenants/{tenant}/namespaces/{namespace}/routing", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
     request_body(content = Object, description = "classification → allowed targets, e.g. {\"confidential\": [\"on-prem\"]}"),
@@ -593,17 +607,19 @@ pub async fn put_routing(
     headers: HeaderMap,
     Body(routing): Body<RoutingTable>,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| n.routing.clone())?;
-    check_if_match(&headers, &etag_of(&current))?;
+    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        n.config_version(ConfigPart::Routing)
+    })?;
+    let precondition = if_match(&headers, &id, ConfigPart::Routing, current)?;
+    let body = CommandBody::SetRouting {
+        namespace: id,
+        routing,
+    };
     state
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::SetRouting {
-                namespace: id,
-                routing: routing.clone(),
-            },
-        )
+        .propose_if(&scope.tenant, scope.actor(), body, precondition)
         .await?;
-    Ok(tagged(&routing))
+    let (_, (routing, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
+        (n.routing.clone(), n.config_version(ConfigPart::Routing))
+    })?;
+    Ok(tagged(&routing, version))
 }

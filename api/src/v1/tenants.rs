@@ -72,7 +72,7 @@ pub struct TenantCreated {
 }
 
 /// Creates a tenant with its first admin user and API key.
-#[utoipa::path(post, path = "/v1/tenants", tag = "tenants",
+#[utoipa::path(post, operation_id = "tenants_create", path = "/v1/tenants", tag = "tenants",
     security(("api_key" = [])),
     request_body = CreateTenant,
     responses(
@@ -164,7 +164,7 @@ pub async fn create(
 }
 
 /// Lists all tenants.
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+#[utoipa::path(get, operation_id = "tenants_list", path = "/v1/tenants", tag = "tenants",
     security(("api_key" = [])),
     responses((status = 200, description = "Tenants", body = Vec<Tenant>)))]
 pub async fn list(_: PlatformScope, State(state): State<AppState>) -> Json<Vec<Tenant>> {
@@ -176,7 +176,7 @@ pub async fn list(_: PlatformScope, State(state): State<AppState>) -> Json<Vec<T
 }
 
 /// Shows the caller's tenant.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants",
+#[utoipa::path(get, operation_id = "tenants_get", path = "/v1/tenants/{tenant}", tag = "tenants",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses(

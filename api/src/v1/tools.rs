@@ -19,8 +19,10 @@ use crate::server::AppState;
 pub struct Tool {
     pub name: String,
     /// `risk` (L1 to L4), `classification` (public, internal, confidential,
-    /// restricted: the most sensitive data it is cleared for) and `target`
-    /// (where it runs, e.g. `on-prem`, `cloud`, a region name).
+    /// restricted: the most sensitive data it is cleared for), `target`
+    /// (`on-prem`, `cloud` or `region:<name>`) and optionally `invocation`:
+    /// `endpoint` (http/https URL), `input_schema` (JSON Schema object),
+    /// `compensation_endpoint`, `timeout_ms`.
     #[schema(value_type = Object)]
     pub spec: ToolSpec,
 }
@@ -30,10 +32,10 @@ fn tool_name(raw: &str) -> Result<ToolName, Problem> {
 }
 
 /// Registers a tool or updates its governance attributes.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
+#[utoipa::path(put, operation_id = "tools_put", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("tool" = String, Path)),
-    request_body(content = Object, description = "The tool's spec: {risk, classification, target}"),
+    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms}}"),
     responses(
         (status = 200, description = "Registered", body = Tool),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
@@ -63,7 +65,7 @@ pub async fn put(
 }
 
 /// Lists the tenant's tools.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tools", tag = "tools",
+#[utoipa::path(get, operation_id = "tools_list", path = "/v1/tenants/{tenant}/tools", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
     responses((status = 200, description = "Tools", body = Vec<Tool>)))]
@@ -84,7 +86,7 @@ pub async fn list(
 }
 
 /// Shows a tool.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
+#[utoipa::path(get, operation_id = "tools_get", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("tool" = String, Path)),
     responses(

@@ -16,7 +16,7 @@ use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
 use crate::identity::keys::{KeyPair, PublicKey};
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
-use crate::machine::command::{Advance, Closing, Command, CommandBody, SigningSeed};
+use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 use crate::machine::event::Event;
 use crate::machine::governance;
 use crate::machine::rejection::Rejection;
@@ -127,6 +127,24 @@ impl EngineState {
             .tenants
             .get_mut(&cmd.tenant)
             .ok_or_else(|| Rejection::UnknownTenant(cmd.tenant.clone()))?;
+        if let Some(Precondition::ConfigVersion {
+            namespace,
+            part,
+            version,
+        }) = &cmd.precondition
+        {
+            let ns = t
+                .namespaces
+                .get(namespace)
+                .ok_or_else(|| Rejection::UnknownNamespace(namespace.clone()))?;
+            let current = ns.config_version(*part);
+            if current != *version {
+                return Err(Rejection::StaleConfig {
+                    part: *part,
+                    current,
+                });
+            }
+        }
         let c = Ctx {
             at: cmd.at.max(t.clock),
             actor: &cmd.actor,

@@ -12,6 +12,7 @@ use crate::digest::Digest;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::machine::state::ConfigPart;
 use crate::mission::{
     AbortReason, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
 };
@@ -30,6 +31,23 @@ pub struct Command {
     pub at: Timestamp,
     pub actor: Actor,
     pub body: CommandBody,
+    /// Applied only if this still holds; refused (changing nothing)
+    /// otherwise. How `If-Match` stays atomic however many API nodes
+    /// propose at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<Precondition>,
+}
+
+/// A condition on the state a command was written against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Precondition {
+    /// The namespace's configuration part is still at this version.
+    ConfigVersion {
+        namespace: NamespaceId,
+        part: ConfigPart,
+        version: Digest,
+    },
 }
 
 /// 32 bytes from a cryptographic random source, chosen by the proposer.

@@ -27,7 +27,7 @@ use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
 use crate::policy::entities::StepSubject;
-use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation, validate_target};
+use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
 
 const FALLBACK_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input-unevaluated/1");
 
@@ -60,7 +60,7 @@ pub(super) fn register_tool(
     tool: &ToolName,
     spec: &ToolSpec,
 ) -> Result<Vec<Event>, Rejection> {
-    validate_target(&spec.target).map_err(Rejection::BadConfig)?;
+    spec.validate().map_err(Rejection::BadConfig)?;
     let events = vec![Event::ToolRegistered {
         tool: tool.clone(),
         spec: spec.clone(),

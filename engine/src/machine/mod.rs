@@ -10,8 +10,8 @@ pub mod rejection;
 pub mod snapshot;
 pub mod state;
 
-pub use command::{Advance, Closing, Command, CommandBody, SigningSeed};
+pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 pub use event::Event;
 pub use rejection::Rejection;
 pub use snapshot::SnapshotError;
-pub use state::{AgentRecord, CredentialRecord, EngineState, Namespace, TenantState};
+pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};

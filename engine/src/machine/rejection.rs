@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName};
+use crate::machine::state::ConfigPart;
 use crate::mission::AbortReason;
 use crate::mission::{
     ContextError, DefinitionError, IllegalTransition, MissionState, StateDataError,
@@ -109,6 +110,8 @@ pub enum Rejection {
     NoPendingApproval { hold: Option<u32> },
     #[error("the approval deadline {deadline} has not passed yet")]
     ApprovalNotDue { deadline: Timestamp },
+    #[error("the {part:?} configuration changed since it was read: its version is now {current}")]
+    StaleConfig { part: ConfigPart, current: Digest },
     #[error("tool calls are decided only while the mission is IN_PROGRESS, not {0}")]
     NotExecuting(MissionState),
 }

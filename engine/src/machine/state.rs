@@ -44,6 +44,20 @@ pub struct RecentDecision {
 /// How many recent decisions a namespace keeps for release analysis.
 pub const RECENT_DECISIONS: usize = 256;
 
+pub const CONFIG_DOMAIN: Domain = Domain::new("aura.namespace-config/1");
+
+/// The editable parts of a namespace's configuration, each versioned so
+/// that a change can require the version its author read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigPart {
+    /// The stable bundle and the canary release (its bundle, share and
+    /// start), not the canary's running statistics.
+    Releases,
+    Authority,
+    Routing,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Namespace {
     pub display_name: String,
@@ -52,6 +66,31 @@ pub struct Namespace {
     pub authority: AuthorityConfig,
     pub routing: RoutingTable,
     pub recent: VecDeque<RecentDecision>,
+}
+
+impl Namespace {
+    /// The version of one part of the configuration: a digest of exactly
+    /// what an author edits.
+    pub fn config_version(&self, part: ConfigPart) -> Digest {
+        let d = match part {
+            ConfigPart::Releases => canonical::digest(
+                CONFIG_DOMAIN,
+                &(
+                    "releases",
+                    &self.policy.stable,
+                    self.policy
+                        .canary
+                        .as_ref()
+                        .map(|c| (c.bundle, c.basis_points, c.started_at)),
+                ),
+            ),
+            ConfigPart::Authority => {
+                canonical::digest(CONFIG_DOMAIN, &("authority", &self.authority))
+            }
+            ConfigPart::Routing => canonical::digest(CONFIG_DOMAIN, &("routing", &self.routing)),
+        };
+        d.expect("configuration encodes canonically")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,62 @@ pub struct ToolSpec {
     /// The most sensitive data the tool is cleared to receive.
     pub classification: DataClassification,
     pub target: DeploymentTarget,
+    /// How the gateway calls it; absent for a tool only governed, never
+    /// called through AURA.
+    #[serde(default)]
+    pub invocation: Option<ToolInvocation>,
+}
+
+/// Where and how a tool is called.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInvocation {
+    /// `http://` or `https://` URL the gateway POSTs each call to.
+    pub endpoint: String,
+    /// JSON Schema of the call's arguments (an object schema).
+    pub input_schema: serde_json::Value,
+    /// Called with the original call to undo it when a saga compensates.
+    #[serde(default)]
+    pub compensation_endpoint: Option<String>,
+    /// Longest a call may take, 1 ms to 5 minutes.
+    pub timeout_ms: u64,
+}
+
+const MAX_URL: usize = 2048;
+
+fn validate_url(field: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty() && url.len() <= MAX_URL && !url.chars().any(char::is_whitespace) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{field} `{url}` is not an http:// or https:// URL of at most {MAX_URL} characters"
+        )),
+    }
+}
+
+impl ToolSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        validate_target(&self.target)?;
+        if let Some(i) = &self.invocation {
+            validate_url("endpoint", &i.endpoint)?;
+            if let Some(c) = &i.compensation_endpoint {
+                validate_url("compensation_endpoint", c)?;
+            }
+            if !i.input_schema.is_object() {
+                return Err("input_schema must be a JSON Schema object".into());
+            }
+            if !(1..=300_000).contains(&i.timeout_ms) {
+                return Err("timeout_ms must be 1 to 300000".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a call would cross the deployment boundary.

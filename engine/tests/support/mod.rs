@@ -9,7 +9,7 @@ use aura_engine::Actor;
 use aura_engine::identity::KeyPair;
 use aura_engine::ids::MissionId;
 use aura_engine::machine::{
-    Advance, Command, CommandBody, EngineState, Event, Rejection, SigningSeed,
+    Advance, Command, CommandBody, EngineState, Event, Precondition, Rejection, SigningSeed,
 };
 use aura_engine::mission::{
     AuthorityLevel, DataClassification, MissionContext, MissionDefinition, MissionState, PlanStep,
@@ -80,12 +80,23 @@ impl World {
         actor: Actor,
         body: CommandBody,
     ) -> Result<Vec<Event>, Rejection> {
+        self.cmd_if(tenant, actor, body, None)
+    }
+
+    pub fn cmd_if(
+        &mut self,
+        tenant: &str,
+        actor: Actor,
+        body: CommandBody,
+        precondition: Option<Precondition>,
+    ) -> Result<Vec<Event>, Rejection> {
         self.now = self.now.plus(Millis(10));
         self.state.apply(&Command {
             tenant: id(tenant),
             at: self.now,
             actor,
             body,
+            precondition,
         })
     }
 
