@@ -56,7 +56,7 @@ pub async fn ensure_platform_key(store: &Store, path: &Path) -> Result<bool, Boo
             tenant: None,
             user_id: None,
             name: "bootstrap platform admin".into(),
-            roles: Role::PlatformAdmin.as_str().into(),
+            roles: crate::auth::role::join(&[Role::PlatformAdmin].into()),
             secret_hash: minted.secret_hash.clone(),
             created_at: now_millis(),
             expires_at: None,

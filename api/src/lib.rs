@@ -25,6 +25,7 @@ pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod random;
 pub mod server;
 pub mod store;
 pub mod testkit;

@@ -153,6 +153,15 @@ impl Problem {
         }
     }
 
+    /// The 404 for a named thing, worded alike everywhere so that a
+    /// resource the caller may not see reads exactly like a missing one.
+    pub fn not_found(what: &str, id: &str) -> Problem {
+        Problem::new(
+            ProblemKind::NotFound,
+            format!("{what} `{id}` does not exist"),
+        )
+    }
+
     /// One invalid field.
     pub fn invalid(pointer: &str, detail: impl Into<String>) -> Problem {
         let detail = detail.into();

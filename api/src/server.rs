@@ -135,10 +135,9 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).ok()?;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        HeaderValue::from_str(&hex).ok().map(RequestId::new)
+        HeaderValue::from_str(&crate::random::hex(16))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

@@ -39,12 +39,7 @@ pub fn postgres_admin_url() -> String {
 /// A fresh, empty PostgreSQL database; its URL.
 pub async fn fresh_postgres_database() -> (String, String) {
     let admin = postgres_admin_url();
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("random");
-    let name = format!(
-        "aura_test_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let name = format!("aura_test_{}", crate::random::hex(8));
     let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
         panic!("PostgreSQL at {admin} does not answer ({e}); ./deploy/test starts it")
     });

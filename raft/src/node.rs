@@ -502,6 +502,15 @@ impl Node {
 
     /// This node's view of the cluster, with the digest of its state.
     pub fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            state_digest: self.inner.store.digest(),
+            ..self.membership()
+        }
+    }
+
+    /// [`Node::status`] without hashing the engine state: what API
+    /// callers asking for members and leader need. `state_digest` is zero.
+    pub fn membership(&self) -> ClusterStatus {
         let m = self.inner.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -540,7 +549,7 @@ impl Node {
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
             members,
-            state_digest: self.inner.store.digest(),
+            state_digest: Digest([0; 32]),
         }
     }
 

@@ -24,11 +24,9 @@ impl std::fmt::Debug for MintedKey {
 }
 
 pub fn mint() -> MintedKey {
-    let mut id = [0u8; 8];
+    let id = crate::random::hex(8);
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut id).expect("the OS random source works");
     getrandom::fill(&mut secret).expect("the OS random source works");
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let secret = URL_SAFE_NO_PAD.encode(secret);
     MintedKey {
         secret_hash: hash_secret(&secret),

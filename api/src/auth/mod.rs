@@ -106,12 +106,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 async fn caller_of(state: &AppState, k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
     let corrupt =
         || Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response();
-    let roles = k
-        .roles
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<BTreeSet<Role>, _>>()
-        .map_err(|_| corrupt())?;
+    let roles = role::parse_list(&k.roles).map_err(|_| corrupt())?;
     let tenant = k
         .tenant
         .map(TenantId::new)
@@ -190,10 +185,7 @@ impl<R> TenantScope<R> {
 
 /// The 404 for a tenant the caller may not see, whether or not it exists.
 pub fn no_such_tenant(tenant: &str) -> Problem {
-    Problem::new(
-        ProblemKind::NotFound,
-        format!("tenant `{tenant}` does not exist"),
-    )
+    Problem::not_found("tenant", tenant)
 }
 
 impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {

@@ -1,5 +1,6 @@
 //! Roles an API key carries.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -51,6 +52,20 @@ impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Roles as stored: comma-separated names.
+pub fn join(roles: &BTreeSet<Role>) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The stored form back.
+pub fn parse_list(stored: &str) -> Result<BTreeSet<Role>, UnknownRole> {
+    stored.split(',').map(str::parse).collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -185,12 +185,7 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Agent>, Problem> {
     let (_, raw) = path;
-    let missing = || {
-        Problem::new(
-            ProblemKind::NotFound,
-            format!("agent `{raw}` does not exist"),
-        )
-    };
+    let missing = || Problem::not_found("agent", &raw);
     let id = AgentId::new(raw.clone()).map_err(|_| missing())?;
     let t = now();
     read_tenant(&state, &scope.tenant, |ts| {

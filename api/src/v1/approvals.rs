@@ -130,12 +130,7 @@ pub async fn decide(
     Body(req): Body<Decide>,
 ) -> Result<Json<MissionSummary>, Problem> {
     let user = approver(&scope)?;
-    let mission = aura_engine::ids::MissionId::new(path.1.clone()).map_err(|_| {
-        Problem::new(
-            ProblemKind::NotFound,
-            format!("mission `{}` does not exist", path.1),
-        )
-    })?;
+    let mission = super::missions::mission_id(&path.1)?;
     let groups: BTreeSet<String> = state
         .store
         .groups_of(scope.tenant.as_str(), user.as_str())

@@ -100,13 +100,6 @@ fn group_view(g: StoredGroup, members: Vec<String>) -> Group {
     }
 }
 
-fn not_found(what: &str, id: &str) -> Problem {
-    Problem::new(
-        ProblemKind::NotFound,
-        format!("{what} `{id}` does not exist"),
-    )
-}
-
 /// Adds a user to the directory.
 #[utoipa::path(post, operation_id = "directory_create_user", path = "/v1/tenants/{tenant}/users", tag = "directory",
     security(("api_key" = [])),
@@ -190,7 +183,7 @@ pub async fn get_user(
         .await
         .map_err(error::store)?
         .map(|u| Json(User::from(u)))
-        .ok_or_else(|| not_found("user", &user))
+        .ok_or_else(|| Problem::not_found("user", &user))
 }
 
 /// Removes a user and their group memberships. Their API keys stop
@@ -227,7 +220,7 @@ pub async fn delete_user(
     if gone {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(not_found("user", &user))
+        Err(Problem::not_found("user", &user))
     }
 }
 
@@ -308,7 +301,7 @@ pub async fn get_group(
         .group(t, &group)
         .await
         .map_err(error::store)?
-        .ok_or_else(|| not_found("group", &group))?;
+        .ok_or_else(|| Problem::not_found("group", &group))?;
     let members = state.store.members(t, &g.id).await.map_err(error::store)?;
     Ok(Json(group_view(g, members)))
 }
@@ -335,7 +328,7 @@ pub async fn delete_group(
     if gone {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(not_found("group", &group))
+        Err(Problem::not_found("group", &group))
     }
 }
 
@@ -361,7 +354,7 @@ pub async fn add_member(
         .map_err(error::store)?
         .is_none()
     {
-        return Err(not_found("group", &group));
+        return Err(Problem::not_found("group", &group));
     }
     if state
         .store
@@ -370,7 +363,7 @@ pub async fn add_member(
         .map_err(error::store)?
         .is_none()
     {
-        return Err(not_found("user", &user));
+        return Err(Problem::not_found("user", &user));
     }
     match state.store.add_member(t, &group, &user).await {
         Ok(()) | Err(crate::store::StoreError::Conflict(_)) => Ok(StatusCode::NO_CONTENT),

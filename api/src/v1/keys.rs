@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::created;
-use crate::auth::{Admin, Role, TenantScope, key};
+use crate::auth::{Admin, Role, TenantScope, key, role};
 use crate::error;
 use crate::json::Body;
 use crate::problem::{Problem, ProblemKind};
@@ -52,7 +52,9 @@ impl From<StoredKey> for ApiKey {
             id: k.id,
             name: k.name,
             user_id: k.user_id,
-            roles: k.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
+            roles: role::parse_list(&k.roles)
+                .map(|r| r.into_iter().collect())
+                .unwrap_or_default(),
             created_at: k.created_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
@@ -86,11 +88,7 @@ pub(crate) async fn mint_key(
         tenant: Some(tenant.to_string()),
         user_id: Some(user.to_string()),
         name,
-        roles: roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        roles: role::join(&roles),
         secret_hash: minted.secret_hash.clone(),
         created_at: now_millis(),
         expires_at,

@@ -136,20 +136,15 @@ pub struct MissionFilter {
 }
 
 fn new_mission_id() -> MissionId {
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).expect("the OS random source works");
-    let rand: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    let rand = crate::random::hex(6);
     MissionId::new(format!("m-{:012x}-{rand}", now().as_millis())).expect("valid id")
 }
 
 fn mission_missing(raw: &str) -> Problem {
-    Problem::new(
-        ProblemKind::NotFound,
-        format!("mission `{raw}` does not exist"),
-    )
+    Problem::not_found("mission", raw)
 }
 
-fn mission_id(raw: &str) -> Result<MissionId, Problem> {
+pub(crate) fn mission_id(raw: &str) -> Result<MissionId, Problem> {
     MissionId::new(raw).map_err(|_| mission_missing(raw))
 }
 
@@ -437,13 +432,7 @@ pub async fn issue_token(
         at.as_millis()
             .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
     );
-    let mut rand = [0u8; 8];
-    getrandom::fill(&mut rand).expect("the OS random source works");
-    let token = TokenId::new(format!(
-        "t-{}",
-        rand.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
-    .expect("valid id");
+    let token = TokenId::new(format!("t-{}", crate::random::hex(8))).expect("valid id");
     let events = state
         .propose(
             &scope.tenant,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::created;
 use crate::auth::{Admin, Member, TenantScope};
 use crate::json::Body;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 use crate::server::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -51,10 +51,7 @@ pub(crate) fn namespace_id(raw: &str) -> Result<NamespaceId, Problem> {
 }
 
 pub(crate) fn no_such_namespace(raw: &str) -> Problem {
-    Problem::new(
-        ProblemKind::NotFound,
-        format!("namespace `{raw}` does not exist"),
-    )
+    Problem::not_found("namespace", raw)
 }
 
 /// Creates a namespace.

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::config::read_tenant;
 use crate::auth::{Admin, Member, TenantScope};
 use crate::json::Body;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 use crate::server::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -99,12 +99,7 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Tool>, Problem> {
     let (_, raw) = path;
-    let missing = || {
-        Problem::new(
-            ProblemKind::NotFound,
-            format!("tool `{raw}` does not exist"),
-        )
-    };
+    let missing = || Problem::not_found("tool", &raw);
     let name = ToolName::new(raw.clone()).map_err(|_| missing())?;
     read_tenant(&state, &scope.tenant, |t| {
         t.tools().get(&name).map(|s| Tool {
