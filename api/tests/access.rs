@@ -408,3 +408,26 @@ async fn readiness_needs_the_database() {
     assert_eq!(r.status, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_the_engine_refuses_leaves_no_directory_rows_or_keys() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let too_long = "x".repeat(10_000);
+    let r = s
+        .platform()
+        .raw(
+            Method::POST,
+            "/v1/tenants",
+            Some(&json!({"id": "acme", "display_name": too_long})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(s.store.users("acme").await.unwrap().is_empty());
+    assert!(s.store.keys(Some("acme")).await.unwrap().is_empty());
+    // The same tenant can then be created normally.
+    let admin = s.tenant_admin("acme").await;
+    let users: Vec<Value> = admin.get("/v1/tenants/acme/users").await.unwrap();
+    assert_eq!(users.len(), 1);
+    s.stop().await;
+}

@@ -161,28 +161,4 @@ impl Store {
             .map(|m| m.group_id)
             .collect())
     }
-
-    /// Removes everything SQL holds for a tenant the engine never created
-    /// (its creation failed half-way).
-    pub async fn purge_tenant(&self, tenant: &str) -> Result<(), StoreError> {
-        let txn = self.db().begin().await?;
-        group_member::Entity::delete_many()
-            .filter(group_member::Column::Tenant.eq(tenant))
-            .exec(&txn)
-            .await?;
-        group::Entity::delete_many()
-            .filter(group::Column::Tenant.eq(tenant))
-            .exec(&txn)
-            .await?;
-        user::Entity::delete_many()
-            .filter(user::Column::Tenant.eq(tenant))
-            .exec(&txn)
-            .await?;
-        super::entities::api_key::Entity::delete_many()
-            .filter(super::entities::api_key::Column::Tenant.eq(tenant))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
-    }
 }

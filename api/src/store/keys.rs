@@ -46,6 +46,15 @@ impl Store {
             .await?)
     }
 
+    /// Deletes a key outright (only for one whose creation was undone;
+    /// keys in use are revoked, which keeps their record).
+    pub async fn delete_key(&self, id: &str) -> Result<(), StoreError> {
+        api_key::Entity::delete_by_id(id.to_owned())
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
     /// Revokes a tenant's key; false if the tenant has no such key or it
     /// was already revoked (the first revocation time is kept).
     pub async fn revoke_key(&self, tenant: &str, id: &str, at: i64) -> Result<bool, StoreError> {

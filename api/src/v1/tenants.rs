@@ -119,9 +119,16 @@ pub async fn create(
         })
         .await
         .map_err(error::store)?;
-    let undo = async |state: &AppState| {
-        if let Err(e) = state.store.purge_tenant(&user.tenant).await {
-            tracing::error!(error = %e, "cannot remove the directory of a tenant that was not created");
+    // Undoes only what this request wrote: a concurrent creation of the
+    // same tenant that won must keep its directory.
+    let undo = async |state: &AppState, key: Option<&str>| {
+        if let Some(k) = key
+            && let Err(e) = state.store.delete_key(k).await
+        {
+            tracing::error!(error = %e, "cannot remove the key of a tenant that was not created");
+        }
+        if let Err(e) = state.store.delete_user(&user.tenant, &user.id).await {
+            tracing::error!(error = %e, "cannot remove the admin of a tenant that was not created");
         }
     };
     let key = match mint_key(
@@ -136,7 +143,7 @@ pub async fn create(
     {
         Ok(k) => k,
         Err(p) => {
-            undo(&state).await;
+            undo(&state, None).await;
             return Err(p);
         }
     };
@@ -147,7 +154,7 @@ pub async fn create(
         signing_key_seed: SigningSeed(seed),
     };
     if let Err(p) = state.propose(&tenant, scope.caller.actor(), body).await {
-        undo(&state).await;
+        undo(&state, Some(&key.id)).await;
         return Err(p);
     }
     let view = state
