@@ -24,6 +24,7 @@ use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
     Revocation, TenantState,
 };
+use crate::machine::tool_calls;
 use crate::mission::{
     AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary, MissionContext,
     MissionDefinition, MissionOutcome, MissionState, OutcomeKind, PolicyBoundary, RuntimeBoundary,
@@ -36,7 +37,7 @@ use crate::time::Timestamp;
 
 const MAX_NAME_CHARS: usize = 200;
 pub(super) const MAX_NOTE_CHARS: usize = 2_000;
-const MAX_RESULT_BYTES: usize = 256 * 1024;
+pub(super) const MAX_RESULT_BYTES: usize = 256 * 1024;
 
 /// What every handler needs to know about the command besides its body.
 pub(super) struct Ctx<'a> {
@@ -246,7 +247,54 @@ impl EngineState {
                 step,
                 tool,
                 arguments,
-            } => governance::evaluate_tool_call(t, &c, mission, *step, tool, arguments),
+            } => governance::evaluate_tool_call(t, &c, mission, *step, tool, arguments, None),
+            CommandBody::DispatchToolCall {
+                mission,
+                step,
+                call,
+                tool,
+                arguments,
+                credential_serial,
+                token,
+            } => {
+                let dispatch = tool_calls::Dispatch {
+                    call: *call,
+                    credential_serial: *credential_serial,
+                    token,
+                };
+                governance::evaluate_tool_call(
+                    t,
+                    &c,
+                    mission,
+                    *step,
+                    tool,
+                    arguments,
+                    Some(&dispatch),
+                )
+            }
+            CommandBody::CompleteToolCall {
+                mission,
+                step,
+                call,
+                result,
+            } => tool_calls::complete(t, &c, mission, *step, *call, result),
+            CommandBody::RefuseToolCall {
+                mission,
+                step,
+                tool,
+                claimed_agent,
+                code,
+                reason,
+            } => tool_calls::refuse(
+                t,
+                &c,
+                mission,
+                *step,
+                tool,
+                claimed_agent.as_ref(),
+                code,
+                reason,
+            ),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::identity::token::ParameterRules;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
 use crate::machine::state::ConfigPart;
 use crate::mission::{
-    AbortReason, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
+    AbortReason, CallResult, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
@@ -235,6 +235,39 @@ pub enum CommandBody {
         tool: ToolName,
         arguments: Value,
     },
+    /// The gateway's request to call a tool for an agent whose DualToken
+    /// verified: decided like `EvaluateToolCall` and, when permitted,
+    /// recorded as dispatched to the endpoint the data may reach, before
+    /// the tool is called.
+    DispatchToolCall {
+        mission: MissionId,
+        step: u32,
+        call: u32,
+        tool: ToolName,
+        arguments: Value,
+        credential_serial: u64,
+        token: TokenId,
+    },
+    /// What a dispatched call came back with.
+    CompleteToolCall {
+        mission: MissionId,
+        step: u32,
+        call: u32,
+        result: CallResult,
+    },
+    /// The gateway refused a call before deciding it (a DualToken failure,
+    /// arguments outside the tool's schema): recorded so that attempts are
+    /// audited as well as calls.
+    RefuseToolCall {
+        mission: MissionId,
+        step: u32,
+        tool: ToolName,
+        /// The agent the request claimed to be; unproven when the
+        /// signature is what failed.
+        claimed_agent: Option<AgentId>,
+        code: String,
+        reason: String,
+    },
 }
 
 impl CommandBody {
@@ -263,6 +296,9 @@ impl CommandBody {
             CommandBody::DecideApproval { .. } => "mission.approval",
             CommandBody::ExpireApproval { .. } => "mission.approval_expired",
             CommandBody::EvaluateToolCall { .. } => "mission.tool_call",
+            CommandBody::DispatchToolCall { .. } => "tool_call.dispatch",
+            CommandBody::CompleteToolCall { .. } => "tool_call.complete",
+            CommandBody::RefuseToolCall { .. } => "tool_call.refused",
         }
     }
 
@@ -277,7 +313,10 @@ impl CommandBody {
             | CommandBody::SubmitPlan { mission, .. }
             | CommandBody::DecideApproval { mission, .. }
             | CommandBody::ExpireApproval { mission, .. }
-            | CommandBody::EvaluateToolCall { mission, .. } => Some(mission),
+            | CommandBody::EvaluateToolCall { mission, .. }
+            | CommandBody::DispatchToolCall { mission, .. }
+            | CommandBody::CompleteToolCall { mission, .. }
+            | CommandBody::RefuseToolCall { mission, .. } => Some(mission),
             _ => None,
         }
     }

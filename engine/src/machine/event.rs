@@ -11,11 +11,13 @@ use crate::identity::token::ExecutionToken;
 use crate::ids::{AgentId, MissionId, NamespaceId, ToolName};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
-use crate::mission::{MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step};
+use crate::mission::{
+    CallResult, MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step,
+};
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::DecisionRecord;
-use crate::policy::routing::{RoutingTable, ToolSpec};
+use crate::policy::routing::{DeploymentTarget, RoutingTable, ToolSpec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
@@ -136,6 +138,33 @@ pub enum Event {
         tool: ToolName,
         decision: DecisionRecord,
         shadow: Option<ShadowDiff>,
+    },
+    /// A permitted call, committed before the tool is called.
+    ToolCallDispatched {
+        mission: MissionId,
+        step: u32,
+        call: u32,
+        tool: ToolName,
+        idempotency_key: String,
+        target: DeploymentTarget,
+        endpoint: String,
+        /// 1 for the first dispatch; more for retries of the same call.
+        dispatch: u32,
+    },
+    ToolCallCompleted {
+        mission: MissionId,
+        step: u32,
+        call: u32,
+        tool: ToolName,
+        result: CallResult,
+    },
+    ToolCallRefused {
+        mission: MissionId,
+        step: u32,
+        tool: ToolName,
+        claimed_agent: Option<AgentId>,
+        code: String,
+        reason: String,
     },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).

@@ -18,6 +18,7 @@ use crate::machine::apply::{
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
+use crate::machine::tool_calls::{self, Dispatch};
 use crate::mission::{
     AuthorityLevel, CallDecision, Mission, MissionState, OutcomeKind, Plan, PlanStep, StateChange,
     Step, StepHold,
@@ -776,7 +777,9 @@ pub(super) fn expire_approval(
 /// Decides one tool call during execution with its actual arguments and
 /// the approval already granted. ESCALATE holds the step (the mission stays
 /// IN_PROGRESS and never moves back): the step's own approval then lifts
-/// the hold, and the same call evaluated again is permitted.
+/// the hold, and the same call evaluated again is permitted. With a
+/// `dispatch`, a permitted call is also recorded as sent to the endpoint
+/// its data may reach, in the same audit entry as the decision.
 pub(super) fn evaluate_tool_call(
     t: &mut TenantState,
     c: &Ctx<'_>,
@@ -784,6 +787,7 @@ pub(super) fn evaluate_tool_call(
     step: u32,
     tool: &ToolName,
     arguments: &Value,
+    dispatch: Option<&Dispatch<'_>>,
 ) -> Result<Vec<Event>, Rejection> {
     let m = mission_for(t, id)?;
     check_actor_may_act(c, m.agent())?;
@@ -797,6 +801,12 @@ pub(super) fn evaluate_tool_call(
             step: step as usize,
         });
     }
+    let prepared = match dispatch {
+        Some(d) => Some(tool_calls::prepare_dispatch(
+            t, c, m, step, tool, arguments, d,
+        )?),
+        None => None,
+    };
     let held = m.holds().get(&step);
     let step_grant = held
         .filter(|h| h.approval.status == ApprovalStatus::Approved && &h.tool == tool)
@@ -837,6 +847,23 @@ pub(super) fn evaluate_tool_call(
             });
         }
     }
+    let dispatched = match prepared {
+        Some(p) if record.decision == Decision::Permit => {
+            let r = p.permitted();
+            events.push(Event::ToolCallDispatched {
+                mission: id.clone(),
+                step,
+                call: r.call,
+                tool: tool.clone(),
+                idempotency_key: r.idempotency_key.clone(),
+                target: r.target.clone(),
+                endpoint: r.endpoint.clone(),
+                dispatch: r.dispatches,
+            });
+            Some(r)
+        }
+        _ => None,
+    };
     let release = m.boundary().get().policy.release;
     let ns_id = m.namespace().clone();
     let call = CallDecision {
@@ -850,6 +877,9 @@ pub(super) fn evaluate_tool_call(
         m.record_call(call);
         if let Some(h) = new_hold {
             m.set_hold(step, h);
+        }
+        if let Some(r) = dispatched {
+            m.put_tool_call(r);
         }
         let ns = t
             .namespaces

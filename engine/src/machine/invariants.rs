@@ -125,5 +125,25 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
         (_, Some(_)) => return Err(format!("mission {id}: outcome before CLOSED")),
         (_, None) => {}
     }
+    let boundary = m.boundary().get();
+    if m.dispatch_count() > u64::from(boundary.runtime.limits.max_tool_calls) {
+        return Err(format!(
+            "mission {id}: more dispatches than its tool-call limit"
+        ));
+    }
+    for call in m.tool_calls() {
+        if !boundary.runtime.allowed_tools.contains(&call.tool) {
+            return Err(format!(
+                "mission {id}: a call to {} outside its boundary",
+                call.tool
+            ));
+        }
+        if call.result.is_some() != call.completed_at.is_some() || call.dispatches == 0 {
+            return Err(format!(
+                "mission {id}: step {} call {} has an inconsistent record",
+                call.step, call.call
+            ));
+        }
+    }
     Ok(())
 }

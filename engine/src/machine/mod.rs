@@ -9,6 +9,7 @@ pub mod invariants;
 pub mod rejection;
 pub mod snapshot;
 pub mod state;
+mod tool_calls;
 
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 pub use event::Event;

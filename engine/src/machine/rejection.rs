@@ -114,6 +114,26 @@ pub enum Rejection {
     StaleConfig { part: ConfigPart, current: Digest },
     #[error("tool calls are decided only while the mission is IN_PROGRESS, not {0}")]
     NotExecuting(MissionState),
+    #[error(
+        "credential serial {serial} is not a valid, unrevoked credential of the mission's agent"
+    )]
+    CredentialNotValid { serial: u64 },
+    #[error("execution token `{token}` is not a live token of this mission")]
+    TokenNotValid { token: TokenId },
+    #[error("tool `{0}` is governed only: it has no invocation for the gateway to call")]
+    ToolNotCallable(ToolName),
+    #[error("step {step} call {call} already has its result; a new call needs a new call number")]
+    CallAlreadyCompleted { step: u32, call: u32 },
+    #[error(
+        "step {step} call {call} was dispatched with other arguments; a retry must repeat them"
+    )]
+    CallArgumentsChanged { step: u32, call: u32 },
+    #[error("step {step} call {call} was not dispatched or already has its result")]
+    NoDispatchedCall { step: u32, call: u32 },
+    #[error("the mission may make at most {max} tool calls")]
+    ToolCallLimit { max: u32 },
+    #[error("the tool's answer is larger than {max} bytes")]
+    ResultTooLarge { max: usize },
 }
 
 impl Rejection {
@@ -134,6 +154,10 @@ impl Rejection {
                 | Rejection::ReservedOutcome(_)
                 | Rejection::ApproverNotUser
                 | Rejection::NotExecuting(_)
+                | Rejection::CredentialNotValid { .. }
+                | Rejection::TokenNotValid { .. }
+                | Rejection::CallArgumentsChanged { .. }
+                | Rejection::ToolCallLimit { .. }
         )
     }
 }

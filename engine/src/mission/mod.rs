@@ -8,6 +8,7 @@ pub mod frozen;
 pub mod outcome;
 pub mod record;
 pub mod state;
+pub mod tool_call;
 
 pub use boundary::{
     AuthorityBoundary, AuthorityLevel, DataBoundary, DataClassification, MissionBoundary,
@@ -21,3 +22,4 @@ pub use record::{
     CallDecision, Mission, MissionStateData, Plan, PlanStep, StateChange, StateDataError, StepHold,
 };
 pub use state::{AbortReason, IllegalTransition, MissionState, Step};
+pub use tool_call::{CallFailure, CallResult, ToolCallRecord, ToolCallRequest};

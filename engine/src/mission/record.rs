@@ -18,6 +18,7 @@ use crate::mission::definition::MissionDefinition;
 use crate::mission::frozen::Frozen;
 use crate::mission::outcome::SealedOutcome;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
+use crate::mission::tool_call::ToolCallRecord;
 use crate::policy::authority::ApprovalState;
 use crate::policy::decision::DecisionRecord;
 use crate::time::Timestamp;
@@ -174,6 +175,8 @@ pub struct Mission {
     granted_level: Option<AuthorityLevel>,
     holds: BTreeMap<u32, StepHold>,
     calls: Vec<CallDecision>,
+    /// Calls dispatched through the gateway, by step, then call number.
+    tool_calls: BTreeMap<u32, BTreeMap<u32, ToolCallRecord>>,
     outcome: Option<SealedOutcome>,
 }
 
@@ -206,6 +209,7 @@ impl Mission {
             granted_level: None,
             holds: BTreeMap::new(),
             calls: Vec::new(),
+            tool_calls: BTreeMap::new(),
             outcome: None,
         }
     }
@@ -262,6 +266,17 @@ impl Mission {
         &self.calls
     }
 
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {
+        self.tool_calls.values().flat_map(BTreeMap::values)
+    }
+    pub fn tool_call(&self, step: u32, call: u32) -> Option<&ToolCallRecord> {
+        self.tool_calls.get(&step)?.get(&call)
+    }
+    /// Dispatches so far, retries included: what `max_tool_calls` bounds.
+    pub fn dispatch_count(&self) -> u64 {
+        self.tool_calls().map(|c| u64::from(c.dispatches)).sum()
+    }
+
     pub(crate) fn set_plan(&mut self, plan: Plan) {
         assert!(self.plan.is_none(), "a plan is submitted once");
         self.plan = Some(plan);
@@ -277,6 +292,12 @@ impl Mission {
     }
     pub(crate) fn record_call(&mut self, call: CallDecision) {
         self.calls.push(call);
+    }
+    pub(crate) fn put_tool_call(&mut self, record: ToolCallRecord) {
+        self.tool_calls
+            .entry(record.step)
+            .or_default()
+            .insert(record.call, record);
     }
 
     /// Where `step` would take the mission, without moving it.

@@ -76,7 +76,33 @@ pub struct ToolInvocation {
     pub compensation_endpoint: Option<String>,
     /// Longest a call may take, 1 ms to 5 minutes.
     pub timeout_ms: u64,
+    /// The same tool deployed elsewhere: where the tool's own `target` may
+    /// not receive a call's data, the gateway uses the first placement
+    /// whose target may (an on-prem instance for confidential data, say).
+    #[serde(default)]
+    pub placements: Vec<ToolPlacement>,
 }
+
+/// Another deployment of a tool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPlacement {
+    pub target: DeploymentTarget,
+    pub endpoint: String,
+    #[serde(default)]
+    pub compensation_endpoint: Option<String>,
+}
+
+/// Where one call goes: the deployment its data may reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub target: DeploymentTarget,
+    /// Absent for a tool that is governed but not called through AURA.
+    pub endpoint: Option<String>,
+    pub compensation_endpoint: Option<String>,
+}
+
+const MAX_PLACEMENTS: usize = 16;
 
 const MAX_URL: usize = 2048;
 
@@ -110,37 +136,85 @@ impl ToolSpec {
             if !(1..=300_000).contains(&i.timeout_ms) {
                 return Err("timeout_ms must be 1 to 300000".into());
             }
+            if i.placements.len() > MAX_PLACEMENTS {
+                return Err(format!("at most {MAX_PLACEMENTS} placements"));
+            }
+            for p in &i.placements {
+                validate_target(&p.target)?;
+                validate_url("placement endpoint", &p.endpoint)?;
+                if let Some(c) = &p.compensation_endpoint {
+                    validate_url("placement compensation_endpoint", c)?;
+                }
+            }
         }
         Ok(())
     }
+
+    /// Every deployment of the tool, its own first.
+    fn routes(&self) -> impl Iterator<Item = Route> + '_ {
+        let own = Route {
+            target: self.target.clone(),
+            endpoint: self.invocation.as_ref().map(|i| i.endpoint.clone()),
+            compensation_endpoint: self
+                .invocation
+                .as_ref()
+                .and_then(|i| i.compensation_endpoint.clone()),
+        };
+        let others = self
+            .invocation
+            .iter()
+            .flat_map(|i| i.placements.iter())
+            .map(|p| Route {
+                target: p.target.clone(),
+                endpoint: Some(p.endpoint.clone()),
+                compensation_endpoint: p.compensation_endpoint.clone(),
+            });
+        std::iter::once(own).chain(others)
+    }
+
+    /// The first deployment that data of the given classification may
+    /// reach, or why there is none.
+    pub fn route(
+        &self,
+        data: DataClassification,
+        allowed_targets: &BTreeSet<DeploymentTarget>,
+    ) -> Result<Route, String> {
+        if self.classification < data {
+            return Err(format!(
+                "{data:?} data may not go to a tool cleared only for {:?} data",
+                self.classification
+            ));
+        }
+        self.routes()
+            .find(|r| allowed_targets.contains(&r.target))
+            .ok_or_else(|| {
+                let deployed: Vec<String> = self
+                    .routes()
+                    .map(|r| format!("target `{}`", r.target))
+                    .collect();
+                format!(
+                    "{data:?} data may not go to {} (allowed: {})",
+                    deployed.join(" or "),
+                    if allowed_targets.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed_targets
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )
+            })
+    }
 }
 
-/// Why a call would cross the deployment boundary.
+/// Why a call would cross the deployment boundary: no deployment of the
+/// tool may receive the data.
 pub fn boundary_violation(
     data: DataClassification,
     allowed_targets: &BTreeSet<DeploymentTarget>,
     tool: &ToolSpec,
 ) -> Option<String> {
-    if tool.classification < data {
-        return Some(format!(
-            "{data:?} data may not go to a tool cleared only for {:?} data",
-            tool.classification
-        ));
-    }
-    if !allowed_targets.contains(&tool.target) {
-        return Some(format!(
-            "{data:?} data may not go to target `{}` (allowed: {})",
-            tool.target,
-            if allowed_targets.is_empty() {
-                "none".to_owned()
-            } else {
-                allowed_targets
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        ));
-    }
-    None
+    tool.route(data, allowed_targets).err()
 }

@@ -1,0 +1,99 @@
+//! Tool calls made through the gateway: what was asked, where it went and
+//! what came back. The request is committed before the tool is called and
+//! the result before the agent hears it, so the record never misses an
+//! effect the agent saw.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{self, CanonicalError, Domain};
+use crate::digest::Digest;
+use crate::ids::{MissionId, TenantId, ToolName};
+use crate::policy::routing::DeploymentTarget;
+use crate::time::Timestamp;
+
+pub const CALL_REQUEST_DOMAIN: Domain = Domain::new("aura.tool-call-request/1");
+pub const CALL_KEY_DOMAIN: Domain = Domain::new("aura.tool-call-key/1");
+
+/// What an agent asks the gateway to do. Its digest is the `body_digest`
+/// of the signed request, so the signature covers every field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCallRequest {
+    pub tenant: TenantId,
+    pub mission: MissionId,
+    /// The plan step the call belongs to.
+    pub step: u32,
+    /// Which call of that step, from 0. Asking again with the same step
+    /// and call is a retry of the same call: same idempotency key.
+    #[serde(default)]
+    pub call: u32,
+    pub tool: ToolName,
+    pub arguments: Value,
+}
+
+impl ToolCallRequest {
+    pub fn body_digest(&self) -> Result<Digest, CanonicalError> {
+        canonical::digest(CALL_REQUEST_DOMAIN, self)
+    }
+}
+
+/// The key a tool receives with a call: the same for every retry and
+/// recovery of that call, different for every other call.
+pub fn idempotency_key(
+    tenant: &TenantId,
+    mission: &MissionId,
+    step: u32,
+    call: u32,
+) -> Result<String, CanonicalError> {
+    Ok(canonical::digest(CALL_KEY_DOMAIN, &(tenant, mission, step, call))?.to_hex())
+}
+
+/// Why a call produced no usable result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallFailure {
+    /// No answer within the tool's timeout.
+    Timeout,
+    /// The endpoint could not be reached (connection refused, DNS, TLS).
+    Unreachable,
+    /// The tool answered with a non-success status.
+    HttpStatus,
+    /// The answer was larger than the gateway accepts.
+    ResponseTooLarge,
+    /// The answer was not JSON, or the tool tried to redirect elsewhere.
+    InvalidResponse,
+}
+
+/// What a call came back with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum CallResult {
+    Succeeded {
+        status: u16,
+        output: Value,
+    },
+    Failed {
+        failure: CallFailure,
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+/// One call of a step, from its first dispatch to its result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    pub step: u32,
+    pub call: u32,
+    pub tool: ToolName,
+    pub idempotency_key: String,
+    pub arguments_digest: Digest,
+    pub target: DeploymentTarget,
+    pub endpoint: String,
+    /// How many times the call was handed to the tool (retries after a
+    /// lost answer send it again, with the same key).
+    pub dispatches: u32,
+    pub dispatched_at: Timestamp,
+    pub result: Option<CallResult>,
+    pub completed_at: Option<Timestamp>,
+}
