@@ -86,3 +86,24 @@ need_postgres() {
     export AURA_TEST_POSTGRES_URL="postgres://postgres:aura-test@127.0.0.1:5432/postgres"
   fi
 }
+
+# Redis for the gateway's shared rate limits and replay cache:
+# AURA_TEST_REDIS_URL if set, otherwise the server on 127.0.0.1:6379,
+# started (and on Debian installed) if it does not answer. Tests use fresh
+# key names, so a shared Redis is fine.
+redis_answers() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+
+need_redis() {
+  [ -n "${AURA_TEST_REDIS_URL:-}" ] && return 0
+  redis_answers && return 0
+  if ! command -v redis-server >/dev/null; then
+    command -v dpkg-query >/dev/null || die "Redis is not running on 127.0.0.1:6379: start one, or set AURA_TEST_REDIS_URL"
+    need_apt redis-server
+  fi
+  echo "starting Redis"
+  service redis-server start >/dev/null 2>&1 \
+    || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null 2>&1 \
+    || true
+  for _ in $(seq 100); do redis_answers && break; sleep 0.1; done
+  redis_answers || die "Redis does not answer on 127.0.0.1:6379 and could not be started; set AURA_TEST_REDIS_URL"
+}

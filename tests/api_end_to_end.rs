@@ -94,7 +94,9 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
         "endpoint": "https://erp.internal.example/post",
         "input_schema": {"type": "object", "properties": {"amount": {"type": "integer"}}},
         "compensation_endpoint": "https://erp.internal.example/reverse",
-        "timeout_ms": 5000
+        "timeout_ms": 5000,
+        "placements": [{"target": "region:eu-west-1", "endpoint": "https://erp.eu.example/post",
+                        "compensation_endpoint": null}]
     });
     let spec = json!({"risk": "L2", "classification": "confidential", "target": "on-prem",
                       "invocation": invocation});

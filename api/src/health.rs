@@ -33,12 +33,12 @@ pub struct Readiness {
     pub applied_index: u64,
 }
 
-/// The node can serve requests: the engine has a leader and the database
-/// answers.
+/// The node can serve requests: the engine has a leader, and the database
+/// (and Redis, when configured) answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready (no leader yet, or the database does not answer)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready (no leader yet, or the database or Redis does not answer)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let s = state.node.progress();
@@ -46,6 +46,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         return Problem::new(
             ProblemKind::NotReady,
             format!("the database does not answer: {e}"),
+        )
+        .into_response();
+    }
+    if let Err(e) = state.gateway.ping().await {
+        return Problem::new(
+            ProblemKind::NotReady,
+            format!("Redis (AURA_REDIS_URL) does not answer: {e}"),
         )
         .into_response();
     }

@@ -7,6 +7,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`auth`]: API keys, the authentication middleware and the scopes
 //!   handlers declare;
+//! - [`gateway`]: the Tool Gateway every agent tool call goes through;
 //! - [`store`]: the SQL store (directory, keys, idempotency records);
 //! - [`v1`]: the resources;
 //! - [`openapi`]: the generated OpenAPI document, served at
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod idempotency;
 pub mod json;

@@ -48,7 +48,8 @@ impl Modify for ApiKeyScheme {
         v1::policy::get_authority, v1::policy::put_authority, v1::policy::get_routing,
         v1::policy::put_routing,
         v1::missions::create, v1::missions::list, v1::missions::get, v1::missions::submit_plan,
-        v1::missions::cancel, v1::missions::issue_token,
+        v1::missions::cancel, v1::missions::issue_token, v1::events::stream,
+        v1::gateway::call_tool,
         v1::approvals::inbox, v1::approvals::decide,
         v1::audit::entries, v1::audit::sign_checkpoint, v1::audit::checkpoints,
         v1::audit::inclusion, v1::audit::consistency, v1::audit::export,
@@ -68,6 +69,7 @@ impl Modify for ApiKeyScheme {
         (name = "approvals", description = "Approval inboxes and decisions"),
         (name = "audit", description = "The tamper-evident audit chain"),
         (name = "cluster", description = "The replicated engine"),
+        (name = "gateway", description = "The Tool Gateway: agents call tools here with DualToken"),
     ),
 )]
 pub struct ApiDoc;

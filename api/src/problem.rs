@@ -33,6 +33,14 @@ pub enum ProblemKind {
     IdempotencyInProgress,
     /// The engine or the database cannot take requests right now.
     Unavailable,
+    /// A gateway request failed its DualToken check (`code` says which).
+    DualTokenRefused,
+    /// Policy denied a tool call (`decision` holds the record).
+    ToolCallDenied,
+    /// The tool was called and failed (`code` says how).
+    ToolCallFailed,
+    /// A rate limit was reached; `Retry-After` says when to try again.
+    RateLimited,
 }
 
 impl ProblemKind {
@@ -56,6 +64,10 @@ impl ProblemKind {
             ProblemKind::IdempotencyMismatch => "idempotency-key-reused",
             ProblemKind::IdempotencyInProgress => "idempotency-key-in-progress",
             ProblemKind::Unavailable => "unavailable",
+            ProblemKind::DualTokenRefused => "dualtoken-refused",
+            ProblemKind::ToolCallDenied => "tool-call-denied",
+            ProblemKind::ToolCallFailed => "tool-call-failed",
+            ProblemKind::RateLimited => "rate-limited",
         }
     }
 
@@ -79,6 +91,10 @@ impl ProblemKind {
             ProblemKind::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemKind::IdempotencyInProgress => StatusCode::CONFLICT,
             ProblemKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::DualTokenRefused => StatusCode::UNAUTHORIZED,
+            ProblemKind::ToolCallDenied => StatusCode::FORBIDDEN,
+            ProblemKind::ToolCallFailed => StatusCode::BAD_GATEWAY,
+            ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -102,6 +118,10 @@ impl ProblemKind {
             ProblemKind::IdempotencyMismatch => "Idempotency key reused",
             ProblemKind::IdempotencyInProgress => "Idempotency key in progress",
             ProblemKind::Unavailable => "Unavailable",
+            ProblemKind::DualTokenRefused => "DualToken check failed",
+            ProblemKind::ToolCallDenied => "Tool call denied by policy",
+            ProblemKind::ToolCallFailed => "Tool call failed",
+            ProblemKind::RateLimited => "Rate limit reached",
         }
     }
 
@@ -138,6 +158,10 @@ pub struct Problem {
     /// `illegal_transition` (stable; see docs/api.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// For `tool-call-denied`: the policy decision record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -150,6 +174,7 @@ impl Problem {
             instance: None,
             errors: Vec::new(),
             code: None,
+            decision: None,
         }
     }
 

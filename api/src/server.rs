@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use aura_engine::Actor;
 use aura_engine::ids::TenantId;
+use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{Command, CommandBody, Event, Precondition};
 use aura_raft::{Applied, Node};
 use axum::Router;
@@ -36,6 +37,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::gateway::{Gateway, GatewayConfig, GatewayError};
 use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem, ProblemKind};
@@ -52,6 +54,7 @@ pub struct ApiConfig {
     /// Origins allowed to call the API from a browser. Empty: no CORS
     /// headers at all, so browsers refuse cross-origin calls.
     pub cors_origins: Vec<HeaderValue>,
+    pub gateway: GatewayConfig,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +63,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             body_limit: 4 * 1024 * 1024,
             cors_origins: Vec::new(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -70,6 +74,7 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ApiConfig>,
+    pub gateway: Arc<Gateway>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,13 +86,21 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(node: Node, store: Store, config: ApiConfig) -> AppState {
-        AppState {
+    /// Connects what the API needs besides the engine and the database
+    /// (Redis for the gateway, when configured).
+    pub async fn connect(
+        node: Node,
+        store: Store,
+        config: ApiConfig,
+    ) -> Result<AppState, GatewayError> {
+        let gateway = Gateway::connect(&config.gateway).await?;
+        Ok(AppState {
             node,
             store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
-        }
+            gateway: Arc::new(gateway),
+        })
     }
 
     /// Proposes a command for `tenant`, stamped with the time now, and
@@ -111,6 +124,23 @@ impl AppState {
         body: CommandBody,
         precondition: Option<Precondition>,
     ) -> Result<Vec<Event>, Problem> {
+        self.try_propose(tenant, actor, body, precondition)
+            .await
+            .map_err(|e| match e {
+                ProposeError::Refused(r) => error::rejection(r),
+                ProposeError::Failed(p) => p,
+            })
+    }
+
+    /// Proposes, handing back the engine's refusal as it is, for callers
+    /// that act on particular refusals.
+    pub async fn try_propose(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        body: CommandBody,
+        precondition: Option<Precondition>,
+    ) -> Result<Vec<Event>, ProposeError> {
         let cmd = Command {
             tenant: tenant.clone(),
             at: time::now(),
@@ -118,15 +148,25 @@ impl AppState {
             body,
             precondition,
         };
-        match self.node.propose(cmd).await.map_err(error::cluster)? {
-            Applied::Events(events) => Ok(events),
-            Applied::Refused(r) => Err(error::rejection(r)),
-            Applied::Nothing => Err(Problem::new(
+        match self.node.propose(cmd).await {
+            Ok(Applied::Events(events)) => Ok(events),
+            Ok(Applied::Refused(r)) => Err(ProposeError::Refused(r)),
+            Ok(Applied::Nothing) => Err(ProposeError::Failed(Problem::new(
                 ProblemKind::Internal,
                 "the command produced no outcome",
-            )),
+            ))),
+            Err(e) => Err(ProposeError::Failed(error::cluster(e))),
         }
     }
+}
+
+/// Why a proposal did not produce events.
+#[derive(Debug)]
+pub enum ProposeError {
+    /// The engine's rules refused it (changing nothing).
+    Refused(Rejection),
+    /// It did not get applied, or its outcome is unknown.
+    Failed(Problem),
 }
 
 /// Request ids: 128 random bits, hex.
@@ -160,6 +200,7 @@ pub fn router(state: AppState) -> Router {
                     auth::authenticate,
                 )),
         )
+        .merge(v1::agent_router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -27,7 +27,9 @@ async fn start(config: ApiConfig) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aura_api::serve(
         listener,
-        AppState::new(node.clone(), store(&dir).await, config),
+        AppState::connect(node.clone(), store(&dir).await, config)
+            .await
+            .unwrap(),
         std::future::pending(),
     ));
     Server {
@@ -123,7 +125,9 @@ async fn a_node_without_a_leader_is_not_ready() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aura_api::serve(
         listener,
-        AppState::new(node.clone(), store(&dir).await, ApiConfig::default()),
+        AppState::connect(node.clone(), store(&dir).await, ApiConfig::default())
+            .await
+            .unwrap(),
         std::future::pending(),
     ));
     let r = reqwest::get(format!("{base}/readyz")).await.unwrap();

@@ -262,6 +262,11 @@ fn a_retry_keeps_its_key_and_arguments_and_a_result_is_final() {
         dispatch(&mut w, 0, 0, "erp.post", json!({"amount": 10})),
         Err(Rejection::CallAlreadyCompleted { step: 0, call: 0 })
     );
+    assert_eq!(
+        dispatch(&mut w, 0, 0, "erp.post", json!({"amount": 12})),
+        Err(Rejection::CallArgumentsChanged { step: 0, call: 0 }),
+        "other arguments are another request, never answered from the record"
+    );
     assert_eq!(mission(&w).tool_call(0, 0).unwrap().result, Some(failed));
     assert_eq!(
         complete(&mut w, 7, 0, ok_result()),

@@ -19,7 +19,7 @@ use crate::config::{Bootstrap, ConfigError, NodeConfig};
 use crate::log_file::LogFileError;
 use crate::log_store::LogStore;
 use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
-use crate::state_machine::EngineStore;
+use crate::state_machine::{EngineStore, FeedItem};
 use crate::types::{Applied, NodeId, NodeInfo, Proposal, Raft};
 
 #[derive(Debug, thiserror::Error)]
@@ -452,6 +452,12 @@ impl Node {
             Err(RaftError::APIError(_)) => Err(ClusterError::NoQuorum),
             Err(RaftError::Fatal(e)) => Err(ClusterError::Stopped(e.to_string())),
         }
+    }
+
+    /// Live events of every command this node applies from now on, for
+    /// every tenant; callers filter.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<FeedItem>> {
+        self.inner.store.subscribe()
     }
 
     /// Reads this node's applied state now, without waiting: a stale read,

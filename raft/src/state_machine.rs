@@ -17,12 +17,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
-use aura_engine::machine::{EngineState, Event};
+use aura_engine::ids::{MissionId, TenantId};
+use aura_engine::machine::{Command, EngineState, Event};
+use aura_engine::time::Timestamp;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::log_file::sync_dir;
 use crate::types::{
@@ -51,7 +54,24 @@ struct Shared {
     current: RwLock<Current>,
     snapshot: Mutex<Option<Stored>>,
     stats: AppliedStats,
+    feed: broadcast::Sender<Arc<FeedItem>>,
 }
+
+/// What one applied command did, as live subscribers see it. Every node
+/// applies every committed command, so every node's feed carries every
+/// tenant's events: a subscriber needs no other fan-out than Raft's.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub index: u64,
+    pub tenant: TenantId,
+    pub mission: Option<MissionId>,
+    pub at: Timestamp,
+    pub events: Vec<Event>,
+}
+
+/// How many applied commands a slow subscriber may fall behind before it
+/// is told it lagged (and should re-read the record).
+const FEED_CAPACITY: usize = 4096;
 
 /// Counts of what this node has applied since it started (for metrics).
 #[derive(Debug, Default)]
@@ -120,6 +140,7 @@ impl EngineStore {
                 current: RwLock::new(current),
                 snapshot: Mutex::new(stored),
                 stats: AppliedStats::default(),
+                feed: broadcast::channel(FEED_CAPACITY).0,
             }),
         })
     }
@@ -149,6 +170,33 @@ impl EngineStore {
 
     pub fn stats(&self) -> &AppliedStats {
         &self.shared.stats
+    }
+
+    /// Live events of every command this node applies from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedItem>> {
+        self.shared.feed.subscribe()
+    }
+
+    fn publish(&self, index: u64, cmd: &Command, applied: &Applied) {
+        if self.shared.feed.receiver_count() == 0 {
+            return;
+        }
+        let events = match applied {
+            Applied::Events(events) => events.clone(),
+            Applied::Refused(r) if r.is_audited() => vec![Event::CommandRejected {
+                command: cmd.body.kind().to_owned(),
+                rejection: r.clone(),
+            }],
+            _ => return,
+        };
+        // No receiver left between the check and here is not an error.
+        let _ = self.shared.feed.send(Arc::new(FeedItem {
+            index,
+            tenant: cmd.tenant.clone(),
+            mission: cmd.body.mission().cloned(),
+            at: cmd.at,
+            events,
+        }));
     }
 
     pub fn last_applied(&self) -> Option<LogId> {
@@ -263,14 +311,19 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
+            let mut command = None;
             let applied = {
                 let mut c = self.current_mut();
                 let applied = match entry.payload {
                     EntryPayload::Blank => Applied::Nothing,
-                    EntryPayload::Normal(proposal) => match c.engine.apply(&proposal.0) {
-                        Ok(events) => Applied::Events(events),
-                        Err(rejection) => Applied::Refused(rejection),
-                    },
+                    EntryPayload::Normal(proposal) => {
+                        let applied = match c.engine.apply(&proposal.0) {
+                            Ok(events) => Applied::Events(events),
+                            Err(rejection) => Applied::Refused(rejection),
+                        };
+                        command = Some(proposal.0);
+                        applied
+                    }
                     EntryPayload::Membership(m) => {
                         c.membership = StoredMembership::new(Some(log_id), m);
                         Applied::Nothing
@@ -280,6 +333,9 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                 applied
             };
             self.shared.stats.count(&applied);
+            if let Some(cmd) = &command {
+                self.publish(log_id.index(), cmd, &applied);
+            }
             if let Some(r) = responder {
                 r.send(applied);
             }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use aura_api::gateway::limits::{Limits, Rate};
 use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, NodeInfo, Timing};
 use clap::Args;
 
@@ -78,6 +79,21 @@ pub struct ServeArgs {
     /// entries.
     #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
     snapshot_every: u64,
+    /// Redis shared by all API nodes: the gateway's replay cache and rate
+    /// limits (redis://[user:password@]host:port[/db]). Without it each
+    /// node keeps its own.
+    #[arg(long, env = "AURA_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Gateway calls per agent, e.g. `50/s` or `1000/min`; unlimited if
+    /// unset.
+    #[arg(long, env = "AURA_RATE_LIMIT_AGENT")]
+    rate_limit_agent: Option<Rate>,
+    /// Gateway calls per tool (within a tenant).
+    #[arg(long, env = "AURA_RATE_LIMIT_TOOL")]
+    rate_limit_tool: Option<Rate>,
+    /// Gateway calls per tenant.
+    #[arg(long, env = "AURA_RATE_LIMIT_TENANT")]
+    rate_limit_tenant: Option<Rate>,
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
@@ -179,6 +195,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let cfg = args.config(secret)?;
     let mut api_config = aura_api::ApiConfig::default();
+    api_config.gateway.redis_url = args.redis_url.clone();
+    api_config.gateway.limits = Limits {
+        per_agent: args.rate_limit_agent,
+        per_tool: args.rate_limit_tool,
+        per_tenant: args.rate_limit_tenant,
+    };
     for origin in &args.cors_origins {
         api_config.cors_origins.push(
             origin
@@ -210,7 +232,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let minted = aura_api::bootstrap::ensure_platform_key(&store, &key_file).await?;
         let node = Node::start(cfg).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let state = aura_api::AppState::new(node.clone(), store, api_config);
+        let state = aura_api::AppState::connect(node.clone(), store, api_config).await?;
         let server = tokio::spawn(aura_api::serve(listener, state, async move {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|s| *s).await;

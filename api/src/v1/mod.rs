@@ -1,6 +1,7 @@
-//! The `/v1` API. Every route here sits behind authentication (and
-//! idempotency for POST); each handler's first extractor declares the
-//! scope and role it needs (see [`crate::auth`]).
+//! The `/v1` API. Every route of [`router`] sits behind API-key
+//! authentication (and idempotency for POST); each handler's first
+//! extractor declares the scope and role it needs (see [`crate::auth`]).
+//! [`agent_router`] holds the routes agents call with DualToken instead.
 
 pub mod agents;
 pub mod approvals;
@@ -8,6 +9,8 @@ pub mod audit;
 pub mod cluster;
 pub(crate) mod config;
 pub mod directory;
+pub mod events;
+pub mod gateway;
 pub mod keys;
 pub mod missions;
 pub mod namespaces;
@@ -22,6 +25,11 @@ use axum::routing::{delete, get, post, put};
 use serde::Serialize;
 
 use crate::server::AppState;
+
+/// Routes agents call, authenticated by DualToken in the request itself.
+pub fn agent_router() -> Router<AppState> {
+    Router::new().route("/v1/gateway/tool-calls", post(gateway::call_tool))
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -157,6 +165,10 @@ pub fn router() -> Router<AppState> {
             get(audit::consistency),
         )
         .route("/v1/tenants/{tenant}/audit/export", get(audit::export))
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/events",
+            get(events::stream),
+        )
         .route("/v1/cluster", get(cluster::status))
 }
 

@@ -3,6 +3,7 @@
 
 use aura_engine::ids::ToolName;
 use aura_engine::machine::CommandBody;
+use aura_engine::machine::rejection::Rejection;
 use aura_engine::policy::routing::ToolSpec;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -21,8 +22,11 @@ pub struct Tool {
     /// `risk` (L1 to L4), `classification` (public, internal, confidential,
     /// restricted: the most sensitive data it is cleared for), `target`
     /// (`on-prem`, `cloud` or `region:<name>`) and optionally `invocation`:
-    /// `endpoint` (http/https URL), `input_schema` (JSON Schema object),
-    /// `compensation_endpoint`, `timeout_ms`.
+    /// `endpoint` (http/https URL), `input_schema` (JSON Schema object,
+    /// self-contained), `compensation_endpoint`, `timeout_ms`, and
+    /// `placements` (the same tool on other targets:
+    /// `[{target, endpoint, compensation_endpoint?}]`; a call goes to the
+    /// first deployment, own target first, that its data may reach).
     #[schema(value_type = Object)]
     pub spec: ToolSpec,
 }
@@ -35,7 +39,7 @@ fn tool_name(raw: &str) -> Result<ToolName, Problem> {
 #[utoipa::path(put, operation_id = "tools_put", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("tool" = String, Path)),
-    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms}}"),
+    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms, placements?}}"),
     responses(
         (status = 200, description = "Registered", body = Tool),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
@@ -48,6 +52,14 @@ pub async fn put(
 ) -> Result<Json<Tool>, Problem> {
     let (_, raw) = path;
     let tool = tool_name(&raw)?;
+    // The engine's own checks first (it applies them again), so a spec
+    // that is wrong in several ways is refused the same way here.
+    spec.validate()
+        .map_err(|e| crate::error::rejection(Rejection::BadConfig(e)))?;
+    if let Some(invocation) = &spec.invocation {
+        crate::gateway::schema::check(&invocation.input_schema)
+            .map_err(|why| Problem::invalid("/invocation/input_schema", why))?;
+    }
     state
         .propose(
             &scope.tenant,

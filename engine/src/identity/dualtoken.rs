@@ -308,6 +308,27 @@ impl DualTokenVerifier {
         call: ToolCall<'_>,
         now: Timestamp,
     ) -> Result<VerifiedPrincipal, DualTokenError> {
+        let (principal, nonce) =
+            self.verify_signed(trust, request, credential, token, call, now)?;
+        if !self.nonces.first_use(&nonce.key, nonce.remember_until, now) {
+            return Err(DualTokenError::ReplayedNonce);
+        }
+        Ok(principal)
+    }
+
+    /// Every check except the nonce's first use, which the caller records
+    /// in its own replay cache (shared by all gateway nodes through Redis,
+    /// say) only after this succeeded: a forged or stale request never
+    /// burns a legitimate agent's nonce.
+    pub fn verify_signed(
+        &self,
+        trust: &dyn TenantTrust,
+        request: &SignedRequest,
+        credential: &AgentCredential,
+        token: &ExecutionToken,
+        call: ToolCall<'_>,
+        now: Timestamp,
+    ) -> Result<(VerifiedPrincipal, NonceUse), DualTokenError> {
         let rc = &request.claims;
         let skew = now.distance(rc.timestamp);
         if skew > self.max_skew {
@@ -410,13 +431,11 @@ impl DualTokenVerifier {
             })?;
         }
 
-        let nonce_key = format!("{}/{}/{}", cc.tenant, cc.agent, rc.nonce);
-        let remember_until = rc.timestamp.plus(self.max_skew).plus(Millis(1));
-        if !self.nonces.first_use(&nonce_key, remember_until, now) {
-            return Err(DualTokenError::ReplayedNonce);
-        }
-
-        Ok(VerifiedPrincipal {
+        let nonce = NonceUse {
+            key: format!("{}/{}/{}", cc.tenant, cc.agent, rc.nonce),
+            remember_until: rc.timestamp.plus(self.max_skew).plus(Millis(1)),
+        };
+        let principal = VerifiedPrincipal {
             tenant: cc.tenant.clone(),
             agent: cc.agent.clone(),
             org_unit: cc.org_unit.clone(),
@@ -424,6 +443,17 @@ impl DualTokenVerifier {
             mission: tc.mission.clone(),
             token: tc.token.clone(),
             tool: call.tool.clone(),
-        })
+        };
+        Ok((principal, nonce))
     }
+}
+
+/// A nonce to record as used: the request is refused if it was already
+/// recorded and has not expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonceUse {
+    pub key: String,
+    /// After this a request carrying the nonce fails the clock-skew check
+    /// anyway, so the nonce need not be remembered longer.
+    pub remember_until: Timestamp,
 }

@@ -88,11 +88,14 @@ pub(super) fn prepare_dispatch(
     let arguments_digest = canonical::digest(CALL_ARGUMENTS_DOMAIN, arguments).map_err(encoding)?;
     let prior = m.tool_call(step, d.call);
     if let Some(p) = prior {
-        if p.result.is_some() {
-            return Err(Rejection::CallAlreadyCompleted { step, call: d.call });
-        }
+        // Arguments first: a completed call asked again with other
+        // arguments is a different request, not a retry to answer from
+        // the record.
         if p.arguments_digest != arguments_digest || &p.tool != tool {
             return Err(Rejection::CallArgumentsChanged { step, call: d.call });
+        }
+        if p.result.is_some() {
+            return Err(Rejection::CallAlreadyCompleted { step, call: d.call });
         }
     }
     let max = m.boundary().get().runtime.limits.max_tool_calls;

@@ -4,6 +4,8 @@
 //! server named by `AURA_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
 
+pub mod agent;
+
 use std::path::PathBuf;
 
 use aura_raft::Node;
@@ -82,21 +84,39 @@ impl TestServer {
     }
 
     pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
+        Self::start_cluster(1, db, config)
+            .await
+            .pop()
+            .expect("one server")
+    }
+
+    /// `n` API nodes over one `n`-node engine cluster, sharing the
+    /// database (and whatever `config` shares, such as Redis), as a
+    /// production deployment does. The first server owns the temporary
+    /// directory and the PostgreSQL database: stop it last.
+    pub async fn start_cluster(n: u64, db: Db, config: ApiConfig) -> Vec<TestServer> {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_owned();
         // The serve default's snapshot interval, not the raft tests' tiny
         // one: snapshots of a growing state every 40 entries would
         // dominate API timings.
-        let mut cfg = aura_raft::testkit::node_config(
-            1,
-            &dir,
-            &aura_raft::ClusterSecret::random(),
-            aura_raft::Bootstrap::Form(Default::default()),
-            0,
-        );
-        cfg.snapshot_every = 10_000;
-        let node = Node::start(cfg).await.expect("node starts");
-        aura_raft::testkit::leader_of(std::slice::from_ref(&node)).await;
+        let nodes = if n == 1 {
+            let mut cfg = aura_raft::testkit::node_config(
+                1,
+                &dir,
+                &aura_raft::ClusterSecret::random(),
+                aura_raft::Bootstrap::Form(Default::default()),
+                0,
+            );
+            cfg.snapshot_every = 10_000;
+            vec![Node::start(cfg).await.expect("node starts")]
+        } else {
+            aura_raft::testkit::cluster(&dir, n, &aura_raft::ClusterSecret::random(), |cfg| {
+                cfg.snapshot_every = 10_000;
+            })
+            .await
+        };
+        aura_raft::testkit::leader_of(&nodes).await;
         let (url, pg_database) = match db {
             Db::Sqlite => (Store::sqlite_url(&dir), None),
             Db::Postgres => {
@@ -113,28 +133,75 @@ impl TestServer {
             .expect("key file")
             .trim()
             .to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback listener");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, mut rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::serve(
-            listener,
-            AppState::new(node.clone(), store.clone(), config),
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            },
-        ));
-        TestServer {
-            base,
-            node,
-            store,
-            platform_key,
-            db,
-            dir,
-            _tmp: Some(tmp),
-            pg_database,
-            stop,
+        let mut tmp = Some(tmp);
+        let mut pg_database = pg_database;
+        let mut servers = Vec::new();
+        for node in nodes {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("loopback listener");
+            let base = format!("http://{}", listener.local_addr().expect("address"));
+            let (stop, mut rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(crate::serve(
+                listener,
+                AppState::connect(node.clone(), store.clone(), config.clone())
+                    .await
+                    .expect("the API connects"),
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            ));
+            servers.push(TestServer {
+                base,
+                node,
+                store: store.clone(),
+                platform_key: platform_key.clone(),
+                db,
+                dir: dir.clone(),
+                _tmp: tmp.take(),
+                pg_database: pg_database.take(),
+                stop,
+            });
+        }
+        servers
+    }
+
+    /// Applies a command through the engine directly (setup that the
+    /// test is not about); panics if it is refused.
+    pub async fn propose(
+        &self,
+        tenant: &aura_engine::ids::TenantId,
+        actor: aura_engine::Actor,
+        body: aura_engine::machine::CommandBody,
+    ) -> Vec<aura_engine::machine::Event> {
+        let cmd = aura_engine::machine::Command {
+            tenant: tenant.clone(),
+            at: crate::time::now(),
+            actor,
+            body,
+            precondition: None,
+        };
+        match self.node.propose(cmd).await.expect("the engine answers") {
+            aura_raft::Applied::Events(events) => events,
+            other => panic!("setup command not applied: {other:?}"),
+        }
+    }
+
+    /// APPROVED → PENDING_EXECUTION → IN_PROGRESS, as the runtime's worker
+    /// claim does.
+    pub async fn start_execution(&self, tenant: &str, mission: &str) {
+        use aura_engine::machine::{Advance, CommandBody};
+        let tenant = tenant.parse().expect("tenant id");
+        for step in [Advance::Enqueue, Advance::Start] {
+            self.propose(
+                &tenant,
+                aura_engine::Actor::Runtime,
+                CommandBody::AdvanceMission {
+                    mission: mission.parse().expect("mission id"),
+                    step,
+                },
+            )
+            .await;
         }
     }
 
@@ -208,6 +275,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The API key it sends.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Any request, with optional JSON body and extra headers.
     pub async fn raw(
         &self,

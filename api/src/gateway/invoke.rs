@@ -1,0 +1,204 @@
+//! Calling a tool over HTTP(S): one POST per dispatch with the call's
+//! idempotency key, a deadline from the tool's registration, no redirects
+//! followed, and a cap on how much of the answer is read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aura_engine::mission::{CallFailure, CallResult};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The most of a tool's answer the gateway reads: what the engine records.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+const ERROR_BODY_CHARS: usize = 500;
+
+/// What the tool receives as its JSON body.
+#[derive(Debug, Serialize)]
+pub struct ToolRequestBody<'a> {
+    pub tenant: &'a str,
+    pub mission: &'a str,
+    pub step: u32,
+    pub call: u32,
+    pub tool: &'a str,
+    pub idempotency_key: &'a str,
+    pub arguments: &'a Value,
+}
+
+#[derive(Clone)]
+pub struct ToolClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for ToolClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToolClient")
+    }
+}
+
+impl ToolClient {
+    pub fn new() -> Result<ToolClient, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The system's trust store (private CAs of on-prem tools); Mozilla's
+        // roots where the system has none.
+        let tls = match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider.clone())
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "no system CA certificates; using Mozilla's roots for tool calls");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(provider)
+                    .map_err(|e| format!("TLS for tool calls cannot start: {e}"))?
+            }
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        let https = tls.https_or_http().enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(ToolClient { http: client })
+    }
+
+    /// Calls the tool; every way it can go wrong becomes a `Failed` result
+    /// (which the engine records like a success).
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        timeout_ms: u64,
+        body: &ToolRequestBody<'_>,
+    ) -> CallResult {
+        let deadline = Duration::from_millis(timeout_ms);
+        match tokio::time::timeout(deadline, self.exchange(endpoint, body)).await {
+            Ok(result) => result,
+            Err(_) => failed(
+                CallFailure::Timeout,
+                None,
+                &format!("no answer within {timeout_ms} ms"),
+            ),
+        }
+    }
+
+    async fn exchange(&self, endpoint: &str, body: &ToolRequestBody<'_>) -> CallResult {
+        let json = match serde_json::to_vec(body) {
+            Ok(j) => j,
+            Err(e) => return failed(CallFailure::InvalidResponse, None, &e.to_string()),
+        };
+        let request = hyper::Request::post(endpoint)
+            .header(CONTENT_TYPE, "application/json")
+            .header("idempotency-key", body.idempotency_key)
+            .header("aura-tenant", body.tenant)
+            .header("aura-mission", body.mission)
+            .body(Full::new(Bytes::from(json)));
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                return failed(
+                    CallFailure::Unreachable,
+                    None,
+                    &format!("the endpoint is not a usable URL: {e}"),
+                );
+            }
+        };
+        let response = match self.http.request(request).await {
+            Ok(r) => r,
+            Err(e) => return failed(CallFailure::Unreachable, None, &chain(&e)),
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            return failed(
+                CallFailure::InvalidResponse,
+                Some(status.as_u16()),
+                "the tool answered with a redirect; the gateway follows none",
+            );
+        }
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+            return too_large(status.as_u16());
+        }
+        let mut incoming = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = incoming.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                            return too_large(status.as_u16());
+                        }
+                        bytes.extend_from_slice(chunk);
+                    }
+                }
+                Err(e) => return failed(CallFailure::Unreachable, None, &chain(&e)),
+            }
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
+            let text: String = text.chars().take(ERROR_BODY_CHARS).collect();
+            return failed(
+                CallFailure::HttpStatus,
+                Some(status.as_u16()),
+                &format!("the tool answered {status}: {}", text.trim()),
+            );
+        }
+        let output = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    return failed(
+                        CallFailure::InvalidResponse,
+                        Some(status.as_u16()),
+                        &format!("the tool's answer is not JSON: {e}"),
+                    );
+                }
+            }
+        };
+        CallResult::Succeeded {
+            status: status.as_u16(),
+            output,
+        }
+    }
+}
+
+/// An error with its causes (refused, DNS, TLS), one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+fn failed(failure: CallFailure, status: Option<u16>, message: &str) -> CallResult {
+    CallResult::Failed {
+        failure,
+        status,
+        message: message.to_owned(),
+    }
+}
+
+fn too_large(status: u16) -> CallResult {
+    failed(
+        CallFailure::ResponseTooLarge,
+        Some(status),
+        &format!("the tool's answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+    )
+}

@@ -1,0 +1,705 @@
+//! The Tool Gateway: every tool call an agent makes goes through here.
+//!
+//! The path of one call, in order (docs/gateway.md):
+//! 1. DualToken: the request is signed with the agent's identity key and
+//!    carries its credential and the mission's ExecutionToken; the nonce is
+//!    recorded in the replay cache.
+//! 2. The arguments are checked against the tool's JSON Schema (the token's
+//!    parameter bounds were checked in 1).
+//! 3. Rate limits per agent, tool and tenant.
+//! 4. `DispatchToolCall` through the engine: mission IN_PROGRESS, tool in
+//!    its frozen boundary, policy on the actual arguments, the deployment
+//!    the data may reach. Committed before the tool is called.
+//! 5. The tool is called; `CompleteToolCall` commits the result before the
+//!    agent hears it.
+//!
+//! Refusals in 1 and 2 are committed as `RefuseToolCall`, so attempts are
+//! audited as well as calls. A rate-limited call is refused without an
+//! audit entry: recording every refusal of a flood would let the flood
+//! fill the audit chain.
+
+pub mod invoke;
+pub mod limits;
+pub mod replay;
+pub mod schema;
+
+use std::fmt;
+
+use aura_engine::Actor;
+use aura_engine::identity::dualtoken::{DualTokenError, NonceUse, Signed, VerifiedPrincipal};
+use aura_engine::identity::{
+    AgentCredential, DualTokenVerifier, ExecutionToken, PublicKey, SignedRequest, TenantTrust,
+    ToolCall,
+};
+use aura_engine::machine::rejection::Rejection;
+use aura_engine::machine::{CommandBody, Event, TenantState};
+use aura_engine::mission::{CallResult, ToolCallRequest};
+use aura_engine::policy::{Decision, DecisionRecord};
+use aura_engine::time::{Millis, Timestamp};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use self::invoke::{ToolClient, ToolRequestBody};
+use self::limits::{Limiter, Limits, Verdict};
+use self::replay::ReplayCache;
+use self::schema::SchemaCache;
+use crate::problem::{Problem, ProblemKind};
+use crate::server::{AppState, ProposeError};
+
+/// The path agents sign for a tool call.
+pub const TOOL_CALLS_PATH: &str = "/v1/gateway/tool-calls";
+
+/// How the gateway is set up.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub limits: Limits,
+    /// Shared replay cache and rate limits; in-process without it.
+    pub redis_url: Option<String>,
+    /// Largest accepted difference between a request's time and ours.
+    pub max_skew: Millis,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            limits: Limits::default(),
+            redis_url: None,
+            max_skew: Millis::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("AURA_REDIS_URL: {0}")]
+    Redis(String),
+    #[error("{0}")]
+    Http(String),
+}
+
+/// One per API node.
+pub struct Gateway {
+    verifier: DualTokenVerifier,
+    replay: ReplayCache,
+    limiter: Limiter,
+    limits: Limits,
+    schemas: SchemaCache,
+    tools: ToolClient,
+    redis: Option<ConnectionManager>,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("limits", &self.limits)
+            .field("replay", &self.replay)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Connects to Redis when configured: a URL that does not answer stops
+    /// the server from starting rather than silently falling back to
+    /// per-node limits.
+    pub async fn connect(config: &GatewayConfig) -> Result<Gateway, GatewayError> {
+        let redis = match &config.redis_url {
+            None => None,
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| GatewayError::Redis(format!("`{}`: {e}", redact(url))))?;
+                let conn = ConnectionManager::new(client).await.map_err(|e| {
+                    GatewayError::Redis(format!("{} does not answer: {e}", redact(url)))
+                })?;
+                Some(conn)
+            }
+        };
+        let (replay, limiter) = match &redis {
+            Some(c) => (ReplayCache::Redis(c.clone()), Limiter::Redis(c.clone())),
+            None => (ReplayCache::local(), Limiter::local()),
+        };
+        Ok(Gateway {
+            // Nonces go through `replay`; the verifier's own store is unused.
+            verifier: DualTokenVerifier::new(
+                config.max_skew,
+                Box::new(aura_engine::identity::InMemoryNonceStore::default()),
+            ),
+            replay,
+            limiter,
+            limits: config.limits,
+            schemas: SchemaCache::default(),
+            tools: ToolClient::new().map_err(GatewayError::Http)?,
+            redis,
+        })
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// For readiness: Redis answers (when configured).
+    pub async fn ping(&self) -> Result<(), String> {
+        match &self.redis {
+            None => Ok(()),
+            Some(c) => {
+                let mut c = c.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Hides a password in a Redis URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// A tool call as an agent sends it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCallEnvelope {
+    /// `{tenant, mission, step, call?, tool, arguments}`; its canonical
+    /// digest is the signed request's `body_digest`.
+    #[schema(value_type = Object)]
+    pub call: ToolCallRequest,
+    /// The agent's AgentIdentity credential.
+    #[schema(value_type = Object)]
+    pub credential: AgentCredential,
+    /// The mission's ExecutionToken.
+    #[schema(value_type = Object)]
+    pub token: ExecutionToken,
+    /// `{claims: {method: "POST", path: "/v1/gateway/tool-calls",
+    /// body_digest, timestamp, nonce, credential_serial, token}, signature}`
+    /// signed with the agent's identity key.
+    #[schema(value_type = Object)]
+    pub request: SignedRequest,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// The tool was called and answered; `result` holds what it said.
+    Completed,
+    /// Policy escalated: the step waits for its approval, then the same
+    /// call (step and call number) may be sent again.
+    AwaitingApproval,
+}
+
+/// The held step an escalated call waits on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AwaitedApproval {
+    /// The step number: approvers decide `hold` = this step.
+    pub hold: u32,
+    pub required_level: String,
+    /// Epoch milliseconds.
+    pub deadline: i64,
+    /// Live events of the mission, for waiting without polling.
+    pub events: String,
+}
+
+/// The gateway's answer to a call that was decided.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ToolCallOutcome {
+    pub status: CallStatus,
+    pub mission: String,
+    pub step: u32,
+    pub call: u32,
+    /// The key the tool received; the same on every retry of this call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The deployment the call went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[schema(value_type = Object)]
+    pub decision: DecisionRecord,
+    /// `{outcome: "succeeded", status, output}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<CallResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<AwaitedApproval>,
+    /// True when this call had completed before and its recorded result is
+    /// returned without calling the tool again.
+    pub replayed: bool,
+}
+
+/// A refused call: the problem to answer with and, when the engine has
+/// not recorded it yet, the refusal to audit.
+struct Refusal {
+    problem: Problem,
+    audit: Option<(String, String)>,
+    retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    fn audited(problem: Problem, code: &str) -> Refusal {
+        let reason = problem.detail.clone();
+        Refusal {
+            problem,
+            audit: Some((code.to_owned(), reason)),
+            retry_after_ms: None,
+        }
+    }
+    fn plain(problem: Problem) -> Refusal {
+        Refusal {
+            problem,
+            audit: None,
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// A gateway refusal as the API returns it.
+#[derive(Debug)]
+pub struct GatewayRefusal {
+    pub problem: Problem,
+    pub retry_after_ms: Option<u64>,
+}
+
+fn dualtoken_problem(e: &DualTokenError) -> Problem {
+    let kind = match e {
+        DualTokenError::ToolOutOfScope(_) | DualTokenError::ParameterOutOfBounds { .. } => {
+            ProblemKind::Forbidden
+        }
+        _ => ProblemKind::DualTokenRefused,
+    };
+    Problem::new(kind, e.to_string()).with_code(e.code())
+}
+
+/// The tenant as the DualToken check needs it, read under the state lock.
+struct TenantView<'a> {
+    key: PublicKey,
+    tenant: &'a TenantState,
+}
+
+impl TenantTrust for TenantView<'_> {
+    fn tenant_key(&self) -> &PublicKey {
+        &self.key
+    }
+    fn is_revoked(&self, serial: u64) -> bool {
+        self.tenant
+            .credentials()
+            .get(&serial)
+            .is_some_and(|c| c.revoked.is_some())
+    }
+}
+
+/// What the call path needs of the tool, read with the DualToken check.
+struct ToolView {
+    input_schema: serde_json::Value,
+    timeout_ms: u64,
+}
+
+impl Gateway {
+    /// Runs one call through the whole path. The HTTP handler and the
+    /// built-in executor both come here.
+    #[tracing::instrument(skip_all, fields(
+        tenant = %envelope.call.tenant,
+        mission = %envelope.call.mission,
+        step = envelope.call.step,
+        tool = %envelope.call.tool,
+    ))]
+    pub async fn call(
+        &self,
+        state: &AppState,
+        envelope: &ToolCallEnvelope,
+    ) -> Result<ToolCallOutcome, GatewayRefusal> {
+        match self.decide_and_call(state, envelope).await {
+            Ok(outcome) => Ok(outcome),
+            Err(refusal) => {
+                if let Some((code, reason)) = refusal.audit {
+                    let call = &envelope.call;
+                    let body = CommandBody::RefuseToolCall {
+                        mission: call.mission.clone(),
+                        step: call.step,
+                        tool: call.tool.clone(),
+                        claimed_agent: Some(envelope.credential.claims.agent.clone()),
+                        code,
+                        reason: truncate(&reason, 2000),
+                    };
+                    // Answered only once the refusal is on record.
+                    if let Err(p) = state.propose(&call.tenant, Actor::Runtime, body).await {
+                        return Err(GatewayRefusal {
+                            problem: p,
+                            retry_after_ms: None,
+                        });
+                    }
+                }
+                Err(GatewayRefusal {
+                    problem: refusal.problem,
+                    retry_after_ms: refusal.retry_after_ms,
+                })
+            }
+        }
+    }
+
+    fn verify(
+        &self,
+        state: &AppState,
+        envelope: &ToolCallEnvelope,
+        now: Timestamp,
+    ) -> Result<(VerifiedPrincipal, NonceUse, Option<ToolView>), Refusal> {
+        let call = &envelope.call;
+        let claims = &envelope.request.claims;
+        let body_digest = call.body_digest().map_err(|e| {
+            Refusal::plain(Problem::invalid("/call", format!("cannot be encoded: {e}")))
+        })?;
+        let checked = state.node.read_local(|s| {
+            let t = s.tenant(&call.tenant)?;
+            let bound = claims.method == "POST"
+                && claims.path == TOOL_CALLS_PATH
+                && claims.body_digest == body_digest;
+            let verified = if bound {
+                let view = TenantView {
+                    key: t.public_key(),
+                    tenant: t,
+                };
+                self.verifier.verify_signed(
+                    &view,
+                    &envelope.request,
+                    &envelope.credential,
+                    &envelope.token,
+                    ToolCall {
+                        tenant: &call.tenant,
+                        mission: &call.mission,
+                        tool: &call.tool,
+                        arguments: &call.arguments,
+                    },
+                    now,
+                )
+            } else {
+                // The signature is over another request than this one.
+                Err(DualTokenError::BadSignature(Signed::Request))
+            };
+            let tool = t.tools().get(&call.tool).and_then(|spec| {
+                spec.invocation.as_ref().map(|i| ToolView {
+                    input_schema: i.input_schema.clone(),
+                    timeout_ms: i.timeout_ms,
+                })
+            });
+            Some((verified, tool))
+        });
+        // A tenant that does not exist has no chain to record anything in.
+        let (verified, tool) = checked
+            .ok_or_else(|| Refusal::plain(crate::auth::no_such_tenant(call.tenant.as_str())))?;
+        match verified {
+            Ok((principal, nonce)) => Ok((principal, nonce, tool)),
+            Err(e) => Err(Refusal::audited(dualtoken_problem(&e), e.code())),
+        }
+    }
+
+    async fn decide_and_call(
+        &self,
+        state: &AppState,
+        envelope: &ToolCallEnvelope,
+    ) -> Result<ToolCallOutcome, Refusal> {
+        let now = crate::time::now();
+        let call = &envelope.call;
+        let (principal, nonce, tool) = self.verify(state, envelope, now)?;
+        let first = self.replay.first_use(&nonce, now).await.map_err(|e| {
+            tracing::error!(error = %e, "replay cache unavailable");
+            Refusal::plain(Problem::new(ProblemKind::Unavailable, e.to_string()))
+        })?;
+        if !first {
+            let e = DualTokenError::ReplayedNonce;
+            return Err(Refusal::audited(dualtoken_problem(&e), e.code()));
+        }
+        if let Some(tool) = &tool {
+            let errors = self.schemas.violations(&tool.input_schema, &call.arguments);
+            if !errors.is_empty() {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.pointer, e.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let problem = Problem::new(
+                    ProblemKind::Validation,
+                    format!("the arguments do not match the tool's input schema: {detail}"),
+                )
+                .with_code("arguments-invalid")
+                .with_errors(errors);
+                return Err(Refusal::audited(problem, "arguments-invalid"));
+            }
+        }
+        let cells = self.limits.cells(
+            call.tenant.as_str(),
+            principal.agent.as_str(),
+            call.tool.as_str(),
+        );
+        match self.limiter.check(&cells).await {
+            Ok(Verdict::Allowed) => {}
+            Ok(Verdict::Limited {
+                scope,
+                rate,
+                retry_after_ms,
+            }) => {
+                return Err(Refusal {
+                    problem: Problem::new(
+                        ProblemKind::RateLimited,
+                        format!(
+                            "the {scope} rate limit ({rate}) is reached; retry in {retry_after_ms} ms"
+                        ),
+                    )
+                    .with_code(scope),
+                    audit: None,
+                    retry_after_ms: Some(retry_after_ms),
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rate limiter unavailable");
+                return Err(Refusal::plain(Problem::new(
+                    ProblemKind::Unavailable,
+                    e.to_string(),
+                )));
+            }
+        }
+
+        let actor = Actor::Agent(principal.agent.clone());
+        let dispatch = CommandBody::DispatchToolCall {
+            mission: call.mission.clone(),
+            step: call.step,
+            call: call.call,
+            tool: call.tool.clone(),
+            arguments: call.arguments.clone(),
+            credential_serial: principal.credential_serial,
+            token: principal.token.clone(),
+        };
+        let events = match state
+            .try_propose(&call.tenant, actor.clone(), dispatch, None)
+            .await
+        {
+            Ok(events) => events,
+            Err(ProposeError::Refused(Rejection::CallAlreadyCompleted { .. })) => {
+                return self.recorded(state, call);
+            }
+            Err(ProposeError::Refused(r)) => {
+                return Err(Refusal::plain(crate::error::rejection(r)));
+            }
+            Err(ProposeError::Failed(problem)) => return Err(Refusal::plain(problem)),
+        };
+        let decided = events.iter().find_map(|e| match e {
+            Event::ToolCallDecided { decision, .. } => Some(decision.clone()),
+            _ => None,
+        });
+        let Some(decision) = decided else {
+            return Err(Refusal::plain(Problem::new(
+                ProblemKind::Internal,
+                "the engine decided nothing",
+            )));
+        };
+        let mut outcome = ToolCallOutcome {
+            status: CallStatus::AwaitingApproval,
+            mission: call.mission.to_string(),
+            step: call.step,
+            call: call.call,
+            idempotency_key: None,
+            target: None,
+            decision: decision.clone(),
+            result: None,
+            approval: None,
+            replayed: false,
+        };
+        match decision.decision {
+            Decision::Deny => {
+                let mut problem = Problem::new(
+                    ProblemKind::ToolCallDenied,
+                    format!(
+                        "policy denied the call ({})",
+                        decision
+                            .determining
+                            .iter()
+                            .chain(decision.errors.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                );
+                problem.decision = serde_json::to_value(&decision).ok();
+                return Err(Refusal::plain(problem));
+            }
+            Decision::Escalate => {
+                outcome.approval = self.awaited(state, call);
+                return Ok(outcome);
+            }
+            Decision::Permit => {}
+        }
+        let Some((key, target, endpoint)) = events.iter().find_map(|e| match e {
+            Event::ToolCallDispatched {
+                idempotency_key,
+                target,
+                endpoint,
+                ..
+            } => Some((idempotency_key.clone(), target.clone(), endpoint.clone())),
+            _ => None,
+        }) else {
+            return Err(Refusal::plain(Problem::new(
+                ProblemKind::Internal,
+                "a permitted call was not dispatched",
+            )));
+        };
+        let timeout_ms = tool.map_or(30_000, |t| t.timeout_ms);
+        let tenant = call.tenant.to_string();
+        let mission = call.mission.to_string();
+        let result = self
+            .tools
+            .call(
+                &endpoint,
+                timeout_ms,
+                &ToolRequestBody {
+                    tenant: &tenant,
+                    mission: &mission,
+                    step: call.step,
+                    call: call.call,
+                    tool: call.tool.as_str(),
+                    idempotency_key: &key,
+                    arguments: &call.arguments,
+                },
+            )
+            .await;
+        let result = self
+            .complete(state, call, actor, result)
+            .await
+            .map_err(Refusal::plain)?;
+        outcome.status = CallStatus::Completed;
+        outcome.idempotency_key = Some(key);
+        outcome.target = Some(target);
+        finish(outcome, result)
+    }
+
+    /// Commits the result; an answer too large for the record is recorded
+    /// as that failure instead.
+    async fn complete(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        actor: Actor,
+        result: CallResult,
+    ) -> Result<CallResult, Problem> {
+        let body = |result: CallResult| CommandBody::CompleteToolCall {
+            mission: call.mission.clone(),
+            step: call.step,
+            call: call.call,
+            result,
+        };
+        match state
+            .try_propose(&call.tenant, actor.clone(), body(result.clone()), None)
+            .await
+        {
+            Ok(_) => Ok(result),
+            Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
+                let failed = CallResult::Failed {
+                    failure: aura_engine::mission::CallFailure::ResponseTooLarge,
+                    status: None,
+                    message: format!("the tool's answer is larger than the {max} bytes recorded"),
+                };
+                state
+                    .propose(&call.tenant, actor, body(failed.clone()))
+                    .await?;
+                Ok(failed)
+            }
+            Err(ProposeError::Refused(r)) => Err(crate::error::rejection(r)),
+            Err(ProposeError::Failed(p)) => Err(p),
+        }
+    }
+
+    /// The recorded result of a call that completed before.
+    fn recorded(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+    ) -> Result<ToolCallOutcome, Refusal> {
+        let found = state.node.read_local(|s| {
+            let m = s.tenant(&call.tenant)?.missions().get(&call.mission)?;
+            let record = m.tool_call(call.step, call.call)?.clone();
+            let decision = m
+                .calls()
+                .iter()
+                .rev()
+                .find(|d| d.step == call.step && d.tool == call.tool)?
+                .decision
+                .clone();
+            Some((record, decision))
+        });
+        let (record, decision) = found.ok_or_else(|| {
+            Refusal::plain(Problem::new(
+                ProblemKind::Internal,
+                "the completed call's record is not on this node yet",
+            ))
+        })?;
+        let result = record.result.clone().ok_or_else(|| {
+            Refusal::plain(Problem::new(ProblemKind::Internal, "no recorded result"))
+        })?;
+        finish(
+            ToolCallOutcome {
+                status: CallStatus::Completed,
+                mission: call.mission.to_string(),
+                step: call.step,
+                call: call.call,
+                idempotency_key: Some(record.idempotency_key),
+                target: Some(record.target),
+                decision,
+                result: None,
+                approval: None,
+                replayed: true,
+            },
+            result,
+        )
+    }
+
+    fn awaited(&self, state: &AppState, call: &ToolCallRequest) -> Option<AwaitedApproval> {
+        state.node.read_local(|s| {
+            let m = s.tenant(&call.tenant)?.missions().get(&call.mission)?;
+            let hold = m.holds().get(&call.step)?;
+            Some(AwaitedApproval {
+                hold: call.step,
+                required_level: hold.approval.required_level.to_string(),
+                deadline: hold.approval.deadline.0,
+                events: format!(
+                    "/v1/tenants/{}/missions/{}/events",
+                    call.tenant, call.mission
+                ),
+            })
+        })
+    }
+}
+
+/// A succeeded call is the outcome; a failed one is a 502 (504 for a
+/// timeout) problem naming the failure, recorded all the same.
+fn finish(mut outcome: ToolCallOutcome, result: CallResult) -> Result<ToolCallOutcome, Refusal> {
+    match &result {
+        CallResult::Succeeded { .. } => {
+            outcome.result = Some(result);
+            Ok(outcome)
+        }
+        CallResult::Failed {
+            failure, message, ..
+        } => {
+            let code = serde_json::to_value(failure)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut problem = Problem::new(
+                ProblemKind::ToolCallFailed,
+                format!("the tool call failed ({code}): {message}"),
+            )
+            .with_code(code);
+            if *failure == aura_engine::mission::CallFailure::Timeout {
+                problem.status = 504;
+            }
+            Err(Refusal::plain(problem))
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
