@@ -243,6 +243,7 @@ impl GovernedTenant {
                     "definition": {"objective": "post invoices", "tools": ["erp.post"],
                                    "authority": "L2", "timeout": 3_600_000},
                     "context": {"inputs": {}, "classification": "confidential"},
+                    "limits": {"max_steps": 64, "max_tool_calls": 100_000},
                     "plan": [{"tool": "erp.post", "arguments": {"amount": 10}}]
                 }),
             )
