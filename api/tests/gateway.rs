@@ -50,6 +50,18 @@ fn rejected_codes(entries: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A client for `approver-a` (L2 in the simulator's authority graph).
+async fn approver(s: &TestServer, g: &GovernedTenant) -> Client {
+    g.admin.create_user(&g.tenant, "approver-a").await.unwrap();
+    let key = g
+        .admin
+        .create_key(&g.tenant, "approver-a", &[Role::Approver])
+        .await
+        .unwrap()
+        .key;
+    s.client(&key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dualtoken_failure_is_refused_audited_and_never_reaches_the_tool() {
     let s = TestServer::start(Db::Sqlite).await;
@@ -236,14 +248,7 @@ async fn an_escalated_call_proceeds_once_approved_and_a_denied_one_never_reaches
     let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
-    g.admin.create_user("acme", "approver-a").await.unwrap();
-    let approver = s.client(
-        &g.admin
-            .create_key("acme", "approver-a", &[Role::Approver])
-            .await
-            .unwrap()
-            .key,
-    );
+    let approver = approver(&s, &g).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
 
     // DENY: the decision record comes back, the tool hears nothing.
@@ -425,14 +430,7 @@ async fn an_agent_can_watch_its_escalation_over_server_sent_events() {
     let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
-    g.admin.create_user("acme", "approver-a").await.unwrap();
-    let approver = s.client(
-        &g.admin
-            .create_key("acme", "approver-a", &[Role::Approver])
-            .await
-            .unwrap()
-            .key,
-    );
+    let approver = approver(&s, &g).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
     let r = send(
         &s,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aura_engine::mission::{CallFailure, CallResult};
+use aura_raft::network::error_chain;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -112,7 +113,7 @@ impl ToolClient {
         };
         let response = match self.http.request(request).await {
             Ok(r) => r,
-            Err(e) => return failed(CallFailure::Unreachable, None, &chain(&e)),
+            Err(e) => return failed(CallFailure::Unreachable, None, &error_chain(&e)),
         };
         let status = response.status();
         if status.is_redirection() {
@@ -142,7 +143,7 @@ impl ToolClient {
                         bytes.extend_from_slice(chunk);
                     }
                 }
-                Err(e) => return failed(CallFailure::Unreachable, None, &chain(&e)),
+                Err(e) => return failed(CallFailure::Unreachable, None, &error_chain(&e)),
             }
         }
         if !status.is_success() {
@@ -173,18 +174,6 @@ impl ToolClient {
             output,
         }
     }
-}
-
-/// An error with its causes (refused, DNS, TLS), one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 fn failed(failure: CallFailure, status: Option<u16>, message: &str) -> CallResult {
