@@ -362,8 +362,10 @@ impl Node {
     }
 
     /// Proposes a command and returns what applying it produced, once it is
-    /// committed and applied. From a follower the command is forwarded to
-    /// the leader.
+    /// committed and applied — on this node too: from a follower the
+    /// command is forwarded to the leader, and the answer waits until this
+    /// node has applied it, so that a caller reading this node's state
+    /// right after sees its own write.
     #[tracing::instrument(skip_all, fields(kind = cmd.body.kind(), tenant = %cmd.tenant))]
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
         // Retried only while no node has appended it: `NoLeader` comes from
@@ -373,8 +375,13 @@ impl Node {
         loop {
             let r = match self.write_here(&cmd).await {
                 Err((_, Some((id, leader)))) => {
-                    self.forward(id, &leader.addr, "/cluster/propose", &cmd)
-                        .await
+                    let r = self
+                        .forward(id, &leader.addr, "/cluster/propose", &cmd)
+                        .await;
+                    if r.is_ok() {
+                        self.catch_up_with(id, &leader.addr).await;
+                    }
+                    r
                 }
                 r => r.map_err(|(e, _)| e),
             };
@@ -384,6 +391,30 @@ impl Node {
                 }
                 r => return r,
             }
+        }
+    }
+
+    /// Waits until this node has applied everything the leader had
+    /// committed when asked (its read index, which covers a write it just
+    /// acknowledged). The write is committed whatever happens here; if
+    /// catching up fails or takes over 10 s, the answer goes out anyway.
+    async fn catch_up_with(&self, leader: NodeId, addr: &str) {
+        let index: Result<u64, ClusterError> =
+            self.forward(leader, addr, "/cluster/read-index", &()).await;
+        let Ok(index) = index else {
+            return;
+        };
+        let caught_up = self
+            .inner
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(index), "a forwarded write")
+            .await;
+        if caught_up.is_err() {
+            tracing::warn!(
+                index,
+                "answering a forwarded write before this node applied it"
+            );
         }
     }
 
