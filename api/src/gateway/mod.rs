@@ -23,16 +23,16 @@ pub mod limits;
 pub mod replay;
 pub mod schema;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use aura_engine::Actor;
 use aura_engine::identity::dualtoken::{DualTokenError, NonceUse, Signed, VerifiedPrincipal};
 use aura_engine::identity::{
-    AgentCredential, DualTokenVerifier, ExecutionToken, PublicKey, SignedRequest, TenantTrust,
-    ToolCall,
+    AgentCredential, DualTokenVerifier, ExecutionToken, SignedRequest, StaticTrust, ToolCall,
 };
 use aura_engine::machine::rejection::Rejection;
-use aura_engine::machine::{CommandBody, Event, TenantState};
+use aura_engine::machine::{CommandBody, Event};
 use aura_engine::mission::{CallResult, ToolCallRequest};
 use aura_engine::policy::{Decision, DecisionRecord};
 use aura_engine::time::{Millis, Timestamp};
@@ -275,24 +275,6 @@ fn dualtoken_problem(e: &DualTokenError) -> Problem {
     Problem::new(kind, e.to_string()).with_code(e.code())
 }
 
-/// The tenant as the DualToken check needs it, read under the state lock.
-struct TenantView<'a> {
-    key: PublicKey,
-    tenant: &'a TenantState,
-}
-
-impl TenantTrust for TenantView<'_> {
-    fn tenant_key(&self) -> &PublicKey {
-        &self.key
-    }
-    fn is_revoked(&self, serial: u64) -> bool {
-        self.tenant
-            .credentials()
-            .get(&serial)
-            .is_some_and(|c| c.revoked.is_some())
-    }
-}
-
 /// What the call path needs of the tool, read with the DualToken check.
 struct ToolView {
     input_schema: serde_json::Value,
@@ -353,32 +335,23 @@ impl Gateway {
         let body_digest = call.body_digest().map_err(|e| {
             Refusal::plain(Problem::invalid("/call", format!("cannot be encoded: {e}")))
         })?;
-        let checked = state.node.read_local(|s| {
+        // Copy out what the check needs and verify outside the state's read
+        // lock: an Ed25519 verification per call must not hold up applying
+        // commands. (The engine checks revocation again when it dispatches.)
+        let serial = envelope.credential.claims.serial;
+        let read = state.node.read_local(|s| {
             let t = s.tenant(&call.tenant)?;
-            let bound = claims.method == "POST"
-                && claims.path == TOOL_CALLS_PATH
-                && claims.body_digest == body_digest;
-            let verified = if bound {
-                let view = TenantView {
-                    key: t.public_key(),
-                    tenant: t,
-                };
-                self.verifier.verify_signed(
-                    &view,
-                    &envelope.request,
-                    &envelope.credential,
-                    &envelope.token,
-                    ToolCall {
-                        tenant: &call.tenant,
-                        mission: &call.mission,
-                        tool: &call.tool,
-                        arguments: &call.arguments,
-                    },
-                    now,
-                )
-            } else {
-                // The signature is over another request than this one.
-                Err(DualTokenError::BadSignature(Signed::Request))
+            let revoked = t
+                .credentials()
+                .get(&serial)
+                .is_some_and(|c| c.revoked.is_some());
+            let trust = StaticTrust {
+                key: t.public_key(),
+                revoked: if revoked {
+                    BTreeSet::from([serial])
+                } else {
+                    BTreeSet::new()
+                },
             };
             let tool = t.tools().get(&call.tool).and_then(|spec| {
                 spec.invocation.as_ref().map(|i| ToolView {
@@ -386,11 +359,32 @@ impl Gateway {
                     timeout_ms: i.timeout_ms,
                 })
             });
-            Some((verified, tool))
+            Some((trust, tool))
         });
         // A tenant that does not exist has no chain to record anything in.
-        let (verified, tool) = checked
-            .ok_or_else(|| Refusal::plain(crate::auth::no_such_tenant(call.tenant.as_str())))?;
+        let (trust, tool) =
+            read.ok_or_else(|| Refusal::plain(crate::auth::no_such_tenant(call.tenant.as_str())))?;
+        let bound = claims.method == "POST"
+            && claims.path == TOOL_CALLS_PATH
+            && claims.body_digest == body_digest;
+        let verified = if bound {
+            self.verifier.verify_signed(
+                &trust,
+                &envelope.request,
+                &envelope.credential,
+                &envelope.token,
+                ToolCall {
+                    tenant: &call.tenant,
+                    mission: &call.mission,
+                    tool: &call.tool,
+                    arguments: &call.arguments,
+                },
+                now,
+            )
+        } else {
+            // The signature is over another request than this one.
+            Err(DualTokenError::BadSignature(Signed::Request))
+        };
         match verified {
             Ok((principal, nonce)) => Ok((principal, nonce, tool)),
             Err(e) => Err(Refusal::audited(dualtoken_problem(&e), e.code())),
