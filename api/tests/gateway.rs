@@ -426,7 +426,7 @@ async fn tool_failures_are_recorded_and_answered_as_problems() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_can_watch_its_escalation_over_server_sent_events() {
+async fn an_escalation_can_be_watched_over_server_sent_events_with_an_api_key() {
     let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
