@@ -127,14 +127,16 @@ pub struct LimiterUnavailable(String);
 /// Where the cells live.
 pub enum Limiter {
     Local(Mutex<HashMap<String, u64>>),
-    Redis(ConnectionManager),
+    /// The script is hashed once; calls go by its SHA (EVALSHA), loading it
+    /// only when Redis does not know it yet.
+    Redis(ConnectionManager, redis::Script),
 }
 
 impl fmt::Debug for Limiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Limiter::Local(_) => "Limiter::Local",
-            Limiter::Redis(_) => "Limiter::Redis",
+            Limiter::Redis(..) => "Limiter::Redis",
         })
     }
 }
@@ -195,6 +197,10 @@ impl Limiter {
         Limiter::Local(Mutex::new(HashMap::new()))
     }
 
+    pub fn redis(conn: ConnectionManager) -> Limiter {
+        Limiter::Redis(conn, redis::Script::new(GCRA_SCRIPT))
+    }
+
     /// Charges every cell, or none if any of them is exhausted.
     pub async fn check(&self, cells: &[Cell]) -> Result<Verdict, LimiterUnavailable> {
         if cells.is_empty() {
@@ -220,8 +226,7 @@ impl Limiter {
                     Err(limited) => Ok(limited),
                 }
             }
-            Limiter::Redis(conn) => {
-                let script = redis::Script::new(GCRA_SCRIPT);
+            Limiter::Redis(conn, script) => {
                 let mut invocation = script.prepare_invoke();
                 for cell in cells {
                     invocation

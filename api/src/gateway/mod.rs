@@ -116,7 +116,7 @@ impl Gateway {
             }
         };
         let (replay, limiter) = match &redis {
-            Some(c) => (ReplayCache::Redis(c.clone()), Limiter::Redis(c.clone())),
+            Some(c) => (ReplayCache::Redis(c.clone()), Limiter::redis(c.clone())),
             None => (ReplayCache::local(), Limiter::local()),
         };
         Ok(Gateway {
@@ -132,10 +132,6 @@ impl Gateway {
             tools: ToolClient::new().map_err(GatewayError::Http)?,
             redis,
         })
-    }
-
-    pub fn uses_redis(&self) -> bool {
-        self.redis.is_some()
     }
 
     /// For readiness: Redis answers (when configured).
@@ -677,10 +673,7 @@ fn finish(mut outcome: ToolCallOutcome, result: CallResult) -> Result<ToolCallOu
         CallResult::Failed {
             failure, message, ..
         } => {
-            let code = serde_json::to_value(failure)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let code = failure.code();
             let mut problem = Problem::new(
                 ProblemKind::ToolCallFailed,
                 format!("the tool call failed ({code}): {message}"),

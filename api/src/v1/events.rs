@@ -25,14 +25,6 @@ use crate::auth::{Member, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
 
-/// The `event:` name of an engine event (its `event` tag).
-fn event_name(e: &Event) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.get("event").and_then(|n| n.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "event".into())
-}
-
 struct Subscription {
     rx: broadcast::Receiver<Arc<FeedItem>>,
     tenant: TenantId,
@@ -44,17 +36,25 @@ struct Subscription {
 impl Subscription {
     fn push(&mut self, item: &FeedItem) {
         for e in &item.events {
-            let closed = matches!(e, Event::MissionClosed { .. });
-            if let Ok(ev) = sse::Event::default()
-                .event(event_name(e))
-                .id(item.index.to_string())
-                .json_data(e)
-            {
-                self.pending.push_back(ev);
-            }
-            if closed {
+            if matches!(e, Event::MissionClosed { .. }) {
                 self.done = true;
             }
+            // One serialization gives both the data and the `event:` name
+            // (the event's `event` tag).
+            let Ok(data) = serde_json::to_value(e) else {
+                continue;
+            };
+            let name = data
+                .get("event")
+                .and_then(|n| n.as_str())
+                .unwrap_or("event")
+                .to_owned();
+            self.pending.push_back(
+                sse::Event::default()
+                    .event(name)
+                    .id(item.index.to_string())
+                    .data(data.to_string()),
+            );
         }
     }
 

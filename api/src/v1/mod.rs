@@ -28,7 +28,7 @@ use crate::server::AppState;
 
 /// Routes agents call, authenticated by DualToken in the request itself.
 pub fn agent_router() -> Router<AppState> {
-    Router::new().route("/v1/gateway/tool-calls", post(gateway::call_tool))
+    Router::new().route(crate::gateway::TOOL_CALLS_PATH, post(gateway::call_tool))
 }
 
 pub fn router() -> Router<AppState> {

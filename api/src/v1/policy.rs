@@ -383,11 +383,13 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (_, ns) = path;
-    let (_, (view, version)) = read_ns(&state, &scope.tenant, &ns, |n| {
-        (policy_view(n), n.config_version(ConfigPart::Releases))
-    })?;
-    Ok(tagged(&view, version))
+    show_config(
+        &state,
+        &scope.tenant,
+        &path.1,
+        ConfigPart::Releases,
+        policy_view,
+    )
 }
 
 /// Which change to the namespace's policy releases.
@@ -405,34 +407,57 @@ async fn release(
     ns: &str,
     change: Release,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(state, &scope.tenant, ns, |n| {
-        n.config_version(ConfigPart::Releases)
-    })?;
-    let precondition = if_match(headers, &id, ConfigPart::Releases, current)?;
-    let body = match change {
-        Release::Stable(version) => CommandBody::SetStableBundle {
-            namespace: id.clone(),
-            version,
-        },
+    let body = |namespace| match change {
+        Release::Stable(version) => CommandBody::SetStableBundle { namespace, version },
         Release::Canary(version, basis_points) => CommandBody::StartCanary {
-            namespace: id.clone(),
+            namespace,
             version,
             basis_points,
         },
-        Release::Promote => CommandBody::PromoteCanary {
-            namespace: id.clone(),
-        },
-        Release::Rollback => CommandBody::RollbackCanary {
-            namespace: id.clone(),
-        },
+        Release::Promote => CommandBody::PromoteCanary { namespace },
+        Release::Rollback => CommandBody::RollbackCanary { namespace },
     };
+    change_config(
+        scope,
+        state,
+        headers,
+        ns,
+        ConfigPart::Releases,
+        body,
+        policy_view,
+    )
+    .await
+}
+
+/// A configuration part with its ETag.
+fn show_config<V: Serialize>(
+    state: &AppState,
+    tenant: &aura_engine::ids::TenantId,
+    ns: &str,
+    part: ConfigPart,
+    view: impl FnOnce(&EngineNamespace) -> V,
+) -> Result<Response, Problem> {
+    let (_, (v, version)) = read_ns(state, tenant, ns, |n| (view(n), n.config_version(part)))?;
+    Ok(tagged(&v, version))
+}
+
+/// Changes a configuration part under `If-Match`: the ETag becomes the
+/// command's precondition, and the answer is the part as now applied.
+async fn change_config<V: Serialize>(
+    scope: &TenantScope<Admin>,
+    state: &AppState,
+    headers: &HeaderMap,
+    ns: &str,
+    part: ConfigPart,
+    body: impl FnOnce(NamespaceId) -> CommandBody,
+    view: impl FnOnce(&EngineNamespace) -> V,
+) -> Result<Response, Problem> {
+    let (id, current) = read_ns(state, &scope.tenant, ns, |n| n.config_version(part))?;
+    let precondition = if_match(headers, &id, part, current)?;
     state
-        .propose_if(&scope.tenant, scope.actor(), body, precondition)
+        .propose_if(&scope.tenant, scope.actor(), body(id), precondition)
         .await?;
-    let (_, (view, version)) = read_ns(state, &scope.tenant, ns, |n| {
-        (policy_view(n), n.config_version(ConfigPart::Releases))
-    })?;
-    Ok(tagged(&view, version))
+    show_config(state, &scope.tenant, ns, part, view)
 }
 
 /// Sets the namespace's stable bundle (no canary may be running).
@@ -529,10 +554,9 @@ pub async fn get_authority(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (_, (config, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        (n.authority.clone(), n.config_version(ConfigPart::Authority))
-    })?;
-    Ok(tagged(&config, version))
+    show_config(&state, &scope.tenant, &path.1, ConfigPart::Authority, |n| {
+        n.authority.clone()
+    })
 }
 
 /// Replaces the authority graph and approval rules.
@@ -553,21 +577,18 @@ pub async fn put_authority(
     headers: HeaderMap,
     Body(config): Body<AuthorityConfig>,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        n.config_version(ConfigPart::Authority)
-    })?;
-    let precondition = if_match(&headers, &id, ConfigPart::Authority, current)?;
-    let body = CommandBody::SetAuthority {
-        namespace: id,
-        config,
-    };
-    state
-        .propose_if(&scope.tenant, scope.actor(), body, precondition)
-        .await?;
-    let (_, (config, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        (n.authority.clone(), n.config_version(ConfigPart::Authority))
-    })?;
-    Ok(tagged(&config, version))
+    let body = |namespace| CommandBody::SetAuthority { namespace, config };
+    let view = |n: &EngineNamespace| n.authority.clone();
+    change_config(
+        &scope,
+        &state,
+        &headers,
+        &path.1,
+        ConfigPart::Authority,
+        body,
+        view,
+    )
+    .await
 }
 
 /// Deployment routing: which targets each data classification may reach.
@@ -583,10 +604,9 @@ pub async fn get_routing(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let (_, (routing, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        (n.routing.clone(), n.config_version(ConfigPart::Routing))
-    })?;
-    Ok(tagged(&routing, version))
+    show_config(&state, &scope.tenant, &path.1, ConfigPart::Routing, |n| {
+        n.routing.clone()
+    })
 }
 
 /// Replaces the routing table.
@@ -607,19 +627,16 @@ pub async fn put_routing(
     headers: HeaderMap,
     Body(routing): Body<RoutingTable>,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        n.config_version(ConfigPart::Routing)
-    })?;
-    let precondition = if_match(&headers, &id, ConfigPart::Routing, current)?;
-    let body = CommandBody::SetRouting {
-        namespace: id,
-        routing,
-    };
-    state
-        .propose_if(&scope.tenant, scope.actor(), body, precondition)
-        .await?;
-    let (_, (routing, version)) = read_ns(&state, &scope.tenant, &path.1, |n| {
-        (n.routing.clone(), n.config_version(ConfigPart::Routing))
-    })?;
-    Ok(tagged(&routing, version))
+    let body = |namespace| CommandBody::SetRouting { namespace, routing };
+    let view = |n: &EngineNamespace| n.routing.clone();
+    change_config(
+        &scope,
+        &state,
+        &headers,
+        &path.1,
+        ConfigPart::Routing,
+        body,
+        view,
+    )
+    .await
 }

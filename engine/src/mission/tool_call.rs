@@ -65,6 +65,19 @@ pub enum CallFailure {
     InvalidResponse,
 }
 
+impl CallFailure {
+    /// Its serialized name, for problem codes.
+    pub fn code(self) -> &'static str {
+        match self {
+            CallFailure::Timeout => "timeout",
+            CallFailure::Unreachable => "unreachable",
+            CallFailure::HttpStatus => "http_status",
+            CallFailure::ResponseTooLarge => "response_too_large",
+            CallFailure::InvalidResponse => "invalid_response",
+        }
+    }
+}
+
 /// What a call came back with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -96,4 +109,22 @@ pub struct ToolCallRecord {
     pub dispatched_at: Timestamp,
     pub result: Option<CallResult>,
     pub completed_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_codes_are_the_serialized_names() {
+        for f in [
+            CallFailure::Timeout,
+            CallFailure::Unreachable,
+            CallFailure::HttpStatus,
+            CallFailure::ResponseTooLarge,
+            CallFailure::InvalidResponse,
+        ] {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.code());
+        }
+    }
 }
