@@ -186,7 +186,8 @@ fn dualtoken(c: &mut Criterion) {
     // Pre-signed requests with distinct nonces: signing is the agent's
     // cost, not the gateway's.
     let requests: Vec<SignedRequest> = (0..200_000).map(sign).collect();
-    let verifier = DualTokenVerifier::new(Millis(30_000), Box::new(InMemoryNonceStore::default()));
+    let verifier = DualTokenVerifier::new(Millis(30_000));
+    let nonces = InMemoryNonceStore::default();
     let call = ToolCall {
         tenant: &tenant,
         mission: &mission,
@@ -195,7 +196,15 @@ fn dualtoken(c: &mut Criterion) {
     };
     // Warm the cache.
     verifier
-        .verify(&trust, &requests[0], &credential, &token, call, now)
+        .verify(
+            &nonces,
+            &trust,
+            &requests[0],
+            &credential,
+            &token,
+            call,
+            now,
+        )
         .unwrap();
 
     let mut g = c.benchmark_group("dualtoken");
@@ -209,7 +218,15 @@ fn dualtoken(c: &mut Criterion) {
             );
             black_box(
                 verifier
-                    .verify(&trust, &requests[i], &credential, &token, call, now)
+                    .verify(
+                        &nonces,
+                        &trust,
+                        &requests[i],
+                        &credential,
+                        &token,
+                        call,
+                        now,
+                    )
                     .unwrap(),
             )
         })

@@ -7,6 +7,7 @@ use aura_engine::identity::{
     AgentCredential, AgentIdentityClaims, DualTokenError, DualTokenVerifier, ExecutionToken,
     ExecutionTokenClaims, InMemoryNonceStore, KeyPair, NumericBound, ParameterRules,
     ParameterViolation, RequestClaims, Signed, SignedRequest, StaticTrust, ToolCall,
+    VerifiedPrincipal,
 };
 use aura_engine::ids::{AgentId, MissionId, OrgUnitId, TenantId, TokenId, ToolName};
 use aura_engine::time::{Millis, Timestamp};
@@ -95,8 +96,32 @@ fn token_claims(tenant: &TenantId, mission: &MissionId, tool: &ToolName) -> Exec
     }
 }
 
-fn verifier() -> DualTokenVerifier {
-    DualTokenVerifier::new(Millis(30_000), Box::new(InMemoryNonceStore::default()))
+/// A verifier with its own replay cache.
+struct Verifier {
+    checks: DualTokenVerifier,
+    nonces: InMemoryNonceStore,
+}
+
+impl Verifier {
+    fn verify(
+        &self,
+        trust: &StaticTrust,
+        req: &SignedRequest,
+        credential: &AgentCredential,
+        token: &ExecutionToken,
+        call: ToolCall<'_>,
+        now: Timestamp,
+    ) -> Result<VerifiedPrincipal, DualTokenError> {
+        self.checks
+            .verify(&self.nonces, trust, req, credential, token, call, now)
+    }
+}
+
+fn verifier() -> Verifier {
+    Verifier {
+        checks: DualTokenVerifier::new(Millis(30_000)),
+        nonces: InMemoryNonceStore::default(),
+    }
 }
 
 fn request(f: &Fixture, nonce: &str, at: Timestamp) -> SignedRequest {
@@ -115,7 +140,7 @@ fn request(f: &Fixture, nonce: &str, at: Timestamp) -> SignedRequest {
     .unwrap()
 }
 
-fn check(v: &DualTokenVerifier, f: &Fixture, req: &SignedRequest) -> Result<(), DualTokenError> {
+fn check(v: &Verifier, f: &Fixture, req: &SignedRequest) -> Result<(), DualTokenError> {
     v.verify(
         &f.trust,
         req,

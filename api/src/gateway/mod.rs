@@ -120,11 +120,7 @@ impl Gateway {
             None => (ReplayCache::local(), Limiter::local()),
         };
         Ok(Gateway {
-            // Nonces go through `replay`; the verifier's own store is unused.
-            verifier: DualTokenVerifier::new(
-                config.max_skew,
-                Box::new(aura_engine::identity::InMemoryNonceStore::default()),
-            ),
+            verifier: DualTokenVerifier::new(config.max_skew),
             replay,
             limiter,
             limits: config.limits,

@@ -267,11 +267,12 @@ pub struct VerifiedPrincipal {
     pub tool: ToolName,
 }
 
-/// Runs DualToken checks. One per gateway process; cheap to share.
+/// Runs DualToken checks. One per gateway process; cheap to share. The
+/// replay cache is the caller's (in-process, or shared through Redis), so
+/// it is passed in rather than owned.
 pub struct DualTokenVerifier {
     max_skew: Millis,
     cache: VerifiedSignatures,
-    nonces: Box<dyn NonceStore>,
 }
 
 impl fmt::Debug for DualTokenVerifier {
@@ -283,14 +284,13 @@ impl fmt::Debug for DualTokenVerifier {
 }
 
 impl DualTokenVerifier {
-    pub fn new(max_skew: Millis, nonces: Box<dyn NonceStore>) -> Self {
+    pub fn new(max_skew: Millis) -> Self {
         DualTokenVerifier {
             max_skew,
             cache: VerifiedSignatures {
                 seen: Mutex::new(HashSet::new()),
                 capacity: 100_000,
             },
-            nonces,
         }
     }
 
@@ -299,8 +299,10 @@ impl DualTokenVerifier {
     /// Order matters: everything that can be decided from signed data is
     /// checked before the nonce is recorded, so a forged or stale request
     /// cannot burn a legitimate agent's nonce.
+    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
+        nonces: &dyn NonceStore,
         trust: &dyn TenantTrust,
         request: &SignedRequest,
         credential: &AgentCredential,
@@ -310,7 +312,7 @@ impl DualTokenVerifier {
     ) -> Result<VerifiedPrincipal, DualTokenError> {
         let (principal, nonce) =
             self.verify_signed(trust, request, credential, token, call, now)?;
-        if !self.nonces.first_use(&nonce.key, nonce.remember_until, now) {
+        if !nonces.first_use(&nonce.key, nonce.remember_until, now) {
             return Err(DualTokenError::ReplayedNonce);
         }
         Ok(principal)
