@@ -50,6 +50,13 @@ fn rejected_codes(entries: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A server with tenant `acme` set up for `tool` (see `GovernedTenant`).
+async fn acme(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
+    let s = TestServer::start(Db::Sqlite).await;
+    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    (s, g)
+}
+
 /// A client for `approver-a` (L2 in the simulator's authority graph).
 async fn approver(s: &TestServer, g: &GovernedTenant) -> Client {
     g.admin.create_user(&g.tenant, "approver-a").await.unwrap();
@@ -64,9 +71,8 @@ async fn approver(s: &TestServer, g: &GovernedTenant) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dualtoken_failure_is_refused_audited_and_never_reaches_the_tool() {
-    let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
     let other_token = g.running_mission(&s, "m2", json!({})).await;
     let call = || g.call("m1", 0, json!({"amount": 5}));
@@ -176,9 +182,8 @@ async fn every_dualtoken_failure_is_refused_audited_and_never_reaches_the_tool()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_bounds_and_scope_are_checked_before_any_network_call() {
-    let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     let token = g
         .running_mission(
             &s,
@@ -245,9 +250,8 @@ async fn schema_bounds_and_scope_are_checked_before_any_network_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escalated_call_proceeds_once_approved_and_a_denied_one_never_reaches_the_tool() {
-    let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     let approver = approver(&s, &g).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
 
@@ -301,7 +305,6 @@ async fn an_escalated_call_proceeds_once_approved_and_a_denied_one_never_reaches
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_is_on_record_before_the_tool_acts_and_its_result_before_the_answer() {
-    let s = TestServer::start(Db::Sqlite).await;
     // The tool reads the audit chain through the API before it acts: the
     // dispatch entry carrying the key it received must already be there.
     let auditor_key: Arc<tokio::sync::OnceCell<Client>> = Arc::new(Default::default());
@@ -323,7 +326,7 @@ async fn the_call_is_on_record_before_the_tool_acts_and_its_result_before_the_an
         }
     })
     .await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     auditor_key.set(g.admin.clone()).unwrap();
     let token = g.running_mission(&s, "m1", json!({})).await;
 
@@ -382,7 +385,6 @@ async fn the_call_is_on_record_before_the_tool_acts_and_its_result_before_the_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_failures_are_recorded_and_answered_as_problems() {
-    let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start_with(|call| async move {
         match call.body["arguments"]["amount"].as_i64() {
             Some(1) => (
@@ -397,7 +399,7 @@ async fn tool_failures_are_recorded_and_answered_as_problems() {
         }
     })
     .await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
     let cases = [
         (1, StatusCode::BAD_GATEWAY, "http_status"),
@@ -427,9 +429,8 @@ async fn tool_failures_are_recorded_and_answered_as_problems() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escalation_can_be_watched_over_server_sent_events_with_an_api_key() {
-    let s = TestServer::start(Db::Sqlite).await;
     let tool = RecordingTool::start().await;
-    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let (s, g) = acme(&tool).await;
     let approver = approver(&s, &g).await;
     let token = g.running_mission(&s, "m1", json!({})).await;
     let r = send(
