@@ -207,7 +207,7 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
         .post("/v1/tenants/acme/missions", &mission("small", 10))
         .await
         .unwrap();
-    assert_eq!(m["state"], "APPROVED", "{m}");
+    assert_eq!(m["state"], "PENDING_EXECUTION", "{m}");
     // DENY: a huge one closes with outcome denied.
     let m: Value = ops
         .post("/v1/tenants/acme/missions", &mission("huge", 500_000))
@@ -246,7 +246,7 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
             .is_empty()
     );
     let m = decide(&ben, "large", true).await.unwrap();
-    assert_eq!(m["state"], "APPROVED");
+    assert_eq!(m["state"], "PENDING_EXECUTION");
     // Rejected: one rejection closes it.
     ops.post::<_, Value>("/v1/tenants/acme/missions", &mission("doubtful", 7_000))
         .await

@@ -116,6 +116,11 @@ typed_id!(
     /// A human user of the directory.
     UserId, "user id"
 );
+typed_id!(
+    /// A worker process executing missions, named by itself (host and
+    /// process, say); recorded with every claim so a lease says who held it.
+    WorkerId, "worker id"
+);
 
 #[cfg(test)]
 mod tests {

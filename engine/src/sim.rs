@@ -11,11 +11,13 @@ use serde_json::json;
 use crate::actor::Actor;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::{NumericBound, ParameterRules};
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::ids::{
+    AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId, WorkerId,
+};
 use crate::machine::{Advance, Closing, Command, CommandBody, SigningSeed};
 use crate::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    MissionState, PlanStep, RuntimeLimits,
+    MissionState, PlanStep, RuntimeLimits, StepOutcome,
 };
 use crate::policy::authority::{ApprovalRules, AuthorityConfig, AuthorityGraph};
 use crate::policy::bundle::BundleSource;
@@ -310,19 +312,13 @@ fn mission_script(
         PlanKind::Permit => {}
     }
     script.push(Scripted {
-        before: S::Approved,
-        actor: Actor::Runtime,
-        body: CommandBody::AdvanceMission {
-            mission: m(),
-            step: Advance::Enqueue,
-        },
-    });
-    script.push(Scripted {
         before: S::PendingExecution,
         actor: agent_actor.clone(),
-        body: CommandBody::AdvanceMission {
+        body: CommandBody::ClaimMission {
             mission: m(),
-            step: Advance::Start,
+            worker: WorkerId::new(format!("worker-{agent}")).expect("valid id"),
+            lease: Millis::from_secs(60),
+            token: TokenId::new(format!("claim-{id}")).expect("valid id"),
         },
     });
     script.push(Scripted {
@@ -369,10 +365,47 @@ fn mission_script(
     });
     script.push(Scripted {
         before: S::InProgress,
-        actor: agent_actor,
-        body: CommandBody::AdvanceMission {
+        actor: agent_actor.clone(),
+        body: CommandBody::Heartbeat {
             mission: m(),
-            step: Advance::Complete,
+            epoch: 1,
+            lease: Millis::from_secs(60),
+            progress: Some(json!({"step": 0})),
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor.clone(),
+        body: CommandBody::ReportStep {
+            mission: m(),
+            epoch: 1,
+            step: 0,
+            outcome: StepOutcome::Performed {
+                output: json!({"posted": amount}),
+            },
+        },
+    });
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor.clone(),
+        body: CommandBody::EvaluateToolCall {
+            mission: m(),
+            step: 1,
+            tool: tools[0].clone(),
+            arguments: json!({"limit": 10}),
+        },
+    });
+    // The last step's report completes the mission (→ EXECUTED).
+    script.push(Scripted {
+        before: S::InProgress,
+        actor: agent_actor,
+        body: CommandBody::ReportStep {
+            mission: m(),
+            epoch: 1,
+            step: 1,
+            outcome: StepOutcome::Performed {
+                output: json!({"rows": 10}),
+            },
         },
     });
     script.push(Scripted {
@@ -512,16 +545,26 @@ pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {
             // An illegal move by the agent: the engine must refuse it and
             // record the attempt.
             let at = tick(&mut rng);
-            let step = if next.before == MissionState::Created {
-                Advance::Complete
+            let body = if next.before == MissionState::Created {
+                CommandBody::ReportStep {
+                    mission,
+                    epoch: 1,
+                    step: 0,
+                    outcome: StepOutcome::Performed {
+                        output: json!({"early": true}),
+                    },
+                }
             } else {
-                Advance::BeginPlanning
+                CommandBody::AdvanceMission {
+                    mission,
+                    step: Advance::BeginPlanning,
+                }
             };
             out.push(Command {
                 tenant: tenant_id(tenant),
                 at,
                 actor: next.actor,
-                body: CommandBody::AdvanceMission { mission, step },
+                body,
                 precondition: None,
             });
         }

@@ -77,13 +77,14 @@ fn permit_passes_waiting_approval_at_once_with_the_policy_recorded() {
     let mut w = World::new();
     planned(&mut w, "m1", 10).unwrap();
     let m = mission(&w, "m1");
-    assert_eq!(m.state(), MissionState::Approved);
+    assert_eq!(m.state(), MissionState::PendingExecution);
     let moves: Vec<_> = m.timeline().iter().map(|c| (c.from, c.to)).collect();
     assert_eq!(
         moves[1..],
         [
             (MissionState::Planning, MissionState::WaitingApproval),
             (MissionState::WaitingApproval, MissionState::Approved),
+            (MissionState::Approved, MissionState::PendingExecution),
         ]
     );
     let plan = m.plan().unwrap();
@@ -175,7 +176,7 @@ fn quorum_needs_distinct_approvers() {
     assert_eq!(w.last_audit_kind("acme"), "command.rejected");
     vote(&mut w, "m1", None, "approver-b", &[], true).unwrap();
     let m = mission(&w, "m1");
-    assert_eq!(m.state(), MissionState::Approved);
+    assert_eq!(m.state(), MissionState::PendingExecution);
     assert_eq!(m.granted_level(), Some(AuthorityLevel::L2));
     assert_eq!(m.approval().unwrap().votes.len(), 2);
 }
@@ -218,7 +219,7 @@ fn separation_of_duties_keeps_requester_and_owner_out() {
     );
     planned(&mut w, "m2", 5000).unwrap();
     vote(&mut w, "m2", None, "alice", &[], true).unwrap();
-    assert_eq!(mission(&w, "m2").state(), MissionState::Approved);
+    assert_eq!(mission(&w, "m2").state(), MissionState::PendingExecution);
 }
 
 #[test]
@@ -240,7 +241,7 @@ fn higher_levels_approve_what_lower_levels_may() {
     ));
     // A junior who sits on the board holds L4 through the group.
     vote(&mut w, "m1", None, "junior", &["board"], true).unwrap();
-    assert_eq!(mission(&w, "m1").state(), MissionState::Approved);
+    assert_eq!(mission(&w, "m1").state(), MissionState::PendingExecution);
 }
 
 #[test]
@@ -350,8 +351,7 @@ fn confidential_data_never_reaches_a_cloud_tool_even_with_l4_approval() {
     planned(&mut w, "m1", 5000).unwrap();
     vote(&mut w, "m1", None, "junior", &["board"], true).unwrap();
     assert_eq!(mission(&w, "m1").granted_level(), Some(AuthorityLevel::L4));
-    w.advance("acme", "m1", Advance::Enqueue).unwrap();
-    w.advance("acme", "m1", Advance::Start).unwrap();
+    w.claim("acme", "m1", "w1", Millis::from_secs(30)).unwrap();
     let events = w.ok(
         "acme",
         Actor::Agent(id("bot")),
@@ -688,7 +688,10 @@ fn tool_calls_are_decided_only_while_in_progress() {
             arguments: json!({"amount": 1}),
         },
     );
-    assert_eq!(err, Err(Rejection::NotExecuting(MissionState::Approved)));
+    assert_eq!(
+        err,
+        Err(Rejection::NotExecuting(MissionState::PendingExecution))
+    );
     assert_eq!(w.last_audit_kind("acme"), "command.rejected");
 }
 

@@ -10,7 +10,7 @@ use aura_engine::machine::{
 };
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    MissionState, OutcomeKind, RuntimeLimits,
+    MissionState, OutcomeKind, RuntimeLimits, StepOutcome,
 };
 use aura_engine::time::{Millis, Timestamp};
 use serde_json::json;
@@ -24,7 +24,30 @@ fn success_path_seals_a_signed_outcome() {
     let mut w = World::new();
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     w.drive_to_in_progress("acme", "m1");
-    w.advance("acme", "m1", Advance::Complete).unwrap();
+    w.ok(
+        "acme",
+        Actor::Agent(id("bot")),
+        CommandBody::EvaluateToolCall {
+            mission: id("m1"),
+            step: 0,
+            tool: id("erp.post"),
+            arguments: json!({"amount": 10}),
+        },
+    );
+    // The only step's report completes the mission.
+    w.ok(
+        "acme",
+        Actor::Agent(id("bot")),
+        CommandBody::ReportStep {
+            mission: id("m1"),
+            epoch: 1,
+            step: 0,
+            outcome: StepOutcome::Performed {
+                output: json!({"posted": 10}),
+            },
+        },
+    );
+    assert_eq!(w.mission_state("acme", "m1"), MissionState::Executed);
     w.ok(
         "acme",
         Actor::Runtime,
@@ -52,7 +75,12 @@ fn success_path_seals_a_signed_outcome() {
         .iter()
         .map(|r| r.entry.kind.as_str())
         .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 4);
+    assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "execution.claim").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "execution.report").count(),
+        1
+    );
     assert_eq!(kinds.iter().filter(|k| **k == "mission.plan").count(), 1);
     assert_eq!(kinds.last(), Some(&"mission.close"));
     // A closed mission is immutable.
@@ -74,9 +102,18 @@ fn illegal_moves_are_refused_and_recorded() {
     let mut w = World::new();
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     let before = w.state.tenant(&id("acme")).unwrap().audit().len();
-    let err = w.advance("acme", "m1", Advance::Start).unwrap_err();
+    let err = w
+        .cmd(
+            "acme",
+            Actor::Agent(id("bot")),
+            CommandBody::CloseMission {
+                mission: id("m1"),
+                closing: Closing::Seal { result: json!({}) },
+            },
+        )
+        .unwrap_err();
     assert!(matches!(err, Rejection::IllegalTransition(_)));
-    assert_eq!(err.to_string(), "a mission in CREATED cannot start");
+    assert_eq!(err.to_string(), "a mission in CREATED cannot seal");
     let t = w.state.tenant(&id("acme")).unwrap();
     assert_eq!(t.audit().len(), before + 1);
     let rec = t.audit().records().last().unwrap();

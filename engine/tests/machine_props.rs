@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use aura_engine::Actor;
 use aura_engine::identity::{KeyPair, NumericBound, ParameterRules};
 use aura_engine::ids::{
-    AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId,
+    AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId, WorkerId,
 };
 use aura_engine::machine::{Advance, Closing, Command, CommandBody, EngineState, SigningSeed};
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    MissionState, PlanStep, RuntimeLimits,
+    MissionState, PlanStep, RuntimeLimits, StepOutcome,
 };
 use aura_engine::time::{Millis, Timestamp};
 use proptest::prelude::*;
@@ -106,12 +106,7 @@ fn ns() -> NamespaceId {
     NamespaceId::new("main").unwrap()
 }
 
-const STEPS: [Advance; 4] = [
-    Advance::BeginPlanning,
-    Advance::Enqueue,
-    Advance::Start,
-    Advance::Complete,
-];
+const STEPS: [Advance; 1] = [Advance::BeginPlanning];
 
 /// Amounts that the simulator's bundle permits, escalates and denies.
 const AMOUNTS: [u64; 3] = [10, 5_000, 500_000];
@@ -203,10 +198,10 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
         } => {
             // Mostly take the mission's next governed move, so that random
             // runs reach deep states; otherwise any plain step at all.
-            let current = state
+            let record = state
                 .tenant(&tenant(t))
-                .and_then(|ts| ts.missions().get(&mission(m)))
-                .map(|ms| ms.state());
+                .and_then(|ts| ts.missions().get(&mission(m)));
+            let current = record.map(|ms| ms.state());
             let actor = as_agent.map_or(runtime.clone(), |a| Actor::Agent(agent(a)));
             let mid = mission(m);
             let body = match current {
@@ -238,26 +233,62 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                         precondition: None,
                     };
                 }
-                Some(MissionState::Approved) if legal => CommandBody::AdvanceMission {
+                Some(MissionState::PendingExecution) if legal => CommandBody::ClaimMission {
                     mission: mid,
-                    step: Advance::Enqueue,
+                    worker: WorkerId::new("w1").unwrap(),
+                    lease: Millis::from_secs(600),
+                    token: TokenId::new(format!("claim-{op_index}")).unwrap(),
                 },
-                Some(MissionState::PendingExecution) if legal => CommandBody::AdvanceMission {
-                    mission: mid,
-                    step: Advance::Start,
-                },
-                Some(MissionState::InProgress) if legal && step < 2 => {
-                    CommandBody::EvaluateToolCall {
+                // A lease that ran out is taken over by another claim.
+                Some(MissionState::InProgress | MissionState::Executed)
+                    if legal && record.is_some_and(|r| r.execution().is_free_at(at)) =>
+                {
+                    CommandBody::ClaimMission {
                         mission: mid,
-                        step: u32::from(step),
-                        tool: tool(step),
-                        arguments: json!({"amount": AMOUNTS[step as usize % 3]}),
+                        worker: WorkerId::new("w2").unwrap(),
+                        lease: Millis::from_secs(600),
+                        token: TokenId::new(format!("claim-{op_index}")).unwrap(),
                     }
                 }
-                Some(MissionState::InProgress) if legal => CommandBody::AdvanceMission {
-                    mission: mid,
-                    step: Advance::Complete,
-                },
+                Some(MissionState::InProgress) if legal => {
+                    // The plan's next step: reported once policy permitted
+                    // it, otherwise evaluated with its planned arguments or
+                    // (step 1) an amount that escalates.
+                    let r = record.expect("an executing mission exists");
+                    let e = r.execution();
+                    let next = e.next_step();
+                    let planned =
+                        &r.plan().expect("executing missions have plans").steps[next as usize];
+                    let permitted =
+                        r.calls()
+                            .iter()
+                            .rev()
+                            .find(|d| d.step == next)
+                            .is_some_and(|d| {
+                                d.decision.decision == aura_engine::policy::Decision::Permit
+                            });
+                    if permitted && step != 1 {
+                        CommandBody::ReportStep {
+                            mission: mid,
+                            epoch: e.epoch(),
+                            step: next,
+                            outcome: StepOutcome::Performed {
+                                output: json!({"op": op_index}),
+                            },
+                        }
+                    } else {
+                        CommandBody::EvaluateToolCall {
+                            mission: mid,
+                            step: next,
+                            tool: planned.tool.clone(),
+                            arguments: if step == 1 {
+                                json!({"amount": AMOUNTS[1]})
+                            } else {
+                                planned.arguments.clone()
+                            },
+                        }
+                    }
+                }
                 Some(MissionState::Executed) if legal => CommandBody::CloseMission {
                     mission: mid,
                     closing: Closing::Seal {
@@ -266,7 +297,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                 },
                 _ => CommandBody::AdvanceMission {
                     mission: mid,
-                    step: STEPS[step as usize % 4],
+                    step: STEPS[step as usize % STEPS.len()],
                 },
             };
             (t, actor, body)

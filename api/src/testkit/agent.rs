@@ -249,8 +249,8 @@ impl GovernedTenant {
             )
             .await
             .expect("mission created");
-        assert_eq!(m["state"], "APPROVED", "{m}");
-        server.start_execution(t, id).await;
+        assert_eq!(m["state"], "PENDING_EXECUTION", "{m}");
+        server.claim(t, id).await;
         self.admin
             .post(
                 &format!("/v1/tenants/{t}/missions/{id}/tokens"),

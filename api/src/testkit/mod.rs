@@ -187,22 +187,31 @@ impl TestServer {
         }
     }
 
-    /// APPROVED → PENDING_EXECUTION → IN_PROGRESS, as the runtime's worker
-    /// claim does.
-    pub async fn start_execution(&self, tenant: &str, mission: &str) {
-        use aura_engine::machine::{Advance, CommandBody};
-        let tenant = tenant.parse().expect("tenant id");
-        for step in [Advance::Enqueue, Advance::Start] {
-            self.propose(
-                &tenant,
+    /// Claims a queued mission for a worker of the test's (PENDING_EXECUTION
+    /// → IN_PROGRESS) with a ten-minute lease; its epoch.
+    pub async fn claim(&self, tenant: &str, mission: &str) -> u64 {
+        use aura_engine::machine::{CommandBody, Event};
+        let events = self
+            .propose(
+                &tenant.parse().expect("tenant id"),
                 aura_engine::Actor::Runtime,
-                CommandBody::AdvanceMission {
+                CommandBody::ClaimMission {
                     mission: mission.parse().expect("mission id"),
-                    step,
+                    worker: "testkit".parse().expect("worker id"),
+                    lease: aura_engine::time::Millis::from_secs(600),
+                    token: format!("tok-{}", crate::random::hex(8))
+                        .parse()
+                        .expect("token id"),
                 },
             )
             .await;
-        }
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::MissionClaimed { epoch, .. } => Some(*epoch),
+                _ => None,
+            })
+            .expect("a claim")
     }
 
     /// The PostgreSQL database of a `Db::Postgres` server.

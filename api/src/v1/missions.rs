@@ -47,8 +47,9 @@ pub struct CreateMission {
     #[schema(value_type = Option<Object>)]
     pub limits: Option<RuntimeLimits>,
     /// A plan to submit at once: the mission moves to PLANNING and policy
-    /// decides the plan (PERMIT → APPROVED, ESCALATE → WAITING_APPROVAL,
-    /// DENY → CLOSED).
+    /// decides the plan (PERMIT → APPROVED and on into the namespace's
+    /// queue, PENDING_EXECUTION; ESCALATE → WAITING_APPROVAL; DENY →
+    /// CLOSED).
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub plan: Option<Vec<PlanStep>>,

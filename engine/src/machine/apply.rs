@@ -18,6 +18,7 @@ use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRule
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
 use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 use crate::machine::event::Event;
+use crate::machine::execution;
 use crate::machine::governance;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::{
@@ -295,6 +296,27 @@ impl EngineState {
                 code,
                 reason,
             ),
+            CommandBody::ClaimMission {
+                mission,
+                worker,
+                lease,
+                token,
+            } => execution::claim(t, &c, mission, worker, *lease, token),
+            CommandBody::Heartbeat {
+                mission,
+                epoch,
+                lease,
+                progress,
+            } => execution::heartbeat(t, &c, mission, *epoch, *lease, progress),
+            CommandBody::ReportStep {
+                mission,
+                epoch,
+                step,
+                outcome,
+            } => execution::report_step(t, &c, mission, *epoch, *step, outcome),
+            CommandBody::ExpireLease { mission, epoch } => {
+                execution::expire_lease(t, &c, mission, *epoch)
+            }
         }
     }
 

@@ -11,15 +11,18 @@ use crate::actor::Actor;
 use crate::digest::Digest;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::ids::{
+    AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId, WorkerId,
+};
 use crate::machine::state::ConfigPart;
 use crate::mission::{
     AbortReason, CallResult, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
+    StepOutcome,
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
 use crate::policy::routing::{RoutingTable, ToolSpec};
-use crate::time::Timestamp;
+use crate::time::{Millis, Timestamp};
 
 /// A command for one tenant. Handlers only ever see that tenant's state,
 /// which is what makes cross-tenant effects impossible by construction.
@@ -72,25 +75,22 @@ impl<'de> Deserialize<'de> for SigningSeed {
     }
 }
 
-/// The forward moves of a mission that need no decision. Leaving PLANNING
-/// takes a plan (`SubmitPlan`), and leaving WAITING_APPROVAL takes policy
-/// or approvers (`DecideApproval`).
+/// The one forward move of a mission that needs no decision and no worker.
+/// Leaving PLANNING takes a plan (`SubmitPlan`); leaving WAITING_APPROVAL
+/// takes policy or approvers (`SubmitPlan`, `DecideApproval`), and the
+/// approved mission enters its namespace's queue in the same command;
+/// starting takes a worker's claim (`ClaimMission`) and completing takes
+/// its last step report (`ReportStep`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Advance {
     BeginPlanning,
-    Enqueue,
-    Start,
-    Complete,
 }
 
 impl From<Advance> for Step {
     fn from(a: Advance) -> Step {
         match a {
             Advance::BeginPlanning => Step::BeginPlanning,
-            Advance::Enqueue => Step::Enqueue,
-            Advance::Start => Step::Start,
-            Advance::Complete => Step::Complete,
         }
     }
 }
@@ -268,6 +268,38 @@ pub enum CommandBody {
         code: String,
         reason: String,
     },
+    /// A worker takes the mission: from its namespace's queue
+    /// (PENDING_EXECUTION → IN_PROGRESS), or over from a worker whose lease
+    /// ran out. The claim raises the epoch and issues the worker an
+    /// ExecutionToken (`token`) for the mission's tools.
+    ClaimMission {
+        mission: MissionId,
+        worker: WorkerId,
+        lease: Millis,
+        token: TokenId,
+    },
+    /// The lease holder is alive: the lease runs `lease` from now, and the
+    /// progress details (if any) are kept.
+    Heartbeat {
+        mission: MissionId,
+        epoch: u64,
+        lease: Millis,
+        progress: Option<Value>,
+    },
+    /// The lease holder finished a step. The last step's success moves the
+    /// mission to EXECUTED; a failure closes it as failed.
+    ReportStep {
+        mission: MissionId,
+        epoch: u64,
+        step: u32,
+        outcome: StepOutcome,
+    },
+    /// The runtime's timer: the lease of `epoch` ran out unrenewed, so the
+    /// mission goes back to its namespace's queue.
+    ExpireLease {
+        mission: MissionId,
+        epoch: u64,
+    },
 }
 
 impl CommandBody {
@@ -299,6 +331,10 @@ impl CommandBody {
             CommandBody::DispatchToolCall { .. } => "tool_call.dispatch",
             CommandBody::CompleteToolCall { .. } => "tool_call.complete",
             CommandBody::RefuseToolCall { .. } => "tool_call.refused",
+            CommandBody::ClaimMission { .. } => "execution.claim",
+            CommandBody::Heartbeat { .. } => "execution.heartbeat",
+            CommandBody::ReportStep { .. } => "execution.report",
+            CommandBody::ExpireLease { .. } => "execution.lease_expired",
         }
     }
 
@@ -316,7 +352,11 @@ impl CommandBody {
             | CommandBody::EvaluateToolCall { mission, .. }
             | CommandBody::DispatchToolCall { mission, .. }
             | CommandBody::CompleteToolCall { mission, .. }
-            | CommandBody::RefuseToolCall { mission, .. } => Some(mission),
+            | CommandBody::RefuseToolCall { mission, .. }
+            | CommandBody::ClaimMission { mission, .. }
+            | CommandBody::Heartbeat { mission, .. }
+            | CommandBody::ReportStep { mission, .. }
+            | CommandBody::ExpireLease { mission, .. } => Some(mission),
             _ => None,
         }
     }

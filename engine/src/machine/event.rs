@@ -8,11 +8,11 @@ use crate::digest::Digest;
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId, ToolName};
+use crate::ids::{AgentId, MissionId, NamespaceId, ToolName, WorkerId};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
 use crate::mission::{
-    CallResult, MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step,
+    CallResult, MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step, StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
@@ -165,6 +165,34 @@ pub enum Event {
         claimed_agent: Option<AgentId>,
         code: String,
         reason: String,
+    },
+    MissionClaimed {
+        mission: MissionId,
+        worker: WorkerId,
+        epoch: u64,
+        expires_at: crate::time::Timestamp,
+        /// The worker's token for this claim.
+        token: ExecutionToken,
+        /// The epoch this claim took over from, when its lease had run out
+        /// without being released.
+        superseded: Option<u64>,
+        /// The step the worker resumes from: every earlier step is done.
+        next_step: u32,
+    },
+    HeartbeatRecorded {
+        mission: MissionId,
+        epoch: u64,
+        expires_at: crate::time::Timestamp,
+        progress: Option<Value>,
+    },
+    StepReported {
+        mission: MissionId,
+        report: StepReport,
+    },
+    LeaseExpired {
+        mission: MissionId,
+        epoch: u64,
+        worker: WorkerId,
     },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).

@@ -421,7 +421,7 @@ fn note_decisions(
     }
 }
 
-fn change(from: MissionState, step: Step, c: &Ctx<'_>, seq: u64) -> StateChange {
+pub(super) fn change(from: MissionState, step: Step, c: &Ctx<'_>, seq: u64) -> StateChange {
     StateChange {
         from,
         to: from.next(step).expect("step was checked"),
@@ -432,7 +432,7 @@ fn change(from: MissionState, step: Step, c: &Ctx<'_>, seq: u64) -> StateChange 
     }
 }
 
-fn check_deadline(m: &Mission, c: &Ctx<'_>) -> Result<(), Rejection> {
+pub(super) fn check_deadline(m: &Mission, c: &Ctx<'_>) -> Result<(), Rejection> {
     let deadline = m.boundary().get().runtime.deadline;
     if c.at >= deadline {
         return Err(Rejection::DeadlinePassed { deadline });
@@ -502,9 +502,9 @@ pub(super) fn submit_plan(
     match decision.decision {
         Decision::Permit => {
             // PERMIT passes WAITING_APPROVAL at once, with the policy
-            // decision recorded as the authority.
-            moves.push(Step::SubmitPlan);
-            moves.push(Step::Approve);
+            // decision recorded as the authority, and the approved mission
+            // enters its namespace's queue.
+            moves.extend([Step::SubmitPlan, Step::Approve, Step::Enqueue]);
         }
         Decision::Escalate => {
             let required = decision
@@ -619,13 +619,20 @@ fn settle(
     let id = m.id().clone();
     match approval.status {
         ApprovalStatus::Approved => {
+            // Approved missions enter their namespace's queue at once.
             out.events.push(Event::MissionAdvanced {
-                mission: id,
+                mission: id.clone(),
                 from: m.state(),
                 to: MissionState::Approved,
                 step: Step::Approve,
             });
-            out.moves.push(Step::Approve);
+            out.events.push(Event::MissionAdvanced {
+                mission: id,
+                from: MissionState::Approved,
+                to: MissionState::PendingExecution,
+                step: Step::Enqueue,
+            });
+            out.moves.extend([Step::Approve, Step::Enqueue]);
         }
         ApprovalStatus::Rejected => {
             let result = serde_json::to_value(approval).map_err(encoding)?;

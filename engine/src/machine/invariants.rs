@@ -5,7 +5,7 @@
 use crate::audit::merkle::verify_inclusion;
 use crate::digest::Digest;
 use crate::machine::state::{EngineState, TenantState};
-use crate::mission::{Mission, MissionState};
+use crate::mission::{Mission, MissionState, OutcomeKind};
 
 /// The first broken invariant, described for a human.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -131,6 +131,7 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
             "mission {id}: more dispatches than its tool-call limit"
         ));
     }
+    check_execution(m)?;
     for call in m.tool_calls() {
         if !boundary.runtime.allowed_tools.contains(&call.tool) {
             return Err(format!(
@@ -144,6 +145,40 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
                 call.step, call.call
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_execution(m: &Mission) -> Result<(), String> {
+    let id = m.id();
+    let e = m.execution();
+    if let Some(lease) = e.lease()
+        && lease.epoch != e.epoch()
+    {
+        return Err(format!(
+            "mission {id}: the lease is not of the current epoch"
+        ));
+    }
+    let planned = m.plan().map_or(0, |p| p.steps.len());
+    if e.reports().len() > planned {
+        return Err(format!(
+            "mission {id}: more step reports than planned steps"
+        ));
+    }
+    for (i, r) in e.reports().iter().enumerate() {
+        if r.step as usize != i || r.epoch == 0 || r.epoch > e.epoch() {
+            return Err(format!("mission {id}: step report {i} is out of order"));
+        }
+    }
+    let all_done = planned > 0 && e.reports().len() == planned;
+    let executed = m.timeline().iter().any(|c| c.to == MissionState::Executed);
+    if executed != all_done
+        && m.outcome()
+            .is_none_or(|o| o.outcome().kind != OutcomeKind::Failed)
+    {
+        return Err(format!(
+            "mission {id}: EXECUTED does not match its reported steps"
+        ));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod command;
 pub mod event;
+mod execution;
 mod governance;
 pub mod invariants;
 pub mod rejection;

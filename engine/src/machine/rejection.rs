@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName};
+use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName, WorkerId};
 use crate::machine::state::ConfigPart;
 use crate::mission::AbortReason;
 use crate::mission::{
@@ -134,6 +134,35 @@ pub enum Rejection {
     ToolCallLimit { max: u32 },
     #[error("the tool's answer is larger than {max} bytes")]
     ResultTooLarge { max: usize },
+    #[error(
+        "mission is {0}; only PENDING_EXECUTION, IN_PROGRESS and EXECUTED missions are claimed"
+    )]
+    NotClaimable(MissionState),
+    #[error("worker `{worker}` holds the mission until {expires_at}")]
+    LeaseHeld {
+        worker: WorkerId,
+        expires_at: Timestamp,
+    },
+    #[error("a lease lasts 1 to 600 seconds, not {ms} ms")]
+    LeaseOutOfRange { ms: u64 },
+    #[error("epoch {epoch} was superseded by a later claim; the mission's epoch is {current}")]
+    StaleEpoch { epoch: u64, current: u64 },
+    #[error("the lease of epoch {epoch} has run out; claim the mission again")]
+    LeaseLost { epoch: u64 },
+    #[error("the lease runs until {expires_at}; it has not expired")]
+    LeaseNotExpired { expires_at: Timestamp },
+    #[error("progress details take {bytes} bytes; the limit is {max}")]
+    ProgressTooLarge { bytes: usize, max: usize },
+    #[error("step {step} is not the next step; the mission is at step {expected}")]
+    StepOutOfOrder { step: u32, expected: u32 },
+    #[error("step {step} call {call} did not succeed as a call of the plan's tool `{tool}`")]
+    StepCallNotSucceeded {
+        step: u32,
+        call: u32,
+        tool: ToolName,
+    },
+    #[error("policy has not permitted a call of `{tool}` for step {step}")]
+    StepNotPermitted { step: u32, tool: ToolName },
 }
 
 impl Rejection {
@@ -158,6 +187,9 @@ impl Rejection {
                 | Rejection::TokenNotValid { .. }
                 | Rejection::CallArgumentsChanged { .. }
                 | Rejection::ToolCallLimit { .. }
+                | Rejection::StaleEpoch { .. }
+                | Rejection::LeaseLost { .. }
+                | Rejection::StepNotPermitted { .. }
         )
     }
 }

@@ -75,6 +75,8 @@ pub(super) fn prepare_dispatch(
             && &tc.agent == m.agent()
             && tc.issued_at <= c.at
             && c.at < tc.expires_at
+            // A claim's token retires when a later claim takes over.
+            && !m.execution().is_superseded(d.token)
     });
     if !token_ok {
         return Err(Rejection::TokenNotValid {

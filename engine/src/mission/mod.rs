@@ -4,6 +4,7 @@
 pub mod boundary;
 pub mod context;
 pub mod definition;
+pub mod execution;
 pub mod frozen;
 pub mod outcome;
 pub mod record;
@@ -16,6 +17,7 @@ pub use boundary::{
 };
 pub use context::{ContextError, MissionContext};
 pub use definition::{DefinitionError, MissionDefinition};
+pub use execution::{Execution, Lease, StepOutcome, StepReport};
 pub use frozen::Frozen;
 pub use outcome::{MissionOutcome, OutcomeKind, SealedOutcome};
 pub use record::{

@@ -15,6 +15,7 @@ use crate::mission::boundary::AuthorityLevel;
 use crate::mission::boundary::MissionBoundary;
 use crate::mission::context::MissionContext;
 use crate::mission::definition::MissionDefinition;
+use crate::mission::execution::Execution;
 use crate::mission::frozen::Frozen;
 use crate::mission::outcome::SealedOutcome;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
@@ -177,6 +178,8 @@ pub struct Mission {
     calls: Vec<CallDecision>,
     /// Calls dispatched through the gateway, by step, then call number.
     tool_calls: BTreeMap<u32, BTreeMap<u32, ToolCallRecord>>,
+    /// Who executes the mission and how far they got.
+    execution: Execution,
     outcome: Option<SealedOutcome>,
 }
 
@@ -210,6 +213,7 @@ impl Mission {
             holds: BTreeMap::new(),
             calls: Vec::new(),
             tool_calls: BTreeMap::new(),
+            execution: Execution::default(),
             outcome: None,
         }
     }
@@ -264,6 +268,13 @@ impl Mission {
     }
     pub fn calls(&self) -> &[CallDecision] {
         &self.calls
+    }
+
+    pub fn execution(&self) -> &Execution {
+        &self.execution
+    }
+    pub(crate) fn execution_mut(&mut self) -> &mut Execution {
+        &mut self.execution
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {

@@ -168,9 +168,37 @@ impl World {
         self.advance(tenant, mission, Advance::BeginPlanning)
             .unwrap();
         self.submit_plan(tenant, mission, 10).unwrap();
-        assert_eq!(self.mission_state(tenant, mission), MissionState::Approved);
-        self.advance(tenant, mission, Advance::Enqueue).unwrap();
-        self.advance(tenant, mission, Advance::Start).unwrap();
+        assert_eq!(
+            self.mission_state(tenant, mission),
+            MissionState::PendingExecution
+        );
+        self.claim(tenant, mission, "w1", Millis::from_secs(30))
+            .unwrap();
+    }
+
+    /// `worker` claims the mission with a lease of `lease`; its token is
+    /// named after the worker and the epoch it gets.
+    pub fn claim(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        worker: &str,
+        lease: Millis,
+    ) -> Result<Vec<Event>, Rejection> {
+        let epoch = self.state.tenant(&id(tenant)).unwrap().missions()[&id::<MissionId>(mission)]
+            .execution()
+            .epoch()
+            + 1;
+        self.cmd(
+            tenant,
+            Actor::Agent(id("bot")),
+            CommandBody::ClaimMission {
+                mission: id(mission),
+                worker: id(worker),
+                lease,
+                token: id(&format!("{mission}-{worker}-{epoch}")),
+            },
+        )
     }
 
     pub fn mission_state(&self, tenant: &str, mission: &str) -> MissionState {
