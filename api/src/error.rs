@@ -66,7 +66,9 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::BadBundle(_)
         | Rejection::BadConfig(_)
         | Rejection::PlanSize { .. }
-        | Rejection::ArgumentsNotObject { .. } => ProblemKind::Validation,
+        | Rejection::ArgumentsNotObject { .. }
+        | Rejection::LeaseOutOfRange { .. }
+        | Rejection::ProgressTooLarge { .. } => ProblemKind::Validation,
         _ => ProblemKind::Rejected,
     };
     Problem::new(kind, r.to_string()).with_code(code)

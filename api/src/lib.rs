@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod random;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod testkit;
@@ -43,7 +44,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let timers = tokio::spawn(runtime::timers::run(state.clone(), runtime::timers::TICK));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    timers.abort();
+    served
 }

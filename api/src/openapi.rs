@@ -50,6 +50,7 @@ impl Modify for ApiKeyScheme {
         v1::missions::create, v1::missions::list, v1::missions::get, v1::missions::submit_plan,
         v1::missions::cancel, v1::missions::issue_token, v1::events::stream,
         v1::gateway::call_tool,
+        v1::work::claim, v1::work::heartbeat, v1::work::report_step, v1::work::execution,
         v1::approvals::inbox, v1::approvals::decide,
         v1::audit::entries, v1::audit::sign_checkpoint, v1::audit::checkpoints,
         v1::audit::inclusion, v1::audit::consistency, v1::audit::export,
@@ -70,6 +71,7 @@ impl Modify for ApiKeyScheme {
         (name = "audit", description = "The tamper-evident audit chain"),
         (name = "cluster", description = "The replicated engine"),
         (name = "gateway", description = "The Tool Gateway: agents call tools here with DualToken"),
+        (name = "work", description = "The worker protocol: claim missions from a namespace's queue, heartbeat, report steps"),
     ),
 )]
 pub struct ApiDoc;

@@ -177,7 +177,11 @@ fn heartbeats_extend_the_lease_and_keep_progress() {
     heartbeat(&mut w, 1, json!({"rows": 40})).unwrap();
     let lease = mission(&w).execution().lease().unwrap().clone();
     assert_eq!(lease.expires_at, w.now.plus(LEASE));
-    assert_eq!(lease.progress, Some(json!({"rows": 40})));
+    assert_eq!(lease.heartbeat_at, Some(w.now));
+    assert_eq!(
+        mission(&w).execution().progress(),
+        Some(&json!({"rows": 40}))
+    );
     assert_eq!(w.last_audit_kind("acme"), "execution.heartbeat");
     // Still held 40 s after the claim, thanks to the heartbeat.
     w.now = w.now.plus(Millis::from_secs(15));

@@ -167,6 +167,7 @@ requirement! {
     Approver => Some(Role::Approver),
     Auditor => Some(Role::Auditor),
     AgentManager => Some(Role::AgentManager),
+    Worker => Some(Role::Worker),
 }
 
 /// Access to one tenant (the `{tenant}` path segment) with role `R`.

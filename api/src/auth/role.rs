@@ -21,15 +21,19 @@ pub enum Role {
     Approver,
     Auditor,
     AgentManager,
+    /// Executes missions: claims them from a namespace's queue,
+    /// heartbeats and reports steps (docs/runtime.md).
+    Worker,
 }
 
 impl Role {
-    pub const TENANT_ROLES: [Role; 5] = [
+    pub const TENANT_ROLES: [Role; 6] = [
         Role::Admin,
         Role::Operator,
         Role::Approver,
         Role::Auditor,
         Role::AgentManager,
+        Role::Worker,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Role {
             Role::Approver => "approver",
             Role::Auditor => "auditor",
             Role::AgentManager => "agent_manager",
+            Role::Worker => "worker",
         }
     }
 
@@ -69,7 +74,7 @@ pub fn parse_list(stored: &str) -> Result<BTreeSet<Role>, UnknownRole> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}`: use admin, operator, approver, auditor or agent_manager")]
+#[error("unknown role `{0}`: use admin, operator, approver, auditor, agent_manager or worker")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

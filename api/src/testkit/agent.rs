@@ -224,16 +224,13 @@ impl GovernedTenant {
         }
     }
 
-    /// A mission of `bot` with `erp.post`, planned with a small amount
-    /// (policy permits), started, and an ExecutionToken for it
-    /// (`token_request` is the body of the token request).
-    pub async fn running_mission(
-        &self,
-        server: &super::TestServer,
-        id: &str,
-        token_request: Value,
-    ) -> ExecutionToken {
+    /// A mission of `bot` with `erp.post`, planned with `steps` small
+    /// amounts (policy permits each) and so queued for a worker.
+    pub async fn queued_mission(&self, id: &str, steps: usize) {
         let t = &self.tenant;
+        let plan: Vec<Value> = (0..steps)
+            .map(|i| json!({"tool": "erp.post", "arguments": {"amount": 10 + i}}))
+            .collect();
         let m: Value = self
             .admin
             .post(
@@ -244,12 +241,25 @@ impl GovernedTenant {
                                    "authority": "L2", "timeout": 3_600_000},
                     "context": {"inputs": {}, "classification": "confidential"},
                     "limits": {"max_steps": 64, "max_tool_calls": 100_000},
-                    "plan": [{"tool": "erp.post", "arguments": {"amount": 10}}]
+                    "plan": plan
                 }),
             )
             .await
             .expect("mission created");
         assert_eq!(m["state"], "PENDING_EXECUTION", "{m}");
+    }
+
+    /// A queued one-step mission, claimed by the test kit's worker, and an
+    /// ExecutionToken for it (`token_request` is the body of the token
+    /// request).
+    pub async fn running_mission(
+        &self,
+        server: &super::TestServer,
+        id: &str,
+        token_request: Value,
+    ) -> ExecutionToken {
+        let t = &self.tenant;
+        self.queued_mission(id, 1).await;
         server.claim(t, id).await;
         self.admin
             .post(

@@ -17,6 +17,7 @@ pub mod namespaces;
 pub mod policy;
 pub mod tenants;
 pub mod tools;
+pub mod work;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -168,6 +169,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/missions/{mission}/events",
             get(events::stream),
+        )
+        .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/claims",
+            post(work::claim),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/heartbeat",
+            post(work::heartbeat),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/steps/{step}/report",
+            post(work::report_step),
+        )
+        .route(
+            "/v1/tenants/{tenant}/missions/{mission}/execution",
+            get(work::execution),
         )
         .route("/v1/cluster", get(cluster::status))
 }

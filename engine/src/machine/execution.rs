@@ -118,7 +118,6 @@ pub(super) fn claim(
             claimed_at: c.at,
             expires_at,
             heartbeat_at: None,
-            progress: None,
         });
         if starts {
             m.advance(change(from, Step::Start, c, seq), None);

@@ -32,8 +32,6 @@ pub struct Lease {
     /// The lease is held strictly before this time.
     pub expires_at: Timestamp,
     pub heartbeat_at: Option<Timestamp>,
-    /// What the worker said about its progress in its last heartbeat.
-    pub progress: Option<Value>,
 }
 
 impl Lease {
@@ -79,6 +77,10 @@ pub struct Execution {
     lease: Option<Lease>,
     /// Finished steps, in order: step `i` is `reports[i]`.
     reports: Vec<StepReport>,
+    /// What a worker last said about its progress in a heartbeat; kept
+    /// across claims, so a worker taking over knows what its predecessor
+    /// had got to.
+    progress: Option<Value>,
     /// Tokens issued with claims that a later claim superseded.
     superseded_tokens: BTreeSet<TokenId>,
 }
@@ -92,6 +94,9 @@ impl Execution {
     }
     pub fn reports(&self) -> &[StepReport] {
         &self.reports
+    }
+    pub fn progress(&self) -> Option<&Value> {
+        self.progress.as_ref()
     }
     /// The step a worker resumes from.
     pub fn next_step(&self) -> u32 {
@@ -135,7 +140,7 @@ impl Execution {
         lease.heartbeat_at = Some(at);
         lease.expires_at = expires_at;
         if progress.is_some() {
-            lease.progress = progress;
+            self.progress = progress;
         }
     }
 

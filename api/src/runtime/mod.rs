@@ -1,0 +1,9 @@
+//! The runtime around the engine: what makes missions move without a
+//! person or an agent asking. It changes engine state only by proposing
+//! commands, stamped with this node's clock, like every other proposer.
+//!
+//! - [`timers`]: lease expiry, mission timeouts and approval deadlines.
+//! - [`queue`]: which queued mission a worker's claim takes next.
+
+pub mod queue;
+pub mod timers;

@@ -1,0 +1,48 @@
+//! A namespace's queue of missions waiting for a worker, read from the
+//! engine state (the engine keeps no separate queue: a mission is queued
+//! exactly when it is PENDING_EXECUTION, or executing with no live lease).
+
+use aura_engine::ids::{AgentId, MissionId, NamespaceId};
+use aura_engine::machine::TenantState;
+use aura_engine::mission::MissionState;
+use aura_engine::time::Timestamp;
+
+/// The missions a claim at `now` may take, in the order claims take them:
+/// missions whose worker lost its lease first (they have waited longest),
+/// then the queue in the order missions entered it. Missions the engine
+/// would refuse anyway (past their deadline, agent without a valid
+/// credential) are left out, so a waiting worker does not fill the audit
+/// chain with refused claims.
+pub fn candidates(
+    t: &TenantState,
+    namespace: &NamespaceId,
+    agent: Option<&AgentId>,
+    now: Timestamp,
+) -> Vec<MissionId> {
+    let mut found: Vec<((u8, i64), MissionId)> = t
+        .missions()
+        .values()
+        .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
+        .filter(|m| now < m.boundary().get().runtime.deadline)
+        .filter_map(|m| {
+            let e = m.execution();
+            let key = match m.state() {
+                MissionState::PendingExecution => {
+                    let entered = m.timeline().last().map_or(0, |c| c.audit_seq);
+                    (1, i64::try_from(entered).unwrap_or(i64::MAX))
+                }
+                MissionState::InProgress | MissionState::Executed if e.is_free_at(now) => {
+                    (0, e.lease().map_or(0, |l| l.expires_at.as_millis()))
+                }
+                _ => return None,
+            };
+            Some((key, m.id().clone()))
+        })
+        .filter(|(_, id)| {
+            let m = &t.missions()[id];
+            t.agent_is_active(m.agent(), now)
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, id)| id).collect()
+}

@@ -1,0 +1,122 @@
+//! The runtime's timers. The engine never reads a clock, so "the lease ran
+//! out" or "the approval deadline passed" becomes true only when someone
+//! proposes it, with the time stamped in the command. The leader's API node
+//! does, once a tick: whatever [`due_at`] finds is proposed as the runtime.
+//!
+//! Only the leader proposes, so two nodes do not race to record the same
+//! expiry; a refusal (someone acted first, or the leader changed between
+//! reading and proposing) changes nothing and is only logged.
+
+use std::time::Duration;
+
+use aura_engine::Actor;
+use aura_engine::ids::TenantId;
+use aura_engine::machine::{Closing, CommandBody, EngineState};
+use aura_engine::mission::{AbortReason, MissionState};
+use aura_engine::policy::authority::ApprovalStatus;
+use aura_engine::time::Timestamp;
+use aura_raft::node::Role;
+use tracing::Instrument;
+
+use crate::server::{AppState, ProposeError};
+use crate::time;
+
+/// How often the leader looks for due timers.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// The commands that time passing makes due at `now`, in a stable order.
+pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody)> {
+    let mut due = Vec::new();
+    for t in state.tenants() {
+        for m in t.missions().values() {
+            let id = m.id().clone();
+            let deadline = m.boundary().get().runtime.deadline;
+            let s = m.state();
+            if s.is_closed() {
+                continue;
+            }
+            if now >= deadline && AbortReason::TimedOut.may_leave(s) {
+                due.push((
+                    t.id().clone(),
+                    CommandBody::CloseMission {
+                        mission: id,
+                        closing: Closing::Abort {
+                            reason: AbortReason::TimedOut,
+                            note: format!("the mission's timeout passed at {deadline}"),
+                        },
+                    },
+                ));
+                continue;
+            }
+            if let Some(lease) = m.execution().lease()
+                && !lease.is_held_at(now)
+            {
+                due.push((
+                    t.id().clone(),
+                    CommandBody::ExpireLease {
+                        mission: id.clone(),
+                        epoch: lease.epoch,
+                    },
+                ));
+            }
+            let pending = |a: &aura_engine::policy::authority::ApprovalState| {
+                a.status == ApprovalStatus::Pending && now >= a.deadline
+            };
+            if s == MissionState::WaitingApproval && m.approval().is_some_and(pending) {
+                due.push((
+                    t.id().clone(),
+                    CommandBody::ExpireApproval {
+                        mission: id.clone(),
+                        hold: None,
+                    },
+                ));
+            }
+            if s == MissionState::InProgress {
+                for (step, hold) in m.holds() {
+                    if pending(&hold.approval) {
+                        due.push((
+                            t.id().clone(),
+                            CommandBody::ExpireApproval {
+                                mission: id.clone(),
+                                hold: Some(*step),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    due
+}
+
+/// Runs the timers until the task is dropped.
+pub async fn run(state: AppState, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let progress = state.node.progress();
+        if progress.role != Role::Leader {
+            continue;
+        }
+        let now = time::now();
+        let due = state.node.read_local(|s| due_at(s, now));
+        for (tenant, body) in due {
+            let kind = body.kind();
+            let span = tracing::info_span!("timer", %tenant, kind);
+            match state
+                .try_propose(&tenant, Actor::Runtime, body, None)
+                .instrument(span)
+                .await
+            {
+                Ok(_) => tracing::debug!(%tenant, kind, "timer fired"),
+                Err(ProposeError::Refused(r)) => {
+                    tracing::debug!(%tenant, kind, refusal = %r, "timer overtaken")
+                }
+                Err(ProposeError::Failed(p)) => {
+                    tracing::warn!(%tenant, kind, problem = ?p, "timer not recorded; retried next tick")
+                }
+            }
+        }
+    }
+}
