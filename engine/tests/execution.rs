@@ -70,16 +70,8 @@ fn heartbeat(w: &mut World, epoch: u64, progress: Value) -> Result<Vec<Event>, R
 /// Policy permits step `step`'s planned call; the agent performs it.
 fn evaluate(w: &mut World, step: u32) {
     let planned = mission(w).plan().unwrap().steps[step as usize].clone();
-    w.ok(
-        "acme",
-        bot(),
-        CommandBody::EvaluateToolCall {
-            mission: id("m1"),
-            step,
-            tool: planned.tool,
-            arguments: planned.arguments,
-        },
-    );
+    w.evaluate("m1", step, planned.tool.as_str(), planned.arguments)
+        .unwrap();
 }
 
 fn report(
@@ -285,6 +277,10 @@ fn the_runtime_expires_a_lapsed_lease_and_requeues_the_mission() {
     // The lapsed holder hears that it lost the lease.
     assert_eq!(
         heartbeat(&mut w, 1, json!({})).unwrap_err(),
+        Rejection::LeaseLost { epoch: 1 }
+    );
+    assert_eq!(
+        expire(&mut w, 1).unwrap_err(),
         Rejection::LeaseLost { epoch: 1 }
     );
     // The next claim takes it from the queue, superseding nobody.

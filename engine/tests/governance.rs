@@ -352,16 +352,9 @@ fn confidential_data_never_reaches_a_cloud_tool_even_with_l4_approval() {
     vote(&mut w, "m1", None, "junior", &["board"], true).unwrap();
     assert_eq!(mission(&w, "m1").granted_level(), Some(AuthorityLevel::L4));
     w.claim("acme", "m1", "w1", Millis::from_secs(30)).unwrap();
-    let events = w.ok(
-        "acme",
-        Actor::Agent(id("bot")),
-        CommandBody::EvaluateToolCall {
-            mission: id("m1"),
-            step: 0,
-            tool: id("crm.read"),
-            arguments: json!({"amount": 1}),
-        },
-    );
+    let events = w
+        .evaluate("m1", 0, "crm.read", json!({"amount": 1}))
+        .unwrap();
     let Event::ToolCallDecided { decision, .. } = &events[0] else {
         panic!("{events:?}")
     };
@@ -403,16 +396,9 @@ fn an_escalation_at_execution_holds_the_step_until_approved() {
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     w.drive_to_in_progress("acme", "m1");
     let call = |w: &mut World| {
-        let events = w.ok(
-            "acme",
-            Actor::Agent(id("bot")),
-            CommandBody::EvaluateToolCall {
-                mission: id("m1"),
-                step: 3,
-                tool: id("erp.post"),
-                arguments: json!({"amount": 5000}),
-            },
-        );
+        let events = w
+            .evaluate("m1", 3, "erp.post", json!({"amount": 5000}))
+            .unwrap();
         match &events[0] {
             Event::ToolCallDecided { decision, .. } => decision.clone(),
             other => panic!("{other:?}"),
@@ -436,16 +422,9 @@ fn an_escalation_at_execution_holds_the_step_until_approved() {
     assert_eq!(permitted.determining, ["large-amounts-need-approval"]);
     assert_eq!(mission(&w, "m1").calls().len(), 3);
     // The approval covers that step only.
-    let events = w.ok(
-        "acme",
-        Actor::Agent(id("bot")),
-        CommandBody::EvaluateToolCall {
-            mission: id("m1"),
-            step: 4,
-            tool: id("erp.post"),
-            arguments: json!({"amount": 5000}),
-        },
-    );
+    let events = w
+        .evaluate("m1", 4, "erp.post", json!({"amount": 5000}))
+        .unwrap();
     let Event::ToolCallDecided { decision, .. } = &events[0] else {
         panic!()
     };
@@ -678,16 +657,7 @@ fn decisions_survive_snapshot_and_replay() {
 fn tool_calls_are_decided_only_while_in_progress() {
     let mut w = World::new();
     planned(&mut w, "m1", 10).unwrap();
-    let err = w.cmd(
-        "acme",
-        Actor::Agent(id("bot")),
-        CommandBody::EvaluateToolCall {
-            mission: id("m1"),
-            step: 0,
-            tool: id("erp.post"),
-            arguments: json!({"amount": 1}),
-        },
-    );
+    let err = w.evaluate("m1", 0, "erp.post", json!({"amount": 1}));
     assert_eq!(
         err,
         Err(Rejection::NotExecuting(MissionState::PendingExecution))

@@ -24,16 +24,8 @@ fn success_path_seals_a_signed_outcome() {
     let mut w = World::new();
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     w.drive_to_in_progress("acme", "m1");
-    w.ok(
-        "acme",
-        Actor::Agent(id("bot")),
-        CommandBody::EvaluateToolCall {
-            mission: id("m1"),
-            step: 0,
-            tool: id("erp.post"),
-            arguments: json!({"amount": 10}),
-        },
-    );
+    w.evaluate("m1", 0, "erp.post", json!({"amount": 10}))
+        .unwrap();
     // The only step's report completes the mission.
     w.ok(
         "acme",

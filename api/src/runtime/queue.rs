@@ -23,7 +23,7 @@ pub fn candidates(
         .missions()
         .values()
         .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
-        .filter(|m| now < m.boundary().get().runtime.deadline)
+        .filter(|m| now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now))
         .filter_map(|m| {
             let e = m.execution();
             let key = match m.state() {
@@ -37,10 +37,6 @@ pub fn candidates(
                 _ => return None,
             };
             Some((key, m.id().clone()))
-        })
-        .filter(|(_, id)| {
-            let m = &t.missions()[id];
-            t.agent_is_active(m.agent(), now)
         })
         .collect();
     found.sort();

@@ -144,7 +144,13 @@ pub async fn claim(
             {
                 Ok(events) => {
                     let assignment =
-                        read_tenant(&state, &scope.tenant, |t| assignment(t, &mission, &events))?;
+                        read_tenant(&state, &scope.tenant, |t| assignment(t, &mission, &events))?
+                            .ok_or_else(|| {
+                            Problem::new(
+                                crate::problem::ProblemKind::Internal,
+                                "the claim was recorded but its mission cannot be read",
+                            )
+                        })?;
                     return Ok(Json(assignment).into_response());
                 }
                 // Another worker was faster, or the mission moved on.

@@ -288,11 +288,13 @@ pub(super) fn expire_lease(
         return Err(Rejection::NotClaimable(m.state()));
     }
     let current = m.execution().epoch();
+    if epoch != current {
+        return Err(Rejection::StaleEpoch { epoch, current });
+    }
     let lease = m
         .execution()
         .lease()
-        .filter(|l| l.epoch == epoch)
-        .ok_or(Rejection::StaleEpoch { epoch, current })?;
+        .ok_or(Rejection::LeaseLost { epoch })?;
     if lease.is_held_at(c.at) {
         return Err(Rejection::LeaseNotExpired {
             expires_at: lease.expires_at,

@@ -176,6 +176,27 @@ impl World {
             .unwrap();
     }
 
+    /// `bot` asks policy about step `step`'s call of `tool` on mission
+    /// `mission` of acme.
+    pub fn evaluate(
+        &mut self,
+        mission: &str,
+        step: u32,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            "acme",
+            Actor::Agent(id("bot")),
+            CommandBody::EvaluateToolCall {
+                mission: id(mission),
+                step,
+                tool: id(tool),
+                arguments,
+            },
+        )
+    }
+
     /// `worker` claims the mission with a lease of `lease`; its token is
     /// named after the worker and the epoch it gets.
     pub fn claim(
