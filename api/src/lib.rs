@@ -45,9 +45,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let timers = tokio::spawn(runtime::timers::run(state.clone(), runtime::timers::TICK));
+    let executor = state
+        .config
+        .executor
+        .clone()
+        .map(|config| tokio::spawn(runtime::executor::run(state.clone(), config)));
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     timers.abort();
+    if let Some(executor) = executor {
+        executor.abort();
+    }
     served
 }

@@ -55,6 +55,8 @@ pub struct ApiConfig {
     /// headers at all, so browsers refuse cross-origin calls.
     pub cors_origins: Vec<HeaderValue>,
     pub gateway: GatewayConfig,
+    /// The built-in executor; off when `None`.
+    pub executor: Option<crate::runtime::executor::ExecutorConfig>,
 }
 
 impl Default for ApiConfig {
@@ -64,6 +66,7 @@ impl Default for ApiConfig {
             body_limit: 4 * 1024 * 1024,
             cors_origins: Vec::new(),
             gateway: GatewayConfig::default(),
+            executor: None,
         }
     }
 }

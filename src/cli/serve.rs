@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// Gateway calls per tenant.
     #[arg(long, env = "AURA_RATE_LIMIT_TENANT")]
     rate_limit_tenant: Option<Rate>,
+    /// Missions the built-in executor runs at once on this node (missions
+    /// labelled `aura.executor: builtin`; docs/runtime.md). 0 turns it off.
+    #[arg(long, env = "AURA_EXECUTOR_CONCURRENCY", default_value_t = 8)]
+    executor_concurrency: usize,
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
@@ -201,6 +205,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         per_tool: args.rate_limit_tool,
         per_tenant: args.rate_limit_tenant,
     };
+    if args.executor_concurrency > 0 {
+        api_config.executor = Some(aura_api::runtime::executor::ExecutorConfig {
+            worker: format!("node-{}", args.node_id)
+                .parse()
+                .context("the node id makes a worker id")?,
+            lease: aura_engine::time::Millis::from_secs(30),
+            concurrency: args.executor_concurrency,
+            reasoner: aura_api::runtime::reasoner::Reasoner::Scripted,
+        });
+    }
     for origin in &args.cors_origins {
         api_config.cors_origins.push(
             origin

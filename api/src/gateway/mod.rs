@@ -31,6 +31,7 @@ use aura_engine::identity::dualtoken::{DualTokenError, NonceUse, Signed, Verifie
 use aura_engine::identity::{
     AgentCredential, DualTokenVerifier, ExecutionToken, SignedRequest, StaticTrust, ToolCall,
 };
+use aura_engine::ids::AgentId;
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, Event};
 use aura_engine::mission::{CallResult, ToolCallRequest};
@@ -273,9 +274,29 @@ struct ToolView {
     timeout_ms: u64,
 }
 
+impl ToolView {
+    fn of(invocation: &aura_engine::policy::routing::ToolInvocation) -> ToolView {
+        ToolView {
+            input_schema: invocation.input_schema.clone(),
+            timeout_ms: invocation.timeout_ms,
+        }
+    }
+}
+
+/// Who a call is made for, once established: the agent, its credential
+/// and the mission's token, and the actor the commands are recorded under.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The agent itself, or the runtime acting for it.
+    pub actor: Actor,
+    pub agent: AgentId,
+    pub credential_serial: u64,
+    pub token: aura_engine::ids::TokenId,
+}
+
 impl Gateway {
-    /// Runs one call through the whole path. The HTTP handler and the
-    /// built-in executor both come here.
+    /// Runs one call through the whole path, for an agent that signed it
+    /// (the HTTP handler comes here).
     #[tracing::instrument(skip_all, fields(
         tenant = %envelope.call.tenant,
         mission = %envelope.call.mission,
@@ -287,16 +308,57 @@ impl Gateway {
         state: &AppState,
         envelope: &ToolCallEnvelope,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
-        match self.decide_and_call(state, envelope).await {
+        let result = match self.verify_envelope(state, envelope).await {
+            Ok((caller, tool)) => self.govern(state, &envelope.call, &caller, tool).await,
+            Err(refusal) => Err(refusal),
+        };
+        let claimed = envelope.credential.claims.agent.clone();
+        self.settle(state, &envelope.call, claimed, result).await
+    }
+
+    /// The same path for the built-in executor, which runs inside this
+    /// server for the mission's agent: there is no signed request to
+    /// verify, but everything from the schema on applies, and the engine
+    /// checks the agent's credential and the claim's token at dispatch as
+    /// for any call.
+    #[tracing::instrument(skip_all, fields(
+        tenant = %call.tenant,
+        mission = %call.mission,
+        step = call.step,
+        tool = %call.tool,
+    ))]
+    pub async fn call_for_executor(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        caller: &Caller,
+    ) -> Result<ToolCallOutcome, GatewayRefusal> {
+        let tool = state.node.read_local(|s| {
+            s.tenant(&call.tenant)
+                .and_then(|t| t.tools().get(&call.tool))
+                .and_then(|spec| spec.invocation.as_ref().map(ToolView::of))
+        });
+        let result = self.govern(state, call, caller, tool).await;
+        self.settle(state, call, caller.agent.clone(), result).await
+    }
+
+    /// Records a refusal that needs it, then answers.
+    async fn settle(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        claimed_agent: AgentId,
+        result: Result<ToolCallOutcome, Refusal>,
+    ) -> Result<ToolCallOutcome, GatewayRefusal> {
+        match result {
             Ok(outcome) => Ok(outcome),
             Err(refusal) => {
                 if let Some((code, reason)) = refusal.audit {
-                    let call = &envelope.call;
                     let body = CommandBody::RefuseToolCall {
                         mission: call.mission.clone(),
                         step: call.step,
                         tool: call.tool.clone(),
-                        claimed_agent: Some(envelope.credential.claims.agent.clone()),
+                        claimed_agent: Some(claimed_agent),
                         code,
                         reason: truncate(&reason, 2000),
                     };
@@ -314,6 +376,31 @@ impl Gateway {
                 })
             }
         }
+    }
+
+    /// DualToken and the replay cache: who is calling.
+    async fn verify_envelope(
+        &self,
+        state: &AppState,
+        envelope: &ToolCallEnvelope,
+    ) -> Result<(Caller, Option<ToolView>), Refusal> {
+        let now = crate::time::now();
+        let (principal, nonce, tool) = self.verify(state, envelope, now)?;
+        let first = self.replay.first_use(&nonce, now).await.map_err(|e| {
+            tracing::error!(error = %e, "replay cache unavailable");
+            Refusal::plain(Problem::new(ProblemKind::Unavailable, e.to_string()))
+        })?;
+        if !first {
+            let e = DualTokenError::ReplayedNonce;
+            return Err(Refusal::audited(dualtoken_problem(&e), e.code()));
+        }
+        let caller = Caller {
+            actor: Actor::Agent(principal.agent.clone()),
+            agent: principal.agent,
+            credential_serial: principal.credential_serial,
+            token: principal.token,
+        };
+        Ok((caller, tool))
     }
 
     fn verify(
@@ -345,12 +432,10 @@ impl Gateway {
                     BTreeSet::new()
                 },
             };
-            let tool = t.tools().get(&call.tool).and_then(|spec| {
-                spec.invocation.as_ref().map(|i| ToolView {
-                    input_schema: i.input_schema.clone(),
-                    timeout_ms: i.timeout_ms,
-                })
-            });
+            let tool = t
+                .tools()
+                .get(&call.tool)
+                .and_then(|spec| spec.invocation.as_ref().map(ToolView::of));
             Some((trust, tool))
         });
         // A tenant that does not exist has no chain to record anything in.
@@ -383,22 +468,15 @@ impl Gateway {
         }
     }
 
-    async fn decide_and_call(
+    /// Everything after the caller is established: schema, rate limits,
+    /// the engine's decision and dispatch, the call, its result.
+    async fn govern(
         &self,
         state: &AppState,
-        envelope: &ToolCallEnvelope,
+        call: &ToolCallRequest,
+        caller: &Caller,
+        tool: Option<ToolView>,
     ) -> Result<ToolCallOutcome, Refusal> {
-        let now = crate::time::now();
-        let call = &envelope.call;
-        let (principal, nonce, tool) = self.verify(state, envelope, now)?;
-        let first = self.replay.first_use(&nonce, now).await.map_err(|e| {
-            tracing::error!(error = %e, "replay cache unavailable");
-            Refusal::plain(Problem::new(ProblemKind::Unavailable, e.to_string()))
-        })?;
-        if !first {
-            let e = DualTokenError::ReplayedNonce;
-            return Err(Refusal::audited(dualtoken_problem(&e), e.code()));
-        }
         if let Some(tool) = &tool {
             let errors = self.schemas.violations(&tool.input_schema, &call.arguments);
             if !errors.is_empty() {
@@ -418,7 +496,7 @@ impl Gateway {
         }
         let cells = self.limits.cells(
             call.tenant.as_str(),
-            principal.agent.as_str(),
+            caller.agent.as_str(),
             call.tool.as_str(),
         );
         match self.limiter.check(&cells).await {
@@ -449,15 +527,15 @@ impl Gateway {
             }
         }
 
-        let actor = Actor::Agent(principal.agent.clone());
+        let actor = caller.actor.clone();
         let dispatch = CommandBody::DispatchToolCall {
             mission: call.mission.clone(),
             step: call.step,
             call: call.call,
             tool: call.tool.clone(),
             arguments: call.arguments.clone(),
-            credential_serial: principal.credential_serial,
-            token: principal.token.clone(),
+            credential_serial: caller.credential_serial,
+            token: caller.token.clone(),
         };
         let events = match state
             .try_propose(&call.tenant, actor.clone(), dispatch, None)

@@ -4,6 +4,9 @@
 //!
 //! - [`timers`]: lease expiry, mission timeouts and approval deadlines.
 //! - [`queue`]: which queued mission a worker's claim takes next.
+//! - [`executor`]: the built-in worker, with [`reasoner`]s to plan.
 
+pub mod executor;
 pub mod queue;
+pub mod reasoner;
 pub mod timers;

@@ -1,0 +1,402 @@
+//! The built-in executor: a worker inside `aura serve` for missions that
+//! ask for it (context label `aura.executor: builtin`). It plans such a
+//! mission when it was created without a plan (with the scripted reasoner),
+//! and once the mission is queued it claims it like any worker, calls each
+//! step's tool through the same gateway path as agents (schema, rate
+//! limits, policy on the actual arguments, audit before effect), reports
+//! each step under its epoch, heartbeats while it works, and seals the
+//! outcome. A node that dies mid-mission loses its lease; another node's
+//! executor takes over from the last reported step.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aura_engine::Actor;
+use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
+use aura_engine::machine::{Advance, Closing, CommandBody, Event};
+use aura_engine::mission::{
+    AbortReason, CallResult, Mission, MissionState, StepOutcome, ToolCallRequest,
+};
+use aura_engine::policy::authority::ApprovalStatus;
+use aura_engine::time::Millis;
+use aura_raft::node::Role;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::queue;
+use super::reasoner::{PLAN_RECORD_KEY, Reasoner};
+use crate::gateway::{CallStatus, Caller};
+use crate::server::{AppState, ProposeError};
+use crate::time;
+
+/// The context label that hands a mission to the built-in executor.
+pub const EXECUTOR_LABEL: &str = "aura.executor";
+pub const BUILTIN: &str = "builtin";
+
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// This node's worker name, recorded in every lease it holds.
+    pub worker: WorkerId,
+    pub lease: Millis,
+    /// Missions this node runs at once.
+    pub concurrency: usize,
+    pub reasoner: Reasoner,
+}
+
+fn is_ours(m: &Mission) -> bool {
+    m.context()
+        .get()
+        .labels
+        .get(EXECUTOR_LABEL)
+        .is_some_and(|v| v == BUILTIN)
+}
+
+/// A mission this node claimed.
+#[derive(Debug, Clone)]
+struct Job {
+    tenant: TenantId,
+    mission: MissionId,
+    epoch: u64,
+    token: TokenId,
+}
+
+type Running = Arc<Mutex<HashSet<(TenantId, MissionId)>>>;
+
+/// Runs the executor until the task is dropped.
+pub async fn run(state: AppState, config: ExecutorConfig) {
+    let mut feed = state.node.subscribe();
+    let running: Running = Arc::default();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        // Planning is done by the leader alone, so two nodes never plan
+        // the same mission; claims are safe from any node (leases).
+        if state.node.progress().role == Role::Leader {
+            plan_created(&state, config.reasoner).await;
+        }
+        while tasks.len() < config.concurrency {
+            let Some(job) = claim_next(&state, &config, &running).await else {
+                break;
+            };
+            let state = state.clone();
+            let running = running.clone();
+            let lease = config.lease;
+            tasks.spawn(async move {
+                let key = (job.tenant.clone(), job.mission.clone());
+                if let Err(why) = drive(&state, &job, lease).await {
+                    tracing::info!(tenant = %job.tenant, mission = %job.mission, %why, "executor stopped a mission");
+                }
+                running.lock().expect("not poisoned").remove(&key);
+            });
+        }
+        tokio::select! {
+            _ = feed.recv() => {
+                // Everything else committed meanwhile is seen by one scan.
+                while feed.try_recv().is_ok() {}
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}
+
+/// Plans every mission handed to the executor that is still CREATED: the
+/// reasoner's exchange is recorded in the mission's working state, then
+/// the plan is submitted for policy to decide.
+async fn plan_created(state: &AppState, reasoner: Reasoner) {
+    let created: Vec<(TenantId, Mission)> = state.node.read_local(|s| {
+        s.tenants()
+            .flat_map(|t| {
+                t.missions()
+                    .values()
+                    .filter(|m| m.state() == MissionState::Created && is_ours(m))
+                    .map(|m| (t.id().clone(), m.clone()))
+            })
+            .collect()
+    });
+    for (tenant, m) in created {
+        let id = m.id().clone();
+        let propose = |body| state.try_propose(&tenant, Actor::Runtime, body, None);
+        if let Err(e) = propose(CommandBody::AdvanceMission {
+            mission: id.clone(),
+            step: Advance::BeginPlanning,
+        })
+        .await
+        {
+            tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
+            continue;
+        }
+        let body = match reasoner.plan(&m).await {
+            Ok(exchange) => {
+                let record = serde_json::to_value(&exchange).expect("an exchange serializes");
+                if let Err(e) = propose(CommandBody::WriteStateData {
+                    mission: id.clone(),
+                    key: PLAN_RECORD_KEY.into(),
+                    value: Some(record),
+                })
+                .await
+                {
+                    tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
+                    continue;
+                }
+                CommandBody::SubmitPlan {
+                    mission: id.clone(),
+                    steps: exchange.output,
+                }
+            }
+            Err(e) => CommandBody::CloseMission {
+                mission: id.clone(),
+                closing: Closing::Abort {
+                    reason: AbortReason::Failed,
+                    note: format!("the {} reasoner could not plan: {e}", reasoner.name()),
+                },
+            },
+        };
+        if let Err(e) = propose(body).await {
+            tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
+        }
+    }
+}
+
+/// Claims the next mission handed to the executor, in any tenant.
+async fn claim_next(state: &AppState, config: &ExecutorConfig, running: &Running) -> Option<Job> {
+    let now = time::now();
+    let found: Vec<(TenantId, MissionId)> = state.node.read_local(|s| {
+        let mine = running.lock().expect("not poisoned");
+        s.tenants()
+            .flat_map(|t| {
+                t.namespaces().keys().flat_map(move |ns| {
+                    queue::candidates(t, ns, None, now)
+                        .into_iter()
+                        .filter(|id| is_ours(&t.missions()[id]))
+                        .map(move |id| (t.id().clone(), id))
+                })
+            })
+            .filter(|key| !mine.contains(key))
+            .collect()
+    });
+    for (tenant, mission) in found {
+        let token = TokenId::new(format!("x-{}", crate::random::hex(8))).expect("valid id");
+        let body = CommandBody::ClaimMission {
+            mission: mission.clone(),
+            worker: config.worker.clone(),
+            lease: config.lease,
+            token: token.clone(),
+        };
+        match state.try_propose(&tenant, Actor::Runtime, body, None).await {
+            Ok(events) => {
+                let epoch = events.iter().find_map(|e| match e {
+                    Event::MissionClaimed { epoch, .. } => Some(*epoch),
+                    _ => None,
+                })?;
+                running
+                    .lock()
+                    .expect("not poisoned")
+                    .insert((tenant.clone(), mission.clone()));
+                return Some(Job {
+                    tenant,
+                    mission,
+                    epoch,
+                    token,
+                });
+            }
+            Err(e) => tracing::debug!(%tenant, %mission, error = ?e, "claim overtaken"),
+        }
+    }
+    None
+}
+
+/// Keeps the lease while the mission runs; ends when a heartbeat is
+/// refused (the lease is lost: the mission is someone else's now).
+async fn heartbeats(state: AppState, job: Job, lease: Millis) {
+    let every = Duration::from_millis(lease.0 / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        let body = CommandBody::Heartbeat {
+            mission: job.mission.clone(),
+            epoch: job.epoch,
+            lease,
+            progress: None,
+        };
+        match state
+            .try_propose(&job.tenant, Actor::Runtime, body, None)
+            .await
+        {
+            Ok(_) => {}
+            Err(ProposeError::Refused(_)) => return,
+            Err(ProposeError::Failed(p)) => {
+                tracing::warn!(mission = %job.mission, problem = ?p, "heartbeat not recorded");
+            }
+        }
+    }
+}
+
+fn read_mission<R>(
+    state: &AppState,
+    job: &Job,
+    f: impl FnOnce(&Mission) -> Option<R>,
+) -> Option<R> {
+    state.node.read_local(|s| {
+        s.tenant(&job.tenant)
+            .and_then(|t| t.missions().get(&job.mission))
+            .and_then(f)
+    })
+}
+
+/// Runs the claimed mission from its first unreported step to its sealed
+/// outcome.
+async fn drive(state: &AppState, job: &Job, lease: Millis) -> Result<(), String> {
+    let keepalive = tokio::spawn(heartbeats(state.clone(), job.clone(), lease));
+    let result = run_steps(state, job, &keepalive).await;
+    keepalive.abort();
+    result
+}
+
+async fn run_steps(
+    state: &AppState,
+    job: &Job,
+    keepalive: &tokio::task::JoinHandle<()>,
+) -> Result<(), String> {
+    let (steps, next, agent) = read_mission(state, job, |m| {
+        Some((
+            m.plan()?.steps.clone(),
+            m.execution().next_step(),
+            m.agent().clone(),
+        ))
+    })
+    .ok_or("the mission has no plan")?;
+    let serial = state
+        .node
+        .read_local(|s| {
+            let t = s.tenant(&job.tenant)?;
+            let now = time::now();
+            t.agents()
+                .get(&agent)?
+                .credentials
+                .iter()
+                .rev()
+                .find(|serial| t.credentials()[serial].is_active_at(now))
+                .copied()
+        })
+        .ok_or("the mission's agent holds no valid credential")?;
+    let caller = Caller {
+        actor: Actor::Runtime,
+        agent,
+        credential_serial: serial,
+        token: job.token.clone(),
+    };
+    for (step, planned) in steps.iter().enumerate().skip(next as usize) {
+        if keepalive.is_finished() {
+            return Err("the lease was lost".into());
+        }
+        let step = u32::try_from(step).expect("plans are bounded");
+        let request = ToolCallRequest {
+            tenant: job.tenant.clone(),
+            mission: job.mission.clone(),
+            step,
+            // No retry policies yet: one call per step. Asking again after
+            // a crash is the same call, so the gateway answers from the
+            // record or calls the tool with the same idempotency key.
+            call: 0,
+            tool: planned.tool.clone(),
+            arguments: planned.arguments.clone(),
+        };
+        let outcome = loop {
+            match state
+                .gateway
+                .call_for_executor(state, &request, &caller)
+                .await
+            {
+                Ok(o) if o.status == CallStatus::AwaitingApproval => {
+                    match await_hold(state, job, step, keepalive).await? {
+                        ApprovalStatus::Approved => continue,
+                        _ => {
+                            break StepOutcome::Failed {
+                                reason: format!("step {step}'s approval was rejected"),
+                            };
+                        }
+                    }
+                }
+                Ok(o) => match o.result {
+                    Some(CallResult::Succeeded { .. }) => {
+                        break StepOutcome::Succeeded { call: 0 };
+                    }
+                    Some(CallResult::Failed { message, .. }) => {
+                        break StepOutcome::Failed { reason: message };
+                    }
+                    None => return Err("a completed call without a result".into()),
+                },
+                Err(refusal) => {
+                    break StepOutcome::Failed {
+                        reason: refusal.problem.detail,
+                    };
+                }
+            }
+        };
+        let failed = matches!(outcome, StepOutcome::Failed { .. });
+        state
+            .propose(
+                &job.tenant,
+                Actor::Runtime,
+                CommandBody::ReportStep {
+                    mission: job.mission.clone(),
+                    epoch: job.epoch,
+                    step,
+                    outcome,
+                },
+            )
+            .await
+            .map_err(|p| p.detail)?;
+        if failed {
+            return Ok(());
+        }
+    }
+    let outputs = read_mission(state, job, |m| {
+        (m.state() == MissionState::Executed).then(|| {
+            m.execution()
+                .reports()
+                .iter()
+                .map(|r| r.output.clone())
+                .collect::<Vec<_>>()
+        })
+    });
+    if let Some(outputs) = outputs {
+        state
+            .propose(
+                &job.tenant,
+                Actor::Runtime,
+                CommandBody::CloseMission {
+                    mission: job.mission.clone(),
+                    closing: Closing::Seal {
+                        result: json!({ "steps": outputs }),
+                    },
+                },
+            )
+            .await
+            .map_err(|p| p.detail)?;
+    }
+    Ok(())
+}
+
+/// Waits until the held step's approval is decided.
+async fn await_hold(
+    state: &AppState,
+    job: &Job,
+    step: u32,
+    keepalive: &tokio::task::JoinHandle<()>,
+) -> Result<ApprovalStatus, String> {
+    loop {
+        let status = read_mission(state, job, |m| {
+            m.holds().get(&step).map(|h| h.approval.status)
+        });
+        match status {
+            Some(ApprovalStatus::Pending) | None => {}
+            Some(decided) => return Ok(decided),
+        }
+        if keepalive.is_finished() {
+            return Err("the lease was lost".into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

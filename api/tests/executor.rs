@@ -1,0 +1,141 @@
+//! The built-in executor against a real server: a mission labelled for it
+//! and created without a plan is planned by the scripted reasoner, queued,
+//! claimed, executed through the gateway against a local tool, and sealed;
+//! a failing tool closes the mission as failed; missions not labelled for
+//! it are left alone.
+
+use std::time::{Duration, Instant};
+
+use aura_api::ApiConfig;
+use aura_api::runtime::executor::ExecutorConfig;
+use aura_api::runtime::reasoner::Reasoner;
+use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
+use aura_api::testkit::{Db, TestServer};
+use aura_engine::time::Millis;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn server_with_executor(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
+    let config = ApiConfig {
+        executor: Some(ExecutorConfig {
+            worker: "test-node".parse().unwrap(),
+            lease: Millis::from_secs(5),
+            concurrency: 4,
+            reasoner: Reasoner::Scripted,
+        }),
+        ..ApiConfig::default()
+    };
+    let s = TestServer::start_with(Db::Sqlite, config).await;
+    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    (s, g)
+}
+
+async fn create(g: &GovernedTenant, id: &str, labels: Value) {
+    let m: Value = g
+        .admin
+        .post(
+            "/v1/tenants/acme/missions",
+            &json!({
+                "id": id, "namespace": "prod", "agent": "bot",
+                "definition": {"objective": "post the invoice", "tools": ["erp.post"],
+                               "authority": "L1", "timeout": 60_000},
+                "context": {"inputs": {"amount": 10}, "classification": "confidential",
+                            "labels": labels}
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m["state"], "CREATED", "{m}");
+}
+
+async fn closed(g: &GovernedTenant, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m: Value = g
+            .admin
+            .get(&format!("/v1/tenants/acme/missions/{id}"))
+            .await
+            .unwrap();
+        if m["state"] == "CLOSED" {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "not closed in time: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
+    let tool = RecordingTool::start().await;
+    let (_s, g) = server_with_executor(&tool).await;
+    create(&g, "auto", json!({"aura.executor": "builtin"})).await;
+    create(&g, "manual", json!({})).await;
+
+    let m = closed(&g, "auto").await;
+    let outcome = &m["outcome"]["outcome"];
+    assert_eq!(outcome["kind"], "succeeded", "{m}");
+    assert_eq!(outcome["result"]["steps"][0]["echo"]["amount"], 10, "{m}");
+    let states: Vec<&str> = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "PLANNING",
+            "WAITING_APPROVAL",
+            "APPROVED",
+            "PENDING_EXECUTION",
+            "IN_PROGRESS",
+            "EXECUTED",
+            "CLOSED"
+        ]
+    );
+    // The reasoner is named honestly, with what it was asked and answered.
+    let exchange = &m["state_data"]["entries"]["reasoner.plan"];
+    assert_eq!(exchange["provider"], "scripted", "{m}");
+    assert_eq!(exchange["output"][0]["tool"], "erp.post");
+    // The tool was called once, through the gateway, with the call's key.
+    let calls = tool.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        m["tool_calls"]["0"]["0"]["idempotency_key"],
+        calls[0].idempotency_key
+    );
+    assert_eq!(m["execution"]["reports"][0]["worker"], "test-node");
+
+    // A mission not handed to the executor is left alone.
+    let manual: Value = g
+        .admin
+        .get("/v1/tenants/acme/missions/manual")
+        .await
+        .unwrap();
+    assert_eq!(manual["state"], "CREATED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tool_closes_the_mission_as_failed() {
+    let tool = RecordingTool::start_with(|_| async {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "ledger locked"}),
+        )
+    })
+    .await;
+    let (_s, g) = server_with_executor(&tool).await;
+    create(&g, "doomed", json!({"aura.executor": "builtin"})).await;
+    let m = closed(&g, "doomed").await;
+    let outcome = &m["outcome"]["outcome"];
+    assert_eq!(outcome["kind"], "failed", "{m}");
+    assert_eq!(outcome["left_state"], "IN_PROGRESS");
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("step 0 failed"),
+        "{outcome}"
+    );
+    assert_eq!(tool.calls().len(), 1);
+}
