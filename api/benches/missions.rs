@@ -1,0 +1,161 @@
+//! Full missions per second: created over the API, planned by the scripted
+//! reasoner, permitted by policy, queued, claimed, three tool steps through
+//! the gateway against a local no-op tool, each reported, and sealed (all
+//! eight states), on one node and on a three-node loopback cluster in the
+//! same run. `cargo bench -p aura-api --bench missions`
+//! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aura_api::ApiConfig;
+use aura_api::runtime::executor::ExecutorConfig;
+use aura_api::runtime::reasoner::Reasoner;
+use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
+use aura_api::testkit::{Db, TestServer};
+use aura_engine::ids::TenantId;
+use aura_engine::mission::{MissionState, OutcomeKind};
+use aura_engine::time::Millis;
+use serde_json::json;
+
+const TOOLS: [&str; 3] = ["erp.post", "erp.read", "erp.mail"];
+
+fn config(concurrency: usize) -> ApiConfig {
+    ApiConfig {
+        executor: Some(ExecutorConfig {
+            worker: "bench".parse().expect("worker id"),
+            lease: Millis::from_secs(30),
+            concurrency,
+            reasoner: Reasoner::Scripted,
+        }),
+        ..ApiConfig::default()
+    }
+}
+
+async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> GovernedTenant {
+    let g = GovernedTenant::create(&nodes[0], tenant, &tool.url).await;
+    for name in &TOOLS[1..] {
+        let spec = json!({
+            "risk": "L1", "classification": "confidential", "target": "on-prem",
+            "invocation": {"endpoint": tool.url, "input_schema": {"type": "object"}, "timeout_ms": 5000}
+        });
+        let r = g
+            .admin
+            .raw(
+                reqwest::Method::PUT,
+                &format!("/v1/tenants/{tenant}/tools/{name}"),
+                Some(&spec),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, reqwest::StatusCode::OK, "{:?}", r.body);
+    }
+    g
+}
+
+/// Creates `missions` missions from `clients` clients, round-robin over
+/// the nodes, and waits until all are closed; missions per second.
+async fn run(nodes: &[TestServer], g: &GovernedTenant, missions: usize, clients: usize) -> f64 {
+    let tenant: TenantId = g.tenant.parse().expect("tenant id");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (next, admin) = (next.clone(), g.admin.clone());
+        let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+        let key = admin.key().expect("an admin key").to_owned();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= missions {
+                    break;
+                }
+                let body = json!({
+                    "id": format!("m{i}"), "namespace": "prod", "agent": "bot",
+                    "definition": {"objective": "post, read back and mail", "tools": TOOLS,
+                                   "authority": "L1", "timeout": 600_000},
+                    "context": {"inputs": {"amount": 1}, "classification": "confidential",
+                                "labels": {"aura.executor": "builtin"}}
+                });
+                let r = http
+                    .post(format!(
+                        "{}/v1/tenants/{}/missions",
+                        bases[i % bases.len()],
+                        "bench"
+                    ))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    loop {
+        let (closed, failed) = nodes[0].node.read_local(|s| {
+            let t = s.tenant(&tenant).expect("tenant");
+            let closed = t
+                .missions()
+                .values()
+                .filter(|m| m.state() == MissionState::Closed)
+                .count();
+            let failed = t
+                .missions()
+                .values()
+                .filter(|m| {
+                    m.outcome()
+                        .is_some_and(|o| o.outcome().kind != OutcomeKind::Succeeded)
+                })
+                .count();
+            (closed, failed)
+        });
+        assert_eq!(failed, 0, "every benchmark mission succeeds");
+        if closed == missions {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    missions as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let missions = env("AURA_BENCH_MISSIONS", 200);
+    let clients = env("AURA_BENCH_CLIENTS", 16);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let tool = RecordingTool::start_with(|_| async { (reqwest::StatusCode::OK, json!({"ok": true})) }).await;
+        let one = TestServer::start_cluster(1, Db::Sqlite, config(32)).await;
+        let three = TestServer::start_cluster(3, Db::Sqlite, config(32)).await;
+        let g1 = setup(&one, &tool, "bench").await;
+        let g3 = setup(&three, &tool, "bench").await;
+        let r1 = run(&one, &g1, missions, clients).await;
+        let r3 = run(&three, &g3, missions, clients).await;
+        println!(
+            "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients"
+        );
+        println!("  1 node   {r1:>8.1} missions/s");
+        println!("  3 nodes  {r3:>8.1} missions/s   ({:.2}x of 1 node)", r3 / r1);
+        println!("  tool calls seen: {}", tool.calls().len());
+        for n in three.into_iter().rev() {
+            n.stop().await;
+        }
+        for n in one {
+            n.stop().await;
+        }
+    });
+}
