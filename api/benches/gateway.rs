@@ -6,6 +6,8 @@
 //! `cargo bench -p aura-api --bench gateway` (`AURA_BENCH_CALLS`,
 //! `AURA_BENCH_CLIENTS` change the load).
 
+mod support;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,20 +132,11 @@ async fn setup(
 }
 
 fn main() {
-    let env = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let calls = env("AURA_BENCH_CALLS", 2000);
-    let clients = env("AURA_BENCH_CLIENTS", 32);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let calls = support::env_usize("AURA_BENCH_CALLS", 2000);
+    let clients = support::env_usize("AURA_BENCH_CLIENTS", 32);
+    let rt = support::runtime();
     rt.block_on(async move {
-        let tool = RecordingTool::start_with(|_| async { (reqwest::StatusCode::OK, json!({"ok": true})) }).await;
+        let tool = support::noop_tool().await;
         let probe = tempfile::tempdir().expect("temp dir");
         let sync = fdatasync_p50(probe.path());
 

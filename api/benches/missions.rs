@@ -5,6 +5,8 @@
 //! same run. `cargo bench -p aura-api --bench missions`
 //! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -125,20 +127,11 @@ async fn run(nodes: &[TestServer], g: &GovernedTenant, missions: usize, clients:
 }
 
 fn main() {
-    let env = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let missions = env("AURA_BENCH_MISSIONS", 200);
-    let clients = env("AURA_BENCH_CLIENTS", 16);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let missions = support::env_usize("AURA_BENCH_MISSIONS", 200);
+    let clients = support::env_usize("AURA_BENCH_CLIENTS", 16);
+    let rt = support::runtime();
     rt.block_on(async move {
-        let tool = RecordingTool::start_with(|_| async { (reqwest::StatusCode::OK, json!({"ok": true})) }).await;
+        let tool = support::noop_tool().await;
         let one = TestServer::start_cluster(1, Db::Sqlite, config(32)).await;
         let three = TestServer::start_cluster(3, Db::Sqlite, config(32)).await;
         let g1 = setup(&one, &tool, "bench").await;

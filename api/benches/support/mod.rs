@@ -1,0 +1,25 @@
+//! What the API benchmarks share: load knobs from the environment, the
+//! runtime, and a local no-op tool.
+
+use aura_api::testkit::agent::RecordingTool;
+use serde_json::json;
+
+/// `key` from the environment as a number, or `default`.
+pub fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A local tool that answers every call with `{"ok": true}`.
+pub async fn noop_tool() -> RecordingTool {
+    RecordingTool::start_with(|_| async { (reqwest::StatusCode::OK, json!({"ok": true})) }).await
+}
