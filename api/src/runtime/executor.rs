@@ -167,9 +167,8 @@ async fn claim_next(state: &AppState, config: &ExecutorConfig, running: &Running
         s.tenants()
             .flat_map(|t| {
                 t.namespaces().keys().flat_map(move |ns| {
-                    queue::candidates(t, ns, None, now)
+                    queue::candidates(t, ns, None, now, is_ours)
                         .into_iter()
-                        .filter(|id| is_ours(&t.missions()[id]))
                         .map(move |id| (t.id().clone(), id))
                 })
             })
@@ -269,15 +268,8 @@ async fn run_steps(
     let serial = state
         .node
         .read_local(|s| {
-            let t = s.tenant(&job.tenant)?;
-            let now = time::now();
-            t.agents()
-                .get(&agent)?
-                .credentials
-                .iter()
-                .rev()
-                .find(|serial| t.credentials()[serial].is_active_at(now))
-                .copied()
+            s.tenant(&job.tenant)?
+                .active_credential(&agent, time::now())
         })
         .ok_or("the mission's agent holds no valid credential")?;
     let caller = Caller {

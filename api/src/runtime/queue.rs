@@ -4,7 +4,7 @@
 
 use aura_engine::ids::{AgentId, MissionId, NamespaceId};
 use aura_engine::machine::TenantState;
-use aura_engine::mission::MissionState;
+use aura_engine::mission::{Mission, MissionState};
 use aura_engine::time::Timestamp;
 
 /// The missions a claim at `now` may take, in the order claims take them:
@@ -13,16 +13,20 @@ use aura_engine::time::Timestamp;
 /// would refuse anyway (past their deadline, agent without a valid
 /// credential) are left out, so a waiting worker does not fill the audit
 /// chain with refused claims.
+/// `wanted` narrows the missions further (the built-in executor takes only
+/// the missions labelled for it).
 pub fn candidates(
     t: &TenantState,
     namespace: &NamespaceId,
     agent: Option<&AgentId>,
     now: Timestamp,
+    wanted: impl Fn(&Mission) -> bool,
 ) -> Vec<MissionId> {
     let mut found: Vec<((u8, i64), MissionId)> = t
         .missions()
         .values()
         .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
+        .filter(|m| wanted(m))
         .filter(|m| now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now))
         .filter_map(|m| {
             let e = m.execution();

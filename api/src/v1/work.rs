@@ -129,7 +129,7 @@ pub async fn claim(
     loop {
         let now = time::now();
         let found = read_tenant(&state, &scope.tenant, |t| {
-            queue::candidates(t, &namespace, req.agent.as_ref(), now)
+            queue::candidates(t, &namespace, req.agent.as_ref(), now, |_| true)
         })?;
         for mission in found {
             let body = CommandBody::ClaimMission {

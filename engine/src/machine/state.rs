@@ -217,10 +217,18 @@ impl TenantState {
 
     /// Whether the agent holds a credential that is valid and unrevoked at `t`.
     pub fn agent_is_active(&self, agent: &AgentId, t: Timestamp) -> bool {
-        self.agents.get(agent).is_some_and(|a| {
+        self.active_credential(agent, t).is_some()
+    }
+
+    /// The serial of the agent's newest credential that is valid and
+    /// unrevoked at `t`.
+    pub fn active_credential(&self, agent: &AgentId, t: Timestamp) -> Option<u64> {
+        self.agents.get(agent).and_then(|a| {
             a.credentials
                 .iter()
-                .any(|s| self.credentials.get(s).is_some_and(|c| c.is_active_at(t)))
+                .rev()
+                .find(|s| self.credentials.get(s).is_some_and(|c| c.is_active_at(t)))
+                .copied()
         })
     }
 
