@@ -45,6 +45,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let timers = tokio::spawn(runtime::timers::run(state.clone(), runtime::timers::TICK));
+    let compensator = tokio::spawn(runtime::compensator::run(state.clone()));
     let executor = state
         .config
         .executor
@@ -54,6 +55,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     timers.abort();
+    compensator.abort();
     if let Some(executor) = executor {
         executor.abort();
     }

@@ -162,6 +162,12 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub decision: Option<serde_json::Value>,
+    /// For `tool-call-failed`: whether the same call may be sent again
+    /// (`{retry: "scheduled", attempt, not_before}`, with `Retry-After`)
+    /// or not (`{retry: "exhausted", attempts, why}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub retry: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -175,6 +181,7 @@ impl Problem {
             errors: Vec::new(),
             code: None,
             decision: None,
+            retry: None,
         }
     }
 

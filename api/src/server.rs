@@ -131,7 +131,7 @@ impl AppState {
             .await
             .map_err(|e| match e {
                 ProposeError::Refused(r) => error::rejection(r),
-                ProposeError::Failed(p) => p,
+                ProposeError::Failed(p) => *p,
             })
     }
 
@@ -154,11 +154,11 @@ impl AppState {
         match self.node.propose(cmd).await {
             Ok(Applied::Events(events)) => Ok(events),
             Ok(Applied::Refused(r)) => Err(ProposeError::Refused(r)),
-            Ok(Applied::Nothing) => Err(ProposeError::Failed(Problem::new(
+            Ok(Applied::Nothing) => Err(ProposeError::Failed(Box::new(Problem::new(
                 ProblemKind::Internal,
                 "the command produced no outcome",
-            ))),
-            Err(e) => Err(ProposeError::Failed(error::cluster(e))),
+            )))),
+            Err(e) => Err(ProposeError::Failed(Box::new(error::cluster(e)))),
         }
     }
 }
@@ -169,7 +169,7 @@ pub enum ProposeError {
     /// The engine's rules refused it (changing nothing).
     Refused(Rejection),
     /// It did not get applied, or its outcome is unknown.
-    Failed(Problem),
+    Failed(Box<Problem>),
 }
 
 /// Request ids: 128 random bits, hex.

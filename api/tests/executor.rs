@@ -1,7 +1,7 @@
 //! The built-in executor against a real server: a mission labelled for it
 //! and created without a plan is planned by the scripted reasoner, queued,
 //! claimed, executed through the gateway against a local tool, and sealed;
-//! a failing tool closes the mission as failed; missions not labelled for
+//! a failing tool is retried, then closes the mission as failed; missions not labelled for
 //! it are left alone.
 
 use std::time::{Duration, Instant};
@@ -137,5 +137,16 @@ async fn a_failing_tool_closes_the_mission_as_failed() {
             .starts_with("step 0 failed"),
         "{outcome}"
     );
-    assert_eq!(tool.calls().len(), 1);
+    // The default retry policy: three attempts of the same call.
+    let calls = tool.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.idempotency_key == calls[0].idempotency_key)
+    );
+    assert_eq!(
+        m["tool_calls"]["0"]["0"]["retry"]["retry"], "exhausted",
+        "{m}"
+    );
 }

@@ -277,10 +277,12 @@ fn mission_script(
                     PlanStep {
                         tool: tools[0].clone(),
                         arguments: json!({"amount": amount, "currency": "EUR"}),
+                        retry: None,
                     },
                     PlanStep {
                         tool: tools[0].clone(),
                         arguments: json!({"limit": 10}),
+                        retry: None,
                     },
                 ],
             },

@@ -35,10 +35,12 @@ fn queued() -> World {
                 PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": 10}),
+                    retry: None,
                 },
                 PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": 20}),
+                    retry: None,
                 },
             ],
         },
@@ -372,6 +374,7 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
                     compensation_endpoint: None,
                     timeout_ms: 1000,
                     placements: vec![],
+                    retry: Default::default(),
                 }),
             },
         },

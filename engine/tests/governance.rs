@@ -125,14 +125,17 @@ fn the_strictest_step_decides_the_plan() {
                 PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": 5}),
+                    retry: None,
                 },
                 PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": 5000}),
+                    retry: None,
                 },
                 PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": 7}),
+                    retry: None,
                 },
             ],
         },
@@ -380,6 +383,7 @@ fn confidential_data_never_reaches_a_cloud_tool_even_with_l4_approval() {
             steps: vec![PlanStep {
                 tool: id("crm.read"),
                 arguments: json!({}),
+                retry: None,
             }],
         },
     );

@@ -216,6 +216,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                         // may reach), sometimes a cloud tool (which it may not).
                         tool: tool(if step < 4 { 1 } else { step - 4 }),
                         arguments: json!({"amount": AMOUNTS[step as usize % 3]}),
+                        retry: None,
                     }],
                 },
                 Some(MissionState::WaitingApproval) if legal => {

@@ -29,6 +29,7 @@ fn callable(target: &str, endpoint: &str, placements: Vec<ToolPlacement>) -> Too
             compensation_endpoint: None,
             timeout_ms: 1000,
             placements,
+            retry: Default::default(),
         }),
     }
 }
@@ -258,9 +259,19 @@ fn a_retry_keeps_its_key_and_arguments_and_a_result_is_final() {
         complete(&mut w, 0, 0, ok_result()),
         Err(Rejection::NoDispatchedCall { step: 0, call: 0 })
     );
-    assert_eq!(
+    // A failure is sent again only once its retry is due (retries_and_sagas.rs).
+    assert!(matches!(
         dispatch(&mut w, 0, 0, "erp.post", json!({"amount": 10})),
-        Err(Rejection::CallAlreadyCompleted { step: 0, call: 0 })
+        Err(Rejection::RetryNotDue {
+            step: 0,
+            call: 0,
+            ..
+        })
+    ));
+    complete(&mut w, 0, 1, ok_result()).unwrap();
+    assert_eq!(
+        dispatch(&mut w, 0, 1, "erp.post", json!({"amount": 11})),
+        Err(Rejection::CallAlreadyCompleted { step: 0, call: 1 })
     );
     assert_eq!(
         dispatch(&mut w, 0, 0, "erp.post", json!({"amount": 12})),

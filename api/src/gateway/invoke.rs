@@ -33,6 +33,52 @@ pub struct ToolRequestBody<'a> {
     pub arguments: &'a Value,
 }
 
+/// What a compensation endpoint receives as its JSON body: the call being
+/// undone (its key and output), under the compensation's own key.
+#[derive(Debug, Serialize)]
+pub struct CompensationRequestBody<'a> {
+    pub tenant: &'a str,
+    pub mission: &'a str,
+    pub step: u32,
+    pub tool: &'a str,
+    pub idempotency_key: &'a str,
+    /// The idempotency key of the call to undo.
+    pub compensates: &'a str,
+    /// What that call returned.
+    pub output: &'a Value,
+}
+
+/// A body the gateway POSTs, with what goes into its headers.
+pub trait Outbound: Serialize {
+    fn idempotency_key(&self) -> &str;
+    fn tenant(&self) -> &str;
+    fn mission(&self) -> &str;
+}
+
+impl Outbound for ToolRequestBody<'_> {
+    fn idempotency_key(&self) -> &str {
+        self.idempotency_key
+    }
+    fn tenant(&self) -> &str {
+        self.tenant
+    }
+    fn mission(&self) -> &str {
+        self.mission
+    }
+}
+
+impl Outbound for CompensationRequestBody<'_> {
+    fn idempotency_key(&self) -> &str {
+        self.idempotency_key
+    }
+    fn tenant(&self) -> &str {
+        self.tenant
+    }
+    fn mission(&self) -> &str {
+        self.mission
+    }
+}
+
 #[derive(Clone)]
 pub struct ToolClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -73,12 +119,7 @@ impl ToolClient {
 
     /// Calls the tool; every way it can go wrong becomes a `Failed` result
     /// (which the engine records like a success).
-    pub async fn call(
-        &self,
-        endpoint: &str,
-        timeout_ms: u64,
-        body: &ToolRequestBody<'_>,
-    ) -> CallResult {
+    pub async fn call(&self, endpoint: &str, timeout_ms: u64, body: &impl Outbound) -> CallResult {
         let deadline = Duration::from_millis(timeout_ms);
         match tokio::time::timeout(deadline, self.exchange(endpoint, body)).await {
             Ok(result) => result,
@@ -90,16 +131,16 @@ impl ToolClient {
         }
     }
 
-    async fn exchange(&self, endpoint: &str, body: &ToolRequestBody<'_>) -> CallResult {
+    async fn exchange(&self, endpoint: &str, body: &impl Outbound) -> CallResult {
         let json = match serde_json::to_vec(body) {
             Ok(j) => j,
             Err(e) => return failed(CallFailure::InvalidResponse, None, &e.to_string()),
         };
         let request = hyper::Request::post(endpoint)
             .header(CONTENT_TYPE, "application/json")
-            .header("idempotency-key", body.idempotency_key)
-            .header("aura-tenant", body.tenant)
-            .header("aura-mission", body.mission)
+            .header("idempotency-key", body.idempotency_key())
+            .header("aura-tenant", body.tenant())
+            .header("aura-mission", body.mission())
             .body(Full::new(Bytes::from(json)));
         let request = match request {
             Ok(r) => r,

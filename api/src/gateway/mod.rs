@@ -34,7 +34,7 @@ use aura_engine::identity::{
 use aura_engine::ids::AgentId;
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, Event};
-use aura_engine::mission::{CallResult, ToolCallRequest};
+use aura_engine::mission::{CallResult, RetryState, ToolCallRequest};
 use aura_engine::policy::{Decision, DecisionRecord};
 use aura_engine::time::{Millis, Timestamp};
 use redis::aio::ConnectionManager;
@@ -132,6 +132,12 @@ impl Gateway {
     }
 
     /// For readiness: Redis answers (when configured).
+    /// The HTTP client tool calls go out through; the saga's
+    /// compensations use it too.
+    pub fn tool_client(&self) -> &ToolClient {
+        &self.tools
+    }
+
     pub async fn ping(&self) -> Result<(), String> {
         match &self.redis {
             None => Ok(()),
@@ -545,10 +551,17 @@ impl Gateway {
             Err(ProposeError::Refused(Rejection::CallAlreadyCompleted { .. })) => {
                 return self.recorded(state, call);
             }
+            Err(ProposeError::Refused(r @ Rejection::RetryNotDue { not_before, .. })) => {
+                return Err(Refusal {
+                    problem: crate::error::rejection(r),
+                    audit: None,
+                    retry_after_ms: Some(wait_until(not_before)),
+                });
+            }
             Err(ProposeError::Refused(r)) => {
                 return Err(Refusal::plain(crate::error::rejection(r)));
             }
-            Err(ProposeError::Failed(problem)) => return Err(Refusal::plain(problem)),
+            Err(ProposeError::Failed(problem)) => return Err(Refusal::plain(*problem)),
         };
         let decided = events.iter().find_map(|e| match e {
             Event::ToolCallDecided { decision, .. } => Some(decision.clone()),
@@ -629,14 +642,14 @@ impl Gateway {
                 },
             )
             .await;
-        let result = self
+        let (result, retry) = self
             .complete(state, call, actor, result)
             .await
             .map_err(Refusal::plain)?;
         outcome.status = CallStatus::Completed;
         outcome.idempotency_key = Some(key);
         outcome.target = Some(target);
-        finish(outcome, result)
+        finish(outcome, result, retry)
     }
 
     /// Commits the result; an answer too large for the record is recorded
@@ -647,31 +660,37 @@ impl Gateway {
         call: &ToolCallRequest,
         actor: Actor,
         result: CallResult,
-    ) -> Result<CallResult, Problem> {
+    ) -> Result<(CallResult, Option<RetryState>), Problem> {
         let body = |result: CallResult| CommandBody::CompleteToolCall {
             mission: call.mission.clone(),
             step: call.step,
             call: call.call,
             result,
         };
+        let retry_of = |events: Vec<Event>| {
+            events.into_iter().find_map(|e| match e {
+                Event::ToolCallCompleted { retry, .. } => retry,
+                _ => None,
+            })
+        };
         match state
             .try_propose(&call.tenant, actor.clone(), body(result.clone()), None)
             .await
         {
-            Ok(_) => Ok(result),
+            Ok(events) => Ok((result, retry_of(events))),
             Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
                 let failed = CallResult::Failed {
                     failure: aura_engine::mission::CallFailure::ResponseTooLarge,
                     status: None,
                     message: format!("the tool's answer is larger than the {max} bytes recorded"),
                 };
-                state
+                let events = state
                     .propose(&call.tenant, actor, body(failed.clone()))
                     .await?;
-                Ok(failed)
+                Ok((failed, retry_of(events)))
             }
             Err(ProposeError::Refused(r)) => Err(crate::error::rejection(r)),
-            Err(ProposeError::Failed(p)) => Err(p),
+            Err(ProposeError::Failed(p)) => Err(*p),
         }
     }
 
@@ -702,6 +721,7 @@ impl Gateway {
         let result = record.result.clone().ok_or_else(|| {
             Refusal::plain(Problem::new(ProblemKind::Internal, "no recorded result"))
         })?;
+        let retry = record.retry.clone();
         finish(
             ToolCallOutcome {
                 status: CallStatus::Completed,
@@ -716,6 +736,7 @@ impl Gateway {
                 replayed: true,
             },
             result,
+            retry,
         )
     }
 
@@ -737,8 +758,13 @@ impl Gateway {
 }
 
 /// A succeeded call is the outcome; a failed one is a 502 (504 for a
-/// timeout) problem naming the failure, recorded all the same.
-fn finish(mut outcome: ToolCallOutcome, result: CallResult) -> Result<ToolCallOutcome, Refusal> {
+/// timeout) problem naming the failure and whether the same call may be
+/// sent again, recorded all the same.
+fn finish(
+    mut outcome: ToolCallOutcome,
+    result: CallResult,
+    retry: Option<RetryState>,
+) -> Result<ToolCallOutcome, Refusal> {
     match &result {
         CallResult::Succeeded { .. } => {
             outcome.result = Some(result);
@@ -756,9 +782,25 @@ fn finish(mut outcome: ToolCallOutcome, result: CallResult) -> Result<ToolCallOu
             if *failure == aura_engine::mission::CallFailure::Timeout {
                 problem.status = 504;
             }
-            Err(Refusal::plain(problem))
+            let retry_after_ms = match &retry {
+                Some(RetryState::Scheduled { not_before, .. }) => Some(wait_until(*not_before)),
+                _ => None,
+            };
+            problem.retry = retry.and_then(|r| serde_json::to_value(r).ok());
+            Err(Refusal {
+                problem,
+                audit: None,
+                retry_after_ms,
+            })
         }
     }
+}
+
+/// Milliseconds from now until `t` (at least 1, for a `Retry-After`).
+fn wait_until(t: Timestamp) -> u64 {
+    u64::try_from(t.as_millis() - crate::time::now().as_millis())
+        .unwrap_or(0)
+        .max(1)
 }
 
 fn truncate(s: &str, max: usize) -> String {

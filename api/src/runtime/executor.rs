@@ -287,9 +287,9 @@ async fn run_steps(
             tenant: job.tenant.clone(),
             mission: job.mission.clone(),
             step,
-            // No retry policies yet: one call per step. Asking again after
-            // a crash is the same call, so the gateway answers from the
-            // record or calls the tool with the same idempotency key.
+            // One call per step. A retry, and a request after a crash, is
+            // the same call: the gateway answers from the record or sends
+            // it with the same idempotency key.
             call: 0,
             tool: planned.tool.clone(),
             arguments: planned.arguments.clone(),
@@ -319,6 +319,12 @@ async fn run_steps(
                     }
                     None => return Err("a completed call without a result".into()),
                 },
+                // A failure with a retry scheduled (or a rate limit): the
+                // same call again once it is due.
+                Err(refusal) if refusal.retry_after_ms.is_some() => {
+                    let wait = refusal.retry_after_ms.unwrap_or_default();
+                    sleep_holding(Duration::from_millis(wait), keepalive).await?;
+                }
                 Err(refusal) => {
                     break StepOutcome::Failed {
                         reason: refusal.problem.detail,
@@ -367,6 +373,24 @@ async fn run_steps(
             )
             .await
             .map_err(|p| p.detail)?;
+    }
+    Ok(())
+}
+
+/// Sleeps, unless the lease is lost meanwhile.
+async fn sleep_holding(
+    wait: Duration,
+    keepalive: &tokio::task::JoinHandle<()>,
+) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < until {
+        if keepalive.is_finished() {
+            return Err("the lease was lost".into());
+        }
+        tokio::time::sleep_until(
+            until.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+        )
+        .await;
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! - [`timers`]: lease expiry, mission timeouts and approval deadlines.
 //! - [`queue`]: which queued mission a worker's claim takes next.
 //! - [`executor`]: the built-in worker, with [`reasoner`]s to plan.
+//! - [`compensator`]: undoes a failed mission's completed steps.
 
+pub mod compensator;
 pub mod executor;
 pub mod queue;
 pub mod reasoner;

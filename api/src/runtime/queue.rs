@@ -35,7 +35,9 @@ pub fn candidates(
                     let entered = m.timeline().last().map_or(0, |c| c.audit_seq);
                     (1, i64::try_from(entered).unwrap_or(i64::MAX))
                 }
-                MissionState::InProgress | MissionState::Executed if e.is_free_at(now) => {
+                MissionState::InProgress | MissionState::Executed
+                    if e.is_free_at(now) && !e.is_compensating() =>
+                {
                     (0, e.lease().map_or(0, |l| l.expires_at.as_millis()))
                 }
                 _ => return None,

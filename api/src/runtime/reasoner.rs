@@ -61,6 +61,7 @@ impl Reasoner {
                     .map(|tool| PlanStep {
                         tool: tool.clone(),
                         arguments: inputs.clone(),
+                        retry: None,
                     })
                     .collect()
             }

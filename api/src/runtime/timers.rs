@@ -32,7 +32,9 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
             let id = m.id().clone();
             let deadline = m.boundary().get().runtime.deadline;
             let s = m.state();
-            if s.is_closed() {
+            // A compensating mission closes when its saga ends, deadline
+            // or not: undoing effects must not stop halfway.
+            if s.is_closed() || m.execution().is_compensating() {
                 continue;
             }
             if now >= deadline && AbortReason::TimedOut.may_leave(s) {

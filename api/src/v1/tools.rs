@@ -26,7 +26,11 @@ pub struct Tool {
     /// self-contained), `compensation_endpoint`, `timeout_ms`, and
     /// `placements` (the same tool on other targets:
     /// `[{target, endpoint, compensation_endpoint?}]`; a call goes to the
-    /// first deployment, own target first, that its data may reach).
+    /// first deployment, own target first, that its data may reach), and
+    /// `retry` (`{initial_interval_ms, backoff_coefficient,
+    /// maximum_interval_ms, maximum_attempts, maximum_duration_ms?,
+    /// non_retryable, on_exhaustion}`, every field defaulted; see
+    /// docs/runtime.md).
     #[schema(value_type = Object)]
     pub spec: ToolSpec,
 }
@@ -39,7 +43,7 @@ fn tool_name(raw: &str) -> Result<ToolName, Problem> {
 #[utoipa::path(put, operation_id = "tools_put", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("tool" = String, Path)),
-    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms, placements?}}"),
+    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms, placements?, retry?}}"),
     responses(
         (status = 200, description = "Registered", body = Tool),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),

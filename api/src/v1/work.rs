@@ -157,7 +157,7 @@ pub async fn claim(
                 Err(ProposeError::Refused(r)) => {
                     tracing::debug!(%mission, refusal = %r, "claim overtaken");
                 }
-                Err(ProposeError::Failed(p)) => return Err(p),
+                Err(ProposeError::Failed(p)) => return Err(*p),
             }
         }
         let left = until.saturating_duration_since(tokio::time::Instant::now());
@@ -306,6 +306,10 @@ pub struct ExecutionView {
     pub steps: u32,
     #[schema(value_type = Vec<Object>)]
     pub reports: Vec<StepReport>,
+    /// After a step failed for good: the completed steps being undone,
+    /// latest first, each with its compensation call.
+    #[schema(value_type = Option<Object>)]
+    pub saga: Option<aura_engine::mission::Saga>,
 }
 
 fn execution_view(m: &Mission) -> ExecutionView {
@@ -320,6 +324,7 @@ fn execution_view(m: &Mission) -> ExecutionView {
             .plan()
             .map_or(0, |p| u32::try_from(p.steps.len()).unwrap_or(u32::MAX)),
         reports: e.reports().to_vec(),
+        saga: e.saga().cloned(),
     }
 }
 

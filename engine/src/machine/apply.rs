@@ -21,6 +21,7 @@ use crate::machine::event::Event;
 use crate::machine::execution;
 use crate::machine::governance;
 use crate::machine::rejection::Rejection;
+use crate::machine::saga;
 use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
     Revocation, TenantState,
@@ -317,6 +318,14 @@ impl EngineState {
             CommandBody::ExpireLease { mission, epoch } => {
                 execution::expire_lease(t, &c, mission, *epoch)
             }
+            CommandBody::DispatchCompensation { mission, step } => {
+                saga::dispatch(t, &c, mission, *step)
+            }
+            CommandBody::CompleteCompensation {
+                mission,
+                step,
+                result,
+            } => saga::complete(t, &c, mission, *step, result),
         }
     }
 
@@ -632,6 +641,9 @@ fn close_mission(
     let step = closing.step();
     let from = m.state();
     m.check_step(step).map_err(Rejection::IllegalTransition)?;
+    if m.execution().is_compensating() {
+        return Err(Rejection::Compensating);
+    }
     let deadline = m.boundary().get().runtime.deadline;
     let (kind, reason, result) = match closing {
         Closing::Seal { result } => {

@@ -300,6 +300,19 @@ pub enum CommandBody {
         mission: MissionId,
         epoch: u64,
     },
+    /// The runtime sends the saga's current compensation (again, after a
+    /// failure whose retry is due, or after a lost answer).
+    DispatchCompensation {
+        mission: MissionId,
+        step: u32,
+    },
+    /// What the compensation endpoint answered; the last compensation
+    /// closes the mission as failed.
+    CompleteCompensation {
+        mission: MissionId,
+        step: u32,
+        result: CallResult,
+    },
 }
 
 impl CommandBody {
@@ -335,6 +348,8 @@ impl CommandBody {
             CommandBody::Heartbeat { .. } => "execution.heartbeat",
             CommandBody::ReportStep { .. } => "execution.report",
             CommandBody::ExpireLease { .. } => "execution.lease_expired",
+            CommandBody::DispatchCompensation { .. } => "saga.dispatch",
+            CommandBody::CompleteCompensation { .. } => "saga.complete",
         }
     }
 
@@ -356,7 +371,9 @@ impl CommandBody {
             | CommandBody::ClaimMission { mission, .. }
             | CommandBody::Heartbeat { mission, .. }
             | CommandBody::ReportStep { mission, .. }
-            | CommandBody::ExpireLease { mission, .. } => Some(mission),
+            | CommandBody::ExpireLease { mission, .. }
+            | CommandBody::DispatchCompensation { mission, .. }
+            | CommandBody::CompleteCompensation { mission, .. } => Some(mission),
             _ => None,
         }
     }

@@ -157,6 +157,9 @@ pub enum Event {
         call: u32,
         tool: ToolName,
         result: CallResult,
+        /// After a failure: when the call may be sent again, or that it
+        /// will not be.
+        retry: Option<crate::mission::RetryState>,
     },
     ToolCallRefused {
         mission: MissionId,
@@ -165,6 +168,28 @@ pub enum Event {
         claimed_agent: Option<AgentId>,
         code: String,
         reason: String,
+    },
+    /// A step failed for good: the steps completed before it are undone,
+    /// latest first.
+    SagaStarted {
+        mission: MissionId,
+        failed_step: u32,
+        reason: String,
+        compensations: Vec<u32>,
+        not_compensable: Vec<u32>,
+    },
+    CompensationDispatched {
+        mission: MissionId,
+        step: u32,
+        idempotency_key: String,
+        endpoint: String,
+        dispatch: u32,
+    },
+    CompensationCompleted {
+        mission: MissionId,
+        step: u32,
+        result: CallResult,
+        retry: Option<crate::mission::RetryState>,
     },
     MissionClaimed {
         mission: MissionId,

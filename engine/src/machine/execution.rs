@@ -9,16 +9,16 @@ use crate::identity::token::{ExecutionToken, ExecutionTokenClaims};
 use crate::ids::{MissionId, TokenId, WorkerId};
 use crate::machine::apply::{
     Ctx, MAX_NOTE_CHARS, MAX_RESULT_BYTES, check_actor_may_act, check_text, commit, encoding,
-    mission_for, seal_outcome,
+    mission_for,
 };
 use crate::machine::event::Event;
 use crate::machine::governance::{change, check_deadline};
 use crate::machine::rejection::Rejection;
+use crate::machine::saga;
 use crate::machine::state::TenantState;
 use crate::mission::execution::{MAX_LEASE, MAX_PROGRESS_BYTES, MIN_LEASE};
 use crate::mission::{
-    AbortReason, CallResult, Lease, Mission, MissionState, OutcomeKind, Step, StepOutcome,
-    StepReport,
+    AbortReason, CallResult, Lease, Mission, MissionState, Step, StepOutcome, StepReport,
 };
 use crate::policy::Decision;
 use crate::time::{Millis, Timestamp};
@@ -58,6 +58,9 @@ pub(super) fn claim(
         MissionState::InProgress | MissionState::Executed => false,
         other => return Err(Rejection::NotClaimable(other)),
     };
+    if m.execution().is_compensating() {
+        return Err(Rejection::Compensating);
+    }
     check_deadline(m, c)?;
     check_lease_length(lease)?;
     if let Some(held) = m.execution().lease().filter(|l| l.is_held_at(c.at)) {
@@ -238,22 +241,27 @@ pub(super) fn report_step(
         mission: id.clone(),
         report: report.clone(),
     }];
-    let (next, sealed) = match outcome {
+    let (next, sealed, saga) = match outcome {
         StepOutcome::Failed { reason } => {
-            let sealed = seal_outcome(
-                t,
-                m,
-                OutcomeKind::Failed,
-                format!("step {step} failed: {reason}"),
-                Value::Null,
-                c.at,
-            )?;
-            events.push(Event::MissionClosed {
-                mission: id.clone(),
-                from: m.state(),
-                outcome: sealed.clone(),
-            });
-            (Some(Step::Abort(AbortReason::Failed)), Some(sealed))
+            let saga = saga::plan(t, m, step, reason, c.at)?;
+            if saga.compensations.is_empty() {
+                let sealed = saga::seal_failed(t, m, &saga, c.at)?;
+                events.push(Event::MissionClosed {
+                    mission: id.clone(),
+                    from: m.state(),
+                    outcome: sealed.clone(),
+                });
+                (Some(Step::Abort(AbortReason::Failed)), Some(sealed), None)
+            } else {
+                events.push(Event::SagaStarted {
+                    mission: id.clone(),
+                    failed_step: step,
+                    reason: reason.clone(),
+                    compensations: saga.compensations.iter().map(|c| c.step).collect(),
+                    not_compensable: saga.not_compensable.clone(),
+                });
+                (None, None, Some(saga))
+            }
         }
         StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. }
             if step as usize + 1 == steps.len() =>
@@ -264,15 +272,18 @@ pub(super) fn report_step(
                 to: MissionState::Executed,
                 step: Step::Complete,
             });
-            (Some(Step::Complete), None)
+            (Some(Step::Complete), None, None)
         }
-        StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. } => (None, None),
+        StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. } => (None, None, None),
     };
     commit(t, c, c.kind, events, |t, seq| {
         let m = t.missions.get_mut(id).expect("checked above");
         m.execution_mut().report(report);
         if let Some(next) = next {
             m.advance(change(m.state(), next, c, seq), sealed);
+        }
+        if let Some(saga) = saga {
+            m.execution_mut().start_saga(saga);
         }
     })
 }

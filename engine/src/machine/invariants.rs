@@ -5,7 +5,7 @@
 use crate::audit::merkle::verify_inclusion;
 use crate::digest::Digest;
 use crate::machine::state::{EngineState, TenantState};
-use crate::mission::{Mission, MissionState, OutcomeKind};
+use crate::mission::{Mission, MissionState, StepOutcome};
 
 /// The first broken invariant, described for a human.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -170,14 +170,60 @@ fn check_execution(m: &Mission) -> Result<(), String> {
             return Err(format!("mission {id}: step report {i} is out of order"));
         }
     }
-    let all_done = planned > 0 && e.reports().len() == planned;
+    let succeeded = e
+        .reports()
+        .iter()
+        .filter(|r| !matches!(r.outcome, StepOutcome::Failed { .. }))
+        .count();
+    let all_done = planned > 0 && succeeded == planned;
     let executed = m.timeline().iter().any(|c| c.to == MissionState::Executed);
-    if executed != all_done
-        && m.outcome()
-            .is_none_or(|o| o.outcome().kind != OutcomeKind::Failed)
-    {
+    if executed != all_done {
         return Err(format!(
             "mission {id}: EXECUTED does not match its reported steps"
+        ));
+    }
+    check_saga(m)
+}
+
+/// A saga undoes only steps that succeeded through a call, runs while
+/// nobody holds the mission, and is over when the mission closes.
+fn check_saga(m: &Mission) -> Result<(), String> {
+    let id = m.id();
+    let e = m.execution();
+    let Some(saga) = e.saga() else {
+        return Ok(());
+    };
+    let failed = e.reports().last().filter(|r| r.step == saga.failed_step);
+    if !failed.is_some_and(|r| matches!(r.outcome, StepOutcome::Failed { .. })) {
+        return Err(format!(
+            "mission {id}: a saga without its failed step's report"
+        ));
+    }
+    let mut previous = u32::MAX;
+    for c in &saga.compensations {
+        let undone = e
+            .reports()
+            .get(c.step as usize)
+            .and_then(|r| match r.outcome {
+                StepOutcome::Succeeded { call } => m.tool_call(r.step, call),
+                _ => None,
+            });
+        if undone.is_none_or(|r| r.idempotency_key != c.compensates) || c.step >= previous {
+            return Err(format!(
+                "mission {id}: compensation of step {} does not undo a succeeded call, latest first",
+                c.step
+            ));
+        }
+        previous = c.step;
+    }
+    if e.is_compensating() && (e.lease().is_some() || m.state() != MissionState::InProgress) {
+        return Err(format!(
+            "mission {id}: compensating while leased or not IN_PROGRESS"
+        ));
+    }
+    if m.state().is_closed() != saga.is_finished() {
+        return Err(format!(
+            "mission {id}: the saga's end does not match the mission's closing"
         ));
     }
     Ok(())

@@ -8,6 +8,7 @@ mod execution;
 mod governance;
 pub mod invariants;
 pub mod rejection;
+mod saga;
 pub mod snapshot;
 pub mod state;
 mod tool_calls;

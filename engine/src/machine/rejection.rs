@@ -163,6 +163,27 @@ pub enum Rejection {
     },
     #[error("policy has not permitted a call of `{tool}` for step {step}")]
     StepNotPermitted { step: u32, tool: ToolName },
+    #[error("step {step} call {call} failed; its next attempt is due at {not_before}")]
+    RetryNotDue {
+        step: u32,
+        call: u32,
+        not_before: Timestamp,
+    },
+    #[error("step {step} call {call} failed {attempts} times and is not retried: {why}")]
+    RetriesExhausted {
+        step: u32,
+        call: u32,
+        attempts: u32,
+        why: String,
+    },
+    #[error(
+        "the mission is undoing its completed steps after a failure; it closes when that is done"
+    )]
+    Compensating,
+    #[error("the mission has no compensation under way")]
+    NotCompensating,
+    #[error("step {current} is compensated first (latest first), not step {step}")]
+    CompensationOutOfOrder { step: u32, current: u32 },
 }
 
 impl Rejection {
@@ -190,6 +211,8 @@ impl Rejection {
                 | Rejection::StaleEpoch { .. }
                 | Rejection::LeaseLost { .. }
                 | Rejection::StepNotPermitted { .. }
+                | Rejection::RetriesExhausted { .. }
+                | Rejection::Compensating
         )
     }
 }

@@ -13,7 +13,8 @@ use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::TenantState;
 use crate::mission::Mission;
-use crate::mission::tool_call::{self, CallResult, ToolCallRecord};
+use crate::mission::retry::RetryPolicy;
+use crate::mission::tool_call::{self, CallResult, Resend, ToolCallRecord};
 use crate::policy::routing::Route;
 
 const CALL_ARGUMENTS_DOMAIN: canonical::Domain =
@@ -43,6 +44,7 @@ impl PreparedDispatch {
         ToolCallRecord {
             target: route.target,
             endpoint: route.endpoint.expect("a callable tool has an endpoint"),
+            compensation_endpoint: route.compensation_endpoint,
             ..self.record
         }
     }
@@ -96,9 +98,20 @@ pub(super) fn prepare_dispatch(
         if p.arguments_digest != arguments_digest || &p.tool != tool {
             return Err(Rejection::CallArgumentsChanged { step, call: d.call });
         }
-        if p.result.is_some() {
-            return Err(Rejection::CallAlreadyCompleted { step, call: d.call });
-        }
+        p.check_resend(c.at).map_err(|r| match r {
+            Resend::Completed => Rejection::CallAlreadyCompleted { step, call: d.call },
+            Resend::NotDue { not_before } => Rejection::RetryNotDue {
+                step,
+                call: d.call,
+                not_before,
+            },
+            Resend::Exhausted { attempts, why } => Rejection::RetriesExhausted {
+                step,
+                call: d.call,
+                attempts,
+                why,
+            },
+        })?;
     }
     let max = m.boundary().get().runtime.limits.max_tool_calls;
     if m.dispatch_count() >= u64::from(max) {
@@ -110,19 +123,26 @@ pub(super) fn prepare_dispatch(
         .expect("checked above")
         .route(data.classification, &data.allowed_targets)
         .ok();
-    let record = ToolCallRecord {
-        step,
-        call: d.call,
-        tool: tool.clone(),
-        idempotency_key: tool_call::idempotency_key(&t.id, m.id(), step, d.call)
-            .map_err(encoding)?,
-        arguments_digest,
-        target: String::new(),
-        endpoint: String::new(),
-        dispatches: prior.map_or(1, |p| p.dispatches + 1),
-        dispatched_at: c.at,
-        result: None,
-        completed_at: None,
+    let record = match prior {
+        Some(p) => p.resent(c.at),
+        None => ToolCallRecord {
+            step,
+            call: d.call,
+            tool: tool.clone(),
+            idempotency_key: tool_call::idempotency_key(&t.id, m.id(), step, d.call)
+                .map_err(encoding)?,
+            arguments_digest,
+            target: String::new(),
+            endpoint: String::new(),
+            compensation_endpoint: None,
+            dispatches: 1,
+            first_dispatched_at: c.at,
+            dispatched_at: c.at,
+            result: None,
+            completed_at: None,
+            failed_attempts: 0,
+            retry: None,
+        },
     };
     Ok(PreparedDispatch { record, route })
 }
@@ -144,6 +164,28 @@ pub(super) fn complete(
         .tool_call(step, call)
         .filter(|r| r.result.is_none())
         .ok_or(Rejection::NoDispatchedCall { step, call })?;
+    check_result(result)?;
+    let policy = retry_policy(t, m, step, &record.tool);
+    let record = record.completed(result.clone(), c.at, &policy);
+    let events = vec![Event::ToolCallCompleted {
+        mission: id.clone(),
+        step,
+        call,
+        tool: record.tool.clone(),
+        result: result.clone(),
+        retry: record.retry.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.missions
+            .get_mut(id)
+            .expect("checked")
+            .put_tool_call(record);
+    })
+}
+
+/// A result fits the record: its output within the size limit, its
+/// message within the note limit.
+pub(super) fn check_result(result: &CallResult) -> Result<(), Rejection> {
     let size = match result {
         CallResult::Succeeded { output, .. } => {
             canonical::to_bytes(output).map_err(encoding)?.len()
@@ -158,22 +200,7 @@ pub(super) fn complete(
             max: MAX_RESULT_BYTES,
         });
     }
-    let mut record = record.clone();
-    record.result = Some(result.clone());
-    record.completed_at = Some(c.at);
-    let events = vec![Event::ToolCallCompleted {
-        mission: id.clone(),
-        step,
-        call,
-        tool: record.tool.clone(),
-        result: result.clone(),
-    }];
-    commit(t, c, c.kind, events, |t, _| {
-        t.missions
-            .get_mut(id)
-            .expect("checked")
-            .put_tool_call(record);
-    })
+    Ok(())
 }
 
 /// Records a call the gateway refused before deciding it. The mission may
@@ -201,4 +228,25 @@ pub(super) fn refuse(
         reason: reason.to_owned(),
     }];
     commit(t, c, c.kind, events, |_, _| {})
+}
+
+/// The retry policy of a step's calls: the plan step's own, else its
+/// tool's, else the default.
+pub(super) fn retry_policy(
+    t: &TenantState,
+    m: &Mission,
+    step: u32,
+    tool: &ToolName,
+) -> RetryPolicy {
+    m.plan()
+        .and_then(|p| p.steps.get(step as usize))
+        .filter(|s| &s.tool == tool)
+        .and_then(|s| s.retry.clone())
+        .or_else(|| {
+            t.tools
+                .get(tool)
+                .and_then(|s| s.invocation.as_ref())
+                .map(|i| i.retry.clone())
+        })
+        .unwrap_or_default()
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{TokenId, WorkerId};
+use crate::mission::saga::Saga;
 use crate::time::{Millis, Timestamp};
 
 /// Shortest and longest lease a claim or heartbeat may ask for.
@@ -83,6 +84,8 @@ pub struct Execution {
     progress: Option<Value>,
     /// Tokens issued with claims that a later claim superseded.
     superseded_tokens: BTreeSet<TokenId>,
+    /// Set when a step failed for good with completed steps to undo.
+    saga: Option<Saga>,
 }
 
 impl Execution {
@@ -101,6 +104,14 @@ impl Execution {
     /// The step a worker resumes from.
     pub fn next_step(&self) -> u32 {
         u32::try_from(self.reports.len()).expect("steps are bounded by the plan")
+    }
+    pub fn saga(&self) -> Option<&Saga> {
+        self.saga.as_ref()
+    }
+    /// Whether compensations are still under way: nobody claims the
+    /// mission meanwhile, and it does not time out or close.
+    pub fn is_compensating(&self) -> bool {
+        self.saga.as_ref().is_some_and(|s| !s.is_finished())
     }
     pub fn is_superseded(&self, token: &TokenId) -> bool {
         self.superseded_tokens.contains(token)
@@ -150,6 +161,20 @@ impl Execution {
         let lease = self.lease.take().expect("only a held lease is released");
         self.superseded_tokens.insert(lease.token.clone());
         lease
+    }
+
+    /// A step failed for good: the worker's lease ends (its token retires)
+    /// and the runtime compensates.
+    pub(crate) fn start_saga(&mut self, saga: Saga) {
+        assert!(self.saga.is_none(), "a mission fails once");
+        if let Some(lease) = self.lease.take() {
+            self.superseded_tokens.insert(lease.token);
+        }
+        self.saga = Some(saga);
+    }
+
+    pub(crate) fn saga_mut(&mut self) -> &mut Saga {
+        self.saga.as_mut().expect("only a started saga changes")
     }
 
     pub(crate) fn report(&mut self, report: StepReport) {

@@ -8,6 +8,8 @@ pub mod execution;
 pub mod frozen;
 pub mod outcome;
 pub mod record;
+pub mod retry;
+pub mod saga;
 pub mod state;
 pub mod tool_call;
 
@@ -23,5 +25,7 @@ pub use outcome::{MissionOutcome, OutcomeKind, SealedOutcome};
 pub use record::{
     CallDecision, Mission, MissionStateData, Plan, PlanStep, StateChange, StateDataError, StepHold,
 };
+pub use retry::{Coefficient, OnExhaustion, RetryPolicy, RetryState};
+pub use saga::{Compensation, Saga};
 pub use state::{AbortReason, IllegalTransition, MissionState, Step};
 pub use tool_call::{CallFailure, CallResult, ToolCallRecord, ToolCallRequest};

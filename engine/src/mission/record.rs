@@ -18,6 +18,7 @@ use crate::mission::definition::MissionDefinition;
 use crate::mission::execution::Execution;
 use crate::mission::frozen::Frozen;
 use crate::mission::outcome::SealedOutcome;
+use crate::mission::retry::RetryPolicy;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
 use crate::mission::tool_call::ToolCallRecord;
 use crate::policy::authority::ApprovalState;
@@ -126,6 +127,9 @@ impl MissionStateData {
 pub struct PlanStep {
     pub tool: ToolName,
     pub arguments: Value,
+    /// How this step's calls are retried, when not as the tool says.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 /// The plan as submitted, with the decision taken on each step.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::canonical::{self, CanonicalError, Domain};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId, ToolName};
+use crate::mission::retry::{RetryPolicy, RetryState};
 use crate::policy::routing::DeploymentTarget;
 use crate::time::Timestamp;
 
@@ -50,7 +51,7 @@ pub fn idempotency_key(
 }
 
 /// Why a call produced no usable result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallFailure {
     /// No answer within the tool's timeout.
@@ -103,12 +104,105 @@ pub struct ToolCallRecord {
     pub arguments_digest: Digest,
     pub target: DeploymentTarget,
     pub endpoint: String,
-    /// How many times the call was handed to the tool (retries after a
-    /// lost answer send it again, with the same key).
+    /// Where a saga sends this call to be undone, as the deployment that
+    /// received it declared when it was dispatched.
+    pub compensation_endpoint: Option<String>,
+    /// How many times the call was handed to the tool: retries after a
+    /// failure and re-sends after a lost answer, all with the same key.
     pub dispatches: u32,
+    pub first_dispatched_at: Timestamp,
     pub dispatched_at: Timestamp,
+    /// The latest attempt's result; `None` while an attempt is out.
     pub result: Option<CallResult>,
     pub completed_at: Option<Timestamp>,
+    /// Attempts that came back failed.
+    pub failed_attempts: u32,
+    /// After a failure: when the call may be sent again, or that it may
+    /// not.
+    pub retry: Option<RetryState>,
+}
+
+impl ToolCallRecord {
+    /// Whether the call may be sent (again) at `at`: never sent back, or
+    /// failed with a retry due.
+    pub fn check_resend(&self, at: Timestamp) -> Result<(), Resend> {
+        match (&self.result, &self.retry) {
+            (None, _) => Ok(()),
+            (Some(CallResult::Succeeded { .. }), _) => Err(Resend::Completed),
+            (Some(CallResult::Failed { .. }), Some(RetryState::Scheduled { not_before, .. }))
+                if at < *not_before =>
+            {
+                Err(Resend::NotDue {
+                    not_before: *not_before,
+                })
+            }
+            (Some(CallResult::Failed { .. }), Some(RetryState::Scheduled { .. })) => Ok(()),
+            (Some(CallResult::Failed { .. }), Some(RetryState::Exhausted { attempts, why })) => {
+                Err(Resend::Exhausted {
+                    attempts: *attempts,
+                    why: why.clone(),
+                })
+            }
+            (Some(CallResult::Failed { .. }), None) => Err(Resend::Completed),
+        }
+    }
+
+    /// The record with another attempt out.
+    pub fn resent(&self, at: Timestamp) -> ToolCallRecord {
+        ToolCallRecord {
+            dispatches: self.dispatches + 1,
+            dispatched_at: at,
+            result: None,
+            completed_at: None,
+            retry: None,
+            ..self.clone()
+        }
+    }
+
+    /// The record with an attempt's result; a failure is scheduled for
+    /// retry, or not, by `policy`.
+    pub fn completed(
+        &self,
+        result: CallResult,
+        at: Timestamp,
+        policy: &RetryPolicy,
+    ) -> ToolCallRecord {
+        let (failed_attempts, retry) = match &result {
+            CallResult::Succeeded { .. } => (self.failed_attempts, None),
+            CallResult::Failed { failure, .. } => {
+                let n = self.failed_attempts + 1;
+                let state = policy.after_failure(*failure, n, self.first_dispatched_at, at);
+                (n, Some(state))
+            }
+        };
+        ToolCallRecord {
+            result: Some(result),
+            completed_at: Some(at),
+            failed_attempts,
+            retry,
+            ..self.clone()
+        }
+    }
+
+    pub fn succeeded_output(&self) -> Option<&Value> {
+        match &self.result {
+            Some(CallResult::Succeeded { output, .. }) => Some(output),
+            _ => None,
+        }
+    }
+
+    /// Whether the call ended for good without success.
+    pub fn failed_for_good(&self) -> bool {
+        matches!(self.retry, Some(RetryState::Exhausted { .. }))
+    }
+}
+
+/// Why a call may not be sent again now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resend {
+    Completed,
+    NotDue { not_before: Timestamp },
+    Exhausted { attempts: u32, why: String },
 }
 
 #[cfg(test)]

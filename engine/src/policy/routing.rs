@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mission::{AuthorityLevel, DataClassification};
+use crate::mission::{AuthorityLevel, DataClassification, RetryPolicy};
 
 /// Where a tool or reasoner runs: `on-prem`, `cloud`, or a region name
 /// such as `region:eu-west-1`.
@@ -81,6 +81,10 @@ pub struct ToolInvocation {
     /// whose target may (an on-prem instance for confidential data, say).
     #[serde(default)]
     pub placements: Vec<ToolPlacement>,
+    /// How a failed call is retried (same idempotency key), unless the
+    /// plan step says otherwise.
+    #[serde(default)]
+    pub retry: RetryPolicy,
 }
 
 /// Another deployment of a tool.
@@ -136,6 +140,7 @@ impl ToolSpec {
             if !(1..=300_000).contains(&i.timeout_ms) {
                 return Err("timeout_ms must be 1 to 300000".into());
             }
+            i.retry.validate()?;
             if i.placements.len() > MAX_PLACEMENTS {
                 return Err(format!("at most {MAX_PLACEMENTS} placements"));
             }

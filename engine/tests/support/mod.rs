@@ -158,6 +158,7 @@ impl World {
                 steps: vec![PlanStep {
                     tool: id("erp.post"),
                     arguments: json!({"amount": amount}),
+                    retry: None,
                 }],
             },
         )

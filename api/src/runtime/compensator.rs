@@ -1,0 +1,162 @@
+//! The saga's compensations. When a step fails for good, the engine lists
+//! the completed steps to undo (latest first); the leader's node sends
+//! each one to its compensation endpoint, one at a time per mission:
+//! `DispatchCompensation` is committed before the request goes out and
+//! `CompleteCompensation` records the answer, so a compensation is never
+//! sent unrecorded, and one whose answer was lost (the node died) is sent
+//! again by the next leader with the same idempotency key.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aura_engine::Actor;
+use aura_engine::ids::{MissionId, TenantId};
+use aura_engine::machine::rejection::Rejection;
+use aura_engine::machine::{CommandBody, EngineState};
+use aura_engine::mission::{CallFailure, CallResult, Compensation, RetryState};
+use aura_engine::time::Timestamp;
+use aura_raft::node::Role;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::gateway::invoke::CompensationRequestBody;
+use crate::server::{AppState, ProposeError};
+use crate::time;
+
+/// How often the leader looks for due compensations besides reacting to
+/// commits (a retry falls due without anything being committed).
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// A compensation to send now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub tenant: TenantId,
+    pub mission: MissionId,
+    pub compensation: Compensation,
+    pub timeout_ms: u64,
+}
+
+/// Each compensating mission's current compensation, when it is due at
+/// `now`: never sent, sent without a recorded answer, or failed with its
+/// retry due.
+pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
+    let mut due = Vec::new();
+    for t in state.tenants() {
+        for m in t.missions().values() {
+            let Some(c) = m.execution().saga().and_then(|s| s.current()) else {
+                continue;
+            };
+            let ready = match (&c.call.result, &c.call.retry) {
+                (None, _) => true,
+                (Some(_), Some(RetryState::Scheduled { not_before, .. })) => now >= *not_before,
+                _ => false,
+            };
+            if ready {
+                let timeout_ms = t
+                    .tools()
+                    .get(&c.call.tool)
+                    .and_then(|s| s.invocation.as_ref())
+                    .map_or(30_000, |i| i.timeout_ms);
+                due.push(Due {
+                    tenant: t.id().clone(),
+                    mission: m.id().clone(),
+                    compensation: c.clone(),
+                    timeout_ms,
+                });
+            }
+        }
+    }
+    due
+}
+
+type InFlight = Arc<Mutex<HashSet<(TenantId, MissionId)>>>;
+
+/// Runs compensations until the task is dropped.
+pub async fn run(state: AppState) {
+    let mut feed = state.node.subscribe();
+    let inflight: InFlight = Arc::default();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if state.node.progress().role == Role::Leader {
+            let due = state.node.read_local(|s| due_at(s, time::now()));
+            for d in due {
+                let key = (d.tenant.clone(), d.mission.clone());
+                if !inflight.lock().expect("not poisoned").insert(key.clone()) {
+                    continue;
+                }
+                let state = state.clone();
+                let inflight = inflight.clone();
+                let span = tracing::info_span!("compensation", tenant = %d.tenant, mission = %d.mission, step = d.compensation.step);
+                tasks.spawn(
+                    async move {
+                        compensate(&state, &d).await;
+                        inflight.lock().expect("not poisoned").remove(&key);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        tokio::select! {
+            _ = feed.recv() => while feed.try_recv().is_ok() {},
+            () = tokio::time::sleep(TICK) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}
+
+/// Sends one compensation and records its answer.
+async fn compensate(state: &AppState, d: &Due) {
+    let c = &d.compensation;
+    let propose = |body| state.try_propose(&d.tenant, Actor::Runtime, body, None);
+    if let Err(e) = propose(CommandBody::DispatchCompensation {
+        mission: d.mission.clone(),
+        step: c.step,
+    })
+    .await
+    {
+        tracing::debug!(error = ?e, "compensation overtaken");
+        return;
+    }
+    let tenant = d.tenant.to_string();
+    let mission = d.mission.to_string();
+    let body = CompensationRequestBody {
+        tenant: &tenant,
+        mission: &mission,
+        step: c.step,
+        tool: c.call.tool.as_str(),
+        idempotency_key: &c.call.idempotency_key,
+        compensates: &c.compensates,
+        output: &c.original_output,
+    };
+    let result = state
+        .gateway
+        .tool_client()
+        .call(&c.call.endpoint, d.timeout_ms, &body)
+        .await;
+    let complete = |result| CommandBody::CompleteCompensation {
+        mission: d.mission.clone(),
+        step: c.step,
+        result,
+    };
+    let recorded = match propose(complete(result)).await {
+        Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
+            // The undo happened; only its answer does not fit the record.
+            propose(complete(CallResult::Failed {
+                failure: CallFailure::ResponseTooLarge,
+                status: None,
+                message: format!(
+                    "the compensation's answer is larger than the {max} bytes recorded"
+                ),
+            }))
+            .await
+        }
+        other => other,
+    };
+    if let Err(e) = recorded {
+        // Sent but unrecorded: the next pass (here or on the next leader)
+        // sends it again under the same key.
+        tracing::warn!(error = ?e, "compensation answer not recorded");
+    }
+}

@@ -1,0 +1,191 @@
+//! Handlers of saga compensation: a failed step's saga is planned when the
+//! failure is reported; the runtime then dispatches and completes each
+//! compensation in turn, and the last one closes the mission.
+
+use crate::ids::MissionId;
+use crate::machine::apply::{Ctx, commit, encoding, mission_for, seal_outcome};
+use crate::machine::event::Event;
+use crate::machine::governance::change;
+use crate::machine::rejection::Rejection;
+use crate::machine::state::TenantState;
+use crate::machine::tool_calls::{check_result, retry_policy};
+use crate::mission::saga::{Compensation, Saga, compensation_key};
+use crate::mission::tool_call::Resend;
+use crate::mission::{
+    AbortReason, CallResult, Mission, MissionState, OutcomeKind, SealedOutcome, Step, StepOutcome,
+    ToolCallRecord,
+};
+use crate::time::Timestamp;
+
+/// What undoing the steps completed before `failed_step` takes: every
+/// step whose succeeded call went to a deployment with a compensation
+/// endpoint, latest first.
+pub(super) fn plan(
+    t: &TenantState,
+    m: &Mission,
+    failed_step: u32,
+    reason: &str,
+    at: Timestamp,
+) -> Result<Saga, Rejection> {
+    let mut compensations = Vec::new();
+    let mut not_compensable = Vec::new();
+    for r in m.execution().reports().iter().rev() {
+        let StepOutcome::Succeeded { call } = r.outcome else {
+            not_compensable.push(r.step);
+            continue;
+        };
+        let record = m
+            .tool_call(r.step, call)
+            .expect("a succeeded step names a recorded call");
+        let Some(endpoint) = &record.compensation_endpoint else {
+            not_compensable.push(r.step);
+            continue;
+        };
+        compensations.push(Compensation {
+            step: r.step,
+            compensates: record.idempotency_key.clone(),
+            original_output: r.output.clone(),
+            call: ToolCallRecord {
+                idempotency_key: compensation_key(&t.id, m.id(), r.step).map_err(encoding)?,
+                endpoint: endpoint.clone(),
+                compensation_endpoint: None,
+                dispatches: 0,
+                first_dispatched_at: at,
+                dispatched_at: at,
+                result: None,
+                completed_at: None,
+                failed_attempts: 0,
+                retry: None,
+                ..record.clone()
+            },
+        });
+    }
+    Ok(Saga {
+        failed_step,
+        reason: reason.to_owned(),
+        started_at: at,
+        compensations,
+        not_compensable,
+    })
+}
+
+/// The failed mission's sealed outcome, once its saga has nothing left.
+pub(super) fn seal_failed(
+    t: &TenantState,
+    m: &Mission,
+    saga: &Saga,
+    at: Timestamp,
+) -> Result<SealedOutcome, Rejection> {
+    seal_outcome(
+        t,
+        m,
+        OutcomeKind::Failed,
+        format!("step {} failed: {}", saga.failed_step, saga.reason),
+        saga.summary(),
+        at,
+    )
+}
+
+fn current(m: &Mission, step: u32) -> Result<&Compensation, Rejection> {
+    let current = m
+        .execution()
+        .saga()
+        .and_then(Saga::current)
+        .ok_or(Rejection::NotCompensating)?;
+    if current.step != step {
+        return Err(Rejection::CompensationOutOfOrder {
+            step,
+            current: current.step,
+        });
+    }
+    Ok(current)
+}
+
+pub(super) fn dispatch(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    step: u32,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    let comp = current(m, step)?;
+    comp.call.check_resend(c.at).map_err(|r| match r {
+        Resend::NotDue { not_before } => Rejection::RetryNotDue {
+            step,
+            call: comp.call.call,
+            not_before,
+        },
+        Resend::Completed | Resend::Exhausted { .. } => Rejection::NotCompensating,
+    })?;
+    let mut record = comp.call.resent(c.at);
+    if comp.call.dispatches == 0 {
+        record.first_dispatched_at = c.at;
+    }
+    let events = vec![Event::CompensationDispatched {
+        mission: id.clone(),
+        step,
+        idempotency_key: record.idempotency_key.clone(),
+        endpoint: record.endpoint.clone(),
+        dispatch: record.dispatches,
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        let m = t.missions.get_mut(id).expect("checked");
+        m.execution_mut()
+            .saga_mut()
+            .current_mut()
+            .expect("checked")
+            .call = record;
+    })
+}
+
+pub(super) fn complete(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    step: u32,
+    result: &CallResult,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    let comp = current(m, step)?;
+    if comp.call.dispatches == 0 || comp.call.result.is_some() {
+        return Err(Rejection::NoDispatchedCall {
+            step,
+            call: comp.call.call,
+        });
+    }
+    check_result(result)?;
+    let policy = retry_policy(t, m, step, &comp.call.tool);
+    let record = comp.call.completed(result.clone(), c.at, &policy);
+    let mut saga = m.execution().saga().expect("checked").clone();
+    saga.current_mut().expect("checked").call = record.clone();
+    let mut events = vec![Event::CompensationCompleted {
+        mission: id.clone(),
+        step,
+        result: result.clone(),
+        retry: record.retry.clone(),
+    }];
+    let sealed = if saga.is_finished() {
+        let sealed = seal_failed(t, m, &saga, c.at)?;
+        events.push(Event::MissionClosed {
+            mission: id.clone(),
+            from: m.state(),
+            outcome: sealed.clone(),
+        });
+        Some(sealed)
+    } else {
+        None
+    };
+    commit(t, c, c.kind, events, |t, seq| {
+        let m = t.missions.get_mut(id).expect("checked");
+        *m.execution_mut().saga_mut() = saga;
+        if let Some(sealed) = sealed {
+            let change = change(
+                MissionState::InProgress,
+                Step::Abort(AbortReason::Failed),
+                c,
+                seq,
+            );
+            m.advance(change, Some(sealed));
+        }
+    })
+}
