@@ -98,6 +98,11 @@ pub struct ServeArgs {
     /// labelled `aura.executor: builtin`; docs/runtime.md). 0 turns it off.
     #[arg(long, env = "AURA_EXECUTOR_CONCURRENCY", default_value_t = 8)]
     executor_concurrency: usize,
+    /// How long the built-in executor's claims last without a heartbeat
+    /// (1000 to 600000 ms): how soon another node (or this one, restarted)
+    /// takes over a mission from a node that died.
+    #[arg(long, env = "AURA_EXECUTOR_LEASE_MS", default_value_t = 30_000)]
+    executor_lease_ms: u64,
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
@@ -210,7 +215,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             worker: format!("node-{}", args.node_id)
                 .parse()
                 .context("the node id makes a worker id")?,
-            lease: aura_engine::time::Millis::from_secs(30),
+            lease: executor_lease(args.executor_lease_ms)?,
             concurrency: args.executor_concurrency,
             reasoner: aura_api::runtime::reasoner::Reasoner::Scripted,
         });
@@ -296,4 +301,17 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn executor_lease(ms: u64) -> anyhow::Result<aura_engine::time::Millis> {
+    use aura_engine::mission::execution::{MAX_LEASE, MIN_LEASE};
+    let lease = aura_engine::time::Millis(ms);
+    if lease < MIN_LEASE || lease > MAX_LEASE {
+        anyhow::bail!(
+            "--executor-lease-ms {ms} is outside {} to {} ms",
+            MIN_LEASE.0,
+            MAX_LEASE.0
+        );
+    }
+    Ok(lease)
 }

@@ -101,55 +101,73 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
     }
 }
 
-/// Plans every mission handed to the executor that is still CREATED: the
-/// reasoner's exchange is recorded in the mission's working state, then
-/// the plan is submitted for policy to decide.
+/// Plans every mission handed to the executor that has no plan yet: a
+/// CREATED one from the start, and one left in PLANNING by a node that
+/// died mid-way. The reasoner's exchange is recorded in the mission's
+/// working state before the plan is submitted, so a mission whose exchange
+/// is recorded is never planned twice: its recorded plan is submitted.
 async fn plan_created(state: &AppState, reasoner: Reasoner) {
-    let created: Vec<(TenantId, Mission)> = state.node.read_local(|s| {
+    let unplanned: Vec<(TenantId, Mission)> = state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.missions()
                     .values()
-                    .filter(|m| m.state() == MissionState::Created && is_ours(m))
+                    .filter(|m| {
+                        matches!(m.state(), MissionState::Created | MissionState::Planning)
+                            && m.plan().is_none()
+                            && is_ours(m)
+                    })
                     .map(|m| (t.id().clone(), m.clone()))
             })
             .collect()
     });
-    for (tenant, m) in created {
+    for (tenant, m) in unplanned {
         let id = m.id().clone();
         let propose = |body| state.try_propose(&tenant, Actor::Runtime, body, None);
-        if let Err(e) = propose(CommandBody::AdvanceMission {
-            mission: id.clone(),
-            step: Advance::BeginPlanning,
-        })
-        .await
+        if m.state() == MissionState::Created
+            && let Err(e) = propose(CommandBody::AdvanceMission {
+                mission: id.clone(),
+                step: Advance::BeginPlanning,
+            })
+            .await
         {
             tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
             continue;
         }
-        let body = match reasoner.plan(&m).await {
-            Ok(exchange) => {
-                let record = serde_json::to_value(&exchange).expect("an exchange serializes");
-                if let Err(e) = propose(CommandBody::WriteStateData {
-                    mission: id.clone(),
-                    key: PLAN_RECORD_KEY.into(),
-                    value: Some(record),
-                })
-                .await
-                {
-                    tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
-                    continue;
-                }
-                CommandBody::SubmitPlan {
-                    mission: id.clone(),
-                    steps: exchange.output,
-                }
-            }
-            Err(e) => CommandBody::CloseMission {
+        let recorded = m
+            .state_data()
+            .entries()
+            .get(PLAN_RECORD_KEY)
+            .and_then(|v| serde_json::from_value::<RecordedPlan>(v.clone()).ok());
+        let body = match recorded {
+            Some(r) => CommandBody::SubmitPlan {
                 mission: id.clone(),
-                closing: Closing::Abort {
-                    reason: AbortReason::Failed,
-                    note: format!("the {} reasoner could not plan: {e}", reasoner.name()),
+                steps: r.output,
+            },
+            None => match reasoner.plan(&m).await {
+                Ok(exchange) => {
+                    let record = serde_json::to_value(&exchange).expect("an exchange serializes");
+                    if let Err(e) = propose(CommandBody::WriteStateData {
+                        mission: id.clone(),
+                        key: PLAN_RECORD_KEY.into(),
+                        value: Some(record),
+                    })
+                    .await
+                    {
+                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
+                        continue;
+                    }
+                    CommandBody::SubmitPlan {
+                        mission: id.clone(),
+                        steps: exchange.output,
+                    }
+                }
+                Err(e) => CommandBody::CloseMission {
+                    mission: id.clone(),
+                    closing: Closing::Abort {
+                        reason: AbortReason::Failed,
+                        note: format!("the {} reasoner could not plan: {e}", reasoner.name()),
+                    },
                 },
             },
         };
@@ -157,6 +175,12 @@ async fn plan_created(state: &AppState, reasoner: Reasoner) {
             tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
         }
     }
+}
+
+/// The part of a recorded planning exchange a resumed planning needs.
+#[derive(serde::Deserialize)]
+struct RecordedPlan {
+    output: Vec<aura_engine::mission::PlanStep>,
 }
 
 /// Claims the next mission handed to the executor, in any tenant.

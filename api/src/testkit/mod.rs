@@ -284,6 +284,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of the API at `base` (`http://host:port`) sending `key`.
+    pub fn connect(base: &str, key: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            key: Some(key.to_owned()),
+        }
+    }
+
     /// The API key it sends.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
