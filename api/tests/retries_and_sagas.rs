@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aura_api::ApiConfig;
+use aura_api::Role;
 use aura_api::runtime::executor::ExecutorConfig;
 use aura_api::runtime::reasoner::Reasoner;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
@@ -177,4 +178,79 @@ async fn a_step_failing_for_good_is_compensated_latest_first() {
     }
     let saga = &m["execution"]["saga"];
     assert_eq!(saga["compensations"][0]["step"], 1, "{saga}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_can_give_an_exhausted_call_more_attempts() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let flaky = RecordingTool::start_with(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "busy"}))
+            } else {
+                (StatusCode::OK, json!({"posted": true}))
+            }
+        }
+    })
+    .await;
+    let (s, g) = server(&flaky).await;
+    register(
+        &g,
+        "erp.flaky",
+        &flaky.url,
+        json!({"retry": {"initial_interval_ms": 50, "maximum_attempts": 2,
+                         "on_exhaustion": "escalate"}}),
+    )
+    .await;
+    g.admin.create_user("acme", "approver-a").await.unwrap();
+    let key = g
+        .admin
+        .create_key("acme", "approver-a", &[Role::Approver])
+        .await
+        .unwrap()
+        .key;
+    let approver = s.client(&key);
+
+    let waiter = {
+        let g = g.clone();
+        tokio::spawn(async move { run(&g, "held", &["erp.flaky"]).await })
+    };
+    // Both attempts fail; the step waits for an approver.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Not created yet is not a failure: the spawned task creates it.
+        let m: Value = g
+            .admin
+            .get("/v1/tenants/acme/missions/held")
+            .await
+            .unwrap_or_default();
+        if m["holds"]["0"]["approval"]["status"] == "pending" {
+            assert_eq!(
+                m["holds"]["0"]["kind"]["reason"], "retries_exhausted",
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no hold: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(flaky.calls().len(), 2);
+    approver
+        .post::<_, Value>(
+            "/v1/tenants/acme/missions/held/decisions",
+            &json!({"approve": true, "reason": "the ERP is back", "hold": 0}),
+        )
+        .await
+        .unwrap();
+    let m = waiter.await.unwrap();
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    let calls = flaky.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.idempotency_key == calls[0].idempotency_key)
+    );
 }

@@ -9,8 +9,9 @@ use aura_engine::Actor;
 use aura_engine::ids::MissionId;
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
 use aura_engine::mission::{
-    AbortReason, AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification, Mission,
-    MissionState, OutcomeKind, PlanStep, RetryPolicy, RetryState, StepOutcome,
+    AbortReason, AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification,
+    HoldKind, Mission, MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState,
+    StepOutcome,
 };
 use aura_engine::policy::routing::{ToolInvocation, ToolSpec};
 use aura_engine::time::{Millis, Timestamp};
@@ -484,4 +485,88 @@ fn without_compensation_endpoints_a_failed_step_closes_the_mission_at_once() {
     assert_eq!(o.result["not_compensable"], json!([1, 0]));
     assert_eq!(o.result["compensated"], json!([]));
     w.state.check_invariants().unwrap();
+}
+
+fn decide(w: &mut World, approve: bool) -> Result<Vec<Event>, Rejection> {
+    w.cmd(
+        "acme",
+        Actor::User(id("approver-b")),
+        CommandBody::DecideApproval {
+            mission: id("m1"),
+            hold: Some(0),
+            approve,
+            groups: Default::default(),
+            reason: "checked the ERP".into(),
+        },
+    )
+}
+
+#[test]
+fn used_up_retries_can_pause_the_step_for_an_approver_who_allows_more() {
+    let escalating = RetryPolicy {
+        on_exhaustion: OnExhaustion::Escalate,
+        ..policy(2)
+    };
+    let mut w = world(escalating, false, 1);
+    dispatch(&mut w, 0).unwrap();
+    complete(&mut w, 0, failure(CallFailure::Unreachable));
+    w.now = w.now.plus(Millis::from_secs(5));
+    dispatch(&mut w, 0).unwrap();
+    let events = complete(&mut w, 0, failure(CallFailure::Unreachable));
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ApprovalOpened { hold: Some(0), approval, .. }
+                if approval.required_level == AuthorityLevel::L3
+        )),
+        "{events:?}"
+    );
+    let hold = &mission(&w).holds()[&0];
+    assert_eq!(hold.kind, HoldKind::RetriesExhausted { call: 0 });
+    assert!(matches!(
+        dispatch(&mut w, 0),
+        Err(Rejection::RetriesExhausted { .. })
+    ));
+
+    // Approved: the same call (same key) gets a fresh set of attempts.
+    decide(&mut w, true).unwrap();
+    let record = mission(&w).tool_call(0, 0).unwrap().clone();
+    assert_eq!(record.failed_attempts, 0);
+    dispatch(&mut w, 0).unwrap();
+    complete(&mut w, 0, failure(CallFailure::Unreachable));
+    assert!(matches!(
+        mission(&w).tool_call(0, 0).unwrap().retry,
+        Some(RetryState::Scheduled { attempt: 2, .. })
+    ));
+    w.now = w.now.plus(Millis::from_secs(5));
+    dispatch(&mut w, 0).unwrap();
+    complete(&mut w, 0, ok());
+    assert_eq!(mission(&w).tool_call(0, 0).unwrap().dispatches, 4);
+    report(&mut w, 0, StepOutcome::Succeeded { call: 0 });
+    assert_eq!(mission(&w).state(), MissionState::Executed);
+    w.state.check_invariants().unwrap();
+}
+
+#[test]
+fn an_approver_who_refuses_more_attempts_leaves_the_call_failed() {
+    let escalating = RetryPolicy {
+        on_exhaustion: OnExhaustion::Escalate,
+        ..policy(1)
+    };
+    let mut w = world(escalating, false, 1);
+    dispatch(&mut w, 0).unwrap();
+    complete(&mut w, 0, failure(CallFailure::Timeout));
+    decide(&mut w, false).unwrap();
+    assert!(matches!(
+        dispatch(&mut w, 0),
+        Err(Rejection::RetriesExhausted { .. })
+    ));
+    report(
+        &mut w,
+        0,
+        StepOutcome::Failed {
+            reason: "no more attempts".into(),
+        },
+    );
+    assert_eq!(mission(&w).state(), MissionState::Closed);
 }

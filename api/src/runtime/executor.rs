@@ -16,7 +16,7 @@ use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
 use aura_engine::machine::{Advance, Closing, CommandBody, Event};
 use aura_engine::mission::{
-    AbortReason, CallResult, Mission, MissionState, StepOutcome, ToolCallRequest,
+    AbortReason, CallResult, HoldKind, Mission, MissionState, StepOutcome, ToolCallRequest,
 };
 use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::time::Millis;
@@ -349,6 +349,21 @@ async fn run_steps(
                     let wait = refusal.retry_after_ms.unwrap_or_default();
                     sleep_holding(Duration::from_millis(wait), keepalive).await?;
                 }
+                // Retries used up under a policy that escalates: an
+                // approver decides whether the call gets more attempts.
+                Err(refusal) if exhaustion_held(state, job, step) => {
+                    match await_hold(state, job, step, keepalive).await? {
+                        ApprovalStatus::Approved => continue,
+                        _ => {
+                            break StepOutcome::Failed {
+                                reason: format!(
+                                    "{}; no approver allowed more attempts",
+                                    refusal.problem.detail
+                                ),
+                            };
+                        }
+                    }
+                }
                 Err(refusal) => {
                     break StepOutcome::Failed {
                         reason: refusal.problem.detail,
@@ -399,6 +414,19 @@ async fn run_steps(
             .map_err(|p| p.detail)?;
     }
     Ok(())
+}
+
+/// Whether the step waits for an approver after its call used up its
+/// retries.
+fn exhaustion_held(state: &AppState, job: &Job, step: u32) -> bool {
+    read_mission(state, job, |m| {
+        m.holds().get(&step).filter(|h| {
+            matches!(h.kind, HoldKind::RetriesExhausted { .. })
+                && h.approval.status == ApprovalStatus::Pending
+        })?;
+        Some(())
+    })
+    .is_some()
 }
 
 /// Sleeps, unless the lease is lost meanwhile.

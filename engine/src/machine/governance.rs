@@ -20,8 +20,8 @@ use crate::machine::rejection::Rejection;
 use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
 use crate::machine::tool_calls::{self, Dispatch};
 use crate::mission::{
-    AuthorityLevel, CallDecision, Mission, MissionState, OutcomeKind, Plan, PlanStep, StateChange,
-    Step, StepHold,
+    AuthorityLevel, CallDecision, HoldKind, Mission, MissionState, OutcomeKind, Plan, PlanStep,
+    StateChange, Step, StepHold,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -669,6 +669,11 @@ fn apply_settlement(
         }
         Some(step) => {
             let mut h = m.holds().get(&step).cloned().expect("checked");
+            if let HoldKind::RetriesExhausted { call } = h.kind
+                && approval.status == ApprovalStatus::Approved
+            {
+                m.renew_attempts(step, call, c.at);
+            }
             h.approval = approval;
             m.set_hold(step, h);
         }
@@ -816,7 +821,11 @@ pub(super) fn evaluate_tool_call(
     };
     let held = m.holds().get(&step);
     let step_grant = held
-        .filter(|h| h.approval.status == ApprovalStatus::Approved && &h.tool == tool)
+        .filter(|h| {
+            h.kind == HoldKind::Policy
+                && h.approval.status == ApprovalStatus::Approved
+                && &h.tool == tool
+        })
         .map(|h| h.approval.required_level);
     let granted = m.granted_level().max(step_grant);
     let bundle = m.boundary().get().policy.bundle;
@@ -851,6 +860,7 @@ pub(super) fn evaluate_tool_call(
                 tool: tool.clone(),
                 decision: record.clone(),
                 approval,
+                kind: HoldKind::Policy,
             });
         }
     }

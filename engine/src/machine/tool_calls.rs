@@ -12,10 +12,12 @@ use crate::machine::apply::{
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::TenantState;
-use crate::mission::Mission;
 use crate::mission::retry::RetryPolicy;
 use crate::mission::tool_call::{self, CallResult, Resend, ToolCallRecord};
+use crate::mission::{HoldKind, Mission, MissionState, OnExhaustion, StepHold};
+use crate::policy::authority::{ApprovalState, ApprovalStatus};
 use crate::policy::routing::Route;
+use crate::time::Timestamp;
 
 const CALL_ARGUMENTS_DOMAIN: canonical::Domain =
     canonical::Domain::new("aura.tool-call-arguments/1");
@@ -167,7 +169,7 @@ pub(super) fn complete(
     check_result(result)?;
     let policy = retry_policy(t, m, step, &record.tool);
     let record = record.completed(result.clone(), c.at, &policy);
-    let events = vec![Event::ToolCallCompleted {
+    let mut events = vec![Event::ToolCallCompleted {
         mission: id.clone(),
         step,
         call,
@@ -175,11 +177,60 @@ pub(super) fn complete(
         result: result.clone(),
         retry: record.retry.clone(),
     }];
+    let hold = exhaustion_hold(m, &record, &policy, c.at);
+    if let Some(h) = &hold {
+        events.push(Event::ApprovalOpened {
+            mission: id.clone(),
+            hold: Some(step),
+            approval: h.approval.clone(),
+        });
+    }
     commit(t, c, c.kind, events, |t, _| {
-        t.missions
-            .get_mut(id)
-            .expect("checked")
-            .put_tool_call(record);
+        let m = t.missions.get_mut(id).expect("checked");
+        m.put_tool_call(record);
+        if let Some(h) = hold {
+            m.set_hold(step, h);
+        }
+    })
+}
+
+/// Under a policy that escalates when retries run out, the exhausted call
+/// of an executing mission holds its step for an approver at the mission's
+/// level.
+fn exhaustion_hold(
+    m: &Mission,
+    record: &ToolCallRecord,
+    policy: &RetryPolicy,
+    at: Timestamp,
+) -> Option<StepHold> {
+    if policy.on_exhaustion != OnExhaustion::Escalate
+        || !record.failed_for_good()
+        || m.state() != MissionState::InProgress
+    {
+        return None;
+    }
+    let step = record.step;
+    if m.holds()
+        .get(&step)
+        .is_some_and(|h| h.approval.status == ApprovalStatus::Pending)
+    {
+        return None;
+    }
+    let decision = m
+        .calls()
+        .iter()
+        .rev()
+        .find(|d| d.step == step && d.tool == record.tool)?
+        .decision
+        .clone();
+    let authority = &m.boundary().get().authority;
+    let rules = authority.config.rules;
+    let required = authority.required_level.max(rules.min_level);
+    Some(StepHold {
+        tool: record.tool.clone(),
+        decision,
+        approval: ApprovalState::open(required, &rules, at),
+        kind: HoldKind::RetriesExhausted { call: record.call },
     })
 }
 

@@ -141,13 +141,32 @@ pub struct Plan {
     pub decision: DecisionRecord,
 }
 
-/// A tool call held at execution time because policy said ESCALATE. The
-/// mission stays IN_PROGRESS; the step waits for its own approval.
+/// A step held at execution time for an approver: because policy said
+/// ESCALATE on a call, or because a call used up its retries under a policy
+/// that escalates. The mission stays IN_PROGRESS; the step waits for its
+/// own approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepHold {
     pub tool: ToolName,
+    /// The decision the hold follows from (for a retry hold, the one the
+    /// exhausted call was sent under).
     pub decision: DecisionRecord,
     pub approval: ApprovalState,
+    #[serde(default)]
+    pub kind: HoldKind,
+}
+
+/// Why a step is held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum HoldKind {
+    /// Policy escalated the call: approving grants the required level to
+    /// the step's calls.
+    #[default]
+    Policy,
+    /// Call `call` failed every attempt: approving sends it again with a
+    /// fresh set of attempts, rejecting fails the step.
+    RetriesExhausted { call: u32 },
 }
 
 /// A tool call decision taken during execution.
@@ -308,6 +327,16 @@ impl Mission {
     pub(crate) fn record_call(&mut self, call: CallDecision) {
         self.calls.push(call);
     }
+    /// An approver allowed an exhausted call more attempts.
+    pub(crate) fn renew_attempts(&mut self, step: u32, call: u32, at: Timestamp) {
+        let record = self
+            .tool_calls
+            .get_mut(&step)
+            .and_then(|calls| calls.get_mut(&call))
+            .expect("a retry hold names a recorded call");
+        *record = record.with_fresh_attempts(at);
+    }
+
     pub(crate) fn put_tool_call(&mut self, record: ToolCallRecord) {
         self.tool_calls
             .entry(record.step)

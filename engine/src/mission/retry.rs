@@ -64,6 +64,9 @@ pub enum OnExhaustion {
     /// The step fails for good; completed steps are compensated.
     #[default]
     Fail,
+    /// The step pauses and an approver decides: approving gives the call
+    /// a fresh set of attempts, rejecting fails the step.
+    Escalate,
 }
 
 /// How a failed call is retried. Every field has a default, so `{}` is

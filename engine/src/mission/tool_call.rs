@@ -184,6 +184,20 @@ impl ToolCallRecord {
         }
     }
 
+    /// The record after an approver allowed more attempts: due at once,
+    /// counted afresh from `at`.
+    pub fn with_fresh_attempts(&self, at: Timestamp) -> ToolCallRecord {
+        ToolCallRecord {
+            failed_attempts: 0,
+            first_dispatched_at: at,
+            retry: Some(RetryState::Scheduled {
+                attempt: 1,
+                not_before: at,
+            }),
+            ..self.clone()
+        }
+    }
+
     pub fn succeeded_output(&self) -> Option<&Value> {
         match &self.result {
             Some(CallResult::Succeeded { output, .. }) => Some(output),
