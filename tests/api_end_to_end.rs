@@ -102,6 +102,13 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
                       "invocation": invocation});
     let tool_path = "/v1/tenants/acme/tools/erp.post";
     let tool = admin.raw(Method::PUT, tool_path, Some(&spec), &[]).await;
+    // Stored as registered, with the default retry policy filled in.
+    let mut invocation = invocation;
+    invocation["retry"] = json!({
+        "initial_interval_ms": 1000, "backoff_coefficient": 2.0, "maximum_interval_ms": 60_000,
+        "maximum_attempts": 3, "maximum_duration_ms": null, "non_retryable": [],
+        "on_exhaustion": "fail"
+    });
     assert_eq!(tool.status, StatusCode::OK, "{:?}", tool.body);
     let shown: Value = admin.get(tool_path).await.unwrap();
     assert_eq!(
