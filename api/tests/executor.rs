@@ -4,28 +4,13 @@
 //! a failing tool is retried, then closes the mission as failed; missions not labelled for
 //! it are left alone.
 
-use std::time::{Duration, Instant};
-
-use aura_api::ApiConfig;
-use aura_api::runtime::executor::ExecutorConfig;
-use aura_api::runtime::reasoner::Reasoner;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
-use aura_engine::time::Millis;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn server_with_executor(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
-    let config = ApiConfig {
-        executor: Some(ExecutorConfig {
-            worker: "test-node".parse().unwrap(),
-            lease: Millis::from_secs(5),
-            concurrency: 4,
-            reasoner: Reasoner::Scripted,
-        }),
-        ..ApiConfig::default()
-    };
-    let s = TestServer::start_with(Db::Sqlite, config).await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
     (s, g)
 }
@@ -49,19 +34,7 @@ async fn create(g: &GovernedTenant, id: &str, labels: Value) {
 }
 
 async fn closed(g: &GovernedTenant, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let m: Value = g
-            .admin
-            .get(&format!("/v1/tenants/acme/missions/{id}"))
-            .await
-            .unwrap();
-        if m["state"] == "CLOSED" {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "not closed in time: {m}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    g.closed_mission(id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

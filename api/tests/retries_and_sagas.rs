@@ -8,29 +8,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aura_api::ApiConfig;
 use aura_api::Role;
-use aura_api::runtime::executor::ExecutorConfig;
-use aura_api::runtime::reasoner::Reasoner;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
-use aura_engine::time::Millis;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn server(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
-    let config = ApiConfig {
-        executor: Some(ExecutorConfig {
-            worker: "test-node".parse().unwrap(),
-            lease: Millis::from_secs(5),
-            concurrency: 4,
-            reasoner: Reasoner::Scripted,
-        }),
-        ..ApiConfig::default()
-    };
-    let s = TestServer::start_with(Db::Sqlite, config).await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
     (s, g)
+}
+
+/// A tool that answers 503 to its first `failures` calls, then 200.
+async fn flaky(failures: usize) -> RecordingTool {
+    let seen = Arc::new(AtomicUsize::new(0));
+    RecordingTool::start_with(move |_| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < failures {
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "busy"}))
+            } else {
+                (StatusCode::OK, json!({"posted": true}))
+            }
+        }
+    })
+    .await
 }
 
 /// Registers `name` like `erp.post`, at `endpoint`, with these extras in
@@ -75,36 +78,12 @@ async fn run(g: &GovernedTenant, id: &str, tools: &[&str]) -> Value {
         .await
         .unwrap();
     assert_eq!(m["state"], "CREATED", "{m}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m: Value = g
-            .admin
-            .get(&format!("/v1/tenants/acme/missions/{id}"))
-            .await
-            .unwrap();
-        if m["state"] == "CLOSED" {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "not closed in time: {m}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    g.closed_mission(id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flaky_tool_is_retried_with_one_key_on_the_policys_schedule() {
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    let flaky = RecordingTool::start_with(move |_| {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < 2 {
-                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "busy"}))
-            } else {
-                (StatusCode::OK, json!({"posted": true}))
-            }
-        }
-    })
-    .await;
+    let flaky = flaky(2).await;
     let (_s, g) = server(&flaky).await;
     register(
         &g,
@@ -182,19 +161,7 @@ async fn a_step_failing_for_good_is_compensated_latest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_can_give_an_exhausted_call_more_attempts() {
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    let flaky = RecordingTool::start_with(move |_| {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < 2 {
-                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "busy"}))
-            } else {
-                (StatusCode::OK, json!({"posted": true}))
-            }
-        }
-    })
-    .await;
+    let flaky = flaky(2).await;
     let (s, g) = server(&flaky).await;
     register(
         &g,

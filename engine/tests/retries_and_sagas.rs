@@ -34,10 +34,9 @@ fn policy(attempts: u32) -> RetryPolicy {
     }
 }
 
-/// acme with `erp.post` callable (undone at `/undo` when `undo`), and
-/// mission m1 planned with `steps` permitted steps, claimed by w1.
-fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
-    let mut w = World::new();
+/// Registers `erp.post` callable, retried under `retry`, undone at
+/// `/undo` when `undo`.
+fn register(w: &mut World, retry: RetryPolicy, undo: bool) {
     w.ok(
         "acme",
         Actor::Platform,
@@ -58,6 +57,13 @@ fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
             },
         },
     );
+}
+
+/// acme with `erp.post` callable (undone at `/undo` when `undo`), and
+/// mission m1 planned with `steps` permitted steps, claimed by w1.
+fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
+    let mut w = World::new();
+    register(&mut w, retry, undo);
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
     let plan = (0..steps)
@@ -275,26 +281,7 @@ fn non_retryable_failures_and_the_time_budget_end_retries_at_once() {
 #[test]
 fn a_plan_step_may_retry_differently_from_its_tool() {
     let mut w = World::new();
-    w.ok(
-        "acme",
-        Actor::Platform,
-        CommandBody::RegisterTool {
-            tool: id("erp.post"),
-            spec: ToolSpec {
-                risk: AuthorityLevel::L1,
-                classification: DataClassification::Confidential,
-                target: "on-prem".into(),
-                invocation: Some(ToolInvocation {
-                    endpoint: "http://erp.local/post".into(),
-                    input_schema: json!({"type": "object"}),
-                    compensation_endpoint: None,
-                    timeout_ms: 1000,
-                    placements: vec![],
-                    retry: policy(5),
-                }),
-            },
-        },
-    );
+    register(&mut w, policy(5), false);
     w.create_mission("acme", "m1", Millis::from_secs(3600));
     w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
     w.ok(

@@ -270,6 +270,24 @@ impl GovernedTenant {
             .expect("token issued")
     }
 
+    /// The mission once it is CLOSED (waiting for it to be created, too),
+    /// failing the test after 30 s.
+    pub async fn closed_mission(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let path = format!("/v1/tenants/{}/missions/{id}", self.tenant);
+        loop {
+            let m: Value = self.admin.get(&path).await.unwrap_or_default();
+            if m["state"] == "CLOSED" {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mission {id} not closed in time: {m}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// A call of `erp.post` in `mission`.
     pub fn call(&self, mission: &str, step: u32, arguments: Value) -> ToolCallRequest {
         ToolCallRequest {

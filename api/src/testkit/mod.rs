@@ -83,6 +83,21 @@ impl TestServer {
         Self::start_with(db, ApiConfig::default()).await
     }
 
+    /// A node whose built-in executor runs (worker `test-node`, 5 s
+    /// leases, the scripted reasoner).
+    pub async fn start_with_executor(db: Db) -> TestServer {
+        let config = ApiConfig {
+            executor: Some(crate::runtime::executor::ExecutorConfig {
+                worker: "test-node".parse().expect("a worker id"),
+                lease: aura_engine::time::Millis::from_secs(5),
+                concurrency: 4,
+                reasoner: crate::runtime::reasoner::Reasoner::Scripted,
+            }),
+            ..ApiConfig::default()
+        };
+        Self::start_with(db, config).await
+    }
+
     pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
         Self::start_cluster(1, db, config)
             .await
