@@ -48,34 +48,44 @@ pub struct CompensationRequestBody<'a> {
     pub output: &'a Value,
 }
 
-/// A body the gateway POSTs, with what goes into its headers.
+/// A body the gateway POSTs, with the headers that go with it (besides
+/// `Content-Type`).
 pub trait Outbound: Serialize {
-    fn idempotency_key(&self) -> &str;
-    fn tenant(&self) -> &str;
-    fn mission(&self) -> &str;
+    fn headers(&self) -> Vec<(&'static str, String)>;
+}
+
+fn aura_headers(key: &str, tenant: &str, mission: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("idempotency-key", key.to_owned()),
+        ("aura-tenant", tenant.to_owned()),
+        ("aura-mission", mission.to_owned()),
+    ]
 }
 
 impl Outbound for ToolRequestBody<'_> {
-    fn idempotency_key(&self) -> &str {
-        self.idempotency_key
-    }
-    fn tenant(&self) -> &str {
-        self.tenant
-    }
-    fn mission(&self) -> &str {
-        self.mission
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        aura_headers(self.idempotency_key, self.tenant, self.mission)
     }
 }
 
 impl Outbound for CompensationRequestBody<'_> {
-    fn idempotency_key(&self) -> &str {
-        self.idempotency_key
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        aura_headers(self.idempotency_key, self.tenant, self.mission)
     }
-    fn tenant(&self) -> &str {
-        self.tenant
-    }
-    fn mission(&self) -> &str {
-        self.mission
+}
+
+/// Any JSON request with its own headers (a model provider's, say).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct JsonRequest {
+    pub body: Value,
+    #[serde(skip)]
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Outbound for JsonRequest {
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.headers.clone()
     }
 }
 
@@ -136,12 +146,11 @@ impl ToolClient {
             Ok(j) => j,
             Err(e) => return failed(CallFailure::InvalidResponse, None, &e.to_string()),
         };
-        let request = hyper::Request::post(endpoint)
-            .header(CONTENT_TYPE, "application/json")
-            .header("idempotency-key", body.idempotency_key())
-            .header("aura-tenant", body.tenant())
-            .header("aura-mission", body.mission())
-            .body(Full::new(Bytes::from(json)));
+        let mut request = hyper::Request::post(endpoint).header(CONTENT_TYPE, "application/json");
+        for (name, value) in body.headers() {
+            request = request.header(name, value);
+        }
+        let request = request.body(Full::new(Bytes::from(json)));
         let request = match request {
             Ok(r) => r,
             Err(e) => {

@@ -1,6 +1,6 @@
 //! The built-in executor: a worker inside `aura serve` for missions that
 //! ask for it (context label `aura.executor: builtin`). It plans such a
-//! mission when it was created without a plan (with the scripted reasoner),
+//! mission when it was created without a plan (with the node's reasoner),
 //! and once the mission is queued it claims it like any worker, calls each
 //! step's tool through the same gateway path as agents (schema, rate
 //! limits, policy on the actual arguments, audit before effect), reports
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
-use aura_engine::machine::{Advance, Closing, CommandBody, Event};
+use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
 use aura_engine::mission::{
     AbortReason, CallResult, HoldKind, Mission, MissionState, StepOutcome, ToolCallRequest,
 };
@@ -73,7 +73,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
         // Planning is done by the leader alone, so two nodes never plan
         // the same mission; claims are safe from any node (leases).
         if state.node.progress().role == Role::Leader {
-            plan_created(&state, config.reasoner).await;
+            plan_created(&state, &config.reasoner).await;
         }
         while tasks.len() < config.concurrency {
             let Some(job) = claim_next(&state, &config, &running).await else {
@@ -106,7 +106,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
 /// died mid-way. The reasoner's exchange is recorded in the mission's
 /// working state before the plan is submitted, so a mission whose exchange
 /// is recorded is never planned twice: its recorded plan is submitted.
-async fn plan_created(state: &AppState, reasoner: Reasoner) {
+async fn plan_created(state: &AppState, reasoner: &Reasoner) {
     let unplanned: Vec<(TenantId, Mission)> = state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
@@ -144,22 +144,37 @@ async fn plan_created(state: &AppState, reasoner: Reasoner) {
                 mission: id.clone(),
                 steps: r.output,
             },
-            None => match reasoner.plan(&m).await {
+            None => match reasoner.plan(&m, state.gateway.tool_client()).await {
                 Ok(exchange) => {
                     let record = serde_json::to_value(&exchange).expect("an exchange serializes");
-                    if let Err(e) = propose(CommandBody::WriteStateData {
+                    match propose(CommandBody::WriteStateData {
                         mission: id.clone(),
                         key: PLAN_RECORD_KEY.into(),
                         value: Some(record),
                     })
                     .await
                     {
-                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
-                        continue;
-                    }
-                    CommandBody::SubmitPlan {
-                        mission: id.clone(),
-                        steps: exchange.output,
+                        Ok(_) => CommandBody::SubmitPlan {
+                            mission: id.clone(),
+                            steps: exchange.output,
+                        },
+                        // A plan whose origin cannot be recorded is not
+                        // submitted; asking again would only repeat it.
+                        Err(ProposeError::Refused(Rejection::StateData(e))) => {
+                            CommandBody::CloseMission {
+                                mission: id.clone(),
+                                closing: Closing::Abort {
+                                    reason: AbortReason::Failed,
+                                    note: format!(
+                                        "the reasoner's exchange cannot be recorded: {e}"
+                                    ),
+                                },
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
+                            continue;
+                        }
                     }
                 }
                 Err(e) => CommandBody::CloseMission {

@@ -84,14 +84,17 @@ impl TestServer {
     }
 
     /// A node whose built-in executor runs (worker `test-node`, 5 s
-    /// leases, the scripted reasoner).
-    pub async fn start_with_executor(db: Db) -> TestServer {
+    /// leases) and plans with `reasoner`.
+    pub async fn start_with_executor(
+        db: Db,
+        reasoner: crate::runtime::reasoner::Reasoner,
+    ) -> TestServer {
         let config = ApiConfig {
             executor: Some(crate::runtime::executor::ExecutorConfig {
                 worker: "test-node".parse().expect("a worker id"),
                 lease: aura_engine::time::Millis::from_secs(5),
                 concurrency: 4,
-                reasoner: crate::runtime::reasoner::Reasoner::Scripted,
+                reasoner,
             }),
             ..ApiConfig::default()
         };

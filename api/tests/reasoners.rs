@@ -1,0 +1,211 @@
+//! Model reasoners against local HTTP servers that speak each wire format
+//! (no test needs the internet): the built-in executor asks the model for
+//! a plan, records what it asked and what the model answered, and runs
+//! the plan; a provider outside the mission's data boundary is never asked;
+//! an answer that is not a plan fails the mission with the reason.
+
+use std::sync::{Arc, Mutex};
+
+use aura_api::runtime::reasoner::{ModelApi, ModelProvider, Reasoner};
+use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
+use aura_api::testkit::{Db, TestServer};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+/// What the model server received: headers of interest and the body.
+#[derive(Clone, Debug)]
+struct Asked {
+    path: String,
+    authorization: Option<String>,
+    api_key: Option<String>,
+    version: Option<String>,
+    body: Value,
+}
+
+#[derive(Clone)]
+struct Model {
+    asked: Arc<Mutex<Vec<Asked>>>,
+    answer: String,
+}
+
+async fn answer(
+    State(m): State<Model>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = uri.path().to_owned();
+    m.asked.lock().unwrap().push(Asked {
+        path: path.clone(),
+        authorization: h("authorization"),
+        api_key: h("x-api-key"),
+        version: h("anthropic-version"),
+        body,
+    });
+    axum::Json(if path.ends_with("/chat/completions") {
+        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": m.answer}}]})
+    } else {
+        json!({"type": "message", "role": "assistant",
+               "content": [{"type": "text", "text": m.answer}]})
+    })
+}
+
+/// A local server answering both wire formats with `text`.
+async fn model_server(text: &str) -> (String, Arc<Mutex<Vec<Asked>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(answer))
+        .route("/v1/messages", axum::routing::post(answer))
+        .with_state(Model {
+            asked: asked.clone(),
+            answer: text.to_owned(),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, asked)
+}
+
+async fn server(tool: &RecordingTool, provider: ModelProvider) -> (TestServer, GovernedTenant) {
+    let s = TestServer::start_with_executor(Db::Sqlite, Reasoner::Model(provider)).await;
+    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    (s, g)
+}
+
+fn provider(api: ModelApi, url: &str, target: &str) -> ModelProvider {
+    ModelProvider {
+        api,
+        url: url.to_owned(),
+        model: "planner-1".into(),
+        api_key: Some("test-key".into()),
+        target: target.into(),
+        timeout_ms: 5_000,
+    }
+}
+
+/// A confidential mission for the executor (confidential data may go
+/// on-prem only).
+async fn run(g: &GovernedTenant, id: &str) -> Value {
+    let _: Value = g
+        .admin
+        .post(
+            "/v1/tenants/acme/missions",
+            &json!({
+                "id": id, "namespace": "prod", "agent": "bot",
+                "definition": {"objective": "post invoice 7", "tools": ["erp.post"],
+                               "authority": "L1", "timeout": 60_000},
+                "context": {"inputs": {"invoice": 7}, "classification": "confidential",
+                            "labels": {"aura.executor": "builtin"}}
+            }),
+        )
+        .await
+        .unwrap();
+    g.closed_mission(id).await
+}
+
+const PLAN: &str =
+    "Sure.\n```json\n{\"steps\": [{\"tool\": \"erp.post\", \"arguments\": {\"amount\": 7}}]}\n```";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_compatible_model_plans_and_the_exchange_is_recorded() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = model_server(PLAN).await;
+    let base = format!("{url}/v1");
+    let (_s, g) = server(
+        &tool,
+        provider(ModelApi::OpenAiCompatible, &base, "on-prem"),
+    )
+    .await;
+    let m = run(&g, "oa").await;
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    // The model's plan ran: the tool got its arguments.
+    assert_eq!(tool.calls()[0].body["arguments"], json!({"amount": 7}));
+
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].path, "/v1/chat/completions");
+    assert_eq!(asked[0].authorization.as_deref(), Some("Bearer test-key"));
+    assert_eq!(asked[0].body["model"], "planner-1");
+    assert_eq!(asked[0].body["messages"][0]["role"], "system");
+    assert!(
+        asked[0].body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("post invoice 7")
+    );
+
+    let exchange = &m["state_data"]["entries"]["reasoner.plan"];
+    assert_eq!(exchange["provider"], "openai-compatible", "{exchange}");
+    assert_eq!(exchange["model"], "planner-1");
+    assert_eq!(exchange["target"], "on-prem");
+    assert_eq!(exchange["input"], asked[0].body, "the request as sent");
+    assert_eq!(exchange["answer"], PLAN);
+    assert!(
+        !exchange.to_string().contains("test-key"),
+        "the key is never recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_model_plans_over_the_messages_api() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = model_server(PLAN).await;
+    let (_s, g) = server(&tool, provider(ModelApi::Anthropic, &url, "on-prem")).await;
+    let m = run(&g, "an").await;
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked[0].path, "/v1/messages");
+    assert_eq!(asked[0].api_key.as_deref(), Some("test-key"));
+    assert_eq!(asked[0].version.as_deref(), Some("2023-06-01"));
+    assert!(asked[0].body["system"].as_str().unwrap().contains("JSON"));
+    assert_eq!(
+        m["state_data"]["entries"]["reasoner.plan"]["provider"],
+        "anthropic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outside_the_missions_boundary_is_never_asked() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = model_server(PLAN).await;
+    let (_s, g) = server(&tool, provider(ModelApi::Anthropic, &url, "cloud")).await;
+    let m = run(&g, "leak").await;
+    let outcome = &m["outcome"]["outcome"];
+    assert_eq!(outcome["kind"], "failed", "{m}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("confidential data may not go to the reasoner at `cloud`"),
+        "{reason}"
+    );
+    assert!(asked.lock().unwrap().is_empty(), "the model saw the data");
+    assert!(tool.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_is_not_a_plan_fails_the_mission_with_the_reason() {
+    let tool = RecordingTool::start().await;
+    let (url, _asked) =
+        model_server("{\"steps\": [{\"tool\": \"mail.send\", \"arguments\": {}}]}").await;
+    let (_s, g) = server(
+        &tool,
+        provider(ModelApi::OpenAiCompatible, &format!("{url}/v1"), "on-prem"),
+    )
+    .await;
+    let m = run(&g, "bad").await;
+    let reason = m["outcome"]["outcome"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("`mail.send` is not one of the mission's tools"),
+        "{reason}"
+    );
+    assert!(tool.calls().is_empty());
+}

@@ -1,0 +1,110 @@
+//! `aura serve` refuses flags it cannot honour with a readable message and
+//! a failing exit code, before serving anything.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aura_raft::testkit::free_port;
+
+/// Runs `aura serve` with `extra`; returns its exit success and stderr.
+fn serve(extra: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aura"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--cluster-listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(extra)
+        .env("AURA_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("aura serve {extra:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    (
+        status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_executor_and_reasoner_flags_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "sk-test\n").unwrap();
+    let key = key.to_str().unwrap();
+    for (flags, says) in [
+        (
+            vec!["--executor-lease-ms", "5"],
+            "--executor-lease-ms 5 is outside",
+        ),
+        (
+            vec!["--reasoner", "gpt"],
+            "is not one of scripted, anthropic",
+        ),
+        (
+            vec!["--reasoner", "openai-compatible", "--reasoner-model", "m"],
+            "needs --reasoner-url",
+        ),
+        (
+            vec![
+                "--reasoner",
+                "openai-compatible",
+                "--reasoner-model",
+                "m",
+                "--reasoner-url",
+                "http://127.0.0.1:11434/v1",
+            ],
+            "needs --reasoner-target",
+        ),
+        (
+            vec![
+                "--reasoner",
+                "openai-compatible",
+                "--reasoner-model",
+                "m",
+                "--reasoner-url",
+                "http://127.0.0.1:11434/v1",
+                "--reasoner-target",
+                "basement",
+            ],
+            "is not a deployment target",
+        ),
+        (
+            vec!["--reasoner", "anthropic", "--reasoner-model", "m"],
+            "needs --reasoner-api-key-file",
+        ),
+        (
+            vec![
+                "--reasoner",
+                "anthropic",
+                "--reasoner-api-key-file",
+                key,
+                "--reasoner-url",
+                "ftp://x",
+                "--reasoner-model",
+                "m",
+            ],
+            "is not an http:// or https:// URL",
+        ),
+    ] {
+        let (ok, stderr) = serve(&flags);
+        assert!(!ok, "{flags:?} was accepted");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("sk-test"), "the key is never shown");
+    }
+}
