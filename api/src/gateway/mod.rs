@@ -679,11 +679,7 @@ impl Gateway {
         {
             Ok(events) => Ok((result, retry_of(events))),
             Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
-                let failed = CallResult::Failed {
-                    failure: aura_engine::mission::CallFailure::ResponseTooLarge,
-                    status: None,
-                    message: format!("the tool's answer is larger than the {max} bytes recorded"),
-                };
+                let failed = CallResult::unrecordable("the tool's answer", max);
                 let events = state
                     .propose(&call.tenant, actor, body(failed.clone()))
                     .await?;

@@ -14,7 +14,7 @@ use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TenantId};
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, EngineState};
-use aura_engine::mission::{CallFailure, CallResult, Compensation, RetryState};
+use aura_engine::mission::{CallResult, Compensation};
 use aura_engine::time::Timestamp;
 use aura_raft::node::Role;
 use tokio::task::JoinSet;
@@ -47,12 +47,8 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
             let Some(c) = m.execution().saga().and_then(|s| s.current()) else {
                 continue;
             };
-            let ready = match (&c.call.result, &c.call.retry) {
-                (None, _) => true,
-                (Some(_), Some(RetryState::Scheduled { not_before, .. })) => now >= *not_before,
-                _ => false,
-            };
-            if ready {
+            // The engine's own rule for sending a call (again).
+            if c.call.check_resend(now).is_ok() {
                 let timeout_ms = t
                     .tools()
                     .get(&c.call.tool)
@@ -143,13 +139,10 @@ async fn compensate(state: &AppState, d: &Due) {
     let recorded = match propose(complete(result)).await {
         Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
             // The undo happened; only its answer does not fit the record.
-            propose(complete(CallResult::Failed {
-                failure: CallFailure::ResponseTooLarge,
-                status: None,
-                message: format!(
-                    "the compensation's answer is larger than the {max} bytes recorded"
-                ),
-            }))
+            propose(complete(CallResult::unrecordable(
+                "the compensation's answer",
+                max,
+            )))
             .await
         }
         other => other,

@@ -155,7 +155,7 @@ pub(super) fn complete(
     }
     check_result(result)?;
     let policy = retry_policy(t, m, step, &comp.call.tool);
-    let record = comp.call.completed(result.clone(), c.at, &policy);
+    let record = comp.call.completed(result.clone(), c.at, policy);
     let mut saga = m.execution().saga().expect("checked").clone();
     saga.current_mut().expect("checked").call = record.clone();
     let mut events = vec![Event::CompensationCompleted {

@@ -168,7 +168,7 @@ pub(super) fn complete(
         .ok_or(Rejection::NoDispatchedCall { step, call })?;
     check_result(result)?;
     let policy = retry_policy(t, m, step, &record.tool);
-    let record = record.completed(result.clone(), c.at, &policy);
+    let record = record.completed(result.clone(), c.at, policy);
     let mut events = vec![Event::ToolCallCompleted {
         mission: id.clone(),
         step,
@@ -177,7 +177,7 @@ pub(super) fn complete(
         result: result.clone(),
         retry: record.retry.clone(),
     }];
-    let hold = exhaustion_hold(m, &record, &policy, c.at);
+    let hold = exhaustion_hold(m, &record, policy, c.at);
     if let Some(h) = &hold {
         events.push(Event::ApprovalOpened {
             mission: id.clone(),
@@ -283,21 +283,25 @@ pub(super) fn refuse(
 
 /// The retry policy of a step's calls: the plan step's own, else its
 /// tool's, else the default.
-pub(super) fn retry_policy(
-    t: &TenantState,
-    m: &Mission,
+pub(super) fn retry_policy<'a>(
+    t: &'a TenantState,
+    m: &'a Mission,
     step: u32,
     tool: &ToolName,
-) -> RetryPolicy {
+) -> &'a RetryPolicy {
     m.plan()
         .and_then(|p| p.steps.get(step as usize))
         .filter(|s| &s.tool == tool)
-        .and_then(|s| s.retry.clone())
+        .and_then(|s| s.retry.as_ref())
         .or_else(|| {
             t.tools
                 .get(tool)
                 .and_then(|s| s.invocation.as_ref())
-                .map(|i| i.retry.clone())
+                .map(|i| &i.retry)
         })
-        .unwrap_or_default()
+        .unwrap_or(&DEFAULT_RETRY)
 }
+
+/// A `static`, so that a call without a policy of its own borrows the
+/// default rather than building one per completion.
+static DEFAULT_RETRY: RetryPolicy = RetryPolicy::DEFAULT;

@@ -90,17 +90,22 @@ pub struct RetryPolicy {
     pub on_exhaustion: OnExhaustion,
 }
 
+impl RetryPolicy {
+    /// The policy of a call whose tool and step name none.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        initial_interval_ms: 1000,
+        backoff_coefficient: Coefficient(2000),
+        maximum_interval_ms: 60_000,
+        maximum_attempts: 3,
+        maximum_duration_ms: None,
+        non_retryable: BTreeSet::new(),
+        on_exhaustion: OnExhaustion::Fail,
+    };
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            initial_interval_ms: 1000,
-            backoff_coefficient: Coefficient(2000),
-            maximum_interval_ms: 60_000,
-            maximum_attempts: 3,
-            maximum_duration_ms: None,
-            non_retryable: BTreeSet::new(),
-            on_exhaustion: OnExhaustion::Fail,
-        }
+        RetryPolicy::DEFAULT
     }
 }
 

@@ -94,6 +94,18 @@ pub enum CallResult {
     },
 }
 
+impl CallResult {
+    /// What is recorded when `what` answered more than the `max` bytes the
+    /// record keeps: the effect happened, only its answer is lost.
+    pub fn unrecordable(what: &str, max: usize) -> CallResult {
+        CallResult::Failed {
+            failure: CallFailure::ResponseTooLarge,
+            status: None,
+            message: format!("{what} is larger than the {max} bytes recorded"),
+        }
+    }
+}
+
 /// One call of a step, from its first dispatch to its result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCallRecord {
