@@ -42,69 +42,21 @@ fn serve(extra: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn bad_executor_and_reasoner_flags_are_refused_with_the_reason() {
+fn bad_executor_flags_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key");
-    std::fs::write(&key, "sk-test\n").unwrap();
-    let key = key.to_str().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "sk-test\n").unwrap();
+    let file = file.to_str().unwrap();
     for (flags, says) in [
         (
             vec!["--executor-lease-ms", "5"],
             "--executor-lease-ms 5 is outside",
         ),
-        (
-            vec!["--reasoner", "gpt"],
-            "is not one of scripted, anthropic",
-        ),
-        (
-            vec!["--reasoner", "openai-compatible", "--reasoner-model", "m"],
-            "needs --reasoner-url",
-        ),
-        (
-            vec![
-                "--reasoner",
-                "openai-compatible",
-                "--reasoner-model",
-                "m",
-                "--reasoner-url",
-                "http://127.0.0.1:11434/v1",
-            ],
-            "needs --reasoner-target",
-        ),
-        (
-            vec![
-                "--reasoner",
-                "openai-compatible",
-                "--reasoner-model",
-                "m",
-                "--reasoner-url",
-                "http://127.0.0.1:11434/v1",
-                "--reasoner-target",
-                "basement",
-            ],
-            "is not a deployment target",
-        ),
-        (
-            vec!["--reasoner", "anthropic", "--reasoner-model", "m"],
-            "needs --reasoner-api-key-file",
-        ),
-        (
-            vec![
-                "--reasoner",
-                "anthropic",
-                "--reasoner-api-key-file",
-                key,
-                "--reasoner-url",
-                "ftp://x",
-                "--reasoner-model",
-                "m",
-            ],
-            "is not an http:// or https:// URL",
-        ),
+        (vec!["--secrets-dir", file], "is not a directory"),
     ] {
         let (ok, stderr) = serve(&flags);
         assert!(!ok, "{flags:?} was accepted");
         assert!(stderr.contains(says), "{flags:?}: {stderr}");
-        assert!(!stderr.contains("sk-test"), "the key is never shown");
+        assert!(!stderr.contains("sk-test"), "a secret is never shown");
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aura_api::ApiConfig;
 use aura_api::runtime::executor::ExecutorConfig;
-use aura_api::runtime::reasoner::Reasoner;
+use aura_api::runtime::reasoner::Secrets;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
 use aura_engine::ids::TenantId;
@@ -29,7 +29,7 @@ fn config(concurrency: usize) -> ApiConfig {
             worker: "bench".parse().expect("worker id"),
             lease: Millis::from_secs(30),
             concurrency,
-            reasoner: Reasoner::Scripted,
+            secrets: Secrets::new(std::env::temp_dir()),
         }),
         ..ApiConfig::default()
     }

@@ -46,7 +46,7 @@ impl Modify for ApiKeyScheme {
         v1::policy::run_tests, v1::policy::get_policy, v1::policy::set_stable,
         v1::policy::start_canary, v1::policy::promote, v1::policy::rollback,
         v1::policy::get_authority, v1::policy::put_authority, v1::policy::get_routing,
-        v1::policy::put_routing,
+        v1::policy::put_routing, v1::policy::get_reasoner, v1::policy::put_reasoner,
         v1::missions::create, v1::missions::list, v1::missions::get, v1::missions::submit_plan,
         v1::missions::cancel, v1::missions::issue_token, v1::events::stream,
         v1::gateway::call_tool,

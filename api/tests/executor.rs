@@ -4,14 +4,13 @@
 //! a failing tool is retried, then closes the mission as failed; missions not labelled for
 //! it are left alone.
 
-use aura_api::runtime::reasoner::Reasoner;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn server_with_executor(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
-    let s = TestServer::start_with_executor(Db::Sqlite, Reasoner::Scripted).await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
     (s, g)
 }

@@ -6,11 +6,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use aura_api::runtime::reasoner::{ModelApi, ModelProvider, Reasoner};
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
-use aura_api::testkit::{Db, TestServer};
+use aura_api::testkit::{Db, Raw, TestServer};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// What the model server received: headers of interest and the body.
@@ -73,32 +73,46 @@ async fn model_server(text: &str) -> (String, Arc<Mutex<Vec<Asked>>>) {
     (url, asked)
 }
 
-async fn server(tool: &RecordingTool, provider: ModelProvider) -> (TestServer, GovernedTenant) {
-    let s = TestServer::start_with_executor(Db::Sqlite, Reasoner::Model(provider)).await;
+/// A server whose namespace `prod` plans with `reasoner` (its key, when
+/// it names one, is `test-key` in the node's secrets directory).
+async fn server(tool: &RecordingTool, reasoner: Value) -> (TestServer, GovernedTenant) {
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
+    std::fs::write(s.secrets_dir().unwrap().join("model-key"), "test-key\n").unwrap();
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let r = put_reasoner(&g, &reasoner, "*").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     (s, g)
 }
 
-fn provider(api: ModelApi, url: &str, target: &str) -> ModelProvider {
-    ModelProvider {
-        api,
-        url: url.to_owned(),
-        model: "planner-1".into(),
-        api_key: Some("test-key".into()),
-        target: target.into(),
-        timeout_ms: 5_000,
-    }
+async fn put_reasoner(g: &GovernedTenant, reasoner: &Value, if_match: &str) -> Raw {
+    g.admin
+        .raw(
+            Method::PUT,
+            "/v1/tenants/acme/namespaces/prod/reasoner",
+            Some(reasoner),
+            &[("if-match", if_match)],
+        )
+        .await
+}
+
+fn provider(api: &str, url: &str, target: &str) -> Value {
+    json!({"provider": api, "url": url, "model": "planner-1", "target": target,
+           "timeout_ms": 5_000, "api_key_secret": "model-key"})
 }
 
 /// A confidential mission for the executor (confidential data may go
 /// on-prem only).
 async fn run(g: &GovernedTenant, id: &str) -> Value {
+    run_in(g, "prod", id).await
+}
+
+async fn run_in(g: &GovernedTenant, namespace: &str, id: &str) -> Value {
     let _: Value = g
         .admin
         .post(
             "/v1/tenants/acme/missions",
             &json!({
-                "id": id, "namespace": "prod", "agent": "bot",
+                "id": id, "namespace": namespace, "agent": "bot",
                 "definition": {"objective": "post invoice 7", "tools": ["erp.post"],
                                "authority": "L1", "timeout": 60_000},
                 "context": {"inputs": {"invoice": 7}, "classification": "confidential",
@@ -118,11 +132,7 @@ async fn an_openai_compatible_model_plans_and_the_exchange_is_recorded() {
     let tool = RecordingTool::start().await;
     let (url, asked) = model_server(PLAN).await;
     let base = format!("{url}/v1");
-    let (_s, g) = server(
-        &tool,
-        provider(ModelApi::OpenAiCompatible, &base, "on-prem"),
-    )
-    .await;
+    let (_s, g) = server(&tool, provider("openai-compatible", &base, "on-prem")).await;
     let m = run(&g, "oa").await;
     assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
     // The model's plan ran: the tool got its arguments.
@@ -157,7 +167,7 @@ async fn an_openai_compatible_model_plans_and_the_exchange_is_recorded() {
 async fn an_anthropic_model_plans_over_the_messages_api() {
     let tool = RecordingTool::start().await;
     let (url, asked) = model_server(PLAN).await;
-    let (_s, g) = server(&tool, provider(ModelApi::Anthropic, &url, "on-prem")).await;
+    let (_s, g) = server(&tool, provider("anthropic", &url, "on-prem")).await;
     let m = run(&g, "an").await;
     assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
     let asked = asked.lock().unwrap().clone();
@@ -175,7 +185,7 @@ async fn an_anthropic_model_plans_over_the_messages_api() {
 async fn a_provider_outside_the_missions_boundary_is_never_asked() {
     let tool = RecordingTool::start().await;
     let (url, asked) = model_server(PLAN).await;
-    let (_s, g) = server(&tool, provider(ModelApi::Anthropic, &url, "cloud")).await;
+    let (_s, g) = server(&tool, provider("anthropic", &url, "cloud")).await;
     let m = run(&g, "leak").await;
     let outcome = &m["outcome"]["outcome"];
     assert_eq!(outcome["kind"], "failed", "{m}");
@@ -195,7 +205,7 @@ async fn an_answer_that_is_not_a_plan_fails_the_mission_with_the_reason() {
         model_server("{\"steps\": [{\"tool\": \"mail.send\", \"arguments\": {}}]}").await;
     let (_s, g) = server(
         &tool,
-        provider(ModelApi::OpenAiCompatible, &format!("{url}/v1"), "on-prem"),
+        provider("openai-compatible", &format!("{url}/v1"), "on-prem"),
     )
     .await;
     let m = run(&g, "bad").await;
@@ -207,5 +217,122 @@ async fn an_answer_that_is_not_a_plan_fails_the_mission_with_the_reason() {
         reason.contains("`mail.send` is not one of the mission's tools"),
         "{reason}"
     );
+    assert!(tool.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_namespace_plans_with_its_own_reasoner() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = model_server(PLAN).await;
+    let (s, g) = server(
+        &tool,
+        provider("openai-compatible", &format!("{url}/v1"), "on-prem"),
+    )
+    .await;
+    // A second namespace, governed alike, left at the default.
+    g.admin.create_namespace("acme", "lab").await.unwrap();
+    let tenant = aura_engine::ids::TenantId::new("acme").unwrap();
+    let lab = aura_engine::ids::NamespaceId::new("lab").unwrap();
+    for body in aura_engine::sim::namespace_governance(&lab) {
+        // The tenant's tools stay as registered.
+        if !matches!(body, aura_engine::machine::CommandBody::RegisterTool { .. }) {
+            s.propose(&tenant, aura_engine::Actor::Platform, body).await;
+        }
+    }
+    let scripted = run_in(&g, "lab", "in-lab").await;
+    assert_eq!(
+        scripted["state_data"]["entries"]["reasoner.plan"]["provider"],
+        "scripted"
+    );
+    assert!(
+        asked.lock().unwrap().is_empty(),
+        "lab's missions stay local"
+    );
+
+    let modelled = run(&g, "in-prod").await;
+    assert_eq!(
+        modelled["state_data"]["entries"]["reasoner.plan"]["provider"],
+        "openai-compatible"
+    );
+    assert_eq!(asked.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoner_configuration_is_versioned_validated_and_audited() {
+    let tool = RecordingTool::start().await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
+    let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    let path = "/v1/tenants/acme/namespaces/prod/reasoner";
+    let r = g.admin.raw(Method::GET, path, None, &[]).await;
+    assert_eq!(r.body, json!({"provider": "scripted"}));
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+
+    // Bad settings: a problem naming the reason, and nothing changes.
+    let mut bad = provider("anthropic", "https://api.anthropic.com", "cloud");
+    bad["api_key_secret"] = json!("../../etc/shadow");
+    let r = put_reasoner(&g, &bad, &etag).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("api_key_secret"),
+        "{}",
+        r.body
+    );
+    let r = put_reasoner(&g, &json!({"provider": "gpt"}), &etag).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = g.admin.raw(Method::GET, path, None, &[]).await;
+    assert_eq!(r.body, json!({"provider": "scripted"}));
+    assert_eq!(r.headers["etag"].to_str().unwrap(), etag);
+
+    // A good change under the ETag read; the old ETag is then stale.
+    let good = provider("anthropic", "https://api.anthropic.com", "cloud");
+    let r = put_reasoner(&g, &good, &etag).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["model"], "planner-1");
+    assert_ne!(r.headers["etag"].to_str().unwrap(), etag);
+    let r = put_reasoner(&g, &json!({"provider": "scripted"}), &etag).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+    let r = g
+        .admin
+        .raw(
+            Method::PUT,
+            path,
+            Some(&json!({"provider": "scripted"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED, "{}", r.body);
+
+    let audit: Value = g
+        .admin
+        .get("/v1/tenants/acme/audit/entries?limit=1000")
+        .await
+        .unwrap();
+    let changes: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"]["kind"] == "namespace.reasoner")
+        .collect();
+    assert_eq!(changes.len(), 1, "{audit}");
+    assert_eq!(changes[0]["payload"][0]["reasoner"], good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_missing_from_the_nodes_secrets_fails_the_mission_with_the_reason() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = model_server(PLAN).await;
+    let mut reasoner = provider("anthropic", &url, "on-prem");
+    reasoner["api_key_secret"] = json!("not-deployed");
+    let (_s, g) = server(&tool, reasoner).await;
+    let m = run(&g, "nokey").await;
+    let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("key `not-deployed` is not in this node's secrets directory"),
+        "{reason}"
+    );
+    assert!(asked.lock().unwrap().is_empty());
     assert!(tool.calls().is_empty());
 }

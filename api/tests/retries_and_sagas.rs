@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aura_api::Role;
-use aura_api::runtime::reasoner::Reasoner;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn server(tool: &RecordingTool) -> (TestServer, GovernedTenant) {
-    let s = TestServer::start_with_executor(Db::Sqlite, Reasoner::Scripted).await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
     (s, g)
 }

@@ -103,31 +103,11 @@ pub struct ServeArgs {
     /// takes over a mission from a node that died.
     #[arg(long, env = "AURA_EXECUTOR_LEASE_MS", default_value_t = 30_000)]
     executor_lease_ms: u64,
-    /// What plans missions for the built-in executor: `scripted` (no model;
-    /// one step per tool), `anthropic` (Messages API) or
-    /// `openai-compatible` (chat completions: OpenAI, Ollama, vLLM,
-    /// llama.cpp).
-    #[arg(long, env = "AURA_REASONER", default_value = "scripted")]
-    reasoner: String,
-    /// The model reasoner's base URL (default for `anthropic`:
-    /// https://api.anthropic.com; for `openai-compatible` the path up to
-    /// `/chat/completions`, e.g. http://127.0.0.1:11434/v1).
-    #[arg(long, env = "AURA_REASONER_URL")]
-    reasoner_url: Option<String>,
-    /// The model to ask.
-    #[arg(long, env = "AURA_REASONER_MODEL")]
-    reasoner_model: Option<String>,
-    /// A file holding the provider's API key (kept out of the process list).
-    #[arg(long, env = "AURA_REASONER_API_KEY_FILE")]
-    reasoner_api_key_file: Option<PathBuf>,
-    /// Where the provider runs: `on-prem`, `cloud` or `region:<name>`. A
-    /// mission's data reaches it only where its boundary allows; required
-    /// for `openai-compatible`, `cloud` by default for `anthropic`.
-    #[arg(long, env = "AURA_REASONER_TARGET")]
-    reasoner_target: Option<String>,
-    /// How long a planning request may take.
-    #[arg(long, env = "AURA_REASONER_TIMEOUT_MS", default_value_t = 60_000)]
-    reasoner_timeout_ms: u64,
+    /// The directory of secrets that namespaces' reasoner configurations
+    /// name (`api_key_secret`: one file per key, read when a model is
+    /// asked). Default: `<data-dir>/secrets`.
+    #[arg(long, env = "AURA_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
@@ -242,7 +222,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .context("the node id makes a worker id")?,
             lease: executor_lease(args.executor_lease_ms)?,
             concurrency: args.executor_concurrency,
-            reasoner: reasoner(&args)?,
+            secrets: secrets_dir(&args)?,
         });
     }
     for origin in &args.cors_origins {
@@ -341,60 +321,15 @@ fn executor_lease(ms: u64) -> anyhow::Result<aura_engine::time::Millis> {
     Ok(lease)
 }
 
-fn reasoner(args: &ServeArgs) -> anyhow::Result<aura_api::runtime::reasoner::Reasoner> {
-    use aura_api::runtime::reasoner::{ModelApi, ModelProvider, Reasoner};
-    let api = match args.reasoner.as_str() {
-        "scripted" => return Ok(Reasoner::Scripted),
-        "anthropic" => ModelApi::Anthropic,
-        "openai-compatible" => ModelApi::OpenAiCompatible,
-        other => bail!("--reasoner `{other}` is not one of scripted, anthropic, openai-compatible"),
-    };
-    let url = match (&args.reasoner_url, api) {
-        (Some(u), _) => u.clone(),
-        (None, ModelApi::Anthropic) => "https://api.anthropic.com".to_owned(),
-        (None, ModelApi::OpenAiCompatible) => {
-            bail!(
-                "--reasoner openai-compatible needs --reasoner-url (e.g. http://127.0.0.1:11434/v1)"
-            )
-        }
-    };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        bail!("--reasoner-url `{url}` is not an http:// or https:// URL");
-    }
-    let model = args
-        .reasoner_model
+/// The secrets directory need not exist yet (keys may be deployed later),
+/// but a path that is something else is a mistake worth stopping for.
+fn secrets_dir(args: &ServeArgs) -> anyhow::Result<aura_api::runtime::reasoner::Secrets> {
+    let dir = args
+        .secrets_dir
         .clone()
-        .context("a model reasoner needs --reasoner-model")?;
-    let target = match (&args.reasoner_target, api) {
-        (Some(t), _) => t.clone(),
-        (None, ModelApi::Anthropic) => "cloud".to_owned(),
-        (None, ModelApi::OpenAiCompatible) => bail!(
-            "--reasoner openai-compatible needs --reasoner-target (on-prem, cloud or region:<name>): where the server runs decides which missions' data it may see"
-        ),
-    };
-    aura_engine::policy::routing::validate_target(&target)
-        .map_err(|e| anyhow::anyhow!("--reasoner-target: {e}"))?;
-    let api_key = match &args.reasoner_api_key_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --reasoner-api-key-file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    if api == ModelApi::Anthropic && api_key.is_none() {
-        bail!("--reasoner anthropic needs --reasoner-api-key-file");
+        .unwrap_or_else(|| args.data_dir.join("secrets"));
+    if dir.exists() && !dir.is_dir() {
+        bail!("--secrets-dir {} is not a directory", dir.display());
     }
-    if !(1_000..=600_000).contains(&args.reasoner_timeout_ms) {
-        bail!("--reasoner-timeout-ms must be 1000 to 600000");
-    }
-    Ok(Reasoner::Model(ModelProvider {
-        api,
-        url,
-        model,
-        api_key,
-        target,
-        timeout_ms: args.reasoner_timeout_ms,
-    }))
+    Ok(aura_api::runtime::reasoner::Secrets::new(dir))
 }

@@ -1,6 +1,7 @@
 //! The built-in executor: a worker inside `aura serve` for missions that
 //! ask for it (context label `aura.executor: builtin`). It plans such a
-//! mission when it was created without a plan (with the node's reasoner),
+//! mission when it was created without a plan (with its namespace's
+//! reasoner),
 //! and once the mission is queued it claims it like any worker, calls each
 //! step's tool through the same gateway path as agents (schema, rate
 //! limits, policy on the actual arguments, audit before effect), reports
@@ -19,13 +20,14 @@ use aura_engine::mission::{
     AbortReason, CallResult, HoldKind, Mission, MissionState, StepOutcome, ToolCallRequest,
 };
 use aura_engine::policy::authority::ApprovalStatus;
+use aura_engine::policy::reasoner::ReasonerConfig;
 use aura_engine::time::Millis;
 use aura_raft::node::Role;
 use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::queue;
-use super::reasoner::{PLAN_RECORD_KEY, Reasoner};
+use super::reasoner::{PLAN_RECORD_KEY, Reasoner, ReasonerError, Secrets};
 use crate::gateway::{CallStatus, Caller};
 use crate::server::{AppState, ProposeError};
 use crate::time;
@@ -41,7 +43,8 @@ pub struct ExecutorConfig {
     pub lease: Millis,
     /// Missions this node runs at once.
     pub concurrency: usize,
-    pub reasoner: Reasoner,
+    /// Where the keys that namespaces' reasoner configurations name are.
+    pub secrets: Secrets,
 }
 
 fn is_ours(m: &Mission) -> bool {
@@ -73,7 +76,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
         // Planning is done by the leader alone, so two nodes never plan
         // the same mission; claims are safe from any node (leases).
         if state.node.progress().role == Role::Leader {
-            plan_created(&state, &config.reasoner).await;
+            plan_created(&state, &config.secrets).await;
         }
         while tasks.len() < config.concurrency {
             let Some(job) = claim_next(&state, &config, &running).await else {
@@ -106,8 +109,8 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
 /// died mid-way. The reasoner's exchange is recorded in the mission's
 /// working state before the plan is submitted, so a mission whose exchange
 /// is recorded is never planned twice: its recorded plan is submitted.
-async fn plan_created(state: &AppState, reasoner: &Reasoner) {
-    let unplanned: Vec<(TenantId, Mission)> = state.node.read_local(|s| {
+async fn plan_created(state: &AppState, secrets: &Secrets) {
+    let unplanned: Vec<(TenantId, Mission, ReasonerConfig)> = state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.missions()
@@ -117,11 +120,18 @@ async fn plan_created(state: &AppState, reasoner: &Reasoner) {
                             && m.plan().is_none()
                             && is_ours(m)
                     })
-                    .map(|m| (t.id().clone(), m.clone()))
+                    .map(|m| {
+                        let reasoner = t
+                            .namespaces()
+                            .get(m.namespace())
+                            .map(|n| n.reasoner.clone())
+                            .unwrap_or_default();
+                        (t.id().clone(), m.clone(), reasoner)
+                    })
             })
             .collect()
     });
-    for (tenant, m) in unplanned {
+    for (tenant, m, config) in unplanned {
         let id = m.id().clone();
         let propose = |body| state.try_propose(&tenant, Actor::Runtime, body, None);
         if m.state() == MissionState::Created
@@ -144,7 +154,7 @@ async fn plan_created(state: &AppState, reasoner: &Reasoner) {
                 mission: id.clone(),
                 steps: r.output,
             },
-            None => match reasoner.plan(&m, state.gateway.tool_client()).await {
+            None => match plan_with(&config, secrets, &m, state).await {
                 Ok(exchange) => {
                     let record = serde_json::to_value(&exchange).expect("an exchange serializes");
                     match propose(CommandBody::WriteStateData {
@@ -181,7 +191,7 @@ async fn plan_created(state: &AppState, reasoner: &Reasoner) {
                     mission: id.clone(),
                     closing: Closing::Abort {
                         reason: AbortReason::Failed,
-                        note: format!("the {} reasoner could not plan: {e}", reasoner.name()),
+                        note: format!("the {} reasoner could not plan: {e}", config.provider()),
                     },
                 },
             },
@@ -190,6 +200,19 @@ async fn plan_created(state: &AppState, reasoner: &Reasoner) {
             tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
         }
     }
+}
+
+/// Asks the namespace's reasoner, as configured when the mission is
+/// planned, for a plan.
+async fn plan_with(
+    config: &ReasonerConfig,
+    secrets: &Secrets,
+    m: &Mission,
+    state: &AppState,
+) -> Result<super::reasoner::PlanExchange, ReasonerError> {
+    Reasoner::resolve(config, secrets)?
+        .plan(m, state.gateway.tool_client())
+        .await
 }
 
 /// The part of a recorded planning exchange a resumed planning needs.

@@ -14,27 +14,33 @@
 //! origin is on the record, and a recovery never asks twice.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use aura_engine::ids::ToolName;
 use aura_engine::mission::{CallResult, Mission, PlanStep};
+use aura_engine::policy::reasoner::ReasonerConfig;
 use aura_engine::policy::routing::DeploymentTarget;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::gateway::invoke::{JsonRequest, ToolClient};
 
+/// State-data keys the reasoner's records live under.
+const RECORD_PREFIX: &str = "reasoner.";
 /// The state-data key a planning exchange is recorded under.
 pub const PLAN_RECORD_KEY: &str = "reasoner.plan";
 /// The most of a model's answer the record keeps.
 const MAX_RECORDED_ANSWER_CHARS: usize = 16 * 1024;
 
 const SYSTEM_PROMPT: &str = "You plan the execution of a governed mission. \
-You are given its objective, the tools it may use and its inputs. Answer with \
+You are given its objective, the tools it may use, its inputs and, when it \
+has any, its working memory. Answer with \
 one JSON object and nothing else: {\"steps\": [{\"tool\": \"<one of the tools>\", \
 \"arguments\": {<the tool's arguments>}}]}. Use only the tools listed, in the \
 order they should run.";
 
-/// The provider a node's executor plans with.
+/// A namespace's reasoner, resolved on this node (its key read from the
+/// node's secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reasoner {
     /// One step per tool of the definition, in the definition's order,
@@ -65,14 +71,9 @@ impl ModelApi {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ModelProvider {
     pub api: ModelApi,
-    /// The base URL: `https://api.anthropic.com` for Anthropic; for an
-    /// OpenAI-compatible server, the path up to `/chat/completions`
-    /// (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`).
     pub url: String,
     pub model: String,
     pub api_key: Option<String>,
-    /// Where the provider runs (`on-prem`, `cloud`, `region:<name>`): a
-    /// mission's data reaches it only where the mission's boundary allows.
     pub target: DeploymentTarget,
     pub timeout_ms: u64,
 }
@@ -86,6 +87,65 @@ impl fmt::Debug for ModelProvider {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("target", &self.target)
             .finish()
+    }
+}
+
+/// The directory a node keeps reasoner keys in, one file per secret
+/// (`api_key_secret` names the file). Files are read when a model is
+/// asked, so a rotated key takes effect without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    dir: PathBuf,
+}
+
+impl Secrets {
+    pub fn new(dir: impl Into<PathBuf>) -> Secrets {
+        Secrets { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read(&self, name: &str) -> Result<String, ReasonerError> {
+        // The engine admits only plain file names; this is the last line
+        // against a path reaching outside the directory.
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(ReasonerError::MissingSecret {
+                name: name.to_owned(),
+                dir: self.dir.clone(),
+            });
+        }
+        let key = std::fs::read_to_string(self.dir.join(name)).map_err(|_| {
+            ReasonerError::MissingSecret {
+                name: name.to_owned(),
+                dir: self.dir.clone(),
+            }
+        })?;
+        Ok(key.trim().to_owned())
+    }
+}
+
+impl Reasoner {
+    /// The reasoner a namespace's configuration names, with its key.
+    pub fn resolve(config: &ReasonerConfig, secrets: &Secrets) -> Result<Reasoner, ReasonerError> {
+        let (api, m) = match config {
+            ReasonerConfig::Scripted => return Ok(Reasoner::Scripted),
+            ReasonerConfig::Anthropic(m) => (ModelApi::Anthropic, m),
+            ReasonerConfig::OpenaiCompatible(m) => (ModelApi::OpenAiCompatible, m),
+        };
+        Ok(Reasoner::Model(ModelProvider {
+            api,
+            url: m.url.clone(),
+            model: m.model.clone(),
+            api_key: m
+                .api_key_secret
+                .as_deref()
+                .map(|name| secrets.read(name))
+                .transpose()?,
+            target: m.target.clone(),
+            timeout_ms: m.timeout_ms,
+        }))
     }
 }
 
@@ -119,6 +179,8 @@ pub enum ReasonerError {
         target: DeploymentTarget,
         allowed: String,
     },
+    #[error("the reasoner's key `{name}` is not in this node's secrets directory {}", dir.display())]
+    MissingSecret { name: String, dir: PathBuf },
     #[error("the reasoner did not answer: {0}")]
     Unavailable(String),
     #[error("the reasoner's answer is not a usable plan: {0}")]
@@ -154,11 +216,23 @@ impl Reasoner {
     ) -> Result<PlanExchange, ReasonerError> {
         let definition = mission.definition();
         let inputs = &mission.context().get().inputs;
-        let input = json!({
+        // The mission's working memory (bounded by the engine's state-data
+        // limits), without the reasoner's own records.
+        let memory: serde_json::Map<String, Value> = mission
+            .state_data()
+            .entries()
+            .iter()
+            .filter(|(k, _)| !k.starts_with(RECORD_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut input = json!({
             "objective": definition.objective,
             "tools": definition.tools,
             "inputs": inputs,
         });
+        if !memory.is_empty() {
+            input["memory"] = Value::Object(memory);
+        }
         match self {
             Reasoner::Scripted => {
                 if !inputs.is_object() {
@@ -319,6 +393,31 @@ mod tests {
         let steps = parse_plan(text, &tools()).unwrap();
         assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].arguments, json!({"amount": 7}));
+    }
+
+    /// The simulator's missions write working memory; the reasoner is
+    /// given it (without its own records) alongside the inputs.
+    #[tokio::test]
+    async fn the_reasoner_is_given_the_missions_working_memory() {
+        use aura_engine::machine::EngineState;
+        use aura_engine::sim;
+        let mut state = EngineState::default();
+        for cmd in sim::generate(3, sim::WorkloadShape::default()) {
+            let _ = state.apply(&cmd);
+        }
+        let m = state
+            .tenants()
+            .flat_map(|t| t.missions().values())
+            .find(|m| !m.state_data().entries().is_empty() && m.context().get().inputs.is_object())
+            .expect("the workload writes working memory")
+            .clone();
+        let http = ToolClient::new().unwrap();
+        let exchange = Reasoner::Scripted.plan(&m, &http).await.unwrap();
+        let memory = exchange.input["memory"].as_object().expect("memory given");
+        assert_eq!(memory.len(), m.state_data().entries().len());
+        for (k, v) in m.state_data().entries() {
+            assert_eq!(&memory[k], v, "{k}");
+        }
     }
 
     #[test]

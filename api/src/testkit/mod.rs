@@ -74,6 +74,7 @@ pub struct TestServer {
     pub db: Db,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    _secrets: Option<tempfile::TempDir>,
     pg_database: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -84,21 +85,28 @@ impl TestServer {
     }
 
     /// A node whose built-in executor runs (worker `test-node`, 5 s
-    /// leases) and plans with `reasoner`.
-    pub async fn start_with_executor(
-        db: Db,
-        reasoner: crate::runtime::reasoner::Reasoner,
-    ) -> TestServer {
+    /// leases), with an empty secrets directory of its own
+    /// ([`TestServer::secrets_dir`]) for reasoner keys.
+    pub async fn start_with_executor(db: Db) -> TestServer {
+        let secrets = tempfile::tempdir().expect("temp dir");
         let config = ApiConfig {
             executor: Some(crate::runtime::executor::ExecutorConfig {
                 worker: "test-node".parse().expect("a worker id"),
                 lease: aura_engine::time::Millis::from_secs(5),
                 concurrency: 4,
-                reasoner,
+                secrets: crate::runtime::reasoner::Secrets::new(secrets.path()),
             }),
             ..ApiConfig::default()
         };
-        Self::start_with(db, config).await
+        let mut server = Self::start_with(db, config).await;
+        server._secrets = Some(secrets);
+        server
+    }
+
+    /// Where the executor reads reasoner keys, for a server started with
+    /// [`TestServer::start_with_executor`].
+    pub fn secrets_dir(&self) -> Option<&std::path::Path> {
+        self._secrets.as_ref().map(tempfile::TempDir::path)
     }
 
     pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
@@ -177,6 +185,7 @@ impl TestServer {
                 db,
                 dir: dir.clone(),
                 _tmp: tmp.take(),
+                _secrets: None,
                 pg_database: pg_database.take(),
                 stop,
             });

@@ -128,6 +128,10 @@ pub fn router() -> Router<AppState> {
             get(policy::get_routing).put(policy::put_routing),
         )
         .route(
+            "/v1/tenants/{tenant}/namespaces/{namespace}/reasoner",
+            get(policy::get_reasoner).put(policy::put_reasoner),
+        )
+        .route(
             "/v1/tenants/{tenant}/missions",
             post(missions::create).get(missions::list),
         )

@@ -1,6 +1,6 @@
 //! Policy bundles and each namespace's policy configuration: the stable
 //! bundle, canary releases, the authority graph with its approval rules,
-//! and deployment routing. Configuration reads carry an ETag; changes
+//! deployment routing and the reasoner. Configuration reads carry an ETag; changes
 //! need `If-Match` with it.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use aura_engine::Digest;
 use aura_engine::ids::NamespaceId;
 use aura_engine::machine::{CommandBody, ConfigPart, Namespace as EngineNamespace};
 use aura_engine::policy::authority::AuthorityConfig;
+use aura_engine::policy::reasoner::ReasonerConfig;
 use aura_engine::policy::routing::RoutingTable;
 use aura_engine::policy::testing::{CaseOutcome, TestCase, run_case};
 use aura_engine::policy::{BundleSource, CompiledBundle};
@@ -635,6 +636,62 @@ pub async fn put_routing(
         &headers,
         &path.1,
         ConfigPart::Routing,
+        body,
+        view,
+    )
+    .await
+}
+
+/// Which reasoner plans the namespace's missions run by the built-in
+/// executor.
+#[utoipa::path(get, operation_id = "policy_get_reasoner", path = "/v1/tenants/{tenant}/namespaces/{namespace}/reasoner", tag = "policy",
+    security(("api_key" = [])),
+    params(("tenant" = String, Path), ("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "The reasoner configuration", body = Object, headers(("ETag" = String))),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_reasoner(
+    scope: TenantScope<Member>,
+    State(state): State<AppState>,
+    Path(path): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    show_config(&state, &scope.tenant, &path.1, ConfigPart::Reasoner, |n| {
+        n.reasoner.clone()
+    })
+}
+
+/// Replaces the reasoner configuration. A model provider's API key is
+/// named, not sent: `api_key_secret` is a file in each node's secrets
+/// directory.
+#[utoipa::path(put, operation_id = "policy_put_reasoner", path = "/v1/tenants/{tenant}/namespaces/{namespace}/reasoner", tag = "policy",
+    security(("api_key" = [])),
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
+    request_body(content = Object, description = "{\"provider\": \"scripted\"}, or {\"provider\": \"anthropic\" | \"openai-compatible\", \"url\", \"model\", \"target\", \"timeout_ms\", \"api_key_secret\"}"),
+    responses(
+        (status = 200, description = "Replaced", body = Object, headers(("ETag" = String))),
+        (status = 412, description = "The configuration changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid configuration", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_reasoner(
+    scope: TenantScope<Admin>,
+    State(state): State<AppState>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(reasoner): Body<ReasonerConfig>,
+) -> Result<Response, Problem> {
+    let body = |namespace| CommandBody::SetReasoner {
+        namespace,
+        reasoner,
+    };
+    let view = |n: &EngineNamespace| n.reasoner.clone();
+    change_config(
+        &scope,
+        &state,
+        &headers,
+        &path.1,
+        ConfigPart::Reasoner,
         body,
         view,
     )

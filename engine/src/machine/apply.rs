@@ -34,6 +34,7 @@ use crate::mission::{
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::canary::{self, Release};
+use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::RoutingTable;
 use crate::time::Timestamp;
 
@@ -217,6 +218,10 @@ impl EngineState {
             CommandBody::SetRouting { namespace, routing } => {
                 governance::set_routing(t, &c, namespace, routing)
             }
+            CommandBody::SetReasoner {
+                namespace,
+                reasoner,
+            } => governance::set_reasoner(t, &c, namespace, reasoner),
             CommandBody::SetStableBundle { namespace, version } => {
                 governance::set_stable(t, &c, namespace, version)
             }
@@ -398,6 +403,7 @@ fn create_namespace(
                 policy: NamespacePolicy::default(),
                 authority: AuthorityConfig::default(),
                 routing: RoutingTable::default(),
+                reasoner: ReasonerConfig::default(),
                 recent: VecDeque::new(),
             },
         );

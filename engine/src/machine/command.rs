@@ -21,6 +21,7 @@ use crate::mission::{
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
+use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::{Millis, Timestamp};
 
@@ -189,6 +190,11 @@ pub enum CommandBody {
         namespace: NamespaceId,
         routing: RoutingTable,
     },
+    /// Which reasoner plans the namespace's missions.
+    SetReasoner {
+        namespace: NamespaceId,
+        reasoner: ReasonerConfig,
+    },
     SetStableBundle {
         namespace: NamespaceId,
         version: Digest,
@@ -333,6 +339,7 @@ impl CommandBody {
             CommandBody::RegisterTool { .. } => "tool.register",
             CommandBody::SetAuthority { .. } => "namespace.authority",
             CommandBody::SetRouting { .. } => "namespace.routing",
+            CommandBody::SetReasoner { .. } => "namespace.reasoner",
             CommandBody::SetStableBundle { .. } => "policy.stable",
             CommandBody::StartCanary { .. } => "policy.canary_start",
             CommandBody::PromoteCanary { .. } => "policy.canary_promote",

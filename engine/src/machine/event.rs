@@ -17,6 +17,7 @@ use crate::mission::{
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::DecisionRecord;
+use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{DeploymentTarget, RoutingTable, ToolSpec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,6 +88,10 @@ pub enum Event {
     RoutingSet {
         namespace: NamespaceId,
         routing: RoutingTable,
+    },
+    ReasonerSet {
+        namespace: NamespaceId,
+        reasoner: ReasonerConfig,
     },
     StableBundleSet {
         namespace: NamespaceId,

@@ -28,6 +28,7 @@ use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
 use crate::policy::entities::StepSubject;
+use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
 
 const FALLBACK_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input-unevaluated/1");
@@ -103,6 +104,23 @@ pub(super) fn set_routing(
     }];
     commit(t, c, c.kind, events, |t, _| {
         t.namespaces.get_mut(ns).expect("checked").routing = routing.clone();
+    })
+}
+
+pub(super) fn set_reasoner(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    ns: &NamespaceId,
+    reasoner: &ReasonerConfig,
+) -> Result<Vec<Event>, Rejection> {
+    namespace(t, ns)?;
+    reasoner.validate().map_err(Rejection::BadConfig)?;
+    let events = vec![Event::ReasonerSet {
+        namespace: ns.clone(),
+        reasoner: reasoner.clone(),
+    }];
+    commit(t, c, c.kind, events, |t, _| {
+        t.namespaces.get_mut(ns).expect("checked").reasoner = reasoner.clone();
     })
 }
 

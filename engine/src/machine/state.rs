@@ -19,6 +19,7 @@ use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::Canary;
 use crate::policy::decision::{Decision, PolicyRequest};
+use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
 
@@ -56,6 +57,7 @@ pub enum ConfigPart {
     Releases,
     Authority,
     Routing,
+    Reasoner,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +67,9 @@ pub struct Namespace {
     pub policy: NamespacePolicy,
     pub authority: AuthorityConfig,
     pub routing: RoutingTable,
+    /// Absent in snapshots taken before reasoners were configurable.
+    #[serde(default)]
+    pub reasoner: ReasonerConfig,
     pub recent: VecDeque<RecentDecision>,
 }
 
@@ -88,6 +93,7 @@ impl Namespace {
                 canonical::digest(CONFIG_DOMAIN, &("authority", &self.authority))
             }
             ConfigPart::Routing => canonical::digest(CONFIG_DOMAIN, &("routing", &self.routing)),
+            ConfigPart::Reasoner => canonical::digest(CONFIG_DOMAIN, &("reasoner", &self.reasoner)),
         };
         d.expect("configuration encodes canonically")
     }

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod canary;
 pub mod decision;
 pub mod entities;
+pub mod reasoner;
 pub mod routing;
 pub mod schema;
 pub mod testing;

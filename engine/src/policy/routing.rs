@@ -110,7 +110,7 @@ const MAX_PLACEMENTS: usize = 16;
 
 const MAX_URL: usize = 2048;
 
-fn validate_url(field: &str, url: &str) -> Result<(), String> {
+pub(crate) fn validate_url(field: &str, url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
