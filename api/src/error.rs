@@ -66,6 +66,7 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::BadBundle(_)
         | Rejection::BadConfig(_)
         | Rejection::PlanSize { .. }
+        | Rejection::BadStep { .. }
         | Rejection::ArgumentsNotObject { .. }
         | Rejection::LeaseOutOfRange { .. }
         | Rejection::ProgressTooLarge { .. } => ProblemKind::Validation,

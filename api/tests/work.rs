@@ -322,3 +322,120 @@ async fn the_runtime_times_out_a_mission_whose_timeout_passed() {
         .clone();
     assert_eq!(last["by"], "runtime", "{last}");
 }
+
+/// Declares timeouts on `erp.post` (otherwise as the governed tenant
+/// registered it).
+async fn tool_timeouts(g: &GovernedTenant, tool: &RecordingTool, timeouts: Value) {
+    let spec = json!({
+        "risk": "L2", "classification": "confidential", "target": "on-prem",
+        "invocation": {"endpoint": tool.url, "input_schema": {"type": "object"}, "timeout_ms": 5000},
+        "timeouts": timeouts
+    });
+    let r = g
+        .admin
+        .raw(
+            Method::PUT,
+            "/v1/tenants/acme/tools/erp.post",
+            Some(&spec),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn audit_kinds(g: &GovernedTenant, kind: &str) -> Vec<Value> {
+    let entries: Value = g
+        .admin
+        .get("/v1/tenants/acme/audit/entries?limit=1000")
+        .await
+        .unwrap();
+    entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"]["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_heartbeats_but_overruns_start_to_close_loses_the_step() {
+    let tool = RecordingTool::start().await;
+    let (s, g) = acme(&tool).await;
+    tool_timeouts(&g, &tool, json!({"start_to_close_ms": 2_000})).await;
+    let first = worker(&s, &g, "runner-1").await;
+    let second = worker(&s, &g, "runner-2").await;
+    g.queued_mission("m1", 1).await;
+
+    let (_, a) = claim(&first, json!({"worker": "host-a.1", "lease_ms": 1_000})).await;
+    assert_eq!(a["epoch"], 1, "{a}");
+    // The first worker stays alive but never finishes the step: its
+    // heartbeats keep the lease only until the step's time is up.
+    let started = std::time::Instant::now();
+    let refused = loop {
+        let (status, p) = heartbeat(&first, "m1", json!({"epoch": 1, "lease_ms": 1_000})).await;
+        if status != StatusCode::OK {
+            break (status, p);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never stalled");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(started.elapsed() >= Duration::from_millis(2_000));
+    assert_eq!(refused.0, StatusCode::CONFLICT, "{}", refused.1);
+    assert_eq!(refused.1["code"], "lease_lost");
+    let stalls = audit_kinds(&g, "execution.step_timed_out").await;
+    assert_eq!(stalls.len(), 1);
+    assert_eq!(stalls[0]["payload"][0]["worker"], "host-a.1");
+    assert_eq!(stalls[0]["payload"][0]["timeout"], "start_to_close");
+    assert_eq!(stalls[0]["payload"][0]["escalated"], false);
+
+    // Another worker takes the step over and finishes it; the first
+    // worker's late report is refused.
+    let (status, b) = claim(&second, json!({"worker": "host-b.1", "wait_ms": 5_000})).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["epoch"], 2);
+    assert_eq!(b["next_step"], 0);
+    let (status, body) = call_tool(&s, &g, &token_of(&b), "m1", 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, p) = report(
+        &first,
+        "m1",
+        0,
+        json!({"epoch": 1, "outcome": {"outcome": "failed", "reason": "late"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    let (status, view) = report(
+        &second,
+        "m1",
+        0,
+        json!({"epoch": 2, "outcome": {"outcome": "succeeded", "call": 0}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["state"], "EXECUTED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_no_worker_starts_in_time_waits_for_an_approver() {
+    let tool = RecordingTool::start().await;
+    let (s, g) = acme(&tool).await;
+    tool_timeouts(&g, &tool, json!({"schedule_to_start_ms": 1_000})).await;
+    g.queued_mission("m1", 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let m = mission(&g, "m1").await;
+        if !m["holds"]["0"].is_null() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "never escalated: {m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(held["state"], "PENDING_EXECUTION");
+    assert_eq!(held["holds"]["0"]["kind"]["reason"], "stalled", "{held}");
+    assert_eq!(held["holds"]["0"]["approval"]["status"], "pending");
+    // Workers are not handed a step that waits for an approver.
+    let w = worker(&s, &g, "runner-1").await;
+    let (status, body) = claim(&w, json!({"worker": "host-a.1"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}

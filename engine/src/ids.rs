@@ -122,6 +122,14 @@ typed_id!(
     WorkerId, "worker id"
 );
 
+impl WorkerId {
+    /// The name the runtime reports under when it ends a step itself (a
+    /// stalled step an approver would not let go on).
+    pub fn runtime() -> WorkerId {
+        WorkerId::new("runtime").expect("a valid worker id")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,7 @@ pub fn namespace_governance(ns: &NamespaceId) -> Vec<CommandBody> {
         out.push(CommandBody::RegisterTool {
             tool: tool(name),
             spec: ToolSpec {
+                timeouts: None,
                 risk,
                 classification: DataClassification::Confidential,
                 target: target.into(),
@@ -275,11 +276,13 @@ fn mission_script(
                 mission: m(),
                 steps: vec![
                     PlanStep {
+                        timeouts: None,
                         tool: tools[0].clone(),
                         arguments: json!({"amount": amount, "currency": "EUR"}),
                         retry: None,
                     },
                     PlanStep {
+                        timeouts: None,
                         tool: tools[0].clone(),
                         arguments: json!({"limit": 10}),
                         retry: None,

@@ -33,11 +33,13 @@ fn queued() -> World {
             mission: id("m1"),
             steps: vec![
                 PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": 10}),
                     retry: None,
                 },
                 PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": 20}),
                     retry: None,
@@ -365,6 +367,7 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
         CommandBody::RegisterTool {
             tool: id("erp.post"),
             spec: aura_engine::policy::routing::ToolSpec {
+                timeouts: None,
                 risk: aura_engine::mission::AuthorityLevel::L1,
                 classification: aura_engine::mission::DataClassification::Confidential,
                 target: "on-prem".into(),

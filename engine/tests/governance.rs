@@ -123,16 +123,19 @@ fn the_strictest_step_decides_the_plan() {
             mission: id("m1"),
             steps: vec![
                 PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": 5}),
                     retry: None,
                 },
                 PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": 5000}),
                     retry: None,
                 },
                 PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": 7}),
                     retry: None,
@@ -381,6 +384,7 @@ fn confidential_data_never_reaches_a_cloud_tool_even_with_l4_approval() {
         CommandBody::SubmitPlan {
             mission: id("m2"),
             steps: vec![PlanStep {
+                timeouts: None,
                 tool: id("crm.read"),
                 arguments: json!({}),
                 retry: None,

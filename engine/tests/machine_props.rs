@@ -212,6 +212,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                 Some(MissionState::Planning) if legal => CommandBody::SubmitPlan {
                     mission: mid,
                     steps: vec![PlanStep {
+                        timeouts: None,
                         // Mostly the on-prem tool (which confidential data
                         // may reach), sometimes a cloud tool (which it may not).
                         tool: tool(if step < 4 { 1 } else { step - 4 }),

@@ -43,6 +43,7 @@ fn register(w: &mut World, retry: RetryPolicy, undo: bool) {
         CommandBody::RegisterTool {
             tool: id("erp.post"),
             spec: ToolSpec {
+                timeouts: None,
                 risk: AuthorityLevel::L1,
                 classification: DataClassification::Confidential,
                 target: "on-prem".into(),
@@ -68,6 +69,7 @@ fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
     w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
     let plan = (0..steps)
         .map(|n| PlanStep {
+            timeouts: None,
             tool: id("erp.post"),
             arguments: json!({"amount": 10 + n}),
             retry: None,
@@ -290,6 +292,7 @@ fn a_plan_step_may_retry_differently_from_its_tool() {
         CommandBody::SubmitPlan {
             mission: id("m1"),
             steps: vec![PlanStep {
+                timeouts: None,
                 tool: id("erp.post"),
                 arguments: json!({"amount": 10}),
                 retry: Some(policy(1)),

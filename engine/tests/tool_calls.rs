@@ -20,6 +20,7 @@ use support::{World, id};
 
 fn callable(target: &str, endpoint: &str, placements: Vec<ToolPlacement>) -> ToolSpec {
     ToolSpec {
+        timeouts: None,
         risk: AuthorityLevel::L1,
         classification: DataClassification::Confidential,
         target: target.into(),
@@ -353,6 +354,7 @@ fn revoked_credentials_foreign_tokens_and_governed_only_tools_are_refused_and_au
         &mut w,
         "crm.read",
         ToolSpec {
+            timeouts: None,
             risk: AuthorityLevel::L1,
             classification: DataClassification::Confidential,
             target: "on-prem".into(),

@@ -11,7 +11,7 @@ use aura_engine::time::Timestamp;
 /// missions whose worker lost its lease first (they have waited longest),
 /// then the queue in the order missions entered it. Missions the engine
 /// would refuse anyway (past their deadline, agent without a valid
-/// credential) are left out, so a waiting worker does not fill the audit
+/// credential, a stalled step waiting for an approver) are left out, so a waiting worker does not fill the audit
 /// chain with refused claims.
 /// `wanted` narrows the missions further (the built-in executor takes only
 /// the missions labelled for it).
@@ -28,6 +28,7 @@ pub fn candidates(
         .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
         .filter(|m| wanted(m))
         .filter(|m| now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now))
+        .filter(|m| !m.is_stalled(m.execution().next_step()))
         .filter_map(|m| {
             let e = m.execution();
             let key = match m.state() {

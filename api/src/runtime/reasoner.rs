@@ -242,6 +242,7 @@ impl Reasoner {
                     .tools
                     .iter()
                     .map(|tool| PlanStep {
+                        timeouts: None,
                         tool: tool.clone(),
                         arguments: inputs.clone(),
                         retry: None,
@@ -371,6 +372,7 @@ fn parse_plan(text: &str, tools: &[ToolName]) -> Result<Vec<PlanStep>, ReasonerE
                 )));
             }
             Ok(PlanStep {
+                timeouts: None,
                 tool: s.tool,
                 arguments: s.arguments,
                 retry: None,

@@ -1,6 +1,7 @@
 //! The runtime's timers. The engine never reads a clock, so "the lease ran
 //! out" or "the approval deadline passed" becomes true only when someone
-//! proposes it, with the time stamped in the command. The leader's API node
+//! proposes it, with the time stamped in the command (a step's timeouts
+//! likewise). The leader's API node
 //! does, once a tick: whatever [`due_at`] finds is proposed as the runtime.
 //!
 //! Only the leader proposes, so two nodes do not race to record the same
@@ -12,7 +13,7 @@ use std::time::Duration;
 use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{Closing, CommandBody, EngineState};
-use aura_engine::mission::{AbortReason, MissionState};
+use aura_engine::mission::{AbortReason, MissionState, StepTimeout};
 use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::time::Timestamp;
 use aura_raft::node::Role;
@@ -73,7 +74,31 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
                     },
                 ));
             }
-            if s == MissionState::InProgress {
+            if matches!(s, MissionState::InProgress | MissionState::PendingExecution) {
+                let step = m.execution().next_step();
+                let held = m.execution().lease().is_some_and(|l| l.is_held_at(now));
+                for timeout in [StepTimeout::StartToClose, StepTimeout::ScheduleToStart] {
+                    // A lapsed lease expires first; the step's wait for
+                    // a worker counts from then.
+                    let applies = match timeout {
+                        StepTimeout::StartToClose => held,
+                        StepTimeout::ScheduleToStart => m.execution().lease().is_none(),
+                    };
+                    if applies
+                        && !m.is_held(step)
+                        && t.step_timeout_due(m, timeout).is_some_and(|due| now >= due)
+                    {
+                        due.push((
+                            t.id().clone(),
+                            CommandBody::TimeOutStep {
+                                mission: id.clone(),
+                                step,
+                                timeout,
+                                epoch: m.execution().epoch(),
+                            },
+                        ));
+                    }
+                }
                 for (step, hold) in m.holds() {
                     if pending(&hold.approval) {
                         due.push((

@@ -323,6 +323,12 @@ impl EngineState {
             CommandBody::ExpireLease { mission, epoch } => {
                 execution::expire_lease(t, &c, mission, *epoch)
             }
+            CommandBody::TimeOutStep {
+                mission,
+                step,
+                timeout,
+                epoch,
+            } => execution::time_out_step(t, &c, mission, *step, *timeout, *epoch),
             CommandBody::DispatchCompensation { mission, step } => {
                 saga::dispatch(t, &c, mission, *step)
             }

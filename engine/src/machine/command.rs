@@ -17,7 +17,7 @@ use crate::ids::{
 use crate::machine::state::ConfigPart;
 use crate::mission::{
     AbortReason, CallResult, MissionContext, MissionDefinition, PlanStep, RuntimeLimits, Step,
-    StepOutcome,
+    StepOutcome, StepTimeout,
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
@@ -278,6 +278,16 @@ pub enum CommandBody {
     /// (PENDING_EXECUTION → IN_PROGRESS), or over from a worker whose lease
     /// ran out. The claim raises the epoch and issues the worker an
     /// ExecutionToken (`token`) for the mission's tools.
+    /// A step overran a timeout (its tool's or its plan step's): for
+    /// start-to-close, the worker holding `epoch` loses the step to the
+    /// next worker, or, past its stalls, to an approver; for
+    /// schedule-to-start, the step nobody claimed waits for an approver.
+    TimeOutStep {
+        mission: MissionId,
+        step: u32,
+        timeout: StepTimeout,
+        epoch: u64,
+    },
     ClaimMission {
         mission: MissionId,
         worker: WorkerId,
@@ -355,6 +365,7 @@ impl CommandBody {
             CommandBody::Heartbeat { .. } => "execution.heartbeat",
             CommandBody::ReportStep { .. } => "execution.report",
             CommandBody::ExpireLease { .. } => "execution.lease_expired",
+            CommandBody::TimeOutStep { .. } => "execution.step_timed_out",
             CommandBody::DispatchCompensation { .. } => "saga.dispatch",
             CommandBody::CompleteCompensation { .. } => "saga.complete",
         }
@@ -379,6 +390,7 @@ impl CommandBody {
             | CommandBody::Heartbeat { mission, .. }
             | CommandBody::ReportStep { mission, .. }
             | CommandBody::ExpireLease { mission, .. }
+            | CommandBody::TimeOutStep { mission, .. }
             | CommandBody::DispatchCompensation { mission, .. }
             | CommandBody::CompleteCompensation { mission, .. } => Some(mission),
             _ => None,

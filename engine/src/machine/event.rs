@@ -224,6 +224,19 @@ pub enum Event {
         epoch: u64,
         worker: WorkerId,
     },
+    /// A step overran a timeout. For start-to-close, `worker` lost its
+    /// lease of `epoch` and `stalls` counts the step's stalls; `escalated`
+    /// says the step now waits for an approver (an `approval_opened`
+    /// follows in the same entry).
+    StepTimedOut {
+        mission: MissionId,
+        step: u32,
+        timeout: crate::mission::StepTimeout,
+        epoch: u64,
+        worker: Option<WorkerId>,
+        stalls: u32,
+        escalated: bool,
+    },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).
     CommandRejected {

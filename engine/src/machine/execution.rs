@@ -18,9 +18,11 @@ use crate::machine::saga;
 use crate::machine::state::TenantState;
 use crate::mission::execution::{MAX_LEASE, MAX_PROGRESS_BYTES, MIN_LEASE};
 use crate::mission::{
-    AbortReason, CallResult, Lease, Mission, MissionState, Step, StepOutcome, StepReport,
+    CallResult, HoldKind, Lease, Mission, MissionState, Step, StepHold, StepOutcome, StepReport,
+    StepTimeout,
 };
 use crate::policy::Decision;
+use crate::policy::authority::ApprovalState;
 use crate::time::{Millis, Timestamp};
 
 fn check_lease_length(lease: Millis) -> Result<(), Rejection> {
@@ -28,6 +30,13 @@ fn check_lease_length(lease: Millis) -> Result<(), Rejection> {
         return Err(Rejection::LeaseOutOfRange { ms: lease.0 });
     }
     Ok(())
+}
+
+/// The lease a claim or heartbeat asking for `asked` gets: no longer than
+/// the next step's heartbeat timeout.
+fn lease_for(t: &TenantState, m: &Mission, asked: Millis) -> Millis {
+    t.step_timeouts(m, m.execution().next_step())
+        .map_or(asked, |timeouts| timeouts.cap_lease(asked))
 }
 
 /// The lease of `epoch` is the mission's current one and still held.
@@ -63,6 +72,10 @@ pub(super) fn claim(
     }
     check_deadline(m, c)?;
     check_lease_length(lease)?;
+    let next_step = m.execution().next_step();
+    if m.is_stalled(next_step) {
+        return Err(Rejection::StepHeld { step: next_step });
+    }
     if let Some(held) = m.execution().lease().filter(|l| l.is_held_at(c.at)) {
         return Err(Rejection::LeaseHeld {
             worker: held.worker.clone(),
@@ -91,7 +104,7 @@ pub(super) fn claim(
     };
     let signed = ExecutionToken::issue(claims, &t.key).map_err(encoding)?;
     let epoch = m.execution().epoch() + 1;
-    let expires_at = c.at.plus(lease);
+    let expires_at = c.at.plus(lease_for(t, m, lease));
     let superseded = m.execution().lease().map(|l| l.epoch);
     let mut events = Vec::with_capacity(2);
     if starts {
@@ -153,7 +166,7 @@ pub(super) fn heartbeat(
             });
         }
     }
-    let expires_at = c.at.plus(lease);
+    let expires_at = c.at.plus(lease_for(t, m, lease));
     let events = vec![Event::HeartbeatRecorded {
         mission: id.clone(),
         epoch,
@@ -241,27 +254,13 @@ pub(super) fn report_step(
         mission: id.clone(),
         report: report.clone(),
     }];
-    let (next, sealed, saga) = match outcome {
+    let mut failure = None;
+    let mut completes = false;
+    match outcome {
         StepOutcome::Failed { reason } => {
-            let saga = saga::plan(t, m, step, reason, c.at)?;
-            if saga.compensations.is_empty() {
-                let sealed = saga::seal_failed(t, m, &saga, c.at)?;
-                events.push(Event::MissionClosed {
-                    mission: id.clone(),
-                    from: m.state(),
-                    outcome: sealed.clone(),
-                });
-                (Some(Step::Abort(AbortReason::Failed)), Some(sealed), None)
-            } else {
-                events.push(Event::SagaStarted {
-                    mission: id.clone(),
-                    failed_step: step,
-                    reason: reason.clone(),
-                    compensations: saga.compensations.iter().map(|c| c.step).collect(),
-                    not_compensable: saga.not_compensable.clone(),
-                });
-                (None, None, Some(saga))
-            }
+            let f = saga::fail_step(t, m, step, reason, c.at)?;
+            events.extend(f.events.iter().cloned());
+            failure = Some(f);
         }
         StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. }
             if step as usize + 1 == steps.len() =>
@@ -272,18 +271,18 @@ pub(super) fn report_step(
                 to: MissionState::Executed,
                 step: Step::Complete,
             });
-            (Some(Step::Complete), None, None)
+            completes = true;
         }
-        StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. } => (None, None, None),
-    };
+        StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. } => {}
+    }
     commit(t, c, c.kind, events, |t, seq| {
         let m = t.missions.get_mut(id).expect("checked above");
         m.execution_mut().report(report);
-        if let Some(next) = next {
-            m.advance(change(m.state(), next, c, seq), sealed);
+        if completes {
+            m.advance(change(m.state(), Step::Complete, c, seq), None);
         }
-        if let Some(saga) = saga {
-            m.execution_mut().start_saga(saga);
+        if let Some(f) = failure {
+            f.apply(m, c, seq);
         }
     })
 }
@@ -321,6 +320,109 @@ pub(super) fn expire_lease(
             .get_mut(id)
             .expect("checked above")
             .execution_mut()
-            .release();
+            .release(c.at);
     })
+}
+
+pub(super) fn time_out_step(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    step: u32,
+    timeout: StepTimeout,
+    epoch: u64,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    if !matches!(
+        m.state(),
+        MissionState::PendingExecution | MissionState::InProgress
+    ) {
+        return Err(Rejection::NotExecuting(m.state()));
+    }
+    if m.execution().is_compensating() {
+        return Err(Rejection::Compensating);
+    }
+    let current = m.execution().epoch();
+    if epoch != current {
+        return Err(Rejection::StaleEpoch { epoch, current });
+    }
+    let expected = m.execution().next_step();
+    if step != expected {
+        return Err(Rejection::StepOutOfOrder { step, expected });
+    }
+    if m.is_held(step) {
+        return Err(Rejection::StepHeld { step });
+    }
+    let max_stalls = t
+        .step_timeouts(m, step)
+        .ok_or(Rejection::NoStepTimeout { step, timeout })?
+        .max_stalls;
+    let worker = match timeout {
+        StepTimeout::StartToClose => Some(check_holder(m, epoch, c.at)?.worker.clone()),
+        StepTimeout::ScheduleToStart => {
+            if let Some(l) = m.execution().lease() {
+                return Err(Rejection::LeaseHeld {
+                    worker: l.worker.clone(),
+                    expires_at: l.expires_at,
+                });
+            }
+            None
+        }
+    };
+    let due_at = t
+        .step_timeout_due(m, timeout)
+        .ok_or(Rejection::NoStepTimeout { step, timeout })?;
+    if c.at < due_at {
+        return Err(Rejection::StepNotDue {
+            step,
+            timeout,
+            due_at,
+        });
+    }
+    let stalls = m.execution().stalls(step) + u32::from(timeout == StepTimeout::StartToClose);
+    let escalated = timeout == StepTimeout::ScheduleToStart || stalls >= max_stalls;
+    let mut events = vec![Event::StepTimedOut {
+        mission: id.clone(),
+        step,
+        timeout,
+        epoch,
+        worker,
+        stalls,
+        escalated,
+    }];
+    let hold = if escalated {
+        let hold = stall_hold(m, step, timeout, c.at);
+        events.push(Event::ApprovalOpened {
+            mission: id.clone(),
+            hold: Some(step),
+            approval: hold.approval.clone(),
+        });
+        Some(hold)
+    } else {
+        None
+    };
+    commit(t, c, c.kind, events, |t, _| {
+        let m = t.missions.get_mut(id).expect("checked above");
+        if timeout == StepTimeout::StartToClose {
+            m.execution_mut().stall(step, c.at);
+        }
+        if let Some(hold) = hold {
+            m.set_hold(step, hold);
+        }
+    })
+}
+
+/// The approval a stalled step waits for: at the mission's authority
+/// level (at least the namespace's minimum), following the step's plan
+/// decision.
+fn stall_hold(m: &Mission, step: u32, timeout: StepTimeout, at: Timestamp) -> StepHold {
+    let plan = m.plan().expect("an executing mission has a plan");
+    let authority = &m.boundary().get().authority;
+    let rules = authority.config.rules;
+    StepHold {
+        tool: plan.steps[step as usize].tool.clone(),
+        decision: plan.decisions[step as usize].clone(),
+        approval: ApprovalState::open(authority.required_level.max(rules.min_level), &rules, at),
+        kind: HoldKind::Stalled { timeout },
+    }
 }

@@ -10,18 +10,19 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
-use crate::ids::{MissionId, NamespaceId, ToolName, UserId};
+use crate::ids::{MissionId, NamespaceId, ToolName, UserId, WorkerId};
 use crate::machine::apply::{
     Ctx, MAX_NOTE_CHARS, check_actor_may_act, check_text, commit, encoding, mission_for,
     seal_outcome,
 };
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
+use crate::machine::saga;
 use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
 use crate::machine::tool_calls::{self, Dispatch};
 use crate::mission::{
     AuthorityLevel, CallDecision, HoldKind, Mission, MissionState, OutcomeKind, Plan, PlanStep,
-    StateChange, Step, StepHold,
+    StateChange, Step, StepHold, StepOutcome, StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -489,6 +490,15 @@ pub(super) fn submit_plan(
     if let Some(step) = steps.iter().position(|s| !s.arguments.is_object()) {
         return Err(Rejection::ArgumentsNotObject { step });
     }
+    for (step, s) in steps.iter().enumerate() {
+        let bad = |reason| Rejection::BadStep { step, reason };
+        if let Some(r) = &s.retry {
+            r.validate().map_err(bad)?;
+        }
+        if let Some(t) = &s.timeouts {
+            t.validate().map_err(bad)?;
+        }
+    }
     check_tools(m, steps.iter().map(|s| s.tool.clone()))?;
 
     let bundle = m.boundary().get().policy.bundle;
@@ -600,7 +610,13 @@ pub(super) fn submit_plan(
 fn pending_approval(m: &Mission, hold: Option<u32>) -> Result<&ApprovalState, Rejection> {
     let approval = match hold {
         None if m.state() == MissionState::WaitingApproval => m.approval(),
-        Some(step) if m.state() == MissionState::InProgress => {
+        // A stalled step may wait before any worker claimed the mission.
+        Some(step)
+            if matches!(
+                m.state(),
+                MissionState::InProgress | MissionState::PendingExecution
+            ) =>
+        {
             m.holds().get(&step).map(|h| &h.approval)
         }
         _ => None,
@@ -615,6 +631,8 @@ struct Settlement {
     events: Vec<Event>,
     moves: Vec<Step>,
     sealed: Option<crate::mission::SealedOutcome>,
+    /// A stalled step an approver would not let go on: it fails.
+    failure: Option<(StepReport, saga::StepFailure)>,
 }
 
 fn settle(
@@ -629,9 +647,40 @@ fn settle(
         events: Vec::new(),
         moves: Vec::new(),
         sealed: None,
+        failure: None,
     };
-    if hold.is_some() {
-        // A held step's approval never moves the mission.
+    if let Some(step) = hold {
+        // A held step's approval never moves the mission by itself; a
+        // rejected stall fails the step as a worker's report would.
+        let stalled = m
+            .holds()
+            .get(&step)
+            .and_then(|h| match h.kind {
+                HoldKind::Stalled { timeout } => Some(timeout),
+                _ => None,
+            })
+            .filter(|_| approval.status == ApprovalStatus::Rejected);
+        if let Some(timeout) = stalled {
+            let why =
+                format!("the step overran its {timeout} timeout and was not let go on: {reason}");
+            let report = StepReport {
+                step,
+                epoch: m.execution().epoch(),
+                worker: WorkerId::runtime(),
+                at,
+                outcome: StepOutcome::Failed {
+                    reason: why.clone(),
+                },
+                output: Value::Null,
+            };
+            out.events.push(Event::StepReported {
+                mission: m.id().clone(),
+                report: report.clone(),
+            });
+            let failure = saga::fail_step(t, m, step, &why, at)?;
+            out.events.extend(failure.events.iter().cloned());
+            out.failure = Some((report, failure));
+        }
         return Ok(out);
     }
     let id = m.id().clone();
@@ -673,11 +722,16 @@ fn apply_settlement(
     m: &mut Mission,
     hold: Option<u32>,
     approval: ApprovalState,
-    settlement_moves: Vec<Step>,
-    mut sealed: Option<crate::mission::SealedOutcome>,
+    settlement: Settlement,
     c: &Ctx<'_>,
     seq: u64,
 ) {
+    let Settlement {
+        moves: settlement_moves,
+        mut sealed,
+        failure,
+        ..
+    } = settlement;
     match hold {
         None => {
             if approval.status == ApprovalStatus::Approved {
@@ -687,14 +741,20 @@ fn apply_settlement(
         }
         Some(step) => {
             let mut h = m.holds().get(&step).cloned().expect("checked");
-            if let HoldKind::RetriesExhausted { call } = h.kind
-                && approval.status == ApprovalStatus::Approved
-            {
-                m.renew_attempts(step, call, c.at);
+            if approval.status == ApprovalStatus::Approved {
+                match h.kind {
+                    HoldKind::RetriesExhausted { call } => m.renew_attempts(step, call, c.at),
+                    HoldKind::Stalled { .. } => m.execution_mut().unstall(step, c.at),
+                    HoldKind::Policy => {}
+                }
             }
             h.approval = approval;
             m.set_hold(step, h);
         }
+    }
+    if let Some((report, failure)) = failure {
+        m.execution_mut().report(report);
+        failure.apply(m, c, seq);
     }
     for step in settlement_moves {
         let ch = change(m.state(), step, c, seq);
@@ -743,25 +803,17 @@ pub(super) fn decide_approval(
     };
     let mut approval = current.clone();
     approval.record(vote.clone());
-    let settlement = settle(t, m, hold, &approval, reason, c.at)?;
+    let mut settlement = settle(t, m, hold, &approval, reason, c.at)?;
     let mut events = vec![Event::VoteRecorded {
         mission: id.clone(),
         hold,
         vote,
         status: approval.status,
     }];
-    events.extend(settlement.events);
+    events.append(&mut settlement.events);
     commit(t, c, c.kind, events, |t, seq| {
         let m = t.missions.get_mut(id).expect("checked");
-        apply_settlement(
-            m,
-            hold,
-            approval,
-            settlement.moves,
-            settlement.sealed,
-            c,
-            seq,
-        );
+        apply_settlement(m, hold, approval, settlement, c, seq);
     })
 }
 
@@ -782,25 +834,17 @@ pub(super) fn expire_approval(
     let mut approval = current.clone();
     let status = approval.expire(&rules, c.at);
     let reason = format!("no decision by the deadline at {}", approval.required_level);
-    let settlement = settle(t, m, hold, &approval, &reason, c.at)?;
+    let mut settlement = settle(t, m, hold, &approval, &reason, c.at)?;
     let mut events = vec![Event::ApprovalExpired {
         mission: id.clone(),
         hold,
         status,
         required_level: approval.required_level,
     }];
-    events.extend(settlement.events);
+    events.append(&mut settlement.events);
     commit(t, c, c.kind, events, |t, seq| {
         let m = t.missions.get_mut(id).expect("checked");
-        apply_settlement(
-            m,
-            hold,
-            approval,
-            settlement.moves,
-            settlement.sealed,
-            c,
-            seq,
-        );
+        apply_settlement(m, hold, approval, settlement, c, seq);
     })
 }
 

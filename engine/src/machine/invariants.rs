@@ -132,6 +132,14 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
         ));
     }
     check_execution(m)?;
+    // Claims are refused while a stalled step waits for its approver, and
+    // a stall only escalates once its worker has lost the lease.
+    let next = m.execution().next_step();
+    if m.state() != MissionState::Closed && m.is_stalled(next) && m.execution().lease().is_some() {
+        return Err(format!(
+            "mission {id}: step {next} waits for an approver with a worker's lease on it"
+        ));
+    }
     for call in m.tool_calls() {
         if !boundary.runtime.allowed_tools.contains(&call.tool) {
             return Err(format!(
@@ -166,7 +174,9 @@ fn check_execution(m: &Mission) -> Result<(), String> {
         ));
     }
     for (i, r) in e.reports().iter().enumerate() {
-        if r.step as usize != i || r.epoch == 0 || r.epoch > e.epoch() {
+        // Epoch 0 only for the runtime failing a step no worker claimed.
+        let unclaimed = r.epoch == 0 && r.worker != crate::ids::WorkerId::runtime();
+        if r.step as usize != i || unclaimed || r.epoch > e.epoch() {
             return Err(format!("mission {id}: step report {i} is out of order"));
         }
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName, WorkerId};
 use crate::machine::state::ConfigPart;
-use crate::mission::AbortReason;
+use crate::mission::{AbortReason, StepTimeout};
 use crate::mission::{
     ContextError, DefinitionError, IllegalTransition, MissionState, StateDataError,
 };
@@ -184,6 +184,18 @@ pub enum Rejection {
     NotCompensating,
     #[error("step {current} is compensated first (latest first), not step {step}")]
     CompensationOutOfOrder { step: u32, current: u32 },
+    #[error("plan step {step}: {reason}")]
+    BadStep { step: usize, reason: String },
+    #[error("step {step} has no {timeout} timeout")]
+    NoStepTimeout { step: u32, timeout: StepTimeout },
+    #[error("step {step}'s {timeout} timeout falls due at {due_at}")]
+    StepNotDue {
+        step: u32,
+        timeout: StepTimeout,
+        due_at: Timestamp,
+    },
+    #[error("step {step} stalled and waits for an approver")]
+    StepHeld { step: u32 },
 }
 
 impl Rejection {

@@ -69,6 +69,61 @@ pub(super) fn plan(
     })
 }
 
+/// What a step failing for good does: a saga undoes the steps completed
+/// before it, or, with nothing to undo, the mission closes failed.
+pub(super) struct StepFailure {
+    pub(super) events: Vec<Event>,
+    closed: Option<SealedOutcome>,
+    saga: Option<Saga>,
+}
+
+pub(super) fn fail_step(
+    t: &TenantState,
+    m: &Mission,
+    step: u32,
+    reason: &str,
+    at: Timestamp,
+) -> Result<StepFailure, Rejection> {
+    let saga = plan(t, m, step, reason, at)?;
+    if saga.compensations.is_empty() {
+        let sealed = seal_failed(t, m, &saga, at)?;
+        return Ok(StepFailure {
+            events: vec![Event::MissionClosed {
+                mission: m.id().clone(),
+                from: m.state(),
+                outcome: sealed.clone(),
+            }],
+            closed: Some(sealed),
+            saga: None,
+        });
+    }
+    Ok(StepFailure {
+        events: vec![Event::SagaStarted {
+            mission: m.id().clone(),
+            failed_step: step,
+            reason: reason.to_owned(),
+            compensations: saga.compensations.iter().map(|c| c.step).collect(),
+            not_compensable: saga.not_compensable.clone(),
+        }],
+        closed: None,
+        saga: Some(saga),
+    })
+}
+
+impl StepFailure {
+    pub(super) fn apply(self, m: &mut Mission, c: &Ctx<'_>, seq: u64) {
+        if let Some(sealed) = self.closed {
+            m.advance(
+                change(m.state(), Step::Abort(AbortReason::Failed), c, seq),
+                Some(sealed),
+            );
+        }
+        if let Some(saga) = self.saga {
+            m.execution_mut().start_saga(saga);
+        }
+    }
+}
+
 /// The failed mission's sealed outcome, once its saga has nothing left.
 pub(super) fn seal_failed(
     t: &TenantState,

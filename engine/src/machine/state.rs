@@ -14,7 +14,7 @@ use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::ExecutionToken;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
-use crate::mission::Mission;
+use crate::mission::{Mission, StepTimeout, StepTimeouts};
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::Canary;
@@ -222,6 +222,38 @@ impl TenantState {
     }
 
     /// Whether the agent holds a credential that is valid and unrevoked at `t`.
+    /// The timeouts of a mission's step: the plan step's own, else its
+    /// tool's; none when neither declares any.
+    pub fn step_timeouts<'a>(&'a self, m: &'a Mission, step: u32) -> Option<&'a StepTimeouts> {
+        let planned = m.plan()?.steps.get(step as usize)?;
+        planned
+            .timeouts
+            .as_ref()
+            .or_else(|| self.tools.get(&planned.tool)?.timeouts.as_ref())
+    }
+
+    /// When the mission's next step overruns `timeout`: start-to-close
+    /// while a worker holds the step, counted from the claim, the previous
+    /// step's report or the step's last approval vote, whichever is
+    /// latest (waiting for an approver is not the worker's time);
+    /// schedule-to-start while nobody holds it. None when the timeout is
+    /// off or does not apply now.
+    pub fn step_timeout_due(&self, m: &Mission, timeout: StepTimeout) -> Option<Timestamp> {
+        let step = m.execution().next_step();
+        let timeouts = self.step_timeouts(m, step)?;
+        let since = match timeout {
+            StepTimeout::StartToClose => {
+                let started = m.execution().step_started_at()?;
+                m.holds()
+                    .get(&step)
+                    .and_then(|h| h.approval.votes.last())
+                    .map_or(started, |v| v.at.max(started))
+            }
+            StepTimeout::ScheduleToStart => m.free_since()?,
+        };
+        timeouts.due(timeout, since)
+    }
+
     pub fn agent_is_active(&self, agent: &AgentId, t: Timestamp) -> bool {
         self.active_credential(agent, t).is_some()
     }

@@ -7,7 +7,7 @@
 //! afterwards is refused. A claim also issues the worker an ExecutionToken;
 //! tokens of superseded claims stop working at the gateway.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -86,6 +86,14 @@ pub struct Execution {
     superseded_tokens: BTreeSet<TokenId>,
     /// Set when a step failed for good with completed steps to undo.
     saga: Option<Saga>,
+    /// When the mission last became free for a worker mid-execution (its
+    /// lease ran out or was taken back, or a stalled step was approved);
+    /// none before the first claim, when the queueing time counts.
+    #[serde(default)]
+    free_since: Option<Timestamp>,
+    /// Start-to-close stalls of each step since it last escalated.
+    #[serde(default)]
+    stalls: BTreeMap<u32, u32>,
 }
 
 impl Execution {
@@ -113,6 +121,23 @@ impl Execution {
     pub fn is_compensating(&self) -> bool {
         self.saga.as_ref().is_some_and(|s| !s.is_finished())
     }
+    pub fn free_since(&self) -> Option<Timestamp> {
+        self.free_since
+    }
+    /// Start-to-close stalls of `step` since it last escalated.
+    pub fn stalls(&self, step: u32) -> u32 {
+        self.stalls.get(&step).copied().unwrap_or(0)
+    }
+    /// When the step under way started: the claim, or the previous step's
+    /// report if that came later.
+    pub fn step_started_at(&self) -> Option<Timestamp> {
+        let lease = self.lease.as_ref()?;
+        Some(
+            self.reports
+                .last()
+                .map_or(lease.claimed_at, |r| r.at.max(lease.claimed_at)),
+        )
+    }
     pub fn is_superseded(&self, token: &TokenId) -> bool {
         self.superseded_tokens.contains(token)
     }
@@ -131,6 +156,7 @@ impl Execution {
             "epochs rise one claim at a time"
         );
         self.epoch = lease.epoch;
+        self.free_since = None;
         let previous = self.lease.replace(lease);
         previous.map(|p| {
             self.superseded_tokens.insert(p.token);
@@ -157,10 +183,27 @@ impl Execution {
 
     /// The lease ran out and nobody renewed it: the mission is free for the
     /// next claim, which resumes from the last report.
-    pub(crate) fn release(&mut self) -> Lease {
+    pub(crate) fn release(&mut self, at: Timestamp) -> Lease {
         let lease = self.lease.take().expect("only a held lease is released");
         self.superseded_tokens.insert(lease.token.clone());
+        self.free_since = Some(at);
         lease
+    }
+
+    /// The step under way overran its start-to-close timeout: its worker
+    /// loses the lease (and token), and the stall is counted.
+    pub(crate) fn stall(&mut self, step: u32, at: Timestamp) {
+        self.release(at);
+        *self.stalls.entry(step).or_default() += 1;
+    }
+
+    /// An approver let a stalled step go on: its count starts again, and
+    /// so does its wait for a worker.
+    pub(crate) fn unstall(&mut self, step: u32, at: Timestamp) {
+        self.stalls.remove(&step);
+        if self.lease.is_none() {
+            self.free_since = Some(at);
+        }
     }
 
     /// A step failed for good: the worker's lease ends (its token retires)

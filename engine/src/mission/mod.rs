@@ -11,6 +11,7 @@ pub mod record;
 pub mod retry;
 pub mod saga;
 pub mod state;
+pub mod timeouts;
 pub mod tool_call;
 
 pub use boundary::{
@@ -29,4 +30,5 @@ pub use record::{
 pub use retry::{Coefficient, OnExhaustion, RetryPolicy, RetryState};
 pub use saga::{Compensation, Saga};
 pub use state::{AbortReason, IllegalTransition, MissionState, Step};
+pub use timeouts::{StepTimeout, StepTimeouts};
 pub use tool_call::{CallFailure, CallResult, ToolCallRecord, ToolCallRequest};

@@ -20,6 +20,7 @@ use crate::mission::frozen::Frozen;
 use crate::mission::outcome::SealedOutcome;
 use crate::mission::retry::RetryPolicy;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
+use crate::mission::timeouts::{StepTimeout, StepTimeouts};
 use crate::mission::tool_call::ToolCallRecord;
 use crate::policy::authority::ApprovalState;
 use crate::policy::decision::DecisionRecord;
@@ -130,6 +131,9 @@ pub struct PlanStep {
     /// How this step's calls are retried, when not as the tool says.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// This step's timeouts, when not as the tool says.
+    #[serde(default)]
+    pub timeouts: Option<StepTimeouts>,
 }
 
 /// The plan as submitted, with the decision taken on each step.
@@ -142,8 +146,8 @@ pub struct Plan {
 }
 
 /// A step held at execution time for an approver: because policy said
-/// ESCALATE on a call, or because a call used up its retries under a policy
-/// that escalates. The mission stays IN_PROGRESS; the step waits for its
+/// ESCALATE on a call, because a call used up its retries under a policy
+/// that escalates, or because the step stalled. The mission stays IN_PROGRESS; the step waits for its
 /// own approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepHold {
@@ -167,6 +171,10 @@ pub enum HoldKind {
     /// Call `call` failed every attempt: approving sends it again with a
     /// fresh set of attempts, rejecting fails the step.
     RetriesExhausted { call: u32 },
+    /// The step overran `timeout`: no worker started it in time, or it
+    /// stalled on one worker after another. Approving frees it for the
+    /// next worker with a fresh count; rejecting fails it.
+    Stalled { timeout: StepTimeout },
 }
 
 /// A tool call decision taken during execution.
@@ -342,6 +350,38 @@ impl Mission {
             .entry(record.step)
             .or_default()
             .insert(record.call, record);
+    }
+
+    /// Since when the step under way has been free for a worker: none
+    /// while a lease is held (or a lapsed one awaits its expiry).
+    pub fn free_since(&self) -> Option<Timestamp> {
+        if self.execution.lease().is_some() {
+            return None;
+        }
+        self.execution.free_since().or_else(|| {
+            self.timeline
+                .iter()
+                .rev()
+                .find(|c| c.to == MissionState::PendingExecution)
+                .map(|c| c.at)
+        })
+    }
+
+    /// Whether `step` waits for an approver.
+    pub fn is_held(&self, step: u32) -> bool {
+        self.holds
+            .get(&step)
+            .is_some_and(|h| h.approval.status == crate::policy::authority::ApprovalStatus::Pending)
+    }
+
+    /// Whether `step` stalled and waits for an approver before any worker
+    /// may take it.
+    pub fn is_stalled(&self, step: u32) -> bool {
+        self.is_held(step)
+            && self
+                .holds
+                .get(&step)
+                .is_some_and(|h| matches!(h.kind, HoldKind::Stalled { .. }))
     }
 
     /// Where `step` would take the mission, without moving it.

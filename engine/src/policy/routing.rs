@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mission::{AuthorityLevel, DataClassification, RetryPolicy};
+use crate::mission::{AuthorityLevel, DataClassification, RetryPolicy, StepTimeouts};
 
 /// Where a tool or reasoner runs: `on-prem`, `cloud`, or a region name
 /// such as `region:eu-west-1`.
@@ -61,6 +61,11 @@ pub struct ToolSpec {
     /// called through AURA.
     #[serde(default)]
     pub invocation: Option<ToolInvocation>,
+    /// How long a step with this tool may wait for a worker, take, and go
+    /// without a heartbeat (whoever performs it: the gateway's executor or
+    /// an external worker).
+    #[serde(default)]
+    pub timeouts: Option<StepTimeouts>,
 }
 
 /// Where and how a tool is called.
@@ -129,6 +134,9 @@ pub(crate) fn validate_url(field: &str, url: &str) -> Result<(), String> {
 impl ToolSpec {
     pub fn validate(&self) -> Result<(), String> {
         validate_target(&self.target)?;
+        if let Some(t) = &self.timeouts {
+            t.validate()?;
+        }
         if let Some(i) = &self.invocation {
             validate_url("endpoint", &i.endpoint)?;
             if let Some(c) = &i.compensation_endpoint {

@@ -156,6 +156,7 @@ impl World {
             CommandBody::SubmitPlan {
                 mission: id(mission),
                 steps: vec![PlanStep {
+                    timeouts: None,
                     tool: id("erp.post"),
                     arguments: json!({"amount": amount}),
                     retry: None,
