@@ -8,7 +8,7 @@ use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TokenId};
 use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
 use aura_engine::mission::{
-    AbortReason, CallResult, Mission, MissionState, OutcomeKind, PlanStep, Step, StepOutcome,
+    AbortReason, CallResult, MissionState, OutcomeKind, PlanStep, Step, StepOutcome,
 };
 use aura_engine::time::Millis;
 use serde_json::{Value, json};
@@ -54,26 +54,13 @@ fn queued() -> World {
     w
 }
 
-fn mission(w: &World) -> &Mission {
-    &w.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
-}
-
 fn heartbeat(w: &mut World, epoch: u64, progress: Value) -> Result<Vec<Event>, Rejection> {
-    w.cmd(
-        "acme",
-        bot(),
-        CommandBody::Heartbeat {
-            mission: id("m1"),
-            epoch,
-            lease: LEASE,
-            progress: Some(progress),
-        },
-    )
+    w.heartbeat(epoch, LEASE, Some(progress))
 }
 
 /// Policy permits step `step`'s planned call; the agent performs it.
 fn evaluate(w: &mut World, step: u32) {
-    let planned = mission(w).plan().unwrap().steps[step as usize].clone();
+    let planned = w.m1().plan().unwrap().steps[step as usize].clone();
     w.evaluate("m1", step, planned.tool.as_str(), planned.arguments)
         .unwrap();
 }
@@ -137,7 +124,7 @@ fn a_claim_starts_the_mission_under_a_lease_with_its_own_token() {
     let issued = &t.tokens()[&token];
     assert_eq!(issued.claims.mission, id::<MissionId>("m1"));
     issued.verify_signature(&t.public_key()).unwrap();
-    let lease = mission(&w).execution().lease().unwrap();
+    let lease = w.m1().execution().lease().unwrap();
     assert_eq!(lease.worker, id("w1"));
     assert_eq!(lease.expires_at, w.now.plus(LEASE));
     assert_eq!(w.last_audit_kind("acme"), "execution.claim");
@@ -146,7 +133,7 @@ fn a_claim_starts_the_mission_under_a_lease_with_its_own_token() {
     let audit = w.state.tenant(&id("acme")).unwrap().audit().len();
     let err = w.claim("acme", "m1", "w2", LEASE).unwrap_err();
     assert!(matches!(err, Rejection::LeaseHeld { .. }), "{err}");
-    assert_eq!(mission(&w).execution().epoch(), 1);
+    assert_eq!(w.m1().execution().epoch(), 1);
     assert_eq!(w.state.tenant(&id("acme")).unwrap().audit().len(), audit);
 
     // Only missions in the queue or executing are claimed.
@@ -171,13 +158,10 @@ fn heartbeats_extend_the_lease_and_keep_progress() {
     // Most of the lease passes; a heartbeat renews it from now.
     w.now = w.now.plus(Millis::from_secs(25));
     heartbeat(&mut w, 1, json!({"rows": 40})).unwrap();
-    let lease = mission(&w).execution().lease().unwrap().clone();
+    let lease = w.m1().execution().lease().unwrap().clone();
     assert_eq!(lease.expires_at, w.now.plus(LEASE));
     assert_eq!(lease.heartbeat_at, Some(w.now));
-    assert_eq!(
-        mission(&w).execution().progress(),
-        Some(&json!({"rows": 40}))
-    );
+    assert_eq!(w.m1().execution().progress(), Some(&json!({"rows": 40})));
     assert_eq!(w.last_audit_kind("acme"), "execution.heartbeat");
     // Still held 40 s after the claim, thanks to the heartbeat.
     w.now = w.now.plus(Millis::from_secs(15));
@@ -206,7 +190,7 @@ fn heartbeats_extend_the_lease_and_keep_progress() {
 fn a_lapsed_lease_is_taken_over_and_the_first_worker_changes_nothing() {
     let mut w = queued();
     w.claim("acme", "m1", "w1", LEASE).unwrap();
-    let first_token = mission(&w).execution().lease().unwrap().token.clone();
+    let first_token = w.m1().execution().lease().unwrap().token.clone();
     evaluate(&mut w, 0);
     report(&mut w, 1, 0, performed(1)).unwrap();
 
@@ -215,8 +199,8 @@ fn a_lapsed_lease_is_taken_over_and_the_first_worker_changes_nothing() {
     let events = w.claim("acme", "m1", "w2", LEASE).unwrap();
     let (epoch, superseded, next_step, _) = claimed(&events);
     assert_eq!((epoch, superseded, next_step), (2, Some(1), 1));
-    assert_eq!(mission(&w).state(), MissionState::InProgress);
-    assert!(mission(&w).execution().is_superseded(&first_token));
+    assert_eq!(w.m1().state(), MissionState::InProgress);
+    assert!(w.m1().execution().is_superseded(&first_token));
 
     // w1 wakes up: its report and heartbeat are refused and audited.
     evaluate(&mut w, 1);
@@ -238,7 +222,7 @@ fn a_lapsed_lease_is_taken_over_and_the_first_worker_changes_nothing() {
         heartbeat(&mut w, 1, json!({})),
         Err(Rejection::StaleEpoch { .. })
     ));
-    assert_eq!(mission(&w).execution().next_step(), 1);
+    assert_eq!(w.m1().execution().next_step(), 1);
 
     // w2 finishes: the last step's report completes the mission.
     let events = report(&mut w, 2, 1, performed(2)).unwrap();
@@ -250,7 +234,7 @@ fn a_lapsed_lease_is_taken_over_and_the_first_worker_changes_nothing() {
             ..
         }
     )));
-    let reports = mission(&w).execution().reports();
+    let reports = w.m1().execution().reports();
     assert_eq!(reports.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(reports[1].output, json!({"n": 2}));
 }
@@ -276,8 +260,8 @@ fn the_runtime_expires_a_lapsed_lease_and_requeues_the_mission() {
     w.now = w.now.plus(Millis::from_secs(31));
     let events = expire(&mut w, 1).unwrap();
     assert!(matches!(&events[0], Event::LeaseExpired { epoch: 1, .. }));
-    assert!(mission(&w).execution().lease().is_none());
-    assert!(mission(&w).execution().is_free_at(w.now));
+    assert!(w.m1().execution().lease().is_none());
+    assert!(w.m1().execution().is_free_at(w.now));
     // The lapsed holder hears that it lost the lease.
     assert_eq!(
         heartbeat(&mut w, 1, json!({})).unwrap_err(),
@@ -322,8 +306,8 @@ fn steps_are_reported_in_order_and_only_after_policy_permitted_them() {
         Err(Rejection::StepCallNotSucceeded { .. })
     ));
     report(&mut w, 1, 0, performed(1)).unwrap();
-    assert_eq!(mission(&w).execution().next_step(), 1);
-    assert_eq!(mission(&w).state(), MissionState::InProgress);
+    assert_eq!(w.m1().execution().next_step(), 1);
+    assert_eq!(w.m1().state(), MissionState::InProgress);
 }
 
 #[test]
@@ -340,7 +324,7 @@ fn a_failed_step_closes_the_mission_as_failed() {
     )
     .unwrap();
     assert!(matches!(events.last(), Some(Event::MissionClosed { .. })));
-    let m = mission(&w);
+    let m = w.m1();
     assert_eq!(m.state(), MissionState::Closed);
     let o = m.outcome().unwrap().outcome();
     assert_eq!(o.kind, OutcomeKind::Failed);
@@ -436,7 +420,7 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
     );
     report(&mut w, 1, 0, StepOutcome::Succeeded { call: 1 }).unwrap();
     assert_eq!(
-        mission(&w).execution().reports()[0].output,
+        w.m1().execution().reports()[0].output,
         json!({"posted": true})
     );
 

@@ -6,11 +6,10 @@
 mod support;
 
 use aura_engine::Actor;
-use aura_engine::ids::MissionId;
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification,
-    HoldKind, Mission, MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState,
+    HoldKind, MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState,
     StepOutcome,
 };
 use aura_engine::policy::routing::{ToolInvocation, ToolSpec};
@@ -87,10 +86,6 @@ fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
     w
 }
 
-fn mission(w: &World) -> &Mission {
-    &w.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
-}
-
 fn dispatch(w: &mut World, step: u32) -> Result<Vec<Event>, Rejection> {
     let serial = *w.state.tenant(&id("acme")).unwrap().agents()[&id("bot")]
         .credentials
@@ -155,7 +150,7 @@ fn at(w: &mut World, t: Timestamp) {
 }
 
 fn report(w: &mut World, step: u32, outcome: StepOutcome) -> Vec<Event> {
-    let epoch = mission(w).execution().epoch();
+    let epoch = w.m1().execution().epoch();
     w.ok(
         "acme",
         bot(),
@@ -235,7 +230,7 @@ fn a_failed_call_is_sent_again_with_its_key_only_on_the_policys_schedule() {
         "{err:?}"
     );
     assert!(err.is_audited());
-    let record = mission(&w).tool_call(0, 0).unwrap();
+    let record = w.m1().tool_call(0, 0).unwrap();
     assert_eq!((record.dispatches, record.failed_attempts), (3, 3));
     w.state.check_invariants().unwrap();
 }
@@ -363,8 +358,8 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     );
     // The mission stays IN_PROGRESS, held by nobody, until the saga ends;
     // no worker takes it and nobody closes it meanwhile.
-    assert_eq!(mission(&w).state(), MissionState::InProgress);
-    assert!(mission(&w).execution().lease().is_none());
+    assert_eq!(w.m1().state(), MissionState::InProgress);
+    assert!(w.m1().execution().lease().is_none());
     w.state.check_invariants().unwrap();
     w.now = w.now.plus(LEASE);
     assert_eq!(
@@ -393,7 +388,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
         }
     );
     let sent = compensate(&mut w, 1).unwrap();
-    let original = mission(&w).tool_call(1, 0).unwrap().idempotency_key.clone();
+    let original = w.m1().tool_call(1, 0).unwrap().idempotency_key.clone();
     let Some(Event::CompensationDispatched {
         idempotency_key,
         endpoint,
@@ -404,7 +399,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     };
     assert_eq!(endpoint, "http://erp.local/undo");
     assert_ne!(idempotency_key, &original, "an undo has its own key");
-    let saga = mission(&w).execution().saga().unwrap();
+    let saga = w.m1().execution().saga().unwrap();
     assert_eq!(saga.current().unwrap().compensates, original);
     assert_eq!(
         saga.current().unwrap().original_output,
@@ -427,7 +422,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     let events = compensated(&mut w, 0, ok());
     assert!(matches!(events.last(), Some(Event::MissionClosed { .. })));
 
-    let m = mission(&w);
+    let m = w.m1();
     assert_eq!(m.state(), MissionState::Closed);
     let o = m.outcome().unwrap().outcome();
     assert_eq!(o.kind, OutcomeKind::Failed);
@@ -460,7 +455,7 @@ fn an_undo_that_keeps_failing_is_recorded_and_the_saga_goes_on() {
     ));
     compensate(&mut w, 0).unwrap();
     compensated(&mut w, 0, ok());
-    let o = mission(&w).outcome().unwrap().outcome().clone();
+    let o = w.m1().outcome().unwrap().outcome().clone();
     assert_eq!(o.result["compensated"], json!([0]));
     assert_eq!(o.result["compensation_failed"], json!([1]));
     w.state.check_invariants().unwrap();
@@ -471,7 +466,7 @@ fn without_compensation_endpoints_a_failed_step_closes_the_mission_at_once() {
     let mut w = world(policy(3), false, 3);
     let events = two_done_then_failed(&mut w);
     assert!(matches!(events.last(), Some(Event::MissionClosed { .. })));
-    let o = mission(&w).outcome().unwrap().outcome().clone();
+    let o = w.m1().outcome().unwrap().outcome().clone();
     assert_eq!(o.result["not_compensable"], json!([1, 0]));
     assert_eq!(o.result["compensated"], json!([]));
     w.state.check_invariants().unwrap();
@@ -511,7 +506,7 @@ fn used_up_retries_can_pause_the_step_for_an_approver_who_allows_more() {
         )),
         "{events:?}"
     );
-    let hold = &mission(&w).holds()[&0];
+    let hold = &w.m1().holds()[&0];
     assert_eq!(hold.kind, HoldKind::RetriesExhausted { call: 0 });
     assert!(matches!(
         dispatch(&mut w, 0),
@@ -520,20 +515,20 @@ fn used_up_retries_can_pause_the_step_for_an_approver_who_allows_more() {
 
     // Approved: the same call (same key) gets a fresh set of attempts.
     decide(&mut w, true).unwrap();
-    let record = mission(&w).tool_call(0, 0).unwrap().clone();
+    let record = w.m1().tool_call(0, 0).unwrap().clone();
     assert_eq!(record.failed_attempts, 0);
     dispatch(&mut w, 0).unwrap();
     complete(&mut w, 0, failure(CallFailure::Unreachable));
     assert!(matches!(
-        mission(&w).tool_call(0, 0).unwrap().retry,
+        w.m1().tool_call(0, 0).unwrap().retry,
         Some(RetryState::Scheduled { attempt: 2, .. })
     ));
     w.now = w.now.plus(Millis::from_secs(5));
     dispatch(&mut w, 0).unwrap();
     complete(&mut w, 0, ok());
-    assert_eq!(mission(&w).tool_call(0, 0).unwrap().dispatches, 4);
+    assert_eq!(w.m1().tool_call(0, 0).unwrap().dispatches, 4);
     report(&mut w, 0, StepOutcome::Succeeded { call: 0 });
-    assert_eq!(mission(&w).state(), MissionState::Executed);
+    assert_eq!(w.m1().state(), MissionState::Executed);
     w.state.check_invariants().unwrap();
 }
 
@@ -558,5 +553,5 @@ fn an_approver_who_refuses_more_attempts_leaves_the_call_failed() {
             reason: "no more attempts".into(),
         },
     );
-    assert_eq!(mission(&w).state(), MissionState::Closed);
+    assert_eq!(w.m1().state(), MissionState::Closed);
 }

@@ -8,11 +8,10 @@ mod support;
 use std::collections::BTreeSet;
 
 use aura_engine::Actor;
-use aura_engine::ids::MissionId;
 use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
 use aura_engine::mission::{
-    AuthorityLevel, DataClassification, HoldKind, Mission, MissionState, OutcomeKind, PlanStep,
-    StepOutcome, StepTimeout, StepTimeouts,
+    AuthorityLevel, DataClassification, HoldKind, MissionState, OutcomeKind, PlanStep, StepOutcome,
+    StepTimeout, StepTimeouts,
 };
 use aura_engine::policy::routing::ToolSpec;
 use aura_engine::time::{Millis, Timestamp};
@@ -70,12 +69,8 @@ fn world(tool: Option<StepTimeouts>, step: Option<StepTimeouts>) -> World {
     w
 }
 
-fn mission(w: &World) -> &Mission {
-    &w.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
-}
-
 fn time_out(w: &mut World, timeout: StepTimeout) -> Result<Vec<Event>, Rejection> {
-    let epoch = mission(w).execution().epoch();
+    let epoch = w.m1().execution().epoch();
     w.cmd(
         "acme",
         Actor::Runtime,
@@ -139,16 +134,7 @@ fn a_lease_never_outlasts_the_heartbeat_timeout() {
     let mut w = world(Some(timeouts()), None);
     let claimed = w.claim("acme", "m1", "w1", LEASE).unwrap();
     assert_eq!(expires_at(&claimed), w.now.plus(Millis(5_000)));
-    let beat = w.ok(
-        "acme",
-        Actor::Agent(id("bot")),
-        CommandBody::Heartbeat {
-            mission: id("m1"),
-            epoch: 1,
-            lease: LEASE,
-            progress: None,
-        },
-    );
+    let beat = w.heartbeat(1, LEASE, None).unwrap();
     assert_eq!(expires_at(&beat), w.now.plus(Millis(5_000)));
 
     // Without timeouts the worker gets what it asks for.
@@ -164,23 +150,14 @@ fn a_step_past_start_to_close_goes_to_the_next_worker() {
     // Heartbeats keep the lease, not the step's time.
     for _ in 0..2 {
         wait(&mut w, 4_000);
-        w.ok(
-            "acme",
-            Actor::Agent(id("bot")),
-            CommandBody::Heartbeat {
-                mission: id("m1"),
-                epoch: 1,
-                lease: Millis::from_secs(5),
-                progress: None,
-            },
-        );
+        w.heartbeat(1, Millis::from_secs(5), None).unwrap();
     }
     let early = time_out(&mut w, StepTimeout::StartToClose).unwrap_err();
     assert!(matches!(early, Rejection::StepNotDue { .. }), "{early:?}");
     wait(&mut w, 2_000);
     let events = time_out(&mut w, StepTimeout::StartToClose).unwrap();
     assert_eq!(timed_out(&events), (Some("w1".into()), 1, false));
-    assert!(mission(&w).execution().lease().is_none());
+    assert!(w.m1().execution().lease().is_none());
 
     // w1's late report is refused; w2 takes the step over.
     let late = w
@@ -199,8 +176,8 @@ fn a_step_past_start_to_close_goes_to_the_next_worker() {
         .unwrap_err();
     assert_eq!(late, Rejection::LeaseLost { epoch: 1 });
     w.claim("acme", "m1", "w2", LEASE).unwrap();
-    assert_eq!(mission(&w).execution().epoch(), 2);
-    assert_eq!(mission(&w).execution().stalls(0), 1);
+    assert_eq!(w.m1().execution().epoch(), 2);
+    assert_eq!(w.m1().execution().stalls(0), 1);
 }
 
 #[test]
@@ -210,16 +187,8 @@ fn a_step_that_keeps_stalling_waits_for_an_approver() {
         w.claim("acme", "m1", worker, LEASE).unwrap();
         for _ in 0..2 {
             wait(&mut w, 4_000);
-            w.ok(
-                "acme",
-                Actor::Agent(id("bot")),
-                CommandBody::Heartbeat {
-                    mission: id("m1"),
-                    epoch: mission(&w).execution().epoch(),
-                    lease: LEASE,
-                    progress: None,
-                },
-            );
+            w.heartbeat(w.m1().execution().epoch(), LEASE, None)
+                .unwrap();
         }
         wait(&mut w, 2_000);
         let events = time_out(&mut w, StepTimeout::StartToClose).unwrap();
@@ -228,7 +197,7 @@ fn a_step_that_keeps_stalling_waits_for_an_approver() {
             (Some(worker.into()), stalls, stalls == 2)
         );
     }
-    let hold = &mission(&w).holds()[&0];
+    let hold = &w.m1().holds()[&0];
     assert_eq!(
         hold.kind,
         HoldKind::Stalled {
@@ -247,7 +216,7 @@ fn a_step_that_keeps_stalling_waits_for_an_approver() {
     );
 
     decide(&mut w, true);
-    assert_eq!(mission(&w).execution().stalls(0), 0);
+    assert_eq!(w.m1().execution().stalls(0), 0);
     w.claim("acme", "m1", "w3", LEASE).unwrap();
 }
 
@@ -271,7 +240,7 @@ fn a_stall_an_approver_will_not_let_go_on_fails_the_step() {
     );
 
     decide(&mut w, false);
-    let m = mission(&w);
+    let m = w.m1();
     assert_eq!(m.state(), MissionState::Closed);
     let outcome = m.outcome().unwrap().outcome();
     assert_eq!(outcome.kind, OutcomeKind::Failed);

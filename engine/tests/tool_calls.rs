@@ -7,10 +7,10 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aura_engine::Actor;
-use aura_engine::ids::{MissionId, ToolName};
+use aura_engine::ids::ToolName;
 use aura_engine::machine::{CommandBody, Event, Rejection};
 use aura_engine::mission::tool_call::idempotency_key;
-use aura_engine::mission::{AuthorityLevel, CallFailure, CallResult, DataClassification, Mission};
+use aura_engine::mission::{AuthorityLevel, CallFailure, CallResult, DataClassification};
 use aura_engine::policy::Decision;
 use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::policy::routing::{ToolInvocation, ToolPlacement, ToolSpec};
@@ -124,10 +124,6 @@ fn complete(
     )
 }
 
-fn mission(w: &World) -> &Mission {
-    &w.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
-}
-
 fn ok_result() -> CallResult {
     CallResult::Succeeded {
         status: 200,
@@ -163,12 +159,12 @@ fn a_permitted_call_is_dispatched_with_its_decision_in_one_entry() {
         before + 1
     );
     assert_eq!(w.last_audit_kind("acme"), "tool_call.dispatch");
-    let record = mission(&w).tool_call(0, 0).unwrap();
+    let record = w.m1().tool_call(0, 0).unwrap();
     assert!(record.result.is_none());
 
     complete(&mut w, 0, 0, ok_result()).unwrap();
     assert_eq!(w.last_audit_kind("acme"), "tool_call.complete");
-    let record = mission(&w).tool_call(0, 0).unwrap();
+    let record = w.m1().tool_call(0, 0).unwrap();
     assert_eq!(record.result, Some(ok_result()));
     assert!(record.completed_at.is_some());
 }
@@ -217,7 +213,7 @@ fn the_endpoint_is_the_deployment_the_data_may_reach() {
     assert_eq!(decision.decision, Decision::Deny);
     assert_eq!(decision.determining, ["aura:data-boundary"]);
     assert_eq!(events.len(), 1);
-    assert!(mission(&w).tool_call(1, 0).is_none());
+    assert!(w.m1().tool_call(1, 0).is_none());
 }
 
 #[test]
@@ -234,7 +230,7 @@ fn a_retry_keeps_its_key_and_arguments_and_a_result_is_final() {
         panic!()
     };
     assert_eq!(*n, 2);
-    assert_eq!(*key, mission(&w).tool_call(0, 0).unwrap().idempotency_key);
+    assert_eq!(*key, w.m1().tool_call(0, 0).unwrap().idempotency_key);
     assert_eq!(
         dispatch(&mut w, 0, 0, "erp.post", json!({"amount": 11})),
         Err(Rejection::CallArgumentsChanged { step: 0, call: 0 })
@@ -279,7 +275,7 @@ fn a_retry_keeps_its_key_and_arguments_and_a_result_is_final() {
         Err(Rejection::CallArgumentsChanged { step: 0, call: 0 }),
         "other arguments are another request, never answered from the record"
     );
-    assert_eq!(mission(&w).tool_call(0, 0).unwrap().result, Some(failed));
+    assert_eq!(w.m1().tool_call(0, 0).unwrap().result, Some(failed));
     assert_eq!(
         complete(&mut w, 7, 0, ok_result()),
         Err(Rejection::NoDispatchedCall { step: 7, call: 0 })
@@ -298,11 +294,8 @@ fn an_escalated_call_is_not_dispatched_until_its_step_is_approved() {
             .iter()
             .any(|e| matches!(e, Event::ToolCallDispatched { .. }))
     );
-    assert!(mission(&w).tool_call(2, 0).is_none());
-    assert_eq!(
-        mission(&w).holds()[&2].approval.status,
-        ApprovalStatus::Pending
-    );
+    assert!(w.m1().tool_call(2, 0).is_none());
+    assert_eq!(w.m1().holds()[&2].approval.status, ApprovalStatus::Pending);
     w.ok(
         "acme",
         Actor::User(id("approver-a")),
@@ -379,7 +372,7 @@ fn revoked_credentials_foreign_tokens_and_governed_only_tools_are_refused_and_au
         Err(Rejection::CredentialNotValid { serial })
     );
     assert_eq!(w.last_audit_kind("acme"), "command.rejected");
-    assert!(mission(&w).tool_calls().next().is_none());
+    assert!(w.m1().tool_calls().next().is_none());
 }
 
 #[test]

@@ -12,8 +12,8 @@ use aura_engine::machine::{
     Advance, Command, CommandBody, EngineState, Event, Precondition, Rejection, SigningSeed,
 };
 use aura_engine::mission::{
-    AuthorityLevel, DataClassification, MissionContext, MissionDefinition, MissionState, PlanStep,
-    RuntimeLimits,
+    AuthorityLevel, DataClassification, Mission, MissionContext, MissionDefinition, MissionState,
+    PlanStep, RuntimeLimits,
 };
 use aura_engine::time::{Millis, Timestamp};
 use serde_json::json;
@@ -220,6 +220,30 @@ impl World {
                 worker: id(worker),
                 lease,
                 token: id(&format!("{mission}-{worker}-{epoch}")),
+            },
+        )
+    }
+
+    /// acme's mission m1, the one most tests drive.
+    pub fn m1(&self) -> &Mission {
+        &self.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
+    }
+
+    /// `bot` heartbeats acme's m1 under `epoch`, asking for `lease`.
+    pub fn heartbeat(
+        &mut self,
+        epoch: u64,
+        lease: Millis,
+        progress: Option<serde_json::Value>,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            "acme",
+            Actor::Agent(id("bot")),
+            CommandBody::Heartbeat {
+                mission: id("m1"),
+                epoch,
+                lease,
+                progress,
             },
         )
     }
