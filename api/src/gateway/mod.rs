@@ -35,6 +35,7 @@ use aura_engine::ids::AgentId;
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, Event};
 use aura_engine::mission::{CallResult, RetryState, ToolCallRequest};
+use aura_engine::policy::routing::DEFAULT_CALL_TIMEOUT_MS;
 use aura_engine::policy::{Decision, DecisionRecord};
 use aura_engine::time::{Millis, Timestamp};
 use redis::aio::ConnectionManager;
@@ -623,7 +624,7 @@ impl Gateway {
                 "a permitted call was not dispatched",
             )));
         };
-        let timeout_ms = tool.map_or(30_000, |t| t.timeout_ms);
+        let timeout_ms = tool.map_or(DEFAULT_CALL_TIMEOUT_MS, |t| t.timeout_ms);
         let tenant = call.tenant.to_string();
         let mission = call.mission.to_string();
         let result = self

@@ -15,6 +15,7 @@ use aura_engine::ids::{MissionId, TenantId};
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, EngineState};
 use aura_engine::mission::{CallResult, Compensation};
+use aura_engine::policy::routing::ToolSpec;
 use aura_engine::time::Timestamp;
 use aura_raft::node::Role;
 use tokio::task::JoinSet;
@@ -49,11 +50,10 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
             };
             // The engine's own rule for sending a call (again).
             if c.call.check_resend(now).is_ok() {
-                let timeout_ms = t
-                    .tools()
-                    .get(&c.call.tool)
-                    .and_then(|s| s.invocation.as_ref())
-                    .map_or(30_000, |i| i.timeout_ms);
+                let timeout_ms = t.tools().get(&c.call.tool).map_or(
+                    aura_engine::policy::routing::DEFAULT_CALL_TIMEOUT_MS,
+                    ToolSpec::call_timeout_ms,
+                );
                 due.push(Due {
                     tenant: t.id().clone(),
                     mission: m.id().clone(),

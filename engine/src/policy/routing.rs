@@ -114,6 +114,8 @@ pub struct Route {
 const MAX_PLACEMENTS: usize = 16;
 
 const MAX_URL: usize = 2048;
+/// The call timeout of a tool that declares none.
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 
 pub(crate) fn validate_url(field: &str, url: &str) -> Result<(), String> {
     let rest = url
@@ -161,6 +163,15 @@ impl ToolSpec {
             }
         }
         Ok(())
+    }
+
+    /// How long the gateway (or the compensator) waits for one call of
+    /// this tool; a tool without an invocation is never called, and gets
+    /// the gateway's default.
+    pub fn call_timeout_ms(&self) -> u64 {
+        self.invocation
+            .as_ref()
+            .map_or(DEFAULT_CALL_TIMEOUT_MS, |i| i.timeout_ms)
     }
 
     /// Every deployment of the tool, its own first.
