@@ -87,6 +87,10 @@ fn world(retry: RetryPolicy, undo: bool, steps: usize) -> World {
 }
 
 fn dispatch(w: &mut World, step: u32) -> Result<Vec<Event>, Rejection> {
+    dispatch_amount(w, step, 10 + u64::from(step))
+}
+
+fn dispatch_amount(w: &mut World, step: u32, amount: u64) -> Result<Vec<Event>, Rejection> {
     let serial = *w.state.tenant(&id("acme")).unwrap().agents()[&id("bot")]
         .credentials
         .last()
@@ -99,7 +103,7 @@ fn dispatch(w: &mut World, step: u32) -> Result<Vec<Event>, Rejection> {
             step,
             call: 0,
             tool: id("erp.post"),
-            arguments: json!({"amount": 10 + step}),
+            arguments: json!({"amount": amount}),
             credential_serial: serial,
             token: id("m1-w1-1"),
         },
@@ -529,6 +533,39 @@ fn used_up_retries_can_pause_the_step_for_an_approver_who_allows_more() {
     assert_eq!(w.m1().tool_call(0, 0).unwrap().dispatches, 4);
     report(&mut w, 0, StepOutcome::Succeeded { call: 0 });
     assert_eq!(w.m1().state(), MissionState::Executed);
+    w.state.check_invariants().unwrap();
+}
+
+/// A step whose call policy escalated and an approver allowed keeps that
+/// allowance when its retries run out and an approver allows more: the
+/// call is not escalated a second time.
+#[test]
+fn more_attempts_keep_the_steps_policy_approval() {
+    let escalating = RetryPolicy {
+        on_exhaustion: OnExhaustion::Escalate,
+        ..policy(1)
+    };
+    let mut w = world(escalating, false, 1);
+    let dispatched = |events: &[Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ToolCallDispatched { .. }))
+    };
+    // A large amount: policy escalates the call, an approver allows it.
+    let events = dispatch_amount(&mut w, 0, 5_000).unwrap();
+    assert!(!dispatched(&events), "{events:?}");
+    assert_eq!(w.m1().holds()[&0].kind, HoldKind::Policy);
+    decide(&mut w, true).unwrap();
+    assert!(dispatched(&dispatch_amount(&mut w, 0, 5_000).unwrap()));
+    // Its one attempt fails; an approver allows more.
+    complete(&mut w, 0, failure(CallFailure::Unreachable));
+    assert_eq!(
+        w.m1().holds()[&0].kind,
+        HoldKind::RetriesExhausted { call: 0 }
+    );
+    decide(&mut w, true).unwrap();
+    let events = dispatch_amount(&mut w, 0, 5_000).unwrap();
+    assert!(dispatched(&events), "escalated again: {events:?}");
     w.state.check_invariants().unwrap();
 }
 

@@ -424,5 +424,6 @@ fn stall_hold(m: &Mission, step: u32, timeout: StepTimeout, at: Timestamp) -> St
         decision: plan.decisions[step as usize].clone(),
         approval: ApprovalState::open(authority.required_level.max(rules.min_level), &rules, at),
         kind: HoldKind::Stalled { timeout },
+        granted: None,
     }
 }

@@ -882,13 +882,7 @@ pub(super) fn evaluate_tool_call(
         None => None,
     };
     let held = m.holds().get(&step);
-    let step_grant = held
-        .filter(|h| {
-            h.kind == HoldKind::Policy
-                && h.approval.status == ApprovalStatus::Approved
-                && &h.tool == tool
-        })
-        .map(|h| h.approval.required_level);
+    let step_grant = held.and_then(|h| h.grant(tool));
     let granted = m.granted_level().max(step_grant);
     let bundle = m.boundary().get().policy.bundle;
     let eval = evaluate_step(t, m, "call_tool", tool, arguments, granted, bundle);
@@ -923,6 +917,7 @@ pub(super) fn evaluate_tool_call(
                 decision: record.clone(),
                 approval,
                 kind: HoldKind::Policy,
+                granted: None,
             });
         }
     }

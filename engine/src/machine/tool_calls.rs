@@ -231,6 +231,7 @@ fn exhaustion_hold(
         decision,
         approval: ApprovalState::open(required, &rules, at),
         kind: HoldKind::RetriesExhausted { call: record.call },
+        granted: None,
     })
 }
 

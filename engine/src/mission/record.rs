@@ -158,6 +158,25 @@ pub struct StepHold {
     pub approval: ApprovalState,
     #[serde(default)]
     pub kind: HoldKind,
+    /// The level an earlier, approved policy hold of this step granted its
+    /// tool: a later hold (retries used up, a stall) replaces that hold
+    /// but not the allowance.
+    #[serde(default)]
+    pub granted: Option<AuthorityLevel>,
+}
+
+impl StepHold {
+    /// The level this hold lets calls of `tool` in its step be decided
+    /// with.
+    pub fn grant(&self, tool: &ToolName) -> Option<AuthorityLevel> {
+        if &self.tool != tool {
+            return None;
+        }
+        let approved = (self.kind == HoldKind::Policy
+            && self.approval.status == crate::policy::authority::ApprovalStatus::Approved)
+            .then_some(self.approval.required_level);
+        approved.max(self.granted)
+    }
 }
 
 /// Why a step is held.
@@ -329,7 +348,9 @@ impl Mission {
     pub(crate) fn grant(&mut self, level: AuthorityLevel) {
         self.granted_level = Some(self.granted_level.map_or(level, |l| l.max(level)));
     }
-    pub(crate) fn set_hold(&mut self, step: u32, hold: StepHold) {
+    pub(crate) fn set_hold(&mut self, step: u32, mut hold: StepHold) {
+        let carried = self.holds.get(&step).and_then(|h| h.grant(&hold.tool));
+        hold.granted = hold.granted.max(carried);
         self.holds.insert(step, hold);
     }
     pub(crate) fn record_call(&mut self, call: CallDecision) {
