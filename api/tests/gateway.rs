@@ -300,6 +300,27 @@ async fn an_escalated_call_proceeds_once_approved_and_a_denied_one_never_reaches
     let calls = tool.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].body["step"], 1);
+
+    // A step held when its mission is cancelled leaves the inbox: there is
+    // nothing left to decide.
+    let r = send(
+        &s,
+        &g.agent
+            .sign(&token, g.call("m1", 2, json!({"amount": 7000}))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let inbox: Vec<Value> = approver.get("/v1/tenants/acme/approvals").await.unwrap();
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    g.admin
+        .post::<_, Value>(
+            "/v1/tenants/acme/missions/m1/cancel",
+            &json!({"reason": "no longer needed"}),
+        )
+        .await
+        .unwrap();
+    let inbox: Vec<Value> = approver.get("/v1/tenants/acme/approvals").await.unwrap();
+    assert!(inbox.is_empty(), "{inbox:?}");
     s.stop().await;
 }
 

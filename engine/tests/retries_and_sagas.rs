@@ -592,3 +592,29 @@ fn an_approver_who_refuses_more_attempts_leaves_the_call_failed() {
     );
     assert_eq!(w.m1().state(), MissionState::Closed);
 }
+
+/// A worker may give up on a step while its hold still waits: the hold is
+/// then moot, and nobody is asked to decide it.
+#[test]
+fn a_hold_on_a_step_already_reported_is_no_longer_decided() {
+    let escalating = RetryPolicy {
+        on_exhaustion: OnExhaustion::Escalate,
+        ..policy(1)
+    };
+    let mut w = world(escalating, false, 2);
+    dispatch(&mut w, 0).unwrap();
+    complete(&mut w, 0, failure(CallFailure::Timeout));
+    assert_eq!(w.m1().open_approvals().count(), 1);
+    report(
+        &mut w,
+        0,
+        StepOutcome::Failed {
+            reason: "gave up".into(),
+        },
+    );
+    assert_eq!(w.m1().open_approvals().count(), 0);
+    assert_eq!(
+        decide(&mut w, true).unwrap_err(),
+        Rejection::NoPendingApproval { hold: Some(0) }
+    );
+}

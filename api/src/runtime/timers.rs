@@ -14,7 +14,6 @@ use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{Closing, CommandBody, EngineState};
 use aura_engine::mission::{AbortReason, MissionState, StepTimeout};
-use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::time::Timestamp;
 use aura_raft::node::Role;
 use tracing::Instrument;
@@ -62,17 +61,16 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
                     },
                 ));
             }
-            let pending = |a: &aura_engine::policy::authority::ApprovalState| {
-                a.status == ApprovalStatus::Pending && now >= a.deadline
-            };
-            if s == MissionState::WaitingApproval && m.approval().is_some_and(pending) {
-                due.push((
-                    t.id().clone(),
-                    CommandBody::ExpireApproval {
-                        mission: id.clone(),
-                        hold: None,
-                    },
-                ));
+            for (hold, a) in m.open_approvals() {
+                if now >= a.deadline {
+                    due.push((
+                        t.id().clone(),
+                        CommandBody::ExpireApproval {
+                            mission: id.clone(),
+                            hold,
+                        },
+                    ));
+                }
             }
             if matches!(s, MissionState::InProgress | MissionState::PendingExecution) {
                 let step = m.execution().next_step();
@@ -95,17 +93,6 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
                                 step,
                                 timeout,
                                 epoch: m.execution().epoch(),
-                            },
-                        ));
-                    }
-                }
-                for (step, hold) in m.holds() {
-                    if pending(&hold.approval) {
-                        due.push((
-                            t.id().clone(),
-                            CommandBody::ExpireApproval {
-                                mission: id.clone(),
-                                hold: Some(*step),
                             },
                         ));
                     }

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 
 use aura_engine::ids::UserId;
 use aura_engine::machine::CommandBody;
-use aura_engine::policy::authority::{ApprovalState, ApprovalStatus};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
@@ -87,16 +86,9 @@ pub async fn inbox(
             if excluded {
                 continue;
             }
-            let mut open: Vec<(Option<u32>, &ApprovalState)> = Vec::new();
-            if let Some(a) = m.approval() {
-                open.push((None, a));
-            }
-            for (step, h) in m.holds() {
-                open.push((Some(*step), &h.approval));
-            }
-            for (hold, a) in open {
+            for (hold, a) in m.open_approvals() {
                 let voted = a.votes.iter().any(|v| v.approver == user);
-                if a.status == ApprovalStatus::Pending && level >= a.required_level && !voted {
+                if level >= a.required_level && !voted {
                     out.push(PendingApproval {
                         mission: MissionSummary::from(m),
                         hold,

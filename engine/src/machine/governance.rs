@@ -608,21 +608,7 @@ pub(super) fn submit_plan(
 
 /// The pending approval a vote or expiry is about.
 fn pending_approval(m: &Mission, hold: Option<u32>) -> Result<&ApprovalState, Rejection> {
-    let approval = match hold {
-        None if m.state() == MissionState::WaitingApproval => m.approval(),
-        // A stalled step may wait before any worker claimed the mission.
-        Some(step)
-            if matches!(
-                m.state(),
-                MissionState::InProgress | MissionState::PendingExecution
-            ) =>
-        {
-            m.holds().get(&step).map(|h| &h.approval)
-        }
-        _ => None,
-    };
-    approval
-        .filter(|a| a.status == ApprovalStatus::Pending)
+    m.open_approval(hold)
         .ok_or(Rejection::NoPendingApproval { hold })
 }
 

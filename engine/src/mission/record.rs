@@ -388,6 +388,34 @@ impl Mission {
         })
     }
 
+    /// The approval a decision on `hold` (the plan's approval for `None`,
+    /// a held step's otherwise) would count towards: pending, and still
+    /// about where the mission is. A step's hold is moot once the step is
+    /// reported or the mission has left execution.
+    pub fn open_approval(&self, hold: Option<u32>) -> Option<&ApprovalState> {
+        let approval = match hold {
+            None if self.state == MissionState::WaitingApproval => self.approval.as_ref(),
+            // A stalled step may wait before any worker claimed the mission.
+            Some(step)
+                if matches!(
+                    self.state,
+                    MissionState::InProgress | MissionState::PendingExecution
+                ) && step >= self.execution.next_step() =>
+            {
+                self.holds.get(&step).map(|h| &h.approval)
+            }
+            _ => None,
+        };
+        approval.filter(|a| a.status == crate::policy::authority::ApprovalStatus::Pending)
+    }
+
+    /// Every approval an approver may decide now, as [`Mission::open_approval`].
+    pub fn open_approvals(&self) -> impl Iterator<Item = (Option<u32>, &ApprovalState)> {
+        std::iter::once(None)
+            .chain(self.holds.keys().map(|s| Some(*s)))
+            .filter_map(|hold| self.open_approval(hold).map(|a| (hold, a)))
+    }
+
     /// Whether `step` waits for an approver.
     pub fn is_held(&self, step: u32) -> bool {
         self.holds
