@@ -10,7 +10,7 @@ use aura_engine::ids::{
 use aura_engine::machine::{Advance, Closing, Command, CommandBody, EngineState, SigningSeed};
 use aura_engine::mission::{
     AbortReason, AuthorityLevel, DataClassification, MissionContext, MissionDefinition,
-    MissionState, PlanStep, RuntimeLimits, StepOutcome,
+    MissionState, PlanStep, RuntimeLimits, StepOutcome, StepTimeout, StepTimeouts,
 };
 use aura_engine::time::{Millis, Timestamp};
 use proptest::prelude::*;
@@ -67,6 +67,12 @@ enum Op {
         tenant: u8,
         mission: u8,
     },
+    /// The runtime says the mission's next step overran a timeout.
+    TimeOut {
+        tenant: u8,
+        mission: u8,
+        start_to_close: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -85,6 +91,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8, 0..3u8, 0..4u8, 0..4000u16).prop_map(|(tenant, mission, tool, ttl_s)| Op::Token { tenant, mission, tool, ttl_s }),
         1 => (0..3u8).prop_map(Op::Checkpoint),
         1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Expire { tenant, mission }),
+        1 => (0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, start_to_close)| Op::TimeOut { tenant, mission, start_to_close }),
     ]
 }
 
@@ -212,7 +219,14 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                 Some(MissionState::Planning) if legal => CommandBody::SubmitPlan {
                     mission: mid,
                     steps: vec![PlanStep {
-                        timeouts: None,
+                        // Half the plans time their steps out quickly, so
+                        // stalls, escalations and their decisions happen.
+                        timeouts: (op_index % 2 == 0).then(|| StepTimeouts {
+                            schedule_to_start_ms: Some(30_000),
+                            start_to_close_ms: Some(10_000),
+                            heartbeat_ms: Some(300_000),
+                            max_stalls: 1 + (op_index % 3) as u32,
+                        }),
                         // Mostly the on-prem tool (which confidential data
                         // may reach), sometimes a cloud tool (which it may not).
                         tool: tool(if step < 4 { 1 } else { step - 4 }),
@@ -394,14 +408,61 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
         Op::Expire {
             tenant: t,
             mission: m,
-        } => (
-            t,
-            runtime,
-            CommandBody::ExpireApproval {
-                mission: mission(m),
-                hold: None,
-            },
-        ),
+        } => {
+            // The plan's approval, or the next step's hold while executing.
+            let hold = state
+                .tenant(&tenant(t))
+                .and_then(|ts| ts.missions().get(&mission(m)))
+                .filter(|r| {
+                    matches!(
+                        r.state(),
+                        MissionState::PendingExecution | MissionState::InProgress
+                    )
+                })
+                .map(|r| r.execution().next_step());
+            (
+                t,
+                runtime,
+                CommandBody::ExpireApproval {
+                    mission: mission(m),
+                    hold,
+                },
+            )
+        }
+        Op::TimeOut {
+            tenant: t,
+            mission: m,
+            start_to_close,
+        } => {
+            // Executing missions are few at any moment: aim at one.
+            let executing = state.tenant(&tenant(t)).and_then(|ts| {
+                ts.missions().values().find(|r| {
+                    r.state() == MissionState::InProgress
+                        || (!start_to_close && r.state() == MissionState::PendingExecution)
+                })
+            });
+            let (target, step, epoch) = executing.map_or((mission(m), 0, 0), |r| {
+                (
+                    r.id().clone(),
+                    r.execution().next_step(),
+                    r.execution().epoch(),
+                )
+            });
+            (
+                t,
+                runtime,
+                CommandBody::TimeOutStep {
+                    mission: target,
+                    step,
+                    timeout: if start_to_close {
+                        StepTimeout::StartToClose
+                    } else {
+                        StepTimeout::ScheduleToStart
+                    },
+                    epoch,
+                },
+            )
+        }
         Op::Governance(_) => unreachable!("expanded by timed_ops"),
     };
     Command {
@@ -553,8 +614,9 @@ fn random_runs_reach_every_state_and_ending() {
     let mut runner = TestRunner::deterministic();
     let mut states = BTreeSet::new();
     let mut endings = BTreeSet::new();
+    let mut stalls = 0;
 
-    for _ in 0..150 {
+    for _ in 0..400 {
         let ops = scenario().new_tree(&mut runner).unwrap().current();
         let mut state = EngineState::new();
         let mut at = Timestamp(1_800_000_000_000);
@@ -573,8 +635,12 @@ fn random_runs_reach_every_state_and_ending() {
                     endings.insert(format!("{:?}", o.outcome().kind));
                 }
             }
+            for r in t.audit().records() {
+                stalls += usize::from(r.entry.kind == "execution.step_timed_out");
+            }
         }
     }
+    assert!(stalls > 0, "no step ever timed out");
     assert_eq!(states.len(), 7, "states reached: {states:?}");
     assert_eq!(endings.len(), 6, "endings reached: {endings:?}");
 }
