@@ -221,7 +221,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                     steps: vec![PlanStep {
                         // Half the plans time their steps out quickly, so
                         // stalls, escalations and their decisions happen.
-                        timeouts: (op_index % 2 == 0).then(|| StepTimeouts {
+                        timeouts: op_index.is_multiple_of(2).then(|| StepTimeouts {
                             schedule_to_start_ms: Some(30_000),
                             start_to_close_ms: Some(10_000),
                             heartbeat_ms: Some(300_000),
