@@ -27,6 +27,8 @@ struct Asked {
 struct Model {
     asked: Arc<Mutex<Vec<Asked>>>,
     answer: String,
+    /// Requests answered 503 before the model answers.
+    failures: usize,
 }
 
 async fn answer(
@@ -34,7 +36,8 @@ async fn answer(
     uri: axum::http::Uri,
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
-) -> axum::Json<Value> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let h = |n: &str| {
         headers
             .get(n)
@@ -42,6 +45,7 @@ async fn answer(
             .map(str::to_owned)
     };
     let path = uri.path().to_owned();
+    let seen = m.asked.lock().unwrap().len();
     m.asked.lock().unwrap().push(Asked {
         path: path.clone(),
         authorization: h("authorization"),
@@ -49,16 +53,29 @@ async fn answer(
         version: h("anthropic-version"),
         body,
     });
+    if seen < m.failures {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded, try later",
+        )
+            .into_response();
+    }
     axum::Json(if path.ends_with("/chat/completions") {
         json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": m.answer}}]})
     } else {
         json!({"type": "message", "role": "assistant",
                "content": [{"type": "text", "text": m.answer}]})
     })
+    .into_response()
 }
 
 /// A local server answering both wire formats with `text`.
 async fn model_server(text: &str) -> (String, Arc<Mutex<Vec<Asked>>>) {
+    flaky_model_server(text, 0).await
+}
+
+/// [`model_server`], but the first `failures` requests get 503.
+async fn flaky_model_server(text: &str, failures: usize) -> (String, Arc<Mutex<Vec<Asked>>>) {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(answer))
@@ -66,6 +83,7 @@ async fn model_server(text: &str) -> (String, Arc<Mutex<Vec<Asked>>>) {
         .with_state(Model {
             asked: asked.clone(),
             answer: text.to_owned(),
+            failures,
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -317,7 +335,9 @@ async fn reasoner_configuration_is_versioned_validated_and_audited() {
         .filter(|e| e["entry"]["kind"] == "namespace.reasoner")
         .collect();
     assert_eq!(changes.len(), 1, "{audit}");
-    assert_eq!(changes[0]["payload"][0]["reasoner"], good);
+    let mut recorded = good;
+    recorded["retry"] = Value::Null;
+    assert_eq!(changes[0]["payload"][0]["reasoner"], recorded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,5 +354,44 @@ async fn a_key_missing_from_the_nodes_secrets_fails_the_mission_with_the_reason(
         "{reason}"
     );
     assert!(asked.lock().unwrap().is_empty());
+    assert!(tool.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_does_not_answer_is_asked_again_on_the_retry_policys_schedule() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = flaky_model_server(PLAN, 2).await;
+    let mut reasoner = provider("openai-compatible", &format!("{url}/v1"), "on-prem");
+    reasoner["retry"] = json!({"initial_interval_ms": 300, "maximum_attempts": 3});
+    let (_s, g) = server(&tool, reasoner).await;
+    let m = run(&g, "flaky").await;
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    assert_eq!(asked.lock().unwrap().len(), 3);
+    // The failed attempts are on the record, with the wait between them.
+    let attempts = &m["state_data"]["entries"]["reasoner.attempts"];
+    assert_eq!(attempts["failed_attempts"], 2, "{attempts}");
+    assert!(
+        attempts["last_error"].as_str().unwrap().contains("503"),
+        "{attempts}"
+    );
+    let waited = attempts["not_before"].as_i64().unwrap() - attempts["first_at"].as_i64().unwrap();
+    assert!(
+        waited >= 300 + 600,
+        "backoff of 300 ms, then 600 ms: {attempts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_never_answers_fails_the_mission_once_its_attempts_are_used_up() {
+    let tool = RecordingTool::start().await;
+    let (url, asked) = flaky_model_server(PLAN, usize::MAX).await;
+    let mut reasoner = provider("openai-compatible", &format!("{url}/v1"), "on-prem");
+    reasoner["retry"] = json!({"initial_interval_ms": 200, "maximum_attempts": 2});
+    let (_s, g) = server(&tool, reasoner).await;
+    let m = run(&g, "down").await;
+    let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("did not answer"), "{reason}");
+    assert!(reason.contains("all 2 attempts failed"), "{reason}");
+    assert_eq!(asked.lock().unwrap().len(), 2);
     assert!(tool.calls().is_empty());
 }

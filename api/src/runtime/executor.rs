@@ -17,7 +17,8 @@ use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
 use aura_engine::mission::{
-    AbortReason, CallResult, HoldKind, Mission, MissionState, StepOutcome, ToolCallRequest,
+    AbortReason, CallResult, HoldKind, Mission, MissionState, RetryPolicy, RetryState, StepOutcome,
+    ToolCallRequest,
 };
 use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::policy::reasoner::ReasonerConfig;
@@ -27,7 +28,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::queue;
-use super::reasoner::{PLAN_RECORD_KEY, Reasoner, ReasonerError, Secrets};
+use super::reasoner::{
+    ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
+};
 use crate::gateway::{CallStatus, Caller};
 use crate::server::{AppState, ProposeError};
 use crate::time;
@@ -149,11 +152,23 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
             .entries()
             .get(PLAN_RECORD_KEY)
             .and_then(|v| serde_json::from_value::<RecordedPlan>(v.clone()).ok());
+        let attempts = m
+            .state_data()
+            .entries()
+            .get(ATTEMPTS_RECORD_KEY)
+            .and_then(|v| serde_json::from_value::<PlanAttempts>(v.clone()).ok());
+        let asked_at = time::now();
         let body = match recorded {
             Some(r) => CommandBody::SubmitPlan {
                 mission: id.clone(),
                 steps: r.output,
             },
+            None if attempts
+                .as_ref()
+                .is_some_and(|a| time::now() < a.not_before) =>
+            {
+                continue;
+            }
             None => match plan_with(&config, secrets, &m, state).await {
                 Ok(exchange) => {
                     let record = serde_json::to_value(&exchange).expect("an exchange serializes");
@@ -187,13 +202,50 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
                         }
                     }
                 }
-                Err(e) => CommandBody::CloseMission {
-                    mission: id.clone(),
-                    closing: Closing::Abort {
-                        reason: AbortReason::Failed,
-                        note: format!("the {} reasoner could not plan: {e}", config.provider()),
-                    },
-                },
+                Err(e) => {
+                    let mut note =
+                        format!("the {} reasoner could not plan: {e}", config.provider());
+                    if let (ReasonerError::Unavailable { failure, message }, Some(model)) =
+                        (&e, config.model())
+                    {
+                        let policy = model.retry.clone().unwrap_or(RetryPolicy::DEFAULT);
+                        let failed = attempts.as_ref().map_or(0, |a| a.failed_attempts) + 1;
+                        let now = time::now();
+                        let first_at = attempts.as_ref().map_or(asked_at, |a| a.first_at);
+                        match policy.after_failure(*failure, failed, first_at, now) {
+                            RetryState::Scheduled { not_before, .. } => {
+                                let record = PlanAttempts {
+                                    failed_attempts: failed,
+                                    first_at,
+                                    not_before,
+                                    last_error: message.clone(),
+                                };
+                                let write = propose(CommandBody::WriteStateData {
+                                    mission: id.clone(),
+                                    key: ATTEMPTS_RECORD_KEY.into(),
+                                    value: Some(
+                                        serde_json::to_value(&record).expect("attempts serialize"),
+                                    ),
+                                })
+                                .await;
+                                if let Err(e) = write {
+                                    tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
+                                }
+                                continue;
+                            }
+                            RetryState::Exhausted { why, .. } => {
+                                note = format!("{note} ({why})");
+                            }
+                        }
+                    }
+                    CommandBody::CloseMission {
+                        mission: id.clone(),
+                        closing: Closing::Abort {
+                            reason: AbortReason::Failed,
+                            note,
+                        },
+                    }
+                }
             },
         };
         if let Err(e) = propose(body).await {

@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use aura_engine::ids::ToolName;
-use aura_engine::mission::{CallResult, Mission, PlanStep};
+use aura_engine::mission::{CallFailure, CallResult, Mission, PlanStep};
 use aura_engine::policy::reasoner::ReasonerConfig;
 use aura_engine::policy::routing::DeploymentTarget;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,18 @@ use crate::gateway::invoke::{JsonRequest, ToolClient};
 const RECORD_PREFIX: &str = "reasoner.";
 /// The state-data key a planning exchange is recorded under.
 pub const PLAN_RECORD_KEY: &str = "reasoner.plan";
+/// The state-data key failed attempts to plan are recorded under.
+pub const ATTEMPTS_RECORD_KEY: &str = "reasoner.attempts";
+
+/// Failed attempts to ask a model for a plan, as recorded in the mission's
+/// working state: the next attempt waits for `not_before`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanAttempts {
+    pub failed_attempts: u32,
+    pub first_at: aura_engine::Timestamp,
+    pub not_before: aura_engine::Timestamp,
+    pub last_error: String,
+}
 /// The most of a model's answer the record keeps.
 const MAX_RECORDED_ANSWER_CHARS: usize = 16 * 1024;
 
@@ -181,8 +193,11 @@ pub enum ReasonerError {
     },
     #[error("the reasoner's key `{name}` is not in this node's secrets directory {}", dir.display())]
     MissingSecret { name: String, dir: PathBuf },
-    #[error("the reasoner did not answer: {0}")]
-    Unavailable(String),
+    #[error("the reasoner did not answer: {message}")]
+    Unavailable {
+        failure: CallFailure,
+        message: String,
+    },
     #[error("the reasoner's answer is not a usable plan: {0}")]
     BadAnswer(String),
 }
@@ -323,7 +338,9 @@ impl ModelProvider {
         };
         let answer = match http.call(&url, self.timeout_ms, &request).await {
             CallResult::Succeeded { output, .. } => output,
-            CallResult::Failed { message, .. } => return Err(ReasonerError::Unavailable(message)),
+            CallResult::Failed {
+                failure, message, ..
+            } => return Err(ReasonerError::Unavailable { failure, message }),
         };
         let text = match self.api {
             ModelApi::OpenAiCompatible => answer["choices"][0]["message"]["content"].as_str(),

@@ -667,7 +667,7 @@ pub async fn get_reasoner(
 #[utoipa::path(put, operation_id = "policy_put_reasoner", path = "/v1/tenants/{tenant}/namespaces/{namespace}/reasoner", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
-    request_body(content = Object, description = "{\"provider\": \"scripted\"}, or {\"provider\": \"anthropic\" | \"openai-compatible\", \"url\", \"model\", \"target\", \"timeout_ms\", \"api_key_secret\"}"),
+    request_body(content = Object, description = "{\"provider\": \"scripted\"}, or {\"provider\": \"anthropic\" | \"openai-compatible\", \"url\", \"model\", \"target\", \"timeout_ms\", \"api_key_secret\", \"retry\"}"),
     responses(
         (status = 200, description = "Replaced", body = Object, headers(("ETag" = String))),
         (status = 412, description = "The configuration changed since it was read", body = Problem, content_type = "application/problem+json"),

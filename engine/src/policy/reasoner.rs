@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::mission::RetryPolicy;
 use crate::policy::routing::{DeploymentTarget, validate_target, validate_url};
 
 /// Shortest and longest time a node waits for a model's answer.
@@ -47,6 +48,10 @@ pub struct ModelSettings {
     /// the API key; none for a local server that takes no key.
     #[serde(default)]
     pub api_key_secret: Option<String>,
+    /// How a model that does not answer is asked again (the tools' retry
+    /// policy; the default when absent).
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -86,6 +91,9 @@ impl ReasonerConfig {
             return Err(format!(
                 "timeout_ms must be {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS}"
             ));
+        }
+        if let Some(r) = &m.retry {
+            r.validate()?;
         }
         match (&m.api_key_secret, self) {
             (None, ReasonerConfig::Anthropic(_)) => {
@@ -156,6 +164,7 @@ mod tests {
             ("api_key_secret", json!("../etc/passwd"), "must be 1 to"),
             ("api_key_secret", json!(null), "needs api_key_secret"),
             ("colour", json!("red"), "unknown field"),
+            ("retry", json!({"maximum_attempts": 0}), "maximum_attempts"),
         ] {
             let mut v = base.clone();
             v[field] = value;
