@@ -16,8 +16,9 @@ use std::time::Duration;
 use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
+use aura_engine::mission::retry::DEFAULT_RETRY_POLICY;
 use aura_engine::mission::{
-    AbortReason, CallResult, HoldKind, Mission, MissionState, RetryPolicy, RetryState, StepOutcome,
+    AbortReason, CallResult, HoldKind, Mission, MissionState, RetryState, StepOutcome,
     ToolCallRequest,
 };
 use aura_engine::policy::authority::ApprovalStatus;
@@ -147,28 +148,15 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
             tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
             continue;
         }
-        let recorded = m
-            .state_data()
-            .entries()
-            .get(PLAN_RECORD_KEY)
-            .and_then(|v| serde_json::from_value::<RecordedPlan>(v.clone()).ok());
-        let attempts = m
-            .state_data()
-            .entries()
-            .get(ATTEMPTS_RECORD_KEY)
-            .and_then(|v| serde_json::from_value::<PlanAttempts>(v.clone()).ok());
+        let recorded = state_record::<RecordedPlan>(&m, PLAN_RECORD_KEY);
+        let attempts = state_record::<PlanAttempts>(&m, ATTEMPTS_RECORD_KEY);
         let asked_at = time::now();
         let body = match recorded {
             Some(r) => CommandBody::SubmitPlan {
                 mission: id.clone(),
                 steps: r.output,
             },
-            None if attempts
-                .as_ref()
-                .is_some_and(|a| time::now() < a.not_before) =>
-            {
-                continue;
-            }
+            None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => continue,
             None => match plan_with(&config, secrets, &m, state).await {
                 Ok(exchange) => {
                     let record = serde_json::to_value(&exchange).expect("an exchange serializes");
@@ -185,67 +173,31 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
                         },
                         // A plan whose origin cannot be recorded is not
                         // submitted; asking again would only repeat it.
-                        Err(ProposeError::Refused(Rejection::StateData(e))) => {
-                            CommandBody::CloseMission {
-                                mission: id.clone(),
-                                closing: Closing::Abort {
-                                    reason: AbortReason::Failed,
-                                    note: format!(
-                                        "the reasoner's exchange cannot be recorded: {e}"
-                                    ),
-                                },
-                            }
-                        }
+                        Err(ProposeError::Refused(Rejection::StateData(e))) => fail(
+                            &id,
+                            format!("the reasoner's exchange cannot be recorded: {e}"),
+                        ),
                         Err(e) => {
                             tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
                             continue;
                         }
                     }
                 }
-                Err(e) => {
-                    let mut note =
-                        format!("the {} reasoner could not plan: {e}", config.provider());
-                    if let (ReasonerError::Unavailable { failure, message }, Some(model)) =
-                        (&e, config.model())
-                    {
-                        let policy = model.retry.clone().unwrap_or(RetryPolicy::DEFAULT);
-                        let failed = attempts.as_ref().map_or(0, |a| a.failed_attempts) + 1;
-                        let now = time::now();
-                        let first_at = attempts.as_ref().map_or(asked_at, |a| a.first_at);
-                        match policy.after_failure(*failure, failed, first_at, now) {
-                            RetryState::Scheduled { not_before, .. } => {
-                                let record = PlanAttempts {
-                                    failed_attempts: failed,
-                                    first_at,
-                                    not_before,
-                                    last_error: message.clone(),
-                                };
-                                let write = propose(CommandBody::WriteStateData {
-                                    mission: id.clone(),
-                                    key: ATTEMPTS_RECORD_KEY.into(),
-                                    value: Some(
-                                        serde_json::to_value(&record).expect("attempts serialize"),
-                                    ),
-                                })
-                                .await;
-                                if let Err(e) = write {
-                                    tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
-                                }
-                                continue;
-                            }
-                            RetryState::Exhausted { why, .. } => {
-                                note = format!("{note} ({why})");
-                            }
+                Err(e) => match after_failure(&config, &e, attempts.as_ref(), asked_at) {
+                    AfterFailure::Retry(record) => {
+                        let write = propose(CommandBody::WriteStateData {
+                            mission: id.clone(),
+                            key: ATTEMPTS_RECORD_KEY.into(),
+                            value: Some(serde_json::to_value(&record).expect("attempts serialize")),
+                        })
+                        .await;
+                        if let Err(e) = write {
+                            tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
                         }
+                        continue;
                     }
-                    CommandBody::CloseMission {
-                        mission: id.clone(),
-                        closing: Closing::Abort {
-                            reason: AbortReason::Failed,
-                            note,
-                        },
-                    }
-                }
+                    AfterFailure::Fail(note) => fail(&id, note),
+                },
             },
         };
         if let Err(e) = propose(body).await {
@@ -265,6 +217,59 @@ async fn plan_with(
     Reasoner::resolve(config, secrets)?
         .plan(m, state.gateway.tool_client())
         .await
+}
+
+/// What follows a reasoner's failure to plan.
+enum AfterFailure {
+    /// Ask again once this record's `not_before` has passed.
+    Retry(PlanAttempts),
+    /// The mission fails, with this note.
+    Fail(String),
+}
+
+/// A model that did not answer is asked again under the reasoner's retry
+/// policy (the tools' policy, so the schedule and its limits mean the
+/// same); anything else fails the mission at once.
+fn after_failure(
+    config: &ReasonerConfig,
+    e: &ReasonerError,
+    attempts: Option<&PlanAttempts>,
+    asked_at: aura_engine::Timestamp,
+) -> AfterFailure {
+    let note = format!("the {} reasoner could not plan: {e}", config.provider());
+    let (ReasonerError::Unavailable { failure, message }, Some(model)) = (e, config.model()) else {
+        return AfterFailure::Fail(note);
+    };
+    let policy = model.retry.as_ref().unwrap_or(&DEFAULT_RETRY_POLICY);
+    let failed = attempts.map_or(0, |a| a.failed_attempts) + 1;
+    let first_at = attempts.map_or(asked_at, |a| a.first_at);
+    match policy.after_failure(*failure, failed, first_at, time::now()) {
+        RetryState::Scheduled { not_before, .. } => AfterFailure::Retry(PlanAttempts {
+            failed_attempts: failed,
+            first_at,
+            not_before,
+            last_error: message.clone(),
+        }),
+        RetryState::Exhausted { why, .. } => AfterFailure::Fail(format!("{note} ({why})")),
+    }
+}
+
+fn fail(mission: &MissionId, note: String) -> CommandBody {
+    CommandBody::CloseMission {
+        mission: mission.clone(),
+        closing: Closing::Abort {
+            reason: AbortReason::Failed,
+            note,
+        },
+    }
+}
+
+/// A record the executor keeps in the mission's working state.
+fn state_record<T: serde::de::DeserializeOwned>(m: &Mission, key: &str) -> Option<T> {
+    m.state_data()
+        .entries()
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// The part of a recorded planning exchange a resumed planning needs.

@@ -12,7 +12,7 @@ use crate::machine::apply::{
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::TenantState;
-use crate::mission::retry::RetryPolicy;
+use crate::mission::retry::{DEFAULT_RETRY_POLICY, RetryPolicy};
 use crate::mission::tool_call::{self, CallResult, Resend, ToolCallRecord};
 use crate::mission::{HoldKind, Mission, MissionState, OnExhaustion, StepHold};
 use crate::policy::authority::{ApprovalState, ApprovalStatus};
@@ -300,9 +300,5 @@ pub(super) fn retry_policy<'a>(
                 .and_then(|s| s.invocation.as_ref())
                 .map(|i| &i.retry)
         })
-        .unwrap_or(&DEFAULT_RETRY)
+        .unwrap_or(&DEFAULT_RETRY_POLICY)
 }
-
-/// A `static`, so that a call without a policy of its own borrows the
-/// default rather than building one per completion.
-static DEFAULT_RETRY: RetryPolicy = RetryPolicy::DEFAULT;

@@ -90,6 +90,10 @@ pub struct RetryPolicy {
     pub on_exhaustion: OnExhaustion,
 }
 
+/// [`RetryPolicy::DEFAULT`] as a `static`, so that whatever has no policy
+/// of its own borrows the default rather than building one each time.
+pub static DEFAULT_RETRY_POLICY: RetryPolicy = RetryPolicy::DEFAULT;
+
 impl RetryPolicy {
     /// The policy of a call whose tool and step name none.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
