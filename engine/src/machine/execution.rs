@@ -16,13 +16,13 @@ use crate::machine::governance::{change, check_deadline};
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::state::TenantState;
+use crate::machine::tool_calls;
 use crate::mission::execution::{MAX_LEASE, MAX_PROGRESS_BYTES, MIN_LEASE};
 use crate::mission::{
     CallResult, HoldKind, Lease, Mission, MissionState, Step, StepHold, StepOutcome, StepReport,
     StepTimeout,
 };
 use crate::policy::Decision;
-use crate::policy::authority::ApprovalState;
 use crate::time::{Millis, Timestamp};
 
 fn check_lease_length(lease: Millis) -> Result<(), Rejection> {
@@ -417,12 +417,10 @@ pub(super) fn time_out_step(
 /// decision.
 fn stall_hold(m: &Mission, step: u32, timeout: StepTimeout, at: Timestamp) -> StepHold {
     let plan = m.plan().expect("an executing mission has a plan");
-    let authority = &m.boundary().get().authority;
-    let rules = authority.config.rules;
     StepHold {
         tool: plan.steps[step as usize].tool.clone(),
         decision: plan.decisions[step as usize].clone(),
-        approval: ApprovalState::open(authority.required_level.max(rules.min_level), &rules, at),
+        approval: tool_calls::runtime_hold_approval(m, at),
         kind: HoldKind::Stalled { timeout },
         granted: None,
     }

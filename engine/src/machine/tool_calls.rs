@@ -223,13 +223,10 @@ fn exhaustion_hold(
         .find(|d| d.step == step && d.tool == record.tool)?
         .decision
         .clone();
-    let authority = &m.boundary().get().authority;
-    let rules = authority.config.rules;
-    let required = authority.required_level.max(rules.min_level);
     Some(StepHold {
         tool: record.tool.clone(),
         decision,
-        approval: ApprovalState::open(required, &rules, at),
+        approval: runtime_hold_approval(m, at),
         kind: HoldKind::RetriesExhausted { call: record.call },
         granted: None,
     })
@@ -301,4 +298,12 @@ pub(super) fn retry_policy<'a>(
                 .map(|i| &i.retry)
         })
         .unwrap_or(&DEFAULT_RETRY_POLICY)
+}
+
+/// The approval a step held by the runtime (not by policy) waits for: at
+/// the mission's authority level, at least the namespace's minimum.
+pub(super) fn runtime_hold_approval(m: &Mission, at: Timestamp) -> ApprovalState {
+    let authority = &m.boundary().get().authority;
+    let rules = authority.config.rules;
+    ApprovalState::open(authority.required_level.max(rules.min_level), &rules, at)
 }
