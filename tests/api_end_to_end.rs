@@ -3,7 +3,8 @@
 //! policy upload and release, authority and routing; a mission that
 //! PERMITs, one that ESCALATEs and is approved by a quorum, one that is
 //! rejected, one that is DENIED; the audit export then verified by
-//! `aura audit verify` with the tenant's published key.
+//! `aura audit verify` with the tenant's published key, and each mission
+//! rebuilt from it by `aura mission replay`.
 
 use std::process::Command;
 
@@ -46,6 +47,22 @@ fn mission(id: &str, amount: u64) -> Value {
         "context": {"inputs": {"invoice": id}, "classification": "internal"},
         "plan": [{"tool": "erp.post", "arguments": {"amount": amount}}]
     })
+}
+
+fn replay(
+    export: &std::path::Path,
+    mission: &str,
+    digest: &str,
+    key: &str,
+    output: &std::path::Path,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["mission", "replay", mission, "--export"])
+        .arg(export)
+        .args(["--digest", digest, "--key", key, "--output"])
+        .arg(output)
+        .output()
+        .unwrap()
 }
 
 async fn decide(c: &Client, id: &str, approve: bool) -> Result<Value, aura_api::testkit::ApiError> {
@@ -328,6 +345,37 @@ async fn missions_are_governed_end_to_end_and_the_audit_export_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("OK: "), "{stdout}");
+    // Each mission rebuilds from its record in the export: the escalated
+    // one with its votes, the denied one with its decision.
+    for id in ["large", "huge", "doubtful", "small"] {
+        let live: Value = ops
+            .get(&format!("/v1/tenants/acme/missions/{id}"))
+            .await
+            .unwrap();
+        let digest = live["digest"].as_str().unwrap();
+        let rebuilt = dir.path().join(format!("{id}.json"));
+        let out = replay(&file, id, digest, &tenant_key, &rebuilt);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{id}: {stdout}");
+        assert!(
+            stdout.starts_with(&format!("OK: mission `{id}`")),
+            "{stdout}"
+        );
+        let mut rebuilt: Value = serde_json::from_slice(&std::fs::read(&rebuilt).unwrap()).unwrap();
+        rebuilt["digest"] = json!(digest);
+        assert_eq!(rebuilt, live);
+    }
+    // A digest the record does not rebuild is a failure.
+    let other: Value = ops.get("/v1/tenants/acme/missions/small").await.unwrap();
+    let out = replay(
+        &file,
+        "large",
+        other["digest"].as_str().unwrap(),
+        &tenant_key,
+        &dir.path().join("x.json"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAILED: mission `large`"));
     // Tampering with the exported chain is caught.
     let tampered = text.replacen(
         "\"kind\":\"mission.approval\"",

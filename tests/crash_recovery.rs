@@ -3,8 +3,9 @@
 //! which is killed at random points several times and restarted on the
 //! same data directory. At the end every mission is CLOSED (succeeded, or
 //! failed with its completed steps compensated), every recorded step
-//! output is what the tool answered under that call's idempotency key, and
-//! no key was carried out twice with different outcomes.
+//! output is what the tool answered under that call's idempotency key, no
+//! key was carried out twice with different outcomes, and every mission
+//! rebuilds from the audit export with `aura mission replay`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -362,5 +363,25 @@ async fn missions_survive_repeated_sigkills_and_no_effect_happens_twice() {
     // Three effects per mission but the failed ones' last step: nothing
     // more, nothing less.
     assert_eq!(effects.len() as u64, 3 * MISSIONS - MISSIONS / 10);
+
+    // Across the kills nothing the missions did escaped the audit record:
+    // every mission rebuilds from the tenant's export to its live digest.
+    let export = admin
+        .raw(Method::GET, "/v1/tenants/acme/audit/export", None, &[])
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    let file = dir.path().join("acme.jsonl");
+    std::fs::write(&file, export.body.as_str().unwrap()).unwrap();
+    for m in &all {
+        let id = m["id"].as_str().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(["mission", "replay", id, "--export"])
+            .arg(&file)
+            .args(["--digest", m["digest"].as_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{id}: {stdout}");
+    }
     server.kill();
 }

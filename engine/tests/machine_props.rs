@@ -590,6 +590,12 @@ proptest! {
         }
         prop_assert_eq!(replay.digest(), state.digest());
 
+        // Every mission is derived data of its audit record.
+        for t in state.tenants() {
+            let checked = aura_engine::machine::fold::verify_replays(t);
+            prop_assert!(checked.is_ok(), "{:?}", checked);
+        }
+
         let half = cmds.len() / 2;
         let mut first = EngineState::new();
         for cmd in &cmds[..half] {

@@ -618,3 +618,58 @@ fn a_hold_on_a_step_already_reported_is_no_longer_decided() {
         Rejection::NoPendingApproval { hold: Some(0) }
     );
 }
+
+/// The mission is derived data of its audit record: folding the record
+/// rebuilds it exactly, and a record missing an entry or carrying an
+/// altered result does not.
+#[test]
+fn a_compensated_mission_rebuilds_from_its_audit_record() {
+    use aura_engine::machine::{FoldError, replay_mission};
+    let mut w = world(policy(3), true, 3);
+    two_done_then_failed(&mut w);
+    for step in [1, 0] {
+        compensate(&mut w, step).unwrap();
+        compensated(&mut w, step, ok());
+    }
+    let t = w.state.tenant(&id("acme")).unwrap();
+    let records = t.audit().records().to_vec();
+    let live = w.m1();
+    let rebuilt = replay_mission(t.id(), &records, &id("m1")).unwrap();
+    assert_eq!(&rebuilt, live);
+    assert_eq!(rebuilt.digest(), live.digest());
+
+    // Without the first undo's dispatch, its result has no call to answer.
+    let dispatched = records
+        .iter()
+        .position(|r| {
+            r.entry.kind
+                == CommandBody::DispatchCompensation {
+                    mission: id("m1"),
+                    step: 1,
+                }
+                .kind()
+        })
+        .unwrap();
+    let mut gapped = records.clone();
+    gapped.remove(dispatched);
+    assert!(matches!(
+        replay_mission(t.id(), &gapped, &id("m1")),
+        Err(FoldError::Inconsistent { .. })
+    ));
+
+    // An altered tool output rebuilds a different mission.
+    let mut altered = records.clone();
+    let completed = altered
+        .iter_mut()
+        .find(|r| r.payload.to_string().contains("tool_call_completed"))
+        .unwrap();
+    let text = completed.payload.to_string().replace("true", "false");
+    completed.payload = serde_json::from_str(&text).unwrap();
+    let other = replay_mission(t.id(), &altered, &id("m1")).unwrap();
+    assert_ne!(other.digest(), live.digest());
+
+    assert_eq!(
+        replay_mission(t.id(), &records, &id("nope")).unwrap_err(),
+        FoldError::NoEntries(id("nope"))
+    );
+}

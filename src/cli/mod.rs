@@ -2,6 +2,7 @@
 
 mod audit;
 mod cluster;
+mod mission;
 mod policy;
 mod serve;
 mod simulate;
@@ -29,6 +30,9 @@ enum Command {
     /// Work with audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Work with missions' records.
+    #[command(subcommand)]
+    Mission(mission::MissionCommand),
     /// Work with policy bundles.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -45,6 +49,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Mission(cmd) => mission::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(*args),

@@ -338,7 +338,8 @@ pub async fn list(
 
 /// The mission's whole record: definition, frozen context and boundary,
 /// state timeline, plan with its decision records, approvals, holds, tool
-/// call decisions and outcome.
+/// call decisions and outcome; and `digest`, the digest of all of it,
+/// which `aura mission replay` checks the audit record rebuilds.
 #[utoipa::path(get, operation_id = "missions_get", path = "/v1/tenants/{tenant}/missions/{mission}", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
@@ -353,9 +354,11 @@ pub async fn get(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let id = mission_id(&path.1)?;
     read_tenant(&state, &scope.tenant, |t| {
-        t.missions()
-            .get(&id)
-            .map(|m| serde_json::to_value(m).expect("missions serialize"))
+        t.missions().get(&id).map(|m| {
+            let mut record = serde_json::to_value(m).expect("missions serialize");
+            record["digest"] = serde_json::Value::String(m.digest().to_hex());
+            record
+        })
     })?
     .map(Json)
     .ok_or_else(|| mission_missing(&path.1))

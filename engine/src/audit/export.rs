@@ -190,6 +190,18 @@ pub fn verify_export(
     options: &VerifyOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, VerifyError> {
+    verify_export_visiting(input, options, progress, &mut |_| {})
+}
+
+/// [`verify_export`], handing `visit` each entry (with its payload) once
+/// its hash and chain link check out. Only a verification that ends `Ok`
+/// vouches for what was visited.
+pub fn verify_export_visiting(
+    input: &mut dyn BufRead,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(u64),
+    visit: &mut dyn FnMut(AuditRecord),
+) -> Result<VerifyReport, VerifyError> {
     let mut line_no = 0u64;
     let mut bytes = 0u64;
     let mut buf: Vec<u8> = Vec::new();
@@ -266,6 +278,7 @@ pub fn verify_export(
                 .map_err(|f| fail(line, Some(range.size()), f))?;
                 prev_hash = entry.entry_hash;
                 range.push_leaf_hash(entry.leaf_hash());
+                visit(AuditRecord { entry, payload });
             }
             BodyLine::Checkpoint(CheckpointLine {
                 checkpoint: note,

@@ -8,4 +8,6 @@ pub mod merkle;
 
 pub use chain::{AuditEntry, AuditLog, AuditRecord};
 pub use checkpoint::Checkpoint;
-pub use export::{VerifyError, VerifyOptions, VerifyReport, verify_export, write_export};
+pub use export::{
+    VerifyError, VerifyOptions, VerifyReport, verify_export, verify_export_visiting, write_export,
+};

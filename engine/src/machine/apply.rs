@@ -19,6 +19,7 @@ use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, 
 use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 use crate::machine::event::Event;
 use crate::machine::execution;
+use crate::machine::fold::{self, Stamp};
 use crate::machine::governance;
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
@@ -30,7 +31,7 @@ use crate::machine::tool_calls;
 use crate::mission::{
     AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary, MissionContext,
     MissionDefinition, MissionOutcome, MissionState, OutcomeKind, PolicyBoundary, RuntimeBoundary,
-    RuntimeLimits, SealedOutcome, StateChange, Step,
+    RuntimeLimits, SealedOutcome, Step,
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::canary::{self, Release};
@@ -65,8 +66,10 @@ pub(super) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Rej
     Ok(())
 }
 
-/// Appends the command's audit entry and makes its changes, together.
-/// `mutate` receives the sequence number of the audit entry.
+/// Appends the command's audit entry and makes its changes, together:
+/// the events' changes to missions through the mission fold, and
+/// `mutate`'s to anything else. `mutate` receives the sequence number of
+/// the audit entry.
 pub(super) fn commit(
     t: &mut TenantState,
     c: &Ctx<'_>,
@@ -87,6 +90,16 @@ pub(super) fn commit(
         )
         .map_err(encoding)?;
     let seq = record.entry.seq;
+    let stamp = Stamp {
+        tenant: &t.id,
+        seq,
+        at: c.at,
+        actor: c.actor,
+    };
+    for event in &events {
+        fold::absorb(&mut t.missions, event, &stamp)
+            .unwrap_or_else(|e| panic!("a handler emitted an event that does not fold: {e}"));
+    }
     mutate(t, seq);
     t.audit.append(record);
     t.clock = c.at;
@@ -577,23 +590,12 @@ fn create_mission(
         namespace: namespace.clone(),
         agent: agent.clone(),
         definition: definition.clone(),
+        context: context.get().clone(),
         context_digest: context.digest(),
         boundary: boundary.get().clone(),
         boundary_digest: boundary.digest(),
     }];
-    commit(t, c, c.kind, events, |t, _| {
-        let m = Mission::launch(
-            mission.clone(),
-            namespace.clone(),
-            agent.clone(),
-            c.actor.clone(),
-            c.at,
-            definition.clone(),
-            context,
-            boundary,
-        );
-        t.missions.insert(mission.clone(), m);
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn mission_for<'t>(
@@ -626,20 +628,7 @@ fn advance_mission(
         to,
         step,
     }];
-    commit(t, c, c.kind, events, |t, seq| {
-        let change = StateChange {
-            from,
-            to,
-            step,
-            at: c.at,
-            by: c.actor.clone(),
-            audit_seq: seq,
-        };
-        t.missions
-            .get_mut(id)
-            .expect("checked above")
-            .advance(change, None);
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 fn close_mission(
@@ -686,22 +675,10 @@ fn close_mission(
     let events = vec![Event::MissionClosed {
         mission: id.clone(),
         from,
-        outcome: sealed.clone(),
+        step,
+        outcome: sealed,
     }];
-    commit(t, c, c.kind, events, |t, seq| {
-        let change = StateChange {
-            from,
-            to: MissionState::Closed,
-            step,
-            at: c.at,
-            by: c.actor.clone(),
-            audit_seq: seq,
-        };
-        t.missions
-            .get_mut(id)
-            .expect("checked above")
-            .advance(change, Some(sealed));
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 /// Seals the outcome of closing `m` now. The audit head is the tenant's
@@ -757,12 +734,7 @@ fn write_state_data(
         value: value.clone(),
         version: m.state_data().version() + 1,
     }];
-    commit(t, c, c.kind, events, |t, _| {
-        t.missions
-            .get_mut(id)
-            .expect("checked above")
-            .write_state_data(key.to_owned(), value.clone());
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 #[allow(clippy::too_many_arguments)]

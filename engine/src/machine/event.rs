@@ -12,7 +12,8 @@ use crate::ids::{AgentId, MissionId, NamespaceId, ToolName, WorkerId};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
 use crate::mission::{
-    CallResult, MissionBoundary, MissionDefinition, MissionState, SealedOutcome, Step, StepReport,
+    CallResult, HoldKind, MissionBoundary, MissionContext, MissionDefinition, MissionState,
+    PlanStep, SealedOutcome, Step, StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
@@ -44,6 +45,7 @@ pub enum Event {
         namespace: NamespaceId,
         agent: AgentId,
         definition: MissionDefinition,
+        context: MissionContext,
         context_digest: Digest,
         boundary: MissionBoundary,
         boundary_digest: Digest,
@@ -57,6 +59,7 @@ pub enum Event {
     MissionClosed {
         mission: MissionId,
         from: MissionState,
+        step: Step,
         outcome: SealedOutcome,
     },
     StateDataWritten {
@@ -116,14 +119,19 @@ pub enum Event {
     /// The decision on a plan: one record per step and the strictest.
     PlanDecided {
         mission: MissionId,
+        plan: Vec<PlanStep>,
         steps: Vec<DecisionRecord>,
         decision: DecisionRecord,
         shadow: Option<ShadowDiff>,
     },
+    /// An approval opened: the plan's (`hold` is none), or a step's, which
+    /// `held` then describes.
     ApprovalOpened {
         mission: MissionId,
         hold: Option<u32>,
         approval: ApprovalState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<HeldStep>,
     },
     VoteRecorded {
         mission: MissionId,
@@ -151,8 +159,11 @@ pub enum Event {
         call: u32,
         tool: ToolName,
         idempotency_key: String,
+        arguments_digest: Digest,
         target: DeploymentTarget,
         endpoint: String,
+        /// Where a saga would send the call to be undone.
+        compensation_endpoint: Option<String>,
         /// 1 for the first dispatch; more for retries of the same call.
         dispatch: u32,
     },
@@ -243,4 +254,57 @@ pub enum Event {
         command: String,
         rejection: Rejection,
     },
+}
+
+/// Why a step is held, as its approval opens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldStep {
+    pub tool: ToolName,
+    /// The decision the hold follows from.
+    pub decision: DecisionRecord,
+    pub kind: HoldKind,
+}
+
+impl Event {
+    /// The mission the event is about, if any.
+    pub fn mission(&self) -> Option<&MissionId> {
+        match self {
+            Event::MissionCreated { mission, .. }
+            | Event::MissionAdvanced { mission, .. }
+            | Event::MissionClosed { mission, .. }
+            | Event::StateDataWritten { mission, .. }
+            | Event::PlanDecided { mission, .. }
+            | Event::ApprovalOpened { mission, .. }
+            | Event::VoteRecorded { mission, .. }
+            | Event::ApprovalExpired { mission, .. }
+            | Event::ToolCallDecided { mission, .. }
+            | Event::ToolCallDispatched { mission, .. }
+            | Event::ToolCallCompleted { mission, .. }
+            | Event::ToolCallRefused { mission, .. }
+            | Event::SagaStarted { mission, .. }
+            | Event::CompensationDispatched { mission, .. }
+            | Event::CompensationCompleted { mission, .. }
+            | Event::MissionClaimed { mission, .. }
+            | Event::HeartbeatRecorded { mission, .. }
+            | Event::StepReported { mission, .. }
+            | Event::LeaseExpired { mission, .. }
+            | Event::StepTimedOut { mission, .. } => Some(mission),
+            Event::ExecutionTokenIssued { token } => Some(&token.claims.mission),
+            Event::TenantCreated { .. }
+            | Event::NamespaceCreated { .. }
+            | Event::CredentialIssued { .. }
+            | Event::CredentialRevoked { .. }
+            | Event::CheckpointSigned { .. }
+            | Event::BundleStored { .. }
+            | Event::ToolRegistered { .. }
+            | Event::AuthoritySet { .. }
+            | Event::RoutingSet { .. }
+            | Event::ReasonerSet { .. }
+            | Event::StableBundleSet { .. }
+            | Event::CanaryStarted { .. }
+            | Event::CanaryPromoted { .. }
+            | Event::CanaryRolledBack { .. }
+            | Event::CommandRejected { .. } => None,
+        }
+    }
 }

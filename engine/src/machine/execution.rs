@@ -12,15 +12,15 @@ use crate::machine::apply::{
     mission_for,
 };
 use crate::machine::event::Event;
-use crate::machine::governance::{change, check_deadline};
+use crate::machine::event::HeldStep;
+use crate::machine::governance::check_deadline;
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::state::TenantState;
 use crate::machine::tool_calls;
 use crate::mission::execution::{MAX_LEASE, MAX_PROGRESS_BYTES, MIN_LEASE};
 use crate::mission::{
-    CallResult, HoldKind, Lease, Mission, MissionState, Step, StepHold, StepOutcome, StepReport,
-    StepTimeout,
+    CallResult, HoldKind, Lease, Mission, MissionState, Step, StepOutcome, StepReport, StepTimeout,
 };
 use crate::policy::Decision;
 use crate::time::{Millis, Timestamp};
@@ -124,20 +124,8 @@ pub(super) fn claim(
         superseded,
         next_step: m.execution().next_step(),
     });
-    commit(t, c, c.kind, events, |t, seq| {
+    commit(t, c, c.kind, events, |t, _| {
         t.tokens.insert(token.clone(), signed);
-        let m = t.missions.get_mut(id).expect("checked above");
-        m.execution_mut().claim(Lease {
-            worker: worker.clone(),
-            epoch,
-            token: token.clone(),
-            claimed_at: c.at,
-            expires_at,
-            heartbeat_at: None,
-        });
-        if starts {
-            m.advance(change(from, Step::Start, c, seq), None);
-        }
     })
 }
 
@@ -173,13 +161,7 @@ pub(super) fn heartbeat(
         expires_at,
         progress: progress.clone(),
     }];
-    commit(t, c, c.kind, events, |t, _| {
-        t.missions
-            .get_mut(id)
-            .expect("checked above")
-            .execution_mut()
-            .heartbeat(c.at, expires_at, progress.clone());
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn report_step(
@@ -252,15 +234,11 @@ pub(super) fn report_step(
     };
     let mut events = vec![Event::StepReported {
         mission: id.clone(),
-        report: report.clone(),
+        report,
     }];
-    let mut failure = None;
-    let mut completes = false;
     match outcome {
         StepOutcome::Failed { reason } => {
-            let f = saga::fail_step(t, m, step, reason, c.at)?;
-            events.extend(f.events.iter().cloned());
-            failure = Some(f);
+            events.extend(saga::fail_step(t, m, step, reason, c.at)?);
         }
         StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. }
             if step as usize + 1 == steps.len() =>
@@ -271,20 +249,10 @@ pub(super) fn report_step(
                 to: MissionState::Executed,
                 step: Step::Complete,
             });
-            completes = true;
         }
         StepOutcome::Succeeded { .. } | StepOutcome::Performed { .. } => {}
     }
-    commit(t, c, c.kind, events, |t, seq| {
-        let m = t.missions.get_mut(id).expect("checked above");
-        m.execution_mut().report(report);
-        if completes {
-            m.advance(change(m.state(), Step::Complete, c, seq), None);
-        }
-        if let Some(f) = failure {
-            f.apply(m, c, seq);
-        }
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn expire_lease(
@@ -315,13 +283,7 @@ pub(super) fn expire_lease(
         epoch,
         worker: lease.worker.clone(),
     }];
-    commit(t, c, c.kind, events, |t, _| {
-        t.missions
-            .get_mut(id)
-            .expect("checked above")
-            .execution_mut()
-            .release(c.at);
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn time_out_step(
@@ -390,38 +352,25 @@ pub(super) fn time_out_step(
         stalls,
         escalated,
     }];
-    let hold = if escalated {
-        let hold = stall_hold(m, step, timeout, c.at);
-        events.push(Event::ApprovalOpened {
-            mission: id.clone(),
-            hold: Some(step),
-            approval: hold.approval.clone(),
-        });
-        Some(hold)
-    } else {
-        None
-    };
-    commit(t, c, c.kind, events, |t, _| {
-        let m = t.missions.get_mut(id).expect("checked above");
-        if timeout == StepTimeout::StartToClose {
-            m.execution_mut().stall(step, c.at);
-        }
-        if let Some(hold) = hold {
-            m.set_hold(step, hold);
-        }
-    })
+    if escalated {
+        events.push(stall_hold(m, step, timeout, c.at));
+    }
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 /// The approval a stalled step waits for: at the mission's authority
 /// level (at least the namespace's minimum), following the step's plan
 /// decision.
-fn stall_hold(m: &Mission, step: u32, timeout: StepTimeout, at: Timestamp) -> StepHold {
+fn stall_hold(m: &Mission, step: u32, timeout: StepTimeout, at: Timestamp) -> Event {
     let plan = m.plan().expect("an executing mission has a plan");
-    StepHold {
-        tool: plan.steps[step as usize].tool.clone(),
-        decision: plan.decisions[step as usize].clone(),
+    Event::ApprovalOpened {
+        mission: m.id().clone(),
+        hold: Some(step),
         approval: tool_calls::runtime_hold_approval(m, at),
-        kind: HoldKind::Stalled { timeout },
-        granted: None,
+        held: Some(HeldStep {
+            tool: plan.steps[step as usize].tool.clone(),
+            decision: plan.decisions[step as usize].clone(),
+            kind: HoldKind::Stalled { timeout },
+        }),
     }
 }

@@ -15,14 +15,14 @@ use crate::machine::apply::{
     Ctx, MAX_NOTE_CHARS, check_actor_may_act, check_text, commit, encoding, mission_for,
     seal_outcome,
 };
-use crate::machine::event::Event;
+use crate::machine::event::{Event, HeldStep};
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
 use crate::machine::tool_calls::{self, Dispatch};
 use crate::mission::{
-    AuthorityLevel, CallDecision, HoldKind, Mission, MissionState, OutcomeKind, Plan, PlanStep,
-    StateChange, Step, StepHold, StepOutcome, StepReport,
+    AuthorityLevel, HoldKind, Mission, MissionState, OutcomeKind, PlanStep, Step, StepOutcome,
+    StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -440,17 +440,6 @@ fn note_decisions(
     }
 }
 
-pub(super) fn change(from: MissionState, step: Step, c: &Ctx<'_>, seq: u64) -> StateChange {
-    StateChange {
-        from,
-        to: from.next(step).expect("step was checked"),
-        step,
-        at: c.at,
-        by: c.actor.clone(),
-        audit_seq: seq,
-    }
-}
-
 pub(super) fn check_deadline(m: &Mission, c: &Ctx<'_>) -> Result<(), Rejection> {
     let deadline = m.boundary().get().runtime.deadline;
     if c.at >= deadline {
@@ -512,20 +501,15 @@ pub(super) fn submit_plan(
     let diff = shadow(t, m, "plan_step", &pairs, None, &decision);
     let release = m.boundary().get().policy.release;
     let rules = m.boundary().get().authority.config.rules;
-    let plan = Plan {
-        steps: steps.to_vec(),
-        decisions: records.clone(),
-        decision: decision.clone(),
-    };
     let mut events = vec![Event::PlanDecided {
         mission: id.clone(),
+        plan: steps.to_vec(),
         steps: records,
         decision: decision.clone(),
         shadow: diff.clone(),
     }];
     let from = m.state();
     let mut moves = Vec::new();
-    let mut approval = None;
     let mut sealed = None;
     match decision.decision {
         Decision::Permit => {
@@ -540,13 +524,12 @@ pub(super) fn submit_plan(
                 .unwrap_or(m.boundary().get().authority.required_level)
                 .max(rules.min_level);
             decision.required_level = Some(required);
-            let state = ApprovalState::open(required, &rules, c.at);
             events.push(Event::ApprovalOpened {
                 mission: id.clone(),
                 hold: None,
-                approval: state.clone(),
+                approval: ApprovalState::open(required, &rules, c.at),
+                held: None,
             });
-            approval = Some(state);
             moves.push(Step::SubmitPlan);
         }
         Decision::Deny => {
@@ -566,11 +549,14 @@ pub(super) fn submit_plan(
     let mut state = from;
     for step in &moves {
         let to = state.next(*step).expect("legal by construction");
-        if let Some(outcome) = sealed.as_ref().filter(|_| to.is_closed()) {
+        if to.is_closed()
+            && let Some(outcome) = sealed.take()
+        {
             events.push(Event::MissionClosed {
                 mission: id.clone(),
                 from: state,
-                outcome: outcome.clone(),
+                step: *step,
+                outcome,
             });
         } else {
             events.push(Event::MissionAdvanced {
@@ -583,21 +569,7 @@ pub(super) fn submit_plan(
         state = to;
     }
     let ns_id = m.namespace().clone();
-    commit(t, c, c.kind, events, |t, seq| {
-        let m = t.missions.get_mut(id).expect("checked");
-        m.set_plan(plan);
-        m.set_approval(approval);
-        let mut state = from;
-        for step in moves {
-            let ch = change(state, step, c, seq);
-            state = ch.to;
-            let outcome = if state.is_closed() {
-                sealed.take()
-            } else {
-                None
-            };
-            m.advance(ch, outcome);
-        }
+    commit(t, c, c.kind, events, |t, _| {
         let ns = t
             .namespaces
             .get_mut(&ns_id)
@@ -612,15 +584,7 @@ fn pending_approval(m: &Mission, hold: Option<u32>) -> Result<&ApprovalState, Re
         .ok_or(Rejection::NoPendingApproval { hold })
 }
 
-/// The events and changes that follow from an approval's new status.
-struct Settlement {
-    events: Vec<Event>,
-    moves: Vec<Step>,
-    sealed: Option<crate::mission::SealedOutcome>,
-    /// A stalled step an approver would not let go on: it fails.
-    failure: Option<(StepReport, saga::StepFailure)>,
-}
-
+/// The events that follow from an approval's new status.
 fn settle(
     t: &TenantState,
     m: &Mission,
@@ -628,13 +592,8 @@ fn settle(
     approval: &ApprovalState,
     reason: &str,
     at: crate::time::Timestamp,
-) -> Result<Settlement, Rejection> {
-    let mut out = Settlement {
-        events: Vec::new(),
-        moves: Vec::new(),
-        sealed: None,
-        failure: None,
-    };
+) -> Result<Vec<Event>, Rejection> {
+    let mut events = Vec::new();
     if let Some(step) = hold {
         // A held step's approval never moves the mission by itself; a
         // rejected stall fails the step as a worker's report would.
@@ -649,108 +608,53 @@ fn settle(
         if let Some(timeout) = stalled {
             let why =
                 format!("the step overran its {timeout} timeout and was not let go on: {reason}");
-            let report = StepReport {
-                step,
-                epoch: m.execution().epoch(),
-                worker: WorkerId::runtime(),
-                at,
-                outcome: StepOutcome::Failed {
-                    reason: why.clone(),
-                },
-                output: Value::Null,
-            };
-            out.events.push(Event::StepReported {
+            events.push(Event::StepReported {
                 mission: m.id().clone(),
-                report: report.clone(),
+                report: StepReport {
+                    step,
+                    epoch: m.execution().epoch(),
+                    worker: WorkerId::runtime(),
+                    at,
+                    outcome: StepOutcome::Failed {
+                        reason: why.clone(),
+                    },
+                    output: Value::Null,
+                },
             });
-            let failure = saga::fail_step(t, m, step, &why, at)?;
-            out.events.extend(failure.events.iter().cloned());
-            out.failure = Some((report, failure));
+            events.extend(saga::fail_step(t, m, step, &why, at)?);
         }
-        return Ok(out);
+        return Ok(events);
     }
     let id = m.id().clone();
     match approval.status {
         ApprovalStatus::Approved => {
             // Approved missions enter their namespace's queue at once.
-            out.events.push(Event::MissionAdvanced {
+            events.push(Event::MissionAdvanced {
                 mission: id.clone(),
                 from: m.state(),
                 to: MissionState::Approved,
                 step: Step::Approve,
             });
-            out.events.push(Event::MissionAdvanced {
+            events.push(Event::MissionAdvanced {
                 mission: id,
                 from: MissionState::Approved,
                 to: MissionState::PendingExecution,
                 step: Step::Enqueue,
             });
-            out.moves.extend([Step::Approve, Step::Enqueue]);
         }
         ApprovalStatus::Rejected => {
             let result = serde_json::to_value(approval).map_err(encoding)?;
             let outcome = seal_outcome(t, m, OutcomeKind::Rejected, reason.to_owned(), result, at)?;
-            out.events.push(Event::MissionClosed {
+            events.push(Event::MissionClosed {
                 mission: id,
                 from: m.state(),
-                outcome: outcome.clone(),
+                step: Step::Abort(crate::mission::AbortReason::Rejected),
+                outcome,
             });
-            out.sealed = Some(outcome);
-            out.moves
-                .push(Step::Abort(crate::mission::AbortReason::Rejected));
         }
         ApprovalStatus::Pending => {}
     }
-    Ok(out)
-}
-
-fn apply_settlement(
-    m: &mut Mission,
-    hold: Option<u32>,
-    approval: ApprovalState,
-    settlement: Settlement,
-    c: &Ctx<'_>,
-    seq: u64,
-) {
-    let Settlement {
-        moves: settlement_moves,
-        mut sealed,
-        failure,
-        ..
-    } = settlement;
-    match hold {
-        None => {
-            if approval.status == ApprovalStatus::Approved {
-                m.grant(approval.required_level);
-            }
-            m.set_approval(Some(approval));
-        }
-        Some(step) => {
-            let mut h = m.holds().get(&step).cloned().expect("checked");
-            if approval.status == ApprovalStatus::Approved {
-                match h.kind {
-                    HoldKind::RetriesExhausted { call } => m.renew_attempts(step, call, c.at),
-                    HoldKind::Stalled { .. } => m.execution_mut().unstall(step, c.at),
-                    HoldKind::Policy => {}
-                }
-            }
-            h.approval = approval;
-            m.set_hold(step, h);
-        }
-    }
-    if let Some((report, failure)) = failure {
-        m.execution_mut().report(report);
-        failure.apply(m, c, seq);
-    }
-    for step in settlement_moves {
-        let ch = change(m.state(), step, c, seq);
-        let outcome = if ch.to.is_closed() {
-            sealed.take()
-        } else {
-            None
-        };
-        m.advance(ch, outcome);
-    }
+    Ok(events)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -789,18 +693,14 @@ pub(super) fn decide_approval(
     };
     let mut approval = current.clone();
     approval.record(vote.clone());
-    let mut settlement = settle(t, m, hold, &approval, reason, c.at)?;
     let mut events = vec![Event::VoteRecorded {
         mission: id.clone(),
         hold,
         vote,
         status: approval.status,
     }];
-    events.append(&mut settlement.events);
-    commit(t, c, c.kind, events, |t, seq| {
-        let m = t.missions.get_mut(id).expect("checked");
-        apply_settlement(m, hold, approval, settlement, c, seq);
-    })
+    events.extend(settle(t, m, hold, &approval, reason, c.at)?);
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn expire_approval(
@@ -820,18 +720,14 @@ pub(super) fn expire_approval(
     let mut approval = current.clone();
     let status = approval.expire(&rules, c.at);
     let reason = format!("no decision by the deadline at {}", approval.required_level);
-    let mut settlement = settle(t, m, hold, &approval, &reason, c.at)?;
     let mut events = vec![Event::ApprovalExpired {
         mission: id.clone(),
         hold,
         status,
         required_level: approval.required_level,
     }];
-    events.append(&mut settlement.events);
-    commit(t, c, c.kind, events, |t, seq| {
-        let m = t.missions.get_mut(id).expect("checked");
-        apply_settlement(m, hold, approval, settlement, c, seq);
-    })
+    events.extend(settle(t, m, hold, &approval, &reason, c.at)?);
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 /// Decides one tool call during execution with its actual arguments and
@@ -875,14 +771,7 @@ pub(super) fn evaluate_tool_call(
     let mut record = eval.record.clone();
     let diff = shadow(t, m, "call_tool", &[(tool, arguments)], granted, &record);
     let rules = m.boundary().get().authority.config.rules;
-    let mut events = vec![Event::ToolCallDecided {
-        mission: id.clone(),
-        step,
-        tool: tool.clone(),
-        decision: record.clone(),
-        shadow: diff.clone(),
-    }];
-    let mut new_hold = None;
+    let mut opened = None;
     if record.decision == Decision::Escalate {
         let already_pending =
             held.is_some_and(|h| h.approval.status == ApprovalStatus::Pending && &h.tool == tool);
@@ -892,55 +781,44 @@ pub(super) fn evaluate_tool_call(
                 .unwrap_or(m.boundary().get().authority.required_level)
                 .max(rules.min_level);
             record.required_level = Some(required);
-            let approval = ApprovalState::open(required, &rules, c.at);
-            events.push(Event::ApprovalOpened {
+            opened = Some(Event::ApprovalOpened {
                 mission: id.clone(),
                 hold: Some(step),
-                approval: approval.clone(),
-            });
-            new_hold = Some(StepHold {
-                tool: tool.clone(),
-                decision: record.clone(),
-                approval,
-                kind: HoldKind::Policy,
-                granted: None,
+                approval: ApprovalState::open(required, &rules, c.at),
+                held: Some(HeldStep {
+                    tool: tool.clone(),
+                    decision: record.clone(),
+                    kind: HoldKind::Policy,
+                }),
             });
         }
     }
-    let dispatched = match prepared {
-        Some(p) if record.decision == Decision::Permit => {
-            let r = p.permitted();
-            events.push(Event::ToolCallDispatched {
-                mission: id.clone(),
-                step,
-                call: r.call,
-                tool: tool.clone(),
-                idempotency_key: r.idempotency_key.clone(),
-                target: r.target.clone(),
-                endpoint: r.endpoint.clone(),
-                dispatch: r.dispatches,
-            });
-            Some(r)
-        }
-        _ => None,
-    };
-    let release = m.boundary().get().policy.release;
-    let ns_id = m.namespace().clone();
-    let call = CallDecision {
+    let mut events = vec![Event::ToolCallDecided {
+        mission: id.clone(),
         step,
         tool: tool.clone(),
-        at: c.at,
-        decision: record,
-    };
+        decision: record.clone(),
+        shadow: diff.clone(),
+    }];
+    events.extend(opened);
+    if let Some(p) = prepared.filter(|_| record.decision == Decision::Permit) {
+        let r = p.permitted();
+        events.push(Event::ToolCallDispatched {
+            mission: id.clone(),
+            step,
+            call: r.call,
+            tool: tool.clone(),
+            idempotency_key: r.idempotency_key,
+            arguments_digest: r.arguments_digest,
+            target: r.target,
+            endpoint: r.endpoint,
+            compensation_endpoint: r.compensation_endpoint,
+            dispatch: r.dispatches,
+        });
+    }
+    let release = m.boundary().get().policy.release;
+    let ns_id = m.namespace().clone();
     commit(t, c, c.kind, events, |t, _| {
-        let m = t.missions.get_mut(id).expect("checked");
-        m.record_call(call);
-        if let Some(h) = new_hold {
-            m.set_hold(step, h);
-        }
-        if let Some(r) = dispatched {
-            m.put_tool_call(r);
-        }
         let ns = t
             .namespaces
             .get_mut(&ns_id)

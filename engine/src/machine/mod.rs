@@ -5,6 +5,7 @@ pub mod apply;
 pub mod command;
 pub mod event;
 mod execution;
+pub mod fold;
 mod governance;
 pub mod invariants;
 pub mod rejection;
@@ -14,7 +15,8 @@ pub mod state;
 mod tool_calls;
 
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
-pub use event::Event;
+pub use event::{Event, HeldStep};
+pub use fold::{FoldError, replay_mission};
 pub use rejection::Rejection;
 pub use snapshot::SnapshotError;
 pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};

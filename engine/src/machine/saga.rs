@@ -2,18 +2,16 @@
 //! failure is reported; the runtime then dispatches and completes each
 //! compensation in turn, and the last one closes the mission.
 
-use crate::ids::MissionId;
+use crate::ids::{MissionId, TenantId};
 use crate::machine::apply::{Ctx, commit, encoding, mission_for, seal_outcome};
 use crate::machine::event::Event;
-use crate::machine::governance::change;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::TenantState;
 use crate::machine::tool_calls::{check_result, retry_policy};
 use crate::mission::saga::{Compensation, Saga, compensation_key};
 use crate::mission::tool_call::Resend;
 use crate::mission::{
-    AbortReason, CallResult, Mission, MissionState, OutcomeKind, SealedOutcome, Step, StepOutcome,
-    ToolCallRecord,
+    AbortReason, CallResult, Mission, OutcomeKind, SealedOutcome, Step, StepOutcome, ToolCallRecord,
 };
 use crate::time::Timestamp;
 
@@ -21,7 +19,7 @@ use crate::time::Timestamp;
 /// step whose succeeded call went to a deployment with a compensation
 /// endpoint, latest first.
 pub(super) fn plan(
-    t: &TenantState,
+    tenant: &TenantId,
     m: &Mission,
     failed_step: u32,
     reason: &str,
@@ -29,7 +27,10 @@ pub(super) fn plan(
 ) -> Result<Saga, Rejection> {
     let mut compensations = Vec::new();
     let mut not_compensable = Vec::new();
-    for r in m.execution().reports().iter().rev() {
+    // The failed step's own report may already be in (a fold plans the
+    // saga after folding that report): only the steps before it count.
+    let before = m.execution().reports().iter().rev();
+    for r in before.filter(|r| r.step < failed_step) {
         let StepOutcome::Succeeded { call } = r.outcome else {
             not_compensable.push(r.step);
             continue;
@@ -46,7 +47,7 @@ pub(super) fn plan(
             compensates: record.idempotency_key.clone(),
             original_output: r.output.clone(),
             call: ToolCallRecord {
-                idempotency_key: compensation_key(&t.id, m.id(), r.step).map_err(encoding)?,
+                idempotency_key: compensation_key(tenant, m.id(), r.step).map_err(encoding)?,
                 endpoint: endpoint.clone(),
                 compensation_endpoint: None,
                 dispatches: 0,
@@ -69,59 +70,33 @@ pub(super) fn plan(
     })
 }
 
-/// What a step failing for good does: a saga undoes the steps completed
-/// before it, or, with nothing to undo, the mission closes failed.
-pub(super) struct StepFailure {
-    pub(super) events: Vec<Event>,
-    closed: Option<SealedOutcome>,
-    saga: Option<Saga>,
-}
-
+/// The events of a step failing for good: a saga undoes the steps
+/// completed before it, or, with nothing to undo, the mission closes
+/// failed.
 pub(super) fn fail_step(
     t: &TenantState,
     m: &Mission,
     step: u32,
     reason: &str,
     at: Timestamp,
-) -> Result<StepFailure, Rejection> {
-    let saga = plan(t, m, step, reason, at)?;
+) -> Result<Vec<Event>, Rejection> {
+    let saga = plan(&t.id, m, step, reason, at)?;
     if saga.compensations.is_empty() {
         let sealed = seal_failed(t, m, &saga, at)?;
-        return Ok(StepFailure {
-            events: vec![Event::MissionClosed {
-                mission: m.id().clone(),
-                from: m.state(),
-                outcome: sealed.clone(),
-            }],
-            closed: Some(sealed),
-            saga: None,
-        });
-    }
-    Ok(StepFailure {
-        events: vec![Event::SagaStarted {
+        return Ok(vec![Event::MissionClosed {
             mission: m.id().clone(),
-            failed_step: step,
-            reason: reason.to_owned(),
-            compensations: saga.compensations.iter().map(|c| c.step).collect(),
-            not_compensable: saga.not_compensable.clone(),
-        }],
-        closed: None,
-        saga: Some(saga),
-    })
-}
-
-impl StepFailure {
-    pub(super) fn apply(self, m: &mut Mission, c: &Ctx<'_>, seq: u64) {
-        if let Some(sealed) = self.closed {
-            m.advance(
-                change(m.state(), Step::Abort(AbortReason::Failed), c, seq),
-                Some(sealed),
-            );
-        }
-        if let Some(saga) = self.saga {
-            m.execution_mut().start_saga(saga);
-        }
+            from: m.state(),
+            step: Step::Abort(AbortReason::Failed),
+            outcome: sealed,
+        }]);
     }
+    Ok(vec![Event::SagaStarted {
+        mission: m.id().clone(),
+        failed_step: step,
+        reason: reason.to_owned(),
+        compensations: saga.compensations.iter().map(|c| c.step).collect(),
+        not_compensable: saga.not_compensable.clone(),
+    }])
 }
 
 /// The failed mission's sealed outcome, once its saga has nothing left.
@@ -172,25 +147,14 @@ pub(super) fn dispatch(
         },
         Resend::Completed | Resend::Exhausted { .. } => Rejection::NotCompensating,
     })?;
-    let mut record = comp.call.resent(c.at);
-    if comp.call.dispatches == 0 {
-        record.first_dispatched_at = c.at;
-    }
     let events = vec![Event::CompensationDispatched {
         mission: id.clone(),
         step,
-        idempotency_key: record.idempotency_key.clone(),
-        endpoint: record.endpoint.clone(),
-        dispatch: record.dispatches,
+        idempotency_key: comp.call.idempotency_key.clone(),
+        endpoint: comp.call.endpoint.clone(),
+        dispatch: comp.call.dispatches + 1,
     }];
-    commit(t, c, c.kind, events, |t, _| {
-        let m = t.missions.get_mut(id).expect("checked");
-        m.execution_mut()
-            .saga_mut()
-            .current_mut()
-            .expect("checked")
-            .call = record;
-    })
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 pub(super) fn complete(
@@ -219,28 +183,13 @@ pub(super) fn complete(
         result: result.clone(),
         retry: record.retry.clone(),
     }];
-    let sealed = if saga.is_finished() {
-        let sealed = seal_failed(t, m, &saga, c.at)?;
+    if saga.is_finished() {
         events.push(Event::MissionClosed {
             mission: id.clone(),
             from: m.state(),
-            outcome: sealed.clone(),
+            step: Step::Abort(AbortReason::Failed),
+            outcome: seal_failed(t, m, &saga, c.at)?,
         });
-        Some(sealed)
-    } else {
-        None
-    };
-    commit(t, c, c.kind, events, |t, seq| {
-        let m = t.missions.get_mut(id).expect("checked");
-        *m.execution_mut().saga_mut() = saga;
-        if let Some(sealed) = sealed {
-            let change = change(
-                MissionState::InProgress,
-                Step::Abort(AbortReason::Failed),
-                c,
-                seq,
-            );
-            m.advance(change, Some(sealed));
-        }
-    })
+    }
+    commit(t, c, c.kind, events, |_, _| {})
 }

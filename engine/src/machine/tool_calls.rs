@@ -10,11 +10,12 @@ use crate::machine::apply::{
     mission_for,
 };
 use crate::machine::event::Event;
+use crate::machine::event::HeldStep;
 use crate::machine::rejection::Rejection;
 use crate::machine::state::TenantState;
 use crate::mission::retry::{DEFAULT_RETRY_POLICY, RetryPolicy};
 use crate::mission::tool_call::{self, CallResult, Resend, ToolCallRecord};
-use crate::mission::{HoldKind, Mission, MissionState, OnExhaustion, StepHold};
+use crate::mission::{HoldKind, Mission, MissionState, OnExhaustion};
 use crate::policy::authority::{ApprovalState, ApprovalStatus};
 use crate::policy::routing::Route;
 use crate::time::Timestamp;
@@ -177,21 +178,8 @@ pub(super) fn complete(
         result: result.clone(),
         retry: record.retry.clone(),
     }];
-    let hold = exhaustion_hold(m, &record, policy, c.at);
-    if let Some(h) = &hold {
-        events.push(Event::ApprovalOpened {
-            mission: id.clone(),
-            hold: Some(step),
-            approval: h.approval.clone(),
-        });
-    }
-    commit(t, c, c.kind, events, |t, _| {
-        let m = t.missions.get_mut(id).expect("checked");
-        m.put_tool_call(record);
-        if let Some(h) = hold {
-            m.set_hold(step, h);
-        }
-    })
+    events.extend(exhaustion_hold(m, &record, policy, c.at));
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 /// Under a policy that escalates when retries run out, the exhausted call
@@ -202,7 +190,7 @@ fn exhaustion_hold(
     record: &ToolCallRecord,
     policy: &RetryPolicy,
     at: Timestamp,
-) -> Option<StepHold> {
+) -> Option<Event> {
     if policy.on_exhaustion != OnExhaustion::Escalate
         || !record.failed_for_good()
         || m.state() != MissionState::InProgress
@@ -223,12 +211,15 @@ fn exhaustion_hold(
         .find(|d| d.step == step && d.tool == record.tool)?
         .decision
         .clone();
-    Some(StepHold {
-        tool: record.tool.clone(),
-        decision,
+    Some(Event::ApprovalOpened {
+        mission: m.id().clone(),
+        hold: Some(step),
         approval: runtime_hold_approval(m, at),
-        kind: HoldKind::RetriesExhausted { call: record.call },
-        granted: None,
+        held: Some(HeldStep {
+            tool: record.tool.clone(),
+            decision,
+            kind: HoldKind::RetriesExhausted { call: record.call },
+        }),
     })
 }
 

@@ -27,6 +27,7 @@ use crate::policy::decision::DecisionRecord;
 use crate::time::Timestamp;
 
 pub const STATE_DATA_DOMAIN: Domain = Domain::new("aura.mission-state-data/1");
+pub const MISSION_DOMAIN: Domain = Domain::new("aura.mission/1");
 pub const MAX_STATE_DATA_KEY: usize = 128;
 pub const MAX_STATE_DATA_VALUE_BYTES: usize = 64 * 1024;
 pub const MAX_STATE_DATA_BYTES: usize = 1024 * 1024;
@@ -270,6 +271,12 @@ impl Mission {
 
     pub fn id(&self) -> &MissionId {
         &self.id
+    }
+
+    /// The digest of everything the engine keeps about the mission: equal
+    /// for the live mission and the one its audit record rebuilds.
+    pub fn digest(&self) -> Digest {
+        canonical::digest(MISSION_DOMAIN, self).expect("a mission is encodable")
     }
     pub fn namespace(&self) -> &NamespaceId {
         &self.namespace

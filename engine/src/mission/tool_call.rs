@@ -179,18 +179,30 @@ impl ToolCallRecord {
         at: Timestamp,
         policy: &RetryPolicy,
     ) -> ToolCallRecord {
-        let (failed_attempts, retry) = match &result {
-            CallResult::Succeeded { .. } => (self.failed_attempts, None),
-            CallResult::Failed { failure, .. } => {
-                let n = self.failed_attempts + 1;
-                let state = policy.after_failure(*failure, n, self.first_dispatched_at, at);
-                (n, Some(state))
-            }
+        let retry = match &result {
+            CallResult::Succeeded { .. } => None,
+            CallResult::Failed { failure, .. } => Some(policy.after_failure(
+                *failure,
+                self.failed_attempts + 1,
+                self.first_dispatched_at,
+                at,
+            )),
         };
+        self.completed_with(result, at, retry)
+    }
+
+    /// The record with an attempt's result and the retry decided on it.
+    pub fn completed_with(
+        &self,
+        result: CallResult,
+        at: Timestamp,
+        retry: Option<RetryState>,
+    ) -> ToolCallRecord {
+        let failed = matches!(result, CallResult::Failed { .. });
         ToolCallRecord {
             result: Some(result),
             completed_at: Some(at),
-            failed_attempts,
+            failed_attempts: self.failed_attempts + u32::from(failed),
             retry,
             ..self.clone()
         }
