@@ -73,6 +73,11 @@ enum Op {
         mission: u8,
         start_to_close: bool,
     },
+    /// The runtime carries the mission into a new run of its record.
+    Continue {
+        tenant: u8,
+        mission: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -92,6 +97,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8).prop_map(Op::Checkpoint),
         1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Expire { tenant, mission }),
         1 => (0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, start_to_close)| Op::TimeOut { tenant, mission, start_to_close }),
+        1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Continue { tenant, mission }),
     ]
 }
 
@@ -193,7 +199,11 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
                     classification: DataClassification::Confidential,
                     labels: BTreeMap::new(),
                 },
-                limits: RuntimeLimits::default(),
+                // Short runs, so that random sequences continue missions.
+                limits: RuntimeLimits {
+                    max_run_entries: 8,
+                    ..RuntimeLimits::default()
+                },
             },
         ),
         Op::Advance {
@@ -405,6 +415,16 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             },
         ),
         Op::Checkpoint(t) => (t, runtime, CommandBody::SignCheckpoint),
+        Op::Continue {
+            tenant: t,
+            mission: m,
+        } => (
+            t,
+            runtime,
+            CommandBody::ContinueMission {
+                mission: mission(m),
+            },
+        ),
         Op::Expire {
             tenant: t,
             mission: m,
@@ -621,6 +641,7 @@ fn random_runs_reach_every_state_and_ending() {
     let mut states = BTreeSet::new();
     let mut endings = BTreeSet::new();
     let mut stalls = 0;
+    let mut continued = 0;
 
     for _ in 0..400 {
         let ops = scenario().new_tree(&mut runner).unwrap().current();
@@ -643,10 +664,12 @@ fn random_runs_reach_every_state_and_ending() {
             }
             for r in t.audit().records() {
                 stalls += usize::from(r.entry.kind == "execution.step_timed_out");
+                continued += usize::from(r.entry.kind == "mission.continue_as_new");
             }
         }
     }
     assert!(stalls > 0, "no step ever timed out");
+    assert!(continued > 0, "no mission ever continued as new");
     assert_eq!(states.len(), 7, "states reached: {states:?}");
     assert_eq!(endings.len(), 6, "endings reached: {endings:?}");
 }

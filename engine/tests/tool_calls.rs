@@ -442,6 +442,7 @@ fn dispatches_count_against_the_missions_tool_call_limit() {
             limits: aura_engine::mission::RuntimeLimits {
                 max_steps: 4,
                 max_tool_calls: 2,
+                ..Default::default()
             },
         },
     );

@@ -11,7 +11,7 @@ use aura_engine::audit::{AuditRecord, VerifyOptions, verify_export_visiting};
 use aura_engine::digest::Digest;
 use aura_engine::identity::PublicKey;
 use aura_engine::ids::MissionId;
-use aura_engine::machine::replay_mission;
+use aura_engine::machine::{replay_mission, replay_mission_latest_run};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +37,11 @@ pub struct ReplayArgs {
     /// The live mission's digest, to check the rebuilt one against.
     #[arg(long, value_name = "HEX")]
     digest: Option<String>,
+    /// Fold only the mission's latest run: the entries from the one that
+    /// last continued it as new. Without it, every run is folded and each
+    /// continuation is checked against the mission rebuilt so far.
+    #[arg(long)]
+    latest_run: bool,
     /// Write the rebuilt mission here, as JSON.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -87,7 +92,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let mission = match replay_mission(&report.tenant, &records, &id) {
+    let rebuilt = if args.latest_run {
+        replay_mission_latest_run(&report.tenant, &records, &id)
+    } else {
+        replay_mission(&report.tenant, &records, &id)
+    };
+    let mission = match rebuilt {
         Ok(m) => m,
         Err(err) => {
             println!("FAILED: mission `{id}` does not rebuild from its record: {err}");
@@ -100,9 +110,17 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let summary = format!(
-        "mission `{id}` of tenant `{}` rebuilt from {} entries: {:?}, digest {digest}",
+        "mission `{id}` of tenant `{}` rebuilt from {} entries, run {}: {:?}, digest {digest}",
         report.tenant,
-        records.len(),
+        if args.latest_run {
+            records
+                .iter()
+                .filter(|r| r.entry.seq >= mission.run().first_seq)
+                .count()
+        } else {
+            records.len()
+        },
+        mission.run().number,
         mission.state(),
     );
     let code = match expected {

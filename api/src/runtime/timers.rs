@@ -32,9 +32,20 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
             let id = m.id().clone();
             let deadline = m.boundary().get().runtime.deadline;
             let s = m.state();
+            if s.is_closed() {
+                continue;
+            }
+            if m.run_is_full() {
+                due.push((
+                    t.id().clone(),
+                    CommandBody::ContinueMission {
+                        mission: id.clone(),
+                    },
+                ));
+            }
             // A compensating mission closes when its saga ends, deadline
             // or not: undoing effects must not stop halfway.
-            if s.is_closed() || m.execution().is_compensating() {
+            if m.execution().is_compensating() {
                 continue;
             }
             if now >= deadline && AbortReason::TimedOut.may_leave(s) {

@@ -43,6 +43,10 @@ pub struct CreateMission {
     /// {inputs (object), classification, labels}.
     #[schema(value_type = Object)]
     pub context: MissionContext,
+    /// {max_steps (1..10000, default 64), max_tool_calls (1..100000,
+    /// default 256), max_run_entries (8..1000000, default 10000),
+    /// max_run_bytes (4096..2^30, default 16 MiB)}: a run of the mission's
+    /// audit record reaching either run limit is continued as new.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub limits: Option<RuntimeLimits>,

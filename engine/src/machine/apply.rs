@@ -17,7 +17,7 @@ use crate::identity::keys::{KeyPair, PublicKey};
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
 use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
-use crate::machine::event::Event;
+use crate::machine::event::{CarriedMission, Event};
 use crate::machine::execution;
 use crate::machine::fold::{self, Stamp};
 use crate::machine::governance;
@@ -96,10 +96,13 @@ pub(super) fn commit(
         at: c.at,
         actor: c.actor,
     };
-    for event in &events {
-        fold::absorb(&mut t.missions, event, &stamp)
-            .unwrap_or_else(|e| panic!("a handler emitted an event that does not fold: {e}"));
-    }
+    let bytes = record
+        .entry
+        .mission
+        .as_ref()
+        .map_or(0, |_| fold::payload_len(&record.payload));
+    fold::absorb_entry(&mut t.missions, &events, &stamp, bytes)
+        .unwrap_or_else(|e| panic!("a handler emitted an event that does not fold: {e}"));
     mutate(t, seq);
     t.audit.append(record);
     t.clock = c.at;
@@ -333,6 +336,7 @@ impl EngineState {
                 step,
                 outcome,
             } => execution::report_step(t, &c, mission, *epoch, *step, outcome),
+            CommandBody::ContinueMission { mission } => continue_mission(t, &c, mission),
             CommandBody::ExpireLease { mission, epoch } => {
                 execution::expire_lease(t, &c, mission, *epoch)
             }
@@ -547,8 +551,7 @@ fn create_mission(
     }
     definition.validate().map_err(Rejection::Definition)?;
     context.validate().map_err(Rejection::Context)?;
-    if !(1..=10_000).contains(&limits.max_steps) || !(1..=100_000).contains(&limits.max_tool_calls)
-    {
+    if !limits.is_in_range() {
         return Err(Rejection::LimitsOutOfRange);
     }
     if !t.agents.contains_key(agent) {
@@ -605,6 +608,37 @@ pub(super) fn mission_for<'t>(
     t.missions
         .get(id)
         .ok_or_else(|| Rejection::UnknownMission(id.clone()))
+}
+
+/// Carries a mission whose current run of its record is full into a new
+/// run: the entry records the whole mission, so replaying it needs no
+/// entry before this one.
+fn continue_mission(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    if m.state().is_closed() {
+        return Err(Rejection::MissionClosed);
+    }
+    if !m.run_is_full() {
+        let limits = m.boundary().get().runtime.limits;
+        return Err(Rejection::RunNotFull {
+            entries: m.run().entries,
+            bytes: m.run().bytes,
+            max_entries: limits.max_run_entries,
+            max_bytes: limits.max_run_bytes,
+        });
+    }
+    let events = vec![Event::RunContinued {
+        mission: id.clone(),
+        run: m.run().number + 1,
+        previous: m.run().clone(),
+        digest: m.digest(),
+        carried: CarriedMission(Box::new(m.clone())),
+    }];
+    commit(t, c, c.kind, events, |_, _| {})
 }
 
 fn advance_mission(

@@ -316,6 +316,11 @@ pub enum CommandBody {
         mission: MissionId,
         epoch: u64,
     },
+    /// The runtime's timer: the mission's current run of its record is
+    /// full, so the mission is carried into a new run.
+    ContinueMission {
+        mission: MissionId,
+    },
     /// The runtime sends the saga's current compensation (again, after a
     /// failure whose retry is due, or after a lost answer).
     DispatchCompensation {
@@ -330,6 +335,9 @@ pub enum CommandBody {
         result: CallResult,
     },
 }
+
+/// The audit kind of the entry that starts a mission's new run.
+pub const CONTINUE_AS_NEW_KIND: &str = "mission.continue_as_new";
 
 impl CommandBody {
     /// The audit kind recorded for this command.
@@ -365,6 +373,7 @@ impl CommandBody {
             CommandBody::Heartbeat { .. } => "execution.heartbeat",
             CommandBody::ReportStep { .. } => "execution.report",
             CommandBody::ExpireLease { .. } => "execution.lease_expired",
+            CommandBody::ContinueMission { .. } => CONTINUE_AS_NEW_KIND,
             CommandBody::TimeOutStep { .. } => "execution.step_timed_out",
             CommandBody::DispatchCompensation { .. } => "saga.dispatch",
             CommandBody::CompleteCompensation { .. } => "saga.complete",
@@ -390,6 +399,7 @@ impl CommandBody {
             | CommandBody::Heartbeat { mission, .. }
             | CommandBody::ReportStep { mission, .. }
             | CommandBody::ExpireLease { mission, .. }
+            | CommandBody::ContinueMission { mission }
             | CommandBody::TimeOutStep { mission, .. }
             | CommandBody::DispatchCompensation { mission, .. }
             | CommandBody::CompleteCompensation { mission, .. } => Some(mission),

@@ -12,8 +12,8 @@ use crate::ids::{AgentId, MissionId, NamespaceId, ToolName, WorkerId};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
 use crate::mission::{
-    CallResult, HoldKind, MissionBoundary, MissionContext, MissionDefinition, MissionState,
-    PlanStep, SealedOutcome, Step, StepReport,
+    CallResult, HoldKind, Mission, MissionBoundary, MissionContext, MissionDefinition,
+    MissionState, PlanStep, Run, SealedOutcome, Step, StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
@@ -248,12 +248,44 @@ pub enum Event {
         stalls: u32,
         escalated: bool,
     },
+    /// The mission's record continues in a new run: `carried` is the
+    /// whole mission as the previous run left it (its digest is
+    /// `digest`), so the new run replays from here alone.
+    RunContinued {
+        mission: MissionId,
+        run: u32,
+        previous: Run,
+        digest: Digest,
+        carried: CarriedMission,
+    },
     /// A refused command that matters to governance (for example an agent
     /// trying to move its mission illegally).
     CommandRejected {
         command: String,
         rejection: Rejection,
     },
+}
+
+/// A whole mission inside an event. Events are internally tagged, and
+/// serde buffers the fields of such enums in a form that has lost the
+/// integer keys of the mission's maps (its holds and calls by step); going
+/// through a JSON value keeps them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarriedMission(pub Box<Mission>);
+
+impl Serialize for CarriedMission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CarriedMission {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        serde_json::from_value(value)
+            .map(|m| CarriedMission(Box::new(m)))
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Why a step is held, as its approval opens.
@@ -288,7 +320,8 @@ impl Event {
             | Event::HeartbeatRecorded { mission, .. }
             | Event::StepReported { mission, .. }
             | Event::LeaseExpired { mission, .. }
-            | Event::StepTimedOut { mission, .. } => Some(mission),
+            | Event::StepTimedOut { mission, .. }
+            | Event::RunContinued { mission, .. } => Some(mission),
             Event::ExecutionTokenIssued { token } => Some(&token.claims.mission),
             Event::TenantCreated { .. }
             | Event::NamespaceCreated { .. }

@@ -99,8 +99,43 @@ pub(crate) fn absorb(
             definition.clone(),
             Frozen::freeze(context.clone()).map_err(freeze)?,
             Frozen::freeze(boundary.clone()).map_err(freeze)?,
+            s.seq,
         );
         missions.insert(mission.clone(), m);
+        return Ok(());
+    }
+    if let Event::RunContinued {
+        mission,
+        run,
+        digest,
+        carried,
+        ..
+    } = event
+    {
+        // Replaying from this run on, the carried mission is the start;
+        // replaying from creation, it must be the mission as rebuilt.
+        let m = match missions.get_mut(mission) {
+            Some(m) if m.digest() != *digest || *carried.0 != *m => {
+                return Err(inconsistent(
+                    s,
+                    "the carried mission differs from the record",
+                ));
+            }
+            Some(m) => m,
+            None if carried.0.digest() != *digest => {
+                return Err(inconsistent(
+                    s,
+                    "the carried mission does not match its digest",
+                ));
+            }
+            None => missions
+                .entry(mission.clone())
+                .or_insert_with(|| (*carried.0).clone()),
+        };
+        if *run != m.run().number + 1 {
+            return Err(inconsistent(s, "runs are numbered in order"));
+        }
+        m.start_run(*run, s.seq);
         return Ok(());
     }
     let Some(id) = event.mission() else {
@@ -113,6 +148,54 @@ pub(crate) fn absorb(
         .get_mut(id)
         .ok_or(FoldError::NotCreated { seq: s.seq })?;
     absorb_into(m, event, s)
+}
+
+/// Folds the events of one audit entry, whose payload takes
+/// `payload_bytes`, and counts the entry in the current run of each
+/// mission it changed (not in the run it starts).
+pub(crate) fn absorb_entry(
+    missions: &mut BTreeMap<MissionId, Mission>,
+    events: &[Event],
+    s: &Stamp<'_>,
+    payload_bytes: u64,
+) -> Result<(), FoldError> {
+    let mut changed: Vec<&MissionId> = Vec::new();
+    for event in events {
+        absorb(missions, event, s)?;
+        if let Some(id) = event.mission()
+            && changes_mission(event)
+            && !matches!(
+                event,
+                Event::MissionCreated { .. } | Event::RunContinued { .. }
+            )
+            && !changed.contains(&id)
+        {
+            changed.push(id);
+        }
+    }
+    for id in changed {
+        if let Some(m) = missions.get_mut(id) {
+            m.count_entry(payload_bytes);
+        }
+    }
+    Ok(())
+}
+
+/// The size an entry's payload counts for in a run: its JSON bytes.
+pub fn payload_len(payload: &serde_json::Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, payload).expect("a JSON value writes");
+    count.0
 }
 
 /// Whether the event changes its mission (rather than only naming it).
@@ -415,6 +498,7 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         Event::StepTimedOut { .. }
         // Naming a mission without changing it.
         | Event::MissionCreated { .. }
+        | Event::RunContinued { .. }
         | Event::ToolCallRefused { .. }
         | Event::ExecutionTokenIssued { .. }
         // About the tenant, not a mission.
@@ -530,9 +614,11 @@ fn replay(
             at: e.time,
             actor: &e.actor,
         };
-        for event in events.iter().filter(|ev| ev.mission().is_some_and(&wanted)) {
-            absorb(&mut missions, event, &stamp)?;
-        }
+        let ours: Vec<Event> = events
+            .into_iter()
+            .filter(|ev| ev.mission().is_some_and(&wanted))
+            .collect();
+        absorb_entry(&mut missions, &ours, &stamp, payload_len(&record.payload))?;
     }
     Ok(missions)
 }
@@ -548,6 +634,23 @@ pub fn replay_mission(
     missions
         .remove(id)
         .ok_or_else(|| FoldError::NoEntries(id.clone()))
+}
+
+/// Rebuilds mission `id` from its latest run alone: the records from the
+/// last entry that continued it as new (all of them if it never was).
+pub fn replay_mission_latest_run(
+    tenant: &TenantId,
+    records: &[AuditRecord],
+    id: &MissionId,
+) -> Result<Mission, FoldError> {
+    let start = records
+        .iter()
+        .rposition(|r| {
+            r.entry.mission.as_ref() == Some(id)
+                && r.entry.kind == crate::machine::command::CONTINUE_AS_NEW_KIND
+        })
+        .unwrap_or(0);
+    replay_mission(tenant, &records[start..], id)
 }
 
 /// Rebuilds every mission of `t` from its audit record and checks each

@@ -107,6 +107,16 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
     if state != m.state() {
         return Err(format!("mission {id}: state differs from its timeline"));
     }
+    // A run starts at one of the mission's own entries.
+    let run = m.run();
+    let started = t
+        .audit
+        .records()
+        .get(usize::try_from(run.first_seq).unwrap_or(usize::MAX))
+        .is_some_and(|r| r.entry.mission.as_ref() == Some(id));
+    if run.number == 0 || !started {
+        return Err(format!("mission {id}: its run does not start at its entry"));
+    }
     match (m.state(), m.outcome()) {
         (MissionState::Closed, Some(sealed)) => {
             sealed

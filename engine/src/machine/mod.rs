@@ -15,8 +15,8 @@ pub mod state;
 mod tool_calls;
 
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
-pub use event::{Event, HeldStep};
-pub use fold::{FoldError, replay_mission};
+pub use event::{CarriedMission, Event, HeldStep};
+pub use fold::{FoldError, replay_mission, replay_mission_latest_run};
 pub use rejection::Rejection;
 pub use snapshot::SnapshotError;
 pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};

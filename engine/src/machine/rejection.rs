@@ -57,7 +57,9 @@ pub enum Rejection {
     Context(ContextError),
     #[error("invalid state data write: {0}")]
     StateData(StateDataError),
-    #[error("runtime limits must be between 1 and 10000 steps and 1 and 100000 tool calls")]
+    #[error(
+        "runtime limits must be between 1 and 10000 steps, 1 and 100000 tool calls, 8 and 1000000 entries per run and 4096 and 1073741824 bytes per run"
+    )]
     LimitsOutOfRange,
     #[error("execution token `{0}` already exists")]
     TokenExists(TokenId),
@@ -196,6 +198,17 @@ pub enum Rejection {
     },
     #[error("step {step} stalled and waits for an approver")]
     StepHeld { step: u32 },
+    #[error(
+        "the mission's run holds {entries} entries of {bytes} bytes; it continues as new at {max_entries} entries or {max_bytes} bytes"
+    )]
+    RunNotFull {
+        entries: u64,
+        bytes: u64,
+        max_entries: u32,
+        max_bytes: u64,
+    },
+    #[error("the mission is closed: its record is complete")]
+    MissionClosed,
 }
 
 impl Rejection {

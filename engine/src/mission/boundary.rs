@@ -82,6 +82,24 @@ pub struct DataBoundary {
 pub struct RuntimeLimits {
     pub max_steps: u32,
     pub max_tool_calls: u32,
+    /// A run of the mission's record holding this many entries is
+    /// continued as new.
+    #[serde(default = "default_max_run_entries")]
+    pub max_run_entries: u32,
+    /// Likewise for the bytes of those entries' payloads (as JSON).
+    #[serde(default = "default_max_run_bytes")]
+    pub max_run_bytes: u64,
+}
+
+pub const MAX_RUN_ENTRIES: std::ops::RangeInclusive<u32> = 8..=1_000_000;
+pub const MAX_RUN_BYTES: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
+
+fn default_max_run_entries() -> u32 {
+    10_000
+}
+
+fn default_max_run_bytes() -> u64 {
+    16 << 20
 }
 
 impl Default for RuntimeLimits {
@@ -89,7 +107,18 @@ impl Default for RuntimeLimits {
         RuntimeLimits {
             max_steps: 64,
             max_tool_calls: 256,
+            max_run_entries: default_max_run_entries(),
+            max_run_bytes: default_max_run_bytes(),
         }
+    }
+}
+
+impl RuntimeLimits {
+    pub fn is_in_range(&self) -> bool {
+        (1..=10_000).contains(&self.max_steps)
+            && (1..=100_000).contains(&self.max_tool_calls)
+            && MAX_RUN_ENTRIES.contains(&self.max_run_entries)
+            && MAX_RUN_BYTES.contains(&self.max_run_bytes)
     }
 }
 

@@ -24,8 +24,8 @@ pub use execution::{Execution, Lease, StepOutcome, StepReport};
 pub use frozen::Frozen;
 pub use outcome::{MissionOutcome, OutcomeKind, SealedOutcome};
 pub use record::{
-    CallDecision, HoldKind, Mission, MissionStateData, Plan, PlanStep, StateChange, StateDataError,
-    StepHold,
+    CallDecision, HoldKind, Mission, MissionStateData, Plan, PlanStep, Run, StateChange,
+    StateDataError, StepHold,
 };
 pub use retry::{Coefficient, OnExhaustion, RetryPolicy, RetryState};
 pub use saga::{Compensation, Saga};

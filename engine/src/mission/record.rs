@@ -44,6 +44,19 @@ pub struct StateChange {
     pub audit_seq: u64,
 }
 
+/// The current run of the mission's record: the entries since it was
+/// created or last continued as new.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// 1 for the run that starts at creation.
+    pub number: u32,
+    /// The entry that started the run (the creation or the continuation).
+    pub first_seq: u64,
+    /// Entries that changed the mission since, and their payloads' bytes.
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// The mission's mutable working memory. Each write is a command, so each
 /// write is audited.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +245,7 @@ pub struct Mission {
     /// Who executes the mission and how far they got.
     execution: Execution,
     outcome: Option<SealedOutcome>,
+    run: Run,
 }
 
 impl Mission {
@@ -245,6 +259,7 @@ impl Mission {
         definition: MissionDefinition,
         context: Frozen<MissionContext>,
         boundary: Frozen<MissionBoundary>,
+        created_seq: u64,
     ) -> Mission {
         Mission {
             id,
@@ -266,7 +281,42 @@ impl Mission {
             tool_calls: BTreeMap::new(),
             execution: Execution::default(),
             outcome: None,
+            run: Run {
+                number: 1,
+                first_seq: created_seq,
+                entries: 0,
+                bytes: 0,
+            },
         }
+    }
+
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
+    /// Whether the current run reached a limit of the mission's boundary,
+    /// so it is due to continue as new.
+    pub fn run_is_full(&self) -> bool {
+        let limits = self.boundary.get().runtime.limits;
+        self.run.entries >= u64::from(limits.max_run_entries)
+            || self.run.bytes >= limits.max_run_bytes
+    }
+
+    /// One more entry, of `bytes` payload bytes, changed the mission.
+    pub(crate) fn count_entry(&mut self, bytes: u64) {
+        self.run.entries += 1;
+        self.run.bytes += bytes;
+    }
+
+    /// The record continues in run `number` from entry `seq`.
+    pub(crate) fn start_run(&mut self, number: u32, seq: u64) {
+        assert_eq!(number, self.run.number + 1, "runs are numbered in order");
+        self.run = Run {
+            number,
+            first_seq: seq,
+            entries: 0,
+            bytes: 0,
+        };
     }
 
     pub fn id(&self) -> &MissionId {

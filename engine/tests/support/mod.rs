@@ -121,6 +121,16 @@ impl World {
     }
 
     pub fn create_mission(&mut self, tenant: &str, mission: &str, timeout: Millis) {
+        self.create_mission_with(tenant, mission, timeout, RuntimeLimits::default());
+    }
+
+    pub fn create_mission_with(
+        &mut self,
+        tenant: &str,
+        mission: &str,
+        timeout: Millis,
+        limits: RuntimeLimits,
+    ) {
         self.ok(
             tenant,
             Actor::User(id("alice")),
@@ -139,7 +149,7 @@ impl World {
                     classification: DataClassification::Confidential,
                     labels: BTreeMap::new(),
                 },
-                limits: RuntimeLimits::default(),
+                limits,
             },
         );
     }
