@@ -39,13 +39,15 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let trusted_key = args
-        .key
-        .as_deref()
-        .map(PublicKey::from_base64)
+/// The tenant key given with `--key`, if any.
+pub(super) fn trusted_key(key: Option<&str>) -> anyhow::Result<Option<PublicKey>> {
+    key.map(PublicKey::from_base64)
         .transpose()
-        .map_err(|_| anyhow::anyhow!("--key must be a base64 Ed25519 public key (32 bytes)"))?;
+        .map_err(|_| anyhow::anyhow!("--key must be a base64 Ed25519 public key (32 bytes)"))
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let trusted_key = trusted_key(args.key.as_deref())?;
     let file =
         File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);

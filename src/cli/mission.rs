@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use aura_engine::audit::{AuditRecord, VerifyOptions, verify_export_visiting};
 use aura_engine::digest::Digest;
-use aura_engine::identity::PublicKey;
 use aura_engine::ids::MissionId;
 use aura_engine::machine::{replay_mission, replay_mission_latest_run};
 use clap::{Args, Subcommand};
@@ -64,12 +63,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .map(Digest::from_hex)
         .transpose()
         .map_err(|_| anyhow::anyhow!("--digest must be 64 hexadecimal digits"))?;
-    let trusted_key = args
-        .key
-        .as_deref()
-        .map(PublicKey::from_base64)
-        .transpose()
-        .map_err(|_| anyhow::anyhow!("--key must be a base64 Ed25519 public key (32 bytes)"))?;
+    let trusted_key = super::audit::trusted_key(args.key.as_deref())?;
     let file = File::open(&args.export)
         .with_context(|| format!("cannot open {}", args.export.display()))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
