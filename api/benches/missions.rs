@@ -3,7 +3,8 @@
 //! the gateway against a local no-op tool, each reported, and sealed (all
 //! eight states), on one node and on a three-node loopback cluster in the
 //! same run. `cargo bench -p aura-api --bench missions`
-//! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load).
+//! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load,
+//! `AURA_BENCH_EXECUTOR_CONCURRENCY` the missions each node runs at once).
 
 mod support;
 
@@ -129,17 +130,18 @@ async fn run(nodes: &[TestServer], g: &GovernedTenant, missions: usize, clients:
 fn main() {
     let missions = support::env_usize("AURA_BENCH_MISSIONS", 200);
     let clients = support::env_usize("AURA_BENCH_CLIENTS", 16);
+    let concurrency = support::env_usize("AURA_BENCH_EXECUTOR_CONCURRENCY", 32);
     let rt = support::runtime();
     rt.block_on(async move {
         let tool = support::noop_tool().await;
-        let one = TestServer::start_cluster(1, Db::Sqlite, config(32)).await;
-        let three = TestServer::start_cluster(3, Db::Sqlite, config(32)).await;
+        let one = TestServer::start_cluster(1, Db::Sqlite, config(concurrency)).await;
+        let three = TestServer::start_cluster(3, Db::Sqlite, config(concurrency)).await;
         let g1 = setup(&one, &tool, "bench").await;
         let g3 = setup(&three, &tool, "bench").await;
         let r1 = run(&one, &g1, missions, clients).await;
         let r3 = run(&three, &g3, missions, clients).await;
         println!(
-            "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients"
+            "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
         println!("  1 node   {r1:>8.1} missions/s");
         println!("  3 nodes  {r3:>8.1} missions/s   ({:.2}x of 1 node)", r3 / r1);
