@@ -30,7 +30,10 @@ async fn create(g: &GovernedTenant, id: &str, labels: Value) {
         )
         .await
         .unwrap();
-    assert_eq!(m["state"], "CREATED", "{m}");
+    // The response shows the mission as it is when read back, and the
+    // executor may already have taken it further: its state says nothing
+    // certain here.
+    assert_eq!(m["id"], id, "{m}");
 }
 
 async fn closed(g: &GovernedTenant, id: &str) -> Value {

@@ -77,7 +77,10 @@ async fn run(g: &GovernedTenant, id: &str, tools: &[&str]) -> Value {
         )
         .await
         .unwrap();
-    assert_eq!(m["state"], "CREATED", "{m}");
+    // The response shows the mission as it is when read back, and the
+    // executor may already have taken it further: its state says nothing
+    // certain here.
+    assert_eq!(m["id"], id, "{m}");
     g.closed_mission(id).await
 }
 
