@@ -183,21 +183,25 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
                         }
                     }
                 }
-                Err(e) => match after_failure(&config, &e, attempts.as_ref(), asked_at) {
-                    AfterFailure::Retry(record) => {
-                        let write = propose(CommandBody::WriteStateData {
-                            mission: id.clone(),
-                            key: ATTEMPTS_RECORD_KEY.into(),
-                            value: Some(serde_json::to_value(&record).expect("attempts serialize")),
-                        })
-                        .await;
-                        if let Err(e) = write {
-                            tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
+                Err(e) => {
+                    match after_failure(&config, &e, attempts.as_ref(), asked_at, time::now()) {
+                        AfterFailure::Retry(record) => {
+                            let write = propose(CommandBody::WriteStateData {
+                                mission: id.clone(),
+                                key: ATTEMPTS_RECORD_KEY.into(),
+                                value: Some(
+                                    serde_json::to_value(&record).expect("attempts serialize"),
+                                ),
+                            })
+                            .await;
+                            if let Err(e) = write {
+                                tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
+                            }
+                            continue;
                         }
-                        continue;
+                        AfterFailure::Fail(note) => fail(&id, note),
                     }
-                    AfterFailure::Fail(note) => fail(&id, note),
-                },
+                }
             },
         };
         if let Err(e) = propose(body).await {
@@ -235,6 +239,7 @@ fn after_failure(
     e: &ReasonerError,
     attempts: Option<&PlanAttempts>,
     asked_at: aura_engine::Timestamp,
+    failed_at: aura_engine::Timestamp,
 ) -> AfterFailure {
     let note = format!("the {} reasoner could not plan: {e}", config.provider());
     let (ReasonerError::Unavailable { failure, message }, Some(model)) = (e, config.model()) else {
@@ -243,7 +248,7 @@ fn after_failure(
     let policy = model.retry.as_ref().unwrap_or(&DEFAULT_RETRY_POLICY);
     let failed = attempts.map_or(0, |a| a.failed_attempts) + 1;
     let first_at = attempts.map_or(asked_at, |a| a.first_at);
-    match policy.after_failure(*failure, failed, first_at, time::now()) {
+    match policy.after_failure(*failure, failed, first_at, failed_at) {
         RetryState::Scheduled { not_before, .. } => AfterFailure::Retry(PlanAttempts {
             failed_attempts: failed,
             first_at,

@@ -96,12 +96,7 @@ pub(super) fn commit(
         at: c.at,
         actor: c.actor,
     };
-    let bytes = record
-        .entry
-        .mission
-        .as_ref()
-        .map_or(0, |_| fold::payload_len(&record.payload));
-    fold::absorb_entry(&mut t.missions, &events, &stamp, bytes)
+    fold::absorb_entry(&mut t.missions, &events, &stamp, &record.payload)
         .unwrap_or_else(|e| panic!("a handler emitted an event that does not fold: {e}"));
     mutate(t, seq);
     t.audit.append(record);

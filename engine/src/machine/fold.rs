@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use crate::actor::Actor;
 use crate::audit::AuditRecord;
 use crate::digest::Digest;
@@ -69,13 +71,14 @@ fn inconsistent(s: &Stamp<'_>, what: impl Into<String>) -> FoldError {
     }
 }
 
-/// Folds one event into `missions`. Events that change no mission are
-/// ignored.
-pub(crate) fn absorb(
+/// Folds one event into `missions`. Returns the mission whose current run
+/// the event's entry counts in: none for events that change no mission,
+/// and none for the events that start a run.
+pub(crate) fn absorb<'e>(
     missions: &mut BTreeMap<MissionId, Mission>,
-    event: &Event,
+    event: &'e Event,
     s: &Stamp<'_>,
-) -> Result<(), FoldError> {
+) -> Result<Option<&'e MissionId>, FoldError> {
     if let Event::MissionCreated {
         mission,
         namespace,
@@ -102,7 +105,7 @@ pub(crate) fn absorb(
             s.seq,
         );
         missions.insert(mission.clone(), m);
-        return Ok(());
+        return Ok(None);
     }
     if let Event::RunContinued {
         mission,
@@ -112,22 +115,22 @@ pub(crate) fn absorb(
         ..
     } = event
     {
+        if carried.0.digest() != *digest {
+            return Err(inconsistent(
+                s,
+                "the carried mission does not match its digest",
+            ));
+        }
         // Replaying from this run on, the carried mission is the start;
         // replaying from creation, it must be the mission as rebuilt.
         let m = match missions.get_mut(mission) {
-            Some(m) if m.digest() != *digest || *carried.0 != *m => {
+            Some(m) if *carried.0 != *m => {
                 return Err(inconsistent(
                     s,
                     "the carried mission differs from the record",
                 ));
             }
             Some(m) => m,
-            None if carried.0.digest() != *digest => {
-                return Err(inconsistent(
-                    s,
-                    "the carried mission does not match its digest",
-                ));
-            }
             None => missions
                 .entry(mission.clone())
                 .or_insert_with(|| (*carried.0).clone()),
@@ -136,53 +139,51 @@ pub(crate) fn absorb(
             return Err(inconsistent(s, "runs are numbered in order"));
         }
         m.start_run(*run, s.seq);
-        return Ok(());
+        return Ok(None);
     }
     let Some(id) = event.mission() else {
-        return Ok(());
+        return Ok(None);
     };
     if !changes_mission(event) {
-        return Ok(());
+        return Ok(None);
     }
     let m = missions
         .get_mut(id)
         .ok_or(FoldError::NotCreated { seq: s.seq })?;
-    absorb_into(m, event, s)
+    absorb_into(m, event, s)?;
+    Ok(Some(id))
 }
 
-/// Folds the events of one audit entry, whose payload takes
-/// `payload_bytes`, and counts the entry in the current run of each
-/// mission it changed (not in the run it starts).
+/// Folds the events of one audit entry and counts the entry, with its
+/// payload's size, in the current run of each mission it changed.
 pub(crate) fn absorb_entry(
     missions: &mut BTreeMap<MissionId, Mission>,
     events: &[Event],
     s: &Stamp<'_>,
-    payload_bytes: u64,
+    payload: &serde_json::Value,
 ) -> Result<(), FoldError> {
     let mut changed: Vec<&MissionId> = Vec::new();
     for event in events {
-        absorb(missions, event, s)?;
-        if let Some(id) = event.mission()
-            && changes_mission(event)
-            && !matches!(
-                event,
-                Event::MissionCreated { .. } | Event::RunContinued { .. }
-            )
+        if let Some(id) = absorb(missions, event, s)?
             && !changed.contains(&id)
         {
             changed.push(id);
         }
     }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let bytes = payload_len(payload);
     for id in changed {
         if let Some(m) = missions.get_mut(id) {
-            m.count_entry(payload_bytes);
+            m.count_entry(bytes);
         }
     }
     Ok(())
 }
 
 /// The size an entry's payload counts for in a run: its JSON bytes.
-pub fn payload_len(payload: &serde_json::Value) -> u64 {
+fn payload_len(payload: &serde_json::Value) -> u64 {
     struct Count(u64);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -306,33 +307,21 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         },
         Event::VoteRecorded {
             hold, vote, status, ..
-        } => {
-            let mut approval = pending(m, *hold, s)?.clone();
-            approval.record(vote.clone());
-            if approval.status != *status {
-                return Err(inconsistent(
-                    s,
-                    "the vote's outcome differs from the record",
-                ));
-            }
-            settle(m, *hold, approval, s);
-        }
+        } => decide(m, *hold, s, "vote", |a| {
+            a.record(vote.clone());
+            a.status == *status
+        })?,
         Event::ApprovalExpired {
             hold,
             status,
             required_level,
             ..
         } => {
-            let mut approval = pending(m, *hold, s)?.clone();
             let rules = m.boundary().get().authority.config.rules;
-            approval.expire(&rules, s.at);
-            if approval.status != *status || approval.required_level != *required_level {
-                return Err(inconsistent(
-                    s,
-                    "the expiry's outcome differs from the record",
-                ));
-            }
-            settle(m, *hold, approval, s);
+            decide(m, *hold, s, "expiry", |a| {
+                a.expire(&rules, s.at);
+                a.status == *status && a.required_level == *required_level
+            })?;
         }
         Event::ToolCallDecided {
             step,
@@ -357,38 +346,26 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
             dispatch,
             ..
         } => {
-            let record = match m.tool_call(*step, *call) {
-                Some(prior) => prior.resent(s.at),
-                None => ToolCallRecord {
-                    step: *step,
-                    call: *call,
-                    tool: tool.clone(),
-                    idempotency_key: idempotency_key.clone(),
-                    arguments_digest: *arguments_digest,
-                    target: String::new(),
-                    endpoint: String::new(),
-                    compensation_endpoint: None,
-                    dispatches: 1,
-                    first_dispatched_at: s.at,
-                    dispatched_at: s.at,
-                    result: None,
-                    completed_at: None,
-                    failed_attempts: 0,
-                    retry: None,
-                },
-            };
+            let record = ToolCallRecord::dispatch(
+                m.tool_call(*step, *call),
+                *step,
+                *call,
+                tool,
+                idempotency_key,
+                *arguments_digest,
+                s.at,
+            );
             if record.dispatches != *dispatch || &record.idempotency_key != idempotency_key {
                 return Err(inconsistent(
                     s,
                     "the dispatch differs from the call's record",
                 ));
             }
-            m.put_tool_call(ToolCallRecord {
-                target: target.clone(),
-                endpoint: endpoint.clone(),
-                compensation_endpoint: compensation_endpoint.clone(),
-                ..record
-            });
+            m.put_tool_call(record.with_route(
+                target.clone(),
+                endpoint.clone(),
+                compensation_endpoint.clone(),
+            ));
         }
         Event::ToolCallCompleted {
             step,
@@ -531,13 +508,27 @@ fn check_from(m: &Mission, from: MissionState, s: &Stamp<'_>) -> Result<(), Fold
     Ok(())
 }
 
-fn pending<'m>(
-    m: &'m Mission,
+/// A vote or an expiry on the open approval of `hold`: `apply` changes
+/// the approval and says whether the outcome is the one recorded.
+fn decide(
+    m: &mut Mission,
     hold: Option<u32>,
     s: &Stamp<'_>,
-) -> Result<&'m ApprovalState, FoldError> {
-    m.open_approval(hold)
-        .ok_or_else(|| inconsistent(s, "a decision on an approval that is not open"))
+    what: &str,
+    apply: impl FnOnce(&mut ApprovalState) -> bool,
+) -> Result<(), FoldError> {
+    let mut approval = m
+        .open_approval(hold)
+        .ok_or_else(|| inconsistent(s, "a decision on an approval that is not open"))?
+        .clone();
+    if !apply(&mut approval) {
+        return Err(inconsistent(
+            s,
+            format!("the {what}'s outcome differs from the record"),
+        ));
+    }
+    settle(m, hold, approval, s);
+    Ok(())
 }
 
 /// An approval's new state, and what approving a held step gives it: the
@@ -602,12 +593,11 @@ fn replay(
         if !e.mission.as_ref().is_some_and(&wanted) {
             continue;
         }
-        let events: Vec<Event> = serde_json::from_value(record.payload.clone()).map_err(|err| {
-            FoldError::BadPayload {
+        let events =
+            Vec::<Event>::deserialize(&record.payload).map_err(|err| FoldError::BadPayload {
                 seq: e.seq,
                 error: err.to_string(),
-            }
-        })?;
+            })?;
         let stamp = Stamp {
             tenant,
             seq: e.seq,
@@ -618,7 +608,7 @@ fn replay(
             .into_iter()
             .filter(|ev| ev.mission().is_some_and(&wanted))
             .collect();
-        absorb_entry(&mut missions, &ours, &stamp, payload_len(&record.payload))?;
+        absorb_entry(&mut missions, &ours, &stamp, &record.payload)?;
     }
     Ok(missions)
 }

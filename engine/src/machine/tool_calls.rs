@@ -44,12 +44,11 @@ impl PreparedDispatch {
     /// mission's data is a hard DENY of the decision itself.
     pub(super) fn permitted(self) -> ToolCallRecord {
         let route = self.route.expect("a permitted call has a route");
-        ToolCallRecord {
-            target: route.target,
-            endpoint: route.endpoint.expect("a callable tool has an endpoint"),
-            compensation_endpoint: route.compensation_endpoint,
-            ..self.record
-        }
+        self.record.with_route(
+            route.target,
+            route.endpoint.expect("a callable tool has an endpoint"),
+            route.compensation_endpoint,
+        )
     }
 }
 
@@ -126,27 +125,11 @@ pub(super) fn prepare_dispatch(
         .expect("checked above")
         .route(data.classification, &data.allowed_targets)
         .ok();
-    let record = match prior {
-        Some(p) => p.resent(c.at),
-        None => ToolCallRecord {
-            step,
-            call: d.call,
-            tool: tool.clone(),
-            idempotency_key: tool_call::idempotency_key(&t.id, m.id(), step, d.call)
-                .map_err(encoding)?,
-            arguments_digest,
-            target: String::new(),
-            endpoint: String::new(),
-            compensation_endpoint: None,
-            dispatches: 1,
-            first_dispatched_at: c.at,
-            dispatched_at: c.at,
-            result: None,
-            completed_at: None,
-            failed_attempts: 0,
-            retry: None,
-        },
+    let key = match prior {
+        Some(p) => p.idempotency_key.clone(),
+        None => tool_call::idempotency_key(&t.id, m.id(), step, d.call).map_err(encoding)?,
     };
+    let record = ToolCallRecord::dispatch(prior, step, d.call, tool, &key, arguments_digest, c.at);
     Ok(PreparedDispatch { record, route })
 }
 

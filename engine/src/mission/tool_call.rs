@@ -159,6 +159,55 @@ impl ToolCallRecord {
         }
     }
 
+    /// The record of dispatching call `call` of `step` at `at`: the
+    /// prior record sent again, or the call's first. Its route is set once
+    /// policy permits it ([`ToolCallRecord::with_route`]).
+    pub fn dispatch(
+        prior: Option<&ToolCallRecord>,
+        step: u32,
+        call: u32,
+        tool: &ToolName,
+        idempotency_key: &str,
+        arguments_digest: Digest,
+        at: Timestamp,
+    ) -> ToolCallRecord {
+        match prior {
+            Some(p) => p.resent(at),
+            None => ToolCallRecord {
+                step,
+                call,
+                tool: tool.clone(),
+                idempotency_key: idempotency_key.to_owned(),
+                arguments_digest,
+                target: String::new(),
+                endpoint: String::new(),
+                compensation_endpoint: None,
+                dispatches: 1,
+                first_dispatched_at: at,
+                dispatched_at: at,
+                result: None,
+                completed_at: None,
+                failed_attempts: 0,
+                retry: None,
+            },
+        }
+    }
+
+    /// The record sent to `endpoint` of deployment `target`.
+    pub fn with_route(
+        self,
+        target: DeploymentTarget,
+        endpoint: String,
+        compensation_endpoint: Option<String>,
+    ) -> ToolCallRecord {
+        ToolCallRecord {
+            target,
+            endpoint,
+            compensation_endpoint,
+            ..self
+        }
+    }
+
     /// The record with another attempt out.
     pub fn resent(&self, at: Timestamp) -> ToolCallRecord {
         ToolCallRecord {
