@@ -20,7 +20,7 @@ use crate::log_file::LogFileError;
 use crate::log_store::LogStore;
 use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
 use crate::state_machine::{EngineStore, FeedItem};
-use crate::types::{Applied, NodeId, NodeInfo, Proposal, Raft};
+use crate::types::{Applied, Committed, NodeId, NodeInfo, Proposal, Raft};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -374,16 +374,20 @@ impl Node {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             let r = match self.write_here(&cmd).await {
+                Ok(c) => Ok(c.applied),
                 Err((_, Some((id, leader)))) => {
-                    let r = self
+                    let r: Result<Committed, ClusterError> = self
                         .forward(id, &leader.addr, "/cluster/propose", &cmd)
                         .await;
-                    if r.is_ok() {
-                        self.catch_up_with(id, &leader.addr).await;
+                    match r {
+                        Ok(c) => {
+                            self.catch_up_to(c.index).await;
+                            Ok(c.applied)
+                        }
+                        Err(e) => Err(e),
                     }
-                    r
                 }
-                r => r.map_err(|(e, _)| e),
+                Err((e, None)) => Err(e),
             };
             match r {
                 Err(ClusterError::NoLeader) if tokio::time::Instant::now() < deadline => {
@@ -394,16 +398,11 @@ impl Node {
         }
     }
 
-    /// Waits until this node has applied everything the leader had
-    /// committed when asked (its read index, which covers a write it just
-    /// acknowledged). The write is committed whatever happens here; if
-    /// catching up fails or takes over 10 s, the answer goes out anyway.
-    async fn catch_up_with(&self, leader: NodeId, addr: &str) {
-        let index: Result<u64, ClusterError> =
-            self.forward(leader, addr, "/cluster/read-index", &()).await;
-        let Ok(index) = index else {
-            return;
-        };
+    /// Waits until this node has applied the log up to `index`, where the
+    /// leader committed a write forwarded from here. The write is committed
+    /// whatever happens here; if catching up takes over 10 s, the answer
+    /// goes out anyway.
+    async fn catch_up_to(&self, index: u64) {
         let caught_up = self
             .inner
             .raft
@@ -432,7 +431,7 @@ impl Node {
 
     /// Proposes on this node only; used by the listener for forwarded
     /// proposals so that a request never bounces between nodes.
-    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Applied, ClusterError> {
+    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Committed, ClusterError> {
         self.write_here(&cmd).await.map_err(|(e, _)| e)
     }
 
@@ -442,9 +441,12 @@ impl Node {
     async fn write_here(
         &self,
         cmd: &Command,
-    ) -> Result<Applied, (ClusterError, Option<(NodeId, NodeInfo)>)> {
+    ) -> Result<Committed, (ClusterError, Option<(NodeId, NodeInfo)>)> {
         match self.inner.raft.client_write(Proposal(cmd.clone())).await {
-            Ok(r) => Ok(r.data),
+            Ok(r) => Ok(Committed {
+                index: r.log_id.index(),
+                applied: r.data,
+            }),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err((ClusterError::NoLeader, f.leader_id.zip(f.leader_node)))
             }

@@ -45,6 +45,15 @@ pub enum Applied {
     Nothing,
 }
 
+/// A write the leader committed for a follower that forwarded it: where
+/// in the log it went, so the follower can answer once it has applied that
+/// far (its caller then reads its own write), and what applying it gave.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Committed {
+    pub index: u64,
+    pub applied: Applied,
+}
+
 openraft::declare_raft_types!(
     /// AURA's Raft types.
     pub AuraRaft:

@@ -68,33 +68,63 @@ struct Job {
     token: TokenId,
 }
 
-type Running = Arc<Mutex<HashSet<(TenantId, MissionId)>>>;
+/// Missions this node is working on (planning, or claiming and running),
+/// so that a scan does not start the same work twice.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashSet<(TenantId, MissionId)>>>);
+
+impl InFlight {
+    fn contains(&self, key: &(TenantId, MissionId)) -> bool {
+        self.0.lock().expect("not poisoned").contains(key)
+    }
+
+    fn take(&self, key: (TenantId, MissionId)) {
+        self.0.lock().expect("not poisoned").insert(key);
+    }
+
+    fn release(&self, key: &(TenantId, MissionId)) {
+        self.0.lock().expect("not poisoned").remove(key);
+    }
+}
 
 /// Runs the executor until the task is dropped.
+///
+/// Planning and claiming each run as tasks of their own, up to the
+/// configured concurrency: a slow reasoner or a commit in flight for one
+/// mission never holds up another's.
 pub async fn run(state: AppState, config: ExecutorConfig) {
     let mut feed = state.node.subscribe();
-    let running: Running = Arc::default();
-    let mut tasks = JoinSet::new();
+    let (planning, running) = (InFlight::default(), InFlight::default());
+    let (mut planners, mut workers) = (JoinSet::new(), JoinSet::new());
     loop {
-        while tasks.try_join_next().is_some() {}
+        while planners.try_join_next().is_some() {}
+        while workers.try_join_next().is_some() {}
         // Planning is done by the leader alone, so two nodes never plan
         // the same mission; claims are safe from any node (leases).
         if state.node.progress().role == Role::Leader {
-            plan_created(&state, &config.secrets).await;
+            let free = config.concurrency.saturating_sub(planners.len());
+            for (tenant, m, reasoner) in unplanned(&state, &planning, free) {
+                let key = (tenant.clone(), m.id().clone());
+                planning.take(key.clone());
+                let (state, secrets, planning) =
+                    (state.clone(), config.secrets.clone(), planning.clone());
+                planners.spawn(async move {
+                    plan(&state, &secrets, &tenant, &m, &reasoner).await;
+                    planning.release(&key);
+                });
+            }
         }
-        while tasks.len() < config.concurrency {
-            let Some(job) = claim_next(&state, &config, &running).await else {
-                break;
-            };
-            let state = state.clone();
-            let running = running.clone();
-            let lease = config.lease;
-            tasks.spawn(async move {
-                let key = (job.tenant.clone(), job.mission.clone());
-                if let Err(why) = drive(&state, &job, lease).await {
+        let free = config.concurrency.saturating_sub(workers.len());
+        for key in claimable(&state, &running, free) {
+            running.take(key.clone());
+            let (state, config, running) = (state.clone(), config.clone(), running.clone());
+            workers.spawn(async move {
+                if let Some(job) = claim(&state, &config, &key).await
+                    && let Err(why) = drive(&state, &job, config.lease).await
+                {
                     tracing::info!(tenant = %job.tenant, mission = %job.mission, %why, "executor stopped a mission");
                 }
-                running.lock().expect("not poisoned").remove(&key);
+                running.release(&key);
             });
         }
         tokio::select! {
@@ -103,18 +133,21 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
                 while feed.try_recv().is_ok() {}
             }
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            Some(_) = planners.join_next(), if !planners.is_empty() => {}
         }
     }
 }
 
-/// Plans every mission handed to the executor that has no plan yet: a
-/// CREATED one from the start, and one left in PLANNING by a node that
-/// died mid-way. The reasoner's exchange is recorded in the mission's
-/// working state before the plan is submitted, so a mission whose exchange
-/// is recorded is never planned twice: its recorded plan is submitted.
-async fn plan_created(state: &AppState, secrets: &Secrets) {
-    let unplanned: Vec<(TenantId, Mission, ReasonerConfig)> = state.node.read_local(|s| {
+/// Up to `limit` missions handed to the executor that have no plan yet and
+/// that this node is not already planning: a CREATED one from the start,
+/// and one left in PLANNING by a node that died mid-way.
+fn unplanned(
+    state: &AppState,
+    planning: &InFlight,
+    limit: usize,
+) -> Vec<(TenantId, Mission, ReasonerConfig)> {
+    state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.missions()
@@ -123,6 +156,7 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
                         matches!(m.state(), MissionState::Created | MissionState::Planning)
                             && m.plan().is_none()
                             && is_ours(m)
+                            && !planning.contains(&(t.id().clone(), m.id().clone()))
                     })
                     .map(|m| {
                         let reasoner = t
@@ -133,80 +167,87 @@ async fn plan_created(state: &AppState, secrets: &Secrets) {
                         (t.id().clone(), m.clone(), reasoner)
                     })
             })
+            .take(limit)
             .collect()
-    });
-    for (tenant, m, config) in unplanned {
-        let id = m.id().clone();
-        let propose = |body| state.try_propose(&tenant, Actor::Runtime, body, None);
-        if m.state() == MissionState::Created
-            && let Err(e) = propose(CommandBody::AdvanceMission {
-                mission: id.clone(),
-                step: Advance::BeginPlanning,
-            })
-            .await
-        {
-            tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
-            continue;
-        }
-        let recorded = state_record::<RecordedPlan>(&m, PLAN_RECORD_KEY);
-        let attempts = state_record::<PlanAttempts>(&m, ATTEMPTS_RECORD_KEY);
-        let asked_at = time::now();
-        let body = match recorded {
-            Some(r) => CommandBody::SubmitPlan {
-                mission: id.clone(),
-                steps: r.output,
-            },
-            None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => continue,
-            None => match plan_with(&config, secrets, &m, state).await {
-                Ok(exchange) => {
-                    let record = serde_json::to_value(&exchange).expect("an exchange serializes");
-                    match propose(CommandBody::WriteStateData {
+    })
+}
+
+/// Plans one mission. The reasoner's exchange is recorded in the mission's
+/// working state before the plan is submitted, so a mission whose exchange
+/// is recorded is never planned twice: its recorded plan is submitted.
+async fn plan(
+    state: &AppState,
+    secrets: &Secrets,
+    tenant: &TenantId,
+    m: &Mission,
+    config: &ReasonerConfig,
+) {
+    let id = m.id().clone();
+    let propose = |body| state.try_propose(tenant, Actor::Runtime, body, None);
+    if m.state() == MissionState::Created
+        && let Err(e) = propose(CommandBody::AdvanceMission {
+            mission: id.clone(),
+            step: Advance::BeginPlanning,
+        })
+        .await
+    {
+        tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
+        return;
+    }
+    let recorded = state_record::<RecordedPlan>(m, PLAN_RECORD_KEY);
+    let attempts = state_record::<PlanAttempts>(m, ATTEMPTS_RECORD_KEY);
+    let asked_at = time::now();
+    let body = match recorded {
+        Some(r) => CommandBody::SubmitPlan {
+            mission: id.clone(),
+            steps: r.output,
+        },
+        None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => return,
+        None => match plan_with(config, secrets, m, state).await {
+            Ok(exchange) => {
+                let record = serde_json::to_value(&exchange).expect("an exchange serializes");
+                match propose(CommandBody::WriteStateData {
+                    mission: id.clone(),
+                    key: PLAN_RECORD_KEY.into(),
+                    value: Some(record),
+                })
+                .await
+                {
+                    Ok(_) => CommandBody::SubmitPlan {
                         mission: id.clone(),
-                        key: PLAN_RECORD_KEY.into(),
-                        value: Some(record),
+                        steps: exchange.output,
+                    },
+                    // A plan whose origin cannot be recorded is not
+                    // submitted; asking again would only repeat it.
+                    Err(ProposeError::Refused(Rejection::StateData(e))) => fail(
+                        &id,
+                        format!("the reasoner's exchange cannot be recorded: {e}"),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
+                        return;
+                    }
+                }
+            }
+            Err(e) => match after_failure(config, &e, attempts.as_ref(), asked_at, time::now()) {
+                AfterFailure::Retry(record) => {
+                    let write = propose(CommandBody::WriteStateData {
+                        mission: id.clone(),
+                        key: ATTEMPTS_RECORD_KEY.into(),
+                        value: Some(serde_json::to_value(&record).expect("attempts serialize")),
                     })
-                    .await
-                    {
-                        Ok(_) => CommandBody::SubmitPlan {
-                            mission: id.clone(),
-                            steps: exchange.output,
-                        },
-                        // A plan whose origin cannot be recorded is not
-                        // submitted; asking again would only repeat it.
-                        Err(ProposeError::Refused(Rejection::StateData(e))) => fail(
-                            &id,
-                            format!("the reasoner's exchange cannot be recorded: {e}"),
-                        ),
-                        Err(e) => {
-                            tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
-                            continue;
-                        }
+                    .await;
+                    if let Err(e) = write {
+                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
                     }
+                    return;
                 }
-                Err(e) => {
-                    match after_failure(&config, &e, attempts.as_ref(), asked_at, time::now()) {
-                        AfterFailure::Retry(record) => {
-                            let write = propose(CommandBody::WriteStateData {
-                                mission: id.clone(),
-                                key: ATTEMPTS_RECORD_KEY.into(),
-                                value: Some(
-                                    serde_json::to_value(&record).expect("attempts serialize"),
-                                ),
-                            })
-                            .await;
-                            if let Err(e) = write {
-                                tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
-                            }
-                            continue;
-                        }
-                        AfterFailure::Fail(note) => fail(&id, note),
-                    }
-                }
+                AfterFailure::Fail(note) => fail(&id, note),
             },
-        };
-        if let Err(e) = propose(body).await {
-            tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
-        }
+        },
+    };
+    if let Err(e) = propose(body).await {
+        tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
     }
 }
 
@@ -283,11 +324,12 @@ struct RecordedPlan {
     output: Vec<aura_engine::mission::PlanStep>,
 }
 
-/// Claims the next mission handed to the executor, in any tenant.
-async fn claim_next(state: &AppState, config: &ExecutorConfig, running: &Running) -> Option<Job> {
+/// Up to `limit` missions handed to the executor that a claim may take
+/// now and that this node is not already claiming or running, in any
+/// tenant, in queue order.
+fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
     let now = time::now();
-    let found: Vec<(TenantId, MissionId)> = state.node.read_local(|s| {
-        let mine = running.lock().expect("not poisoned");
+    state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.namespaces().keys().flat_map(move |ns| {
@@ -296,38 +338,44 @@ async fn claim_next(state: &AppState, config: &ExecutorConfig, running: &Running
                         .map(move |id| (t.id().clone(), id))
                 })
             })
-            .filter(|key| !mine.contains(key))
+            .filter(|key| !running.contains(key))
+            .take(limit)
             .collect()
-    });
-    for (tenant, mission) in found {
-        let token = TokenId::new(format!("x-{}", crate::random::hex(8))).expect("valid id");
-        let body = CommandBody::ClaimMission {
-            mission: mission.clone(),
-            worker: config.worker.clone(),
-            lease: config.lease,
-            token: token.clone(),
-        };
-        match state.try_propose(&tenant, Actor::Runtime, body, None).await {
-            Ok(events) => {
-                let epoch = events.iter().find_map(|e| match e {
-                    Event::MissionClaimed { epoch, .. } => Some(*epoch),
-                    _ => None,
-                })?;
-                running
-                    .lock()
-                    .expect("not poisoned")
-                    .insert((tenant.clone(), mission.clone()));
-                return Some(Job {
-                    tenant,
-                    mission,
-                    epoch,
-                    token,
-                });
-            }
-            Err(e) => tracing::debug!(%tenant, %mission, error = ?e, "claim overtaken"),
+    })
+}
+
+/// Claims the mission for this node; `None` when another worker took it
+/// first or the engine refused.
+async fn claim(
+    state: &AppState,
+    config: &ExecutorConfig,
+    (tenant, mission): &(TenantId, MissionId),
+) -> Option<Job> {
+    let token = TokenId::new(format!("x-{}", crate::random::hex(8))).expect("valid id");
+    let body = CommandBody::ClaimMission {
+        mission: mission.clone(),
+        worker: config.worker.clone(),
+        lease: config.lease,
+        token: token.clone(),
+    };
+    match state.try_propose(tenant, Actor::Runtime, body, None).await {
+        Ok(events) => {
+            let epoch = events.iter().find_map(|e| match e {
+                Event::MissionClaimed { epoch, .. } => Some(*epoch),
+                _ => None,
+            })?;
+            Some(Job {
+                tenant: tenant.clone(),
+                mission: mission.clone(),
+                epoch,
+                token,
+            })
+        }
+        Err(e) => {
+            tracing::debug!(%tenant, %mission, error = ?e, "claim overtaken");
+            None
         }
     }
-    None
 }
 
 /// Keeps the lease while the mission runs; ends when a heartbeat is
