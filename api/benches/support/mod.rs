@@ -4,6 +4,10 @@
 use aura_api::testkit::agent::RecordingTool;
 use serde_json::json;
 
+/// The allocator `aura serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `key` from the environment as a number, or `default`.
 pub fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
