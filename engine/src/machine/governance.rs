@@ -325,9 +325,8 @@ fn evaluate_step(
         tool,
         tool_spec: spec,
     };
-    let entities_json = subject.entities();
     let request = subject.request(action, arguments, granted);
-    let entities = match PreparedEntities::from_json(&entities_json, None) {
+    let (entities_json, entities) = match subject.prepared() {
         Ok(e) => e,
         Err(e) => return unevaluated(bundle, "aura:bad-entities", e, &(tool, arguments)),
     };

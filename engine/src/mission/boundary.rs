@@ -26,14 +26,27 @@ pub enum AuthorityLevel {
     L4,
 }
 
-impl fmt::Display for AuthorityLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl AuthorityLevel {
+    pub const ALL: [AuthorityLevel; 4] = [
+        AuthorityLevel::L1,
+        AuthorityLevel::L2,
+        AuthorityLevel::L3,
+        AuthorityLevel::L4,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
             AuthorityLevel::L1 => "L1",
             AuthorityLevel::L2 => "L2",
             AuthorityLevel::L3 => "L3",
             AuthorityLevel::L4 => "L4",
-        })
+        }
+    }
+}
+
+impl fmt::Display for AuthorityLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

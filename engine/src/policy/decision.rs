@@ -45,7 +45,7 @@ impl EntityRef {
         }
     }
 
-    fn to_cedar(&self) -> Result<EntityUid, String> {
+    pub(crate) fn to_cedar(&self) -> Result<EntityUid, String> {
         let kind = type_name(&self.kind)?;
         Ok(EntityUid::from_type_name_and_id(
             kind,
@@ -108,6 +108,13 @@ impl PreparedEntities {
             }
             msg
         })?;
+        Ok(PreparedEntities { entities, digest })
+    }
+
+    /// Entities built directly, with the JSON they were rendered to for
+    /// the record; the caller guarantees the two describe the same set.
+    pub(crate) fn from_parts(json: &Value, entities: Entities) -> Result<PreparedEntities, String> {
+        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
         Ok(PreparedEntities { entities, digest })
     }
 
