@@ -57,10 +57,26 @@ async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> Gove
     g
 }
 
+/// Commands the first node has applied so far, and how many it refused.
+fn applied(nodes: &[TestServer]) -> (u64, u64) {
+    let stats = nodes[0].node.applied_stats();
+    (
+        stats.entries.load(Ordering::Relaxed),
+        stats.refused.load(Ordering::Relaxed),
+    )
+}
+
 /// Creates `missions` missions from `clients` clients, round-robin over
-/// the nodes, and waits until all are closed; missions per second.
-async fn run(nodes: &[TestServer], g: &GovernedTenant, missions: usize, clients: usize) -> f64 {
+/// the nodes, and waits until all are closed; missions per second, and
+/// the commands applied and refused per mission meanwhile.
+async fn run(
+    nodes: &[TestServer],
+    g: &GovernedTenant,
+    missions: usize,
+    clients: usize,
+) -> (f64, f64, f64) {
     let tenant: TenantId = g.tenant.parse().expect("tenant id");
+    let before = applied(nodes);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -124,7 +140,10 @@ async fn run(nodes: &[TestServer], g: &GovernedTenant, missions: usize, clients:
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    missions as f64 / start.elapsed().as_secs_f64()
+    let rate = missions as f64 / start.elapsed().as_secs_f64();
+    let after = applied(nodes);
+    let per = |n: u64| n as f64 / missions as f64;
+    (rate, per(after.0 - before.0), per(after.1 - before.1))
 }
 
 fn main() {
@@ -143,8 +162,12 @@ fn main() {
         println!(
             "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
-        println!("  1 node   {r1:>8.1} missions/s");
-        println!("  3 nodes  {r3:>8.1} missions/s   ({:.2}x of 1 node)", r3 / r1);
+        let ((r1, c1, x1), (r3, c3, x3)) = (r1, r3);
+        println!("  1 node   {r1:>8.1} missions/s   {c1:.1} commands/mission ({x1:.2} refused)");
+        println!(
+            "  3 nodes  {r3:>8.1} missions/s   {c3:.1} commands/mission ({x3:.2} refused)   ({:.2}x of 1 node)",
+            r3 / r1
+        );
         println!("  tool calls seen: {}", tool.calls().len());
         for n in three.into_iter().rev() {
             n.stop().await;

@@ -6,8 +6,6 @@
 //! sent unrecorded, and one whose answer was lost (the node died) is sent
 //! again by the next leader with the same idempotency key.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aura_engine::Actor;
@@ -21,6 +19,7 @@ use aura_raft::node::Role;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::inflight::{self, InFlight};
 use crate::gateway::invoke::CompensationRequestBody;
 use crate::server::{AppState, ProposeError};
 use crate::time;
@@ -66,12 +65,10 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
     due
 }
 
-type InFlight = Arc<Mutex<HashSet<(TenantId, MissionId)>>>;
-
 /// Runs compensations until the task is dropped.
 pub async fn run(state: AppState) {
     let mut feed = state.node.subscribe();
-    let inflight: InFlight = Arc::default();
+    let inflight = InFlight::default();
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -79,7 +76,7 @@ pub async fn run(state: AppState) {
             let due = state.node.read_local(|s| due_at(s, time::now()));
             for d in due {
                 let key = (d.tenant.clone(), d.mission.clone());
-                if !inflight.lock().expect("not poisoned").insert(key.clone()) {
+                if !inflight.take(key.clone()) {
                     continue;
                 }
                 let state = state.clone();
@@ -88,14 +85,14 @@ pub async fn run(state: AppState) {
                 tasks.spawn(
                     async move {
                         compensate(&state, &d).await;
-                        inflight.lock().expect("not poisoned").remove(&key);
+                        inflight.release(&key);
                     }
                     .instrument(span),
                 );
             }
         }
         tokio::select! {
-            _ = feed.recv() => while feed.try_recv().is_ok() {},
+            () = inflight::committed(&mut feed) => {}
             () = tokio::time::sleep(TICK) => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }

@@ -9,8 +9,6 @@
 //! outcome. A node that dies mid-mission loses its lease; another node's
 //! executor takes over from the last reported step.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aura_engine::Actor;
@@ -28,6 +26,7 @@ use aura_raft::node::Role;
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use super::inflight::{self, InFlight};
 use super::queue;
 use super::reasoner::{
     ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
@@ -66,25 +65,6 @@ struct Job {
     mission: MissionId,
     epoch: u64,
     token: TokenId,
-}
-
-/// Missions this node is working on (planning, or claiming and running),
-/// so that a scan does not start the same work twice.
-#[derive(Clone, Default)]
-struct InFlight(Arc<Mutex<HashSet<(TenantId, MissionId)>>>);
-
-impl InFlight {
-    fn contains(&self, key: &(TenantId, MissionId)) -> bool {
-        self.0.lock().expect("not poisoned").contains(key)
-    }
-
-    fn take(&self, key: (TenantId, MissionId)) {
-        self.0.lock().expect("not poisoned").insert(key);
-    }
-
-    fn release(&self, key: &(TenantId, MissionId)) {
-        self.0.lock().expect("not poisoned").remove(key);
-    }
 }
 
 /// Runs the executor until the task is dropped.
@@ -128,10 +108,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             });
         }
         tokio::select! {
-            _ = feed.recv() => {
-                // Everything else committed meanwhile is seen by one scan.
-                while feed.try_recv().is_ok() {}
-            }
+            () = inflight::committed(&mut feed) => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             Some(_) = planners.join_next(), if !planners.is_empty() => {}

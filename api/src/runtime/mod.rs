@@ -9,6 +9,7 @@
 
 pub mod compensator;
 pub mod executor;
+mod inflight;
 pub mod queue;
 pub mod reasoner;
 pub mod timers;
