@@ -25,6 +25,7 @@ use aura_engine::time::Millis;
 use aura_raft::node::Role;
 use serde_json::json;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::inflight::{self, InFlight};
 use super::queue;
@@ -88,24 +89,32 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
                 planning.take(key.clone());
                 let (state, secrets, planning) =
                     (state.clone(), config.secrets.clone(), planning.clone());
-                planners.spawn(async move {
-                    plan(&state, &secrets, &tenant, &m, &reasoner).await;
-                    planning.release(&key);
-                });
+                let span = tracing::info_span!("plan", tenant = %tenant, mission = %m.id());
+                planners.spawn(
+                    async move {
+                        plan(&state, &secrets, &tenant, &m, &reasoner).await;
+                        planning.release(&key);
+                    }
+                    .instrument(span),
+                );
             }
         }
         let free = config.concurrency.saturating_sub(workers.len());
         for key in claimable(&state, &running, free) {
             running.take(key.clone());
             let (state, config, running) = (state.clone(), config.clone(), running.clone());
-            workers.spawn(async move {
-                if let Some(job) = claim(&state, &config, &key).await
-                    && let Err(why) = drive(&state, &job, config.lease).await
-                {
-                    tracing::info!(tenant = %job.tenant, mission = %job.mission, %why, "executor stopped a mission");
+            let span = tracing::info_span!("execute", tenant = %key.0, mission = %key.1);
+            workers.spawn(
+                async move {
+                    if let Some(job) = claim(&state, &config, &key).await
+                        && let Err(why) = drive(&state, &job, config.lease).await
+                    {
+                        tracing::info!(%why, "executor stopped a mission");
+                    }
+                    running.release(&key);
                 }
-                running.release(&key);
-            });
+                .instrument(span),
+            );
         }
         tokio::select! {
             () = inflight::committed(&mut feed) => {}
