@@ -379,13 +379,10 @@ impl Node {
                     let r: Result<Committed, ClusterError> = self
                         .forward(id, &leader.addr, "/cluster/propose", &cmd)
                         .await;
-                    match r {
-                        Ok(c) => {
-                            self.catch_up_to(c.index).await;
-                            Ok(c.applied)
-                        }
-                        Err(e) => Err(e),
+                    if let Ok(c) = &r {
+                        self.catch_up_to(c.index).await;
                     }
+                    r.map(|c| c.applied)
                 }
                 Err((e, None)) => Err(e),
             };

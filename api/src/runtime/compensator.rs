@@ -19,7 +19,7 @@ use aura_raft::node::Role;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::inflight::{self, InFlight};
+use super::inflight::InFlight;
 use crate::gateway::invoke::CompensationRequestBody;
 use crate::server::{AppState, ProposeError};
 use crate::time;
@@ -92,7 +92,7 @@ pub async fn run(state: AppState) {
             }
         }
         tokio::select! {
-            () = inflight::committed(&mut feed) => {}
+            () = super::committed(&mut feed) => {}
             () = tokio::time::sleep(TICK) => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }

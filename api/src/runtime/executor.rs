@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::inflight::{self, InFlight};
+use super::inflight::InFlight;
 use super::queue;
 use super::reasoner::{
     ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
@@ -117,7 +117,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             );
         }
         tokio::select! {
-            () = inflight::committed(&mut feed) => {}
+            () = super::committed(&mut feed) => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             Some(_) = planners.join_next(), if !planners.is_empty() => {}
@@ -177,7 +177,7 @@ async fn plan(
         })
         .await
     {
-        tracing::debug!(%tenant, mission = %id, error = ?e, "planning overtaken");
+        tracing::debug!(error = ?e, "planning overtaken");
         return;
     }
     let recorded = state_record::<RecordedPlan>(m, PLAN_RECORD_KEY);
@@ -210,7 +210,7 @@ async fn plan(
                         format!("the reasoner's exchange cannot be recorded: {e}"),
                     ),
                     Err(e) => {
-                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner exchange not recorded");
+                        tracing::warn!(error = ?e, "reasoner exchange not recorded");
                         return;
                     }
                 }
@@ -224,7 +224,7 @@ async fn plan(
                     })
                     .await;
                     if let Err(e) = write {
-                        tracing::warn!(%tenant, mission = %id, error = ?e, "reasoner attempt not recorded");
+                        tracing::warn!(error = ?e, "reasoner attempt not recorded");
                     }
                     return;
                 }
@@ -233,7 +233,7 @@ async fn plan(
         },
     };
     if let Err(e) = propose(body).await {
-        tracing::warn!(%tenant, mission = %id, error = ?e, "plan not submitted");
+        tracing::warn!(error = ?e, "plan not submitted");
     }
 }
 

@@ -46,19 +46,15 @@ pub(super) fn plan(
             step: r.step,
             compensates: record.idempotency_key.clone(),
             original_output: r.output.clone(),
-            call: ToolCallRecord {
-                idempotency_key: compensation_key(tenant, m.id(), r.step).map_err(encoding)?,
-                endpoint: endpoint.clone(),
-                compensation_endpoint: None,
-                dispatches: 0,
-                first_dispatched_at: at,
-                dispatched_at: at,
-                result: None,
-                completed_at: None,
-                failed_attempts: 0,
-                retry: None,
-                ..record.clone()
-            },
+            call: ToolCallRecord::unsent(
+                record.step,
+                record.call,
+                record.tool.clone(),
+                compensation_key(tenant, m.id(), r.step).map_err(encoding)?,
+                record.arguments_digest,
+                at,
+            )
+            .with_route(record.target.clone(), endpoint.clone(), None),
         });
     }
     Ok(Saga {

@@ -173,23 +173,44 @@ impl ToolCallRecord {
     ) -> ToolCallRecord {
         match prior {
             Some(p) => p.resent(at),
-            None => ToolCallRecord {
+            None => ToolCallRecord::unsent(
                 step,
                 call,
-                tool: tool.clone(),
-                idempotency_key: idempotency_key.to_owned(),
+                tool.clone(),
+                idempotency_key.to_owned(),
                 arguments_digest,
-                target: String::new(),
-                endpoint: String::new(),
-                compensation_endpoint: None,
-                dispatches: 1,
-                first_dispatched_at: at,
-                dispatched_at: at,
-                result: None,
-                completed_at: None,
-                failed_attempts: 0,
-                retry: None,
-            },
+                at,
+            )
+            .resent(at),
+        }
+    }
+
+    /// A record of call `call` of `step` that nothing has been sent for
+    /// yet (a first dispatch, or a saga's compensation), with no route.
+    pub fn unsent(
+        step: u32,
+        call: u32,
+        tool: ToolName,
+        idempotency_key: String,
+        arguments_digest: Digest,
+        at: Timestamp,
+    ) -> ToolCallRecord {
+        ToolCallRecord {
+            step,
+            call,
+            tool,
+            idempotency_key,
+            arguments_digest,
+            target: String::new(),
+            endpoint: String::new(),
+            compensation_endpoint: None,
+            dispatches: 0,
+            first_dispatched_at: at,
+            dispatched_at: at,
+            result: None,
+            completed_at: None,
+            failed_attempts: 0,
+            retry: None,
         }
     }
 

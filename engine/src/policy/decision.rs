@@ -100,7 +100,6 @@ impl PreparedEntities {
         json: &Value,
         schema: Option<&cedar_policy::Schema>,
     ) -> Result<PreparedEntities, String> {
-        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
         let entities = Entities::from_json_value(json.clone(), schema).map_err(|e| {
             let mut msg = e.to_string();
             if let Some(help) = miette::Diagnostic::help(&e) {
@@ -108,7 +107,7 @@ impl PreparedEntities {
             }
             msg
         })?;
-        Ok(PreparedEntities { entities, digest })
+        PreparedEntities::from_parts(json, entities)
     }
 
     /// Entities built directly, with the JSON they were rendered to for

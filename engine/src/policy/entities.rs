@@ -51,7 +51,6 @@ struct EntitySpec<'a> {
 
 impl EntitySpec<'_> {
     fn to_json(&self) -> Value {
-        let euid = |kind: &str, id: &str| json!({"type": kind, "id": id});
         let attrs: serde_json::Map<String, Value> = self
             .attrs
             .iter()
@@ -59,7 +58,7 @@ impl EntitySpec<'_> {
                 let value = match value {
                     Attr::Long(n) => json!(n),
                     Attr::Str(s) => json!(s),
-                    Attr::Entity(kind, id) => json!({"__entity": euid(kind, id)}),
+                    Attr::Entity(kind, id) => entity_ref(kind, id),
                 };
                 ((*name).to_owned(), value)
             })
@@ -104,8 +103,12 @@ const CLASSIFICATIONS: [DataClassification; 4] = [
     DataClassification::Restricted,
 ];
 
+fn euid(kind: &str, id: &str) -> Value {
+    json!({"type": kind, "id": id})
+}
+
 fn entity_ref(kind: &str, id: &str) -> Value {
-    json!({"__entity": {"type": kind, "id": id}})
+    json!({"__entity": euid(kind, id)})
 }
 
 /// Everything a decision about one tool step looks at.
