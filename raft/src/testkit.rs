@@ -9,12 +9,23 @@ use crate::config::{Bootstrap, NodeConfig, Timing};
 use crate::node::{Node, Role};
 use crate::{ClusterSecret, NodeId, NodeInfo};
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago and that no earlier call in
+/// this process returned. Tests run side by side and start, kill and
+/// restart nodes on the ports they were given; without the record, the
+/// system could hand a port that one test's stopped node still counts on
+/// to another test.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// The configuration of node `id` with its data in `dir/node-{id}`,
