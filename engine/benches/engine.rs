@@ -40,7 +40,7 @@ fn chain_verify(c: &mut Criterion) {
         let _ = state.apply(&cmd);
     }
     let tenant = sim::tenant_id(0);
-    let records = state.tenant(&tenant).unwrap().audit().records().to_vec();
+    let records = state.tenant(&tenant).unwrap().audit().to_records();
     // The exact framed messages whose SHA-256 are the entry hashes.
     let messages: Vec<Vec<u8>> = records
         .iter()

@@ -246,8 +246,8 @@ fn proofs_from_engine_state_verify_and_tampered_ones_fail() {
     let tree = audit.tree();
     let size = tree.len();
     let root = tree.root();
-    for (i, r) in audit.records().iter().enumerate() {
-        let leaf = r.entry.leaf_hash();
+    for (i, e) in audit.entries().enumerate() {
+        let leaf = e.leaf_hash();
         let mut proof = tree.inclusion_proof(i as u64, size).unwrap();
         verify_inclusion(i as u64, size, &leaf, &proof, &root).unwrap();
         proof[0].0[7] ^= 0x10;

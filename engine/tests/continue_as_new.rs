@@ -25,12 +25,7 @@ fn continue_m1(w: &mut World) -> Result<Vec<Event>, Rejection> {
 }
 
 fn records(w: &World) -> Vec<AuditRecord> {
-    w.state
-        .tenant(&id("acme"))
-        .unwrap()
-        .audit()
-        .records()
-        .to_vec()
+    w.state.tenant(&id("acme")).unwrap().audit().to_records()
 }
 
 /// m1 in progress under a run limit of 8 entries.

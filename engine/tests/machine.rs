@@ -61,12 +61,7 @@ fn success_path_seals_a_signed_outcome() {
     assert_eq!(o.result, json!({"paid": 3}));
     assert_eq!(m.timeline().len(), 7);
     // Every move is in the audit chain.
-    let kinds: Vec<_> = t
-        .audit()
-        .records()
-        .iter()
-        .map(|r| r.entry.kind.as_str())
-        .collect();
+    let kinds: Vec<_> = t.audit().entries().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "mission.advance").count(), 1);
     assert_eq!(kinds.iter().filter(|k| **k == "execution.claim").count(), 1);
     assert_eq!(
@@ -350,10 +345,9 @@ fn audit_time_never_goes_backwards() {
         .tenant(&id("acme"))
         .unwrap()
         .audit()
-        .records()
-        .last()
+        .entries()
+        .next_back()
         .unwrap()
-        .entry
         .time;
     w.state
         .apply(&Command {
@@ -372,10 +366,9 @@ fn audit_time_never_goes_backwards() {
         .tenant(&id("acme"))
         .unwrap()
         .audit()
-        .records()
-        .last()
+        .entries()
+        .next_back()
         .unwrap()
-        .entry
         .time;
     assert_eq!(newest, last);
 }

@@ -632,7 +632,7 @@ fn a_compensated_mission_rebuilds_from_its_audit_record() {
         compensated(&mut w, step, ok());
     }
     let t = w.state.tenant(&id("acme")).unwrap();
-    let records = t.audit().records().to_vec();
+    let records = t.audit().to_records();
     let live = w.m1();
     let rebuilt = replay_mission(t.id(), &records, &id("m1")).unwrap();
     assert_eq!(&rebuilt, live);

@@ -394,7 +394,7 @@ fn a_refused_attempt_is_audited_even_for_a_mission_that_does_not_exist() {
         .unwrap();
     assert!(matches!(&events[0], Event::ToolCallRefused { code, .. } if code == "bad-signature"));
     let audit = w.state.tenant(&id("acme")).unwrap().audit();
-    let last = &audit.records().last().unwrap().entry;
+    let last = audit.entries().next_back().unwrap();
     assert_eq!(last.kind, "tool_call.refused");
     assert_eq!(last.mission, Some(id("no-such-mission")));
     // A refusal record must say why.

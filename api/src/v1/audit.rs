@@ -77,21 +77,14 @@ pub async fn entries(
         return Err(Problem::invalid("/limit", "must be 1 to 1000"));
     }
     let from = q.from.unwrap_or(0);
-    read_tenant(&state, &scope.tenant, |t| {
-        let records = t.audit().records();
-        let start = usize::try_from(from)
-            .unwrap_or(usize::MAX)
-            .min(records.len());
-        let end = start
-            .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
-            .min(records.len());
-        Entries {
-            entries: records[start..end]
-                .iter()
-                .map(|r| serde_json::to_value(r).expect("records serialize"))
-                .collect(),
-            total: t.audit().len(),
-        }
+    read_tenant(&state, &scope.tenant, |t| Entries {
+        entries: t
+            .audit()
+            .records_in(from, from.saturating_add(limit))
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("records serialize"))
+            .collect(),
+        total: t.audit().len(),
     })
     .map(Json)
 }
@@ -156,8 +149,10 @@ pub async fn inclusion(
         let root = tree
             .root_at(size)
             .map_err(|e| Problem::invalid("/size", e.to_string()))?;
-        let leaf = t.audit().records()[usize::try_from(q.index).unwrap_or(usize::MAX)]
-            .entry
+        let leaf = t
+            .audit()
+            .entry(q.index)
+            .ok_or_else(|| Problem::invalid("/index", "no such entry"))?
             .leaf_hash();
         Ok(Proof {
             size,

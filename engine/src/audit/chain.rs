@@ -1,12 +1,15 @@
 //! The per-tenant audit chain: every entry names the hash of the one before
 //! it, and every entry is also a leaf of the tenant's Merkle tree.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::actor::Actor;
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::merkle::{self, MerkleTree};
+use crate::audit::segment::{SEGMENT_LEN, SealedSegment, SegmentError};
 use crate::canonical::{self, CanonicalError, DirectHasher, Domain};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId};
@@ -135,10 +138,13 @@ pub struct AuditRecord {
 }
 
 /// A tenant's audit chain, its Merkle tree (derived, rebuilt on restore)
-/// and its signed checkpoints.
+/// and its signed checkpoints. Older records live in sealed segments
+/// ([`crate::audit::segment`]); the newest, fewer than [`SEGMENT_LEN`],
+/// stay open.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditLog {
-    records: Vec<AuditRecord>,
+    sealed: Vec<SealedSegment>,
+    open: Vec<AuditRecord>,
     checkpoints: Vec<Checkpoint>,
     #[serde(skip)]
     tree: MerkleTree,
@@ -147,7 +153,8 @@ pub struct AuditLog {
 impl Default for AuditLog {
     fn default() -> Self {
         AuditLog {
-            records: Vec::new(),
+            sealed: Vec::new(),
+            open: Vec::new(),
             checkpoints: Vec::new(),
             tree: MerkleTree::new(),
         }
@@ -156,15 +163,72 @@ impl Default for AuditLog {
 
 impl AuditLog {
     pub fn len(&self) -> u64 {
-        self.records.len() as u64
+        (self.sealed.len() * SEGMENT_LEN + self.open.len()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
-    pub fn records(&self) -> &[AuditRecord] {
-        &self.records
+    /// Every entry, oldest first, without payloads.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &AuditEntry> {
+        self.sealed
+            .iter()
+            .flat_map(|s| s.entries())
+            .chain(self.open.iter().map(|r| &r.entry))
+    }
+
+    /// The entry with sequence number `seq`.
+    pub fn entry(&self, seq: u64) -> Option<&AuditEntry> {
+        let seq = usize::try_from(seq).ok()?;
+        match self.sealed.get(seq / SEGMENT_LEN) {
+            Some(segment) => segment.entries().get(seq % SEGMENT_LEN),
+            None => self
+                .open
+                .get(seq - self.sealed.len() * SEGMENT_LEN)
+                .map(|r| &r.entry),
+        }
+    }
+
+    /// Records `from..to` (clamped to the chain), decoding only the sealed
+    /// segments they fall in.
+    pub fn records_in(&self, from: u64, to: u64) -> Vec<AuditRecord> {
+        let len = self.len();
+        let (from, to) = (from.min(len), to.min(len));
+        let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
+        let mut seq = from;
+        while seq < to {
+            let at = usize::try_from(seq).expect("a chain in memory is indexable");
+            let take = usize::try_from(to - seq).expect("a chain in memory is indexable");
+            match self.sealed.get(at / SEGMENT_LEN) {
+                Some(segment) => {
+                    let skip = at % SEGMENT_LEN;
+                    let records = segment.records();
+                    let n = take.min(SEGMENT_LEN - skip);
+                    out.extend(records.into_iter().skip(skip).take(n));
+                    seq += n as u64;
+                }
+                None => {
+                    let skip = at - self.sealed.len() * SEGMENT_LEN;
+                    out.extend(self.open[skip..skip + take].iter().cloned());
+                    seq = to;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every record, decoded.
+    pub fn to_records(&self) -> Vec<AuditRecord> {
+        self.records_in(0, self.len())
+    }
+
+    /// Every record, oldest first, decoding one sealed segment at a time.
+    pub fn records(&self) -> impl Iterator<Item = Cow<'_, AuditRecord>> {
+        self.sealed
+            .iter()
+            .flat_map(|s| s.records().into_iter().map(Cow::Owned))
+            .chain(self.open.iter().map(Cow::Borrowed))
     }
 
     pub fn checkpoints(&self) -> &[Checkpoint] {
@@ -177,9 +241,11 @@ impl AuditLog {
 
     /// Hash of the newest entry, or zero for an empty chain.
     pub fn head_hash(&self) -> Digest {
-        self.records
-            .last()
-            .map_or(Digest::ZERO, |r| r.entry.entry_hash)
+        match (self.open.last(), self.sealed.last()) {
+            (Some(r), _) => r.entry.entry_hash,
+            (None, Some(s)) => s.summary().last_hash,
+            (None, None) => Digest::ZERO,
+        }
     }
 
     /// Builds the next entry without appending it, so a caller can finish
@@ -207,7 +273,8 @@ impl AuditLog {
         Ok(AuditRecord { entry, payload })
     }
 
-    /// Appends a record made by [`AuditLog::prepare`] on this log.
+    /// Appends a record made by [`AuditLog::prepare`] on this log, sealing
+    /// the open records when they fill a segment.
     pub fn append(&mut self, record: AuditRecord) {
         assert_eq!(
             record.entry.seq,
@@ -220,7 +287,11 @@ impl AuditLog {
             "audit records link"
         );
         self.tree.push_leaf_hash(record.entry.leaf_hash());
-        self.records.push(record);
+        self.open.push(record);
+        if self.open.len() == SEGMENT_LEN {
+            let full = std::mem::take(&mut self.open);
+            self.sealed.push(SealedSegment::seal(full));
+        }
     }
 
     pub fn add_checkpoint(&mut self, checkpoint: Checkpoint) {
@@ -231,13 +302,33 @@ impl AuditLog {
         self.checkpoints.push(checkpoint);
     }
 
-    /// Rebuilds the derived Merkle tree after deserialization.
-    pub fn rebuild_tree(&mut self) {
+    /// After deserialization: checks the sealed segments against the chain
+    /// (their bodies are not covered by the state digest, only their
+    /// summaries) and rebuilds the derived Merkle tree.
+    pub fn check_and_rebuild(&mut self, tenant: &TenantId) -> Result<(), SegmentError> {
+        let mut prev = Digest::ZERO;
+        for (i, segment) in self.sealed.iter().enumerate() {
+            segment.check(tenant, (i * SEGMENT_LEN) as u64, prev)?;
+            prev = segment.summary().last_hash;
+        }
+        if self.open.len() >= SEGMENT_LEN {
+            return Err(SegmentError::Length {
+                found: self.open.len(),
+            });
+        }
+        for (i, r) in self.open.iter().enumerate() {
+            let seq = (self.sealed.len() * SEGMENT_LEN + i) as u64;
+            if r.entry.seq != seq || r.entry.prev_hash != prev {
+                return Err(SegmentError::Unlinked { seq });
+            }
+            prev = r.entry.entry_hash;
+        }
         let mut tree = MerkleTree::new();
-        for r in &self.records {
-            tree.push_leaf_hash(r.entry.leaf_hash());
+        for e in self.entries() {
+            tree.push_leaf_hash(e.leaf_hash());
         }
         self.tree = tree;
+        Ok(())
     }
 }
 

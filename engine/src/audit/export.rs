@@ -108,8 +108,8 @@ pub fn write_export(
         Ok(())
     };
     write_due(out, 0)?;
-    for (i, record) in log.records().iter().enumerate() {
-        serde_json::to_writer(&mut *out, record)?;
+    for (i, record) in log.records().enumerate() {
+        serde_json::to_writer(&mut *out, &*record)?;
         out.write_all(b"\n")?;
         write_due(out, i as u64 + 1)?;
     }

@@ -5,9 +5,11 @@ pub mod chain;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
+pub mod segment;
 
 pub use chain::{AuditEntry, AuditLog, AuditRecord};
 pub use checkpoint::Checkpoint;
 pub use export::{
     VerifyError, VerifyOptions, VerifyReport, verify_export, verify_export_visiting, write_export,
 };
+pub use segment::{SEGMENT_LEN, SegmentError};

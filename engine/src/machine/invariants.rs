@@ -31,8 +31,7 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
     let key = t.key.public();
     let mut prev = Digest::ZERO;
     let mut buf = Vec::with_capacity(512);
-    for (i, r) in t.audit.records().iter().enumerate() {
-        let e = &r.entry;
+    for (i, e) in t.audit.entries().enumerate() {
         if e.seq != i as u64 || e.prev_hash != prev {
             return Err(format!("audit entry {i} is out of sequence or unlinked"));
         }
@@ -48,19 +47,13 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
     if tree.len() != t.audit.len() {
         return Err("Merkle tree and chain differ in length".into());
     }
-    if let Some(last) = t.audit.records().last() {
+    if let Some(last) = t.audit.entries().next_back() {
         let size = tree.len();
         let proof = tree
             .inclusion_proof(size - 1, size)
             .map_err(|e| e.to_string())?;
-        verify_inclusion(
-            size - 1,
-            size,
-            &last.entry.leaf_hash(),
-            &proof,
-            &tree.root(),
-        )
-        .map_err(|e| format!("newest entry not provably in the tree: {e}"))?;
+        verify_inclusion(size - 1, size, &last.leaf_hash(), &proof, &tree.root())
+            .map_err(|e| format!("newest entry not provably in the tree: {e}"))?;
     }
     let mut last_size = 0;
     for cp in t.audit.checkpoints() {
@@ -111,9 +104,8 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
     let run = m.run();
     let started = t
         .audit
-        .records()
-        .get(usize::try_from(run.first_seq).unwrap_or(usize::MAX))
-        .is_some_and(|r| r.entry.mission.as_ref() == Some(id));
+        .entry(run.first_seq)
+        .is_some_and(|e| e.mission.as_ref() == Some(id));
     if run.number == 0 || !started {
         return Err(format!("mission {id}: its run does not start at its entry"));
     }

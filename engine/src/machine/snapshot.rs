@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::machine::state::EngineState;
 
-pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/1";
+pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/2";
 
 #[derive(Serialize)]
 struct SnapshotOut<'a> {

@@ -23,7 +23,7 @@ use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
 
-pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/1");
+pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/2");
 
 /// Which bundles a namespace's decisions use.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +210,9 @@ impl TenantState {
     /// Rebuilds derived indexes (Merkle tree, compiled bundles) after a
     /// restore.
     pub(crate) fn rebuild_derived(&mut self) -> Result<(), String> {
-        self.audit.rebuild_tree();
+        self.audit
+            .check_and_rebuild(&self.id)
+            .map_err(|e| format!("audit chain: {e}"))?;
         let mut compiled = BTreeMap::new();
         for (version, source) in &self.bundles {
             let bundle = CompiledBundle::compile(source)

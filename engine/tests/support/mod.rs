@@ -283,10 +283,9 @@ impl World {
             .tenant(&id(tenant))
             .unwrap()
             .audit()
-            .records()
-            .last()
+            .entries()
+            .next_back()
             .unwrap()
-            .entry
             .kind
             .clone()
     }
