@@ -103,6 +103,48 @@ const CLASSIFICATIONS: [DataClassification; 4] = [
     DataClassification::Restricted,
 ];
 
+/// The entities every decision carries whatever the step: the four data
+/// classifications and the four approval levels, with their ranks. Built
+/// once per process: rendering and building them was most of the entity
+/// work of a decision.
+struct Constants {
+    json: Vec<Value>,
+    cedar: Vec<Entity>,
+}
+
+fn constant_specs() -> Vec<EntitySpec<'static>> {
+    let classifications = CLASSIFICATIONS
+        .into_iter()
+        .zip(1..)
+        .map(|(c, rank)| EntitySpec {
+            kind: "Aura::Classification",
+            id: classification_id(c),
+            attrs: vec![("rank", Attr::Long(rank))],
+            parents: vec![],
+        });
+    let levels = AuthorityLevel::ALL.into_iter().map(|l| EntitySpec {
+        kind: "Aura::ApprovalLevel",
+        id: l.as_str(),
+        attrs: vec![("rank", Attr::Long(level_rank(l)))],
+        parents: vec![],
+    });
+    classifications.chain(levels).collect()
+}
+
+fn constants() -> &'static Constants {
+    static CONSTANTS: std::sync::OnceLock<Constants> = std::sync::OnceLock::new();
+    CONSTANTS.get_or_init(|| {
+        let specs = constant_specs();
+        Constants {
+            json: specs.iter().map(EntitySpec::to_json).collect(),
+            cedar: specs
+                .iter()
+                .map(|s| s.to_cedar().expect("the constant entities are well formed"))
+                .collect(),
+        }
+    })
+}
+
 fn euid(kind: &str, id: &str) -> Value {
     json!({"type": kind, "id": id})
 }
@@ -135,7 +177,7 @@ impl StepSubject<'_> {
         if let Some(owner) = self.owner {
             agent_attrs.push(("owner", Attr::Entity("Aura::User", owner.as_str())));
         }
-        let mut list = vec![
+        vec![
             EntitySpec {
                 kind: "Aura::Tenant",
                 id: tenant,
@@ -195,35 +237,26 @@ impl StepSubject<'_> {
                 ],
                 parents: vec![("Aura::Namespace", namespace)],
             },
-        ];
-        list.extend(
-            CLASSIFICATIONS
-                .into_iter()
-                .zip(1..)
-                .map(|(c, rank)| EntitySpec {
-                    kind: "Aura::Classification",
-                    id: classification_id(c),
-                    attrs: vec![("rank", Attr::Long(rank))],
-                    parents: vec![],
-                }),
-        );
-        list.extend(AuthorityLevel::ALL.into_iter().map(|l| EntitySpec {
-            kind: "Aura::ApprovalLevel",
-            id: l.as_str(),
-            attrs: vec![("rank", Attr::Long(level_rank(l)))],
-            parents: vec![],
-        }));
-        list
+        ]
     }
 
     /// The entities in Cedar's JSON entity format, and prepared for
     /// evaluation from the same description without parsing that JSON.
+    /// The step's own entities come first, then the [`constants`].
     pub fn prepared(&self) -> Result<(Value, PreparedEntities), String> {
         let specs = self.specs();
-        let json = Value::Array(specs.iter().map(EntitySpec::to_json).collect());
+        let constants = constants();
+        let json = Value::Array(
+            specs
+                .iter()
+                .map(EntitySpec::to_json)
+                .chain(constants.json.iter().cloned())
+                .collect(),
+        );
         let entities = specs
             .iter()
             .map(EntitySpec::to_cedar)
+            .chain(constants.cedar.iter().cloned().map(Ok))
             .collect::<Result<Vec<_>, _>>()?;
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
         let prepared = PreparedEntities::from_parts(&json, entities)?;
