@@ -110,6 +110,30 @@ impl AuditEntry {
         canonical::digest(ENTRY_DOMAIN, &self.hash_input(tenant))
     }
 
+    /// Checks that this entry is entry `seq` of `tenant`'s chain, after
+    /// the entry whose hash is `prev`, and that it matches its own hash.
+    pub fn check_in_chain(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        prev: &Digest,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SegmentError> {
+        if self.seq != seq || self.prev_hash != *prev {
+            return Err(SegmentError::Unlinked { seq });
+        }
+        let hash = self
+            .compute_hash_with(tenant, buf)
+            .map_err(|err| SegmentError::Encoding {
+                seq,
+                reason: err.to_string(),
+            })?;
+        if hash != self.entry_hash {
+            return Err(SegmentError::EntryHash { seq });
+        }
+        Ok(())
+    }
+
     /// The Merkle leaf for this entry.
     pub fn leaf_hash(&self) -> Digest {
         merkle::leaf_hash(self.entry_hash.as_bytes())
@@ -316,11 +340,10 @@ impl AuditLog {
                 found: self.open.len(),
             });
         }
+        let mut buf = Vec::with_capacity(256);
         for (i, r) in self.open.iter().enumerate() {
             let seq = (self.sealed.len() * SEGMENT_LEN + i) as u64;
-            if r.entry.seq != seq || r.entry.prev_hash != prev {
-                return Err(SegmentError::Unlinked { seq });
-            }
+            r.entry.check_in_chain(tenant, seq, &prev, &mut buf)?;
             prev = r.entry.entry_hash;
         }
         let mut tree = MerkleTree::new();

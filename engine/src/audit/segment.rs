@@ -11,7 +11,7 @@
 //! hash of a segment's last entry commits to every entry before it, and
 //! each entry commits to its payload through `payload_digest`. What a
 //! snapshot carries is checked against that when it is read back
-//! ([`SealedSegment::from_records`]).
+//! ([`SealedSegment::check`]).
 
 use std::sync::Arc;
 
@@ -90,17 +90,12 @@ impl SealedSegment {
         for (i, r) in self.records().iter().enumerate() {
             let e = &r.entry;
             let seq = first_seq + i as u64;
-            if e.seq != seq || e.prev_hash != prev {
-                return Err(SegmentError::Unlinked { seq });
-            }
-            let encoding = |err: crate::canonical::CanonicalError| SegmentError::Encoding {
+            e.check_in_chain(tenant, seq, &prev, &mut buf)?;
+            let digest = payload_digest(&r.payload).map_err(|err| SegmentError::Encoding {
                 seq,
                 reason: err.to_string(),
-            };
-            if e.compute_hash_with(tenant, &mut buf).map_err(encoding)? != e.entry_hash {
-                return Err(SegmentError::EntryHash { seq });
-            }
-            if payload_digest(&r.payload).map_err(encoding)? != e.payload_digest {
+            })?;
+            if digest != e.payload_digest {
                 return Err(SegmentError::PayloadDigest { seq });
             }
             prev = e.entry_hash;
@@ -159,9 +154,17 @@ impl<'de> Deserialize<'de> for SealedSegment {
                 "sealed segments are read from JSON snapshots only",
             ));
         }
+        /// A record with its payload skipped: `check` decodes payloads
+        /// once, when it verifies them.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct EntryOf {
+            entry: AuditEntry,
+            #[serde(rename = "payload")]
+            _payload: serde::de::IgnoredAny,
+        }
         let body = Box::<RawValue>::deserialize(d)?;
-        let records: Vec<AuditRecord> =
-            serde_json::from_str(body.get()).map_err(D::Error::custom)?;
+        let records: Vec<EntryOf> = serde_json::from_str(body.get()).map_err(D::Error::custom)?;
         Ok(SealedSegment {
             entries: records.into_iter().map(|r| r.entry).collect(),
             body: Arc::from(body),

@@ -32,15 +32,8 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
     let mut prev = Digest::ZERO;
     let mut buf = Vec::with_capacity(512);
     for (i, e) in t.audit.entries().enumerate() {
-        if e.seq != i as u64 || e.prev_hash != prev {
-            return Err(format!("audit entry {i} is out of sequence or unlinked"));
-        }
-        let hash = e
-            .compute_hash_with(&t.id, &mut buf)
+        e.check_in_chain(&t.id, i as u64, &prev, &mut buf)
             .map_err(|err| err.to_string())?;
-        if hash != e.entry_hash {
-            return Err(format!("audit entry {i} does not match its hash"));
-        }
         prev = e.entry_hash;
     }
     let tree = t.audit.tree();
