@@ -623,6 +623,11 @@ proptest! {
         }
         let mut restored = EngineState::restore(&first.snapshot()).unwrap();
         prop_assert_eq!(restored.digest(), first.digest());
+        // Derived indexes (the open missions among them) are rebuilt.
+        prop_assert!(restored == first);
+        if let Err(v) = restored.check_invariants() {
+            return Err(TestCaseError::fail(v.to_string()));
+        }
         for cmd in &cmds[half..] {
             let _ = restored.apply(cmd);
         }

@@ -136,8 +136,7 @@ fn unplanned(
     state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
-                t.missions()
-                    .values()
+                t.open_missions()
                     .filter(|m| {
                         matches!(m.state(), MissionState::Created | MissionState::Planning)
                             && m.plan().is_none()

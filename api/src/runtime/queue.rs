@@ -23,8 +23,7 @@ pub fn candidates(
     wanted: impl Fn(&Mission) -> bool,
 ) -> Vec<MissionId> {
     let mut found: Vec<((u8, i64), MissionId)> = t
-        .missions()
-        .values()
+        .open_missions()
         .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
         .filter(|m| wanted(m))
         .filter(|m| now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now))

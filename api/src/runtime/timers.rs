@@ -28,13 +28,10 @@ pub const TICK: Duration = Duration::from_millis(500);
 pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody)> {
     let mut due = Vec::new();
     for t in state.tenants() {
-        for m in t.missions().values() {
+        for m in t.open_missions() {
             let id = m.id().clone();
             let deadline = m.boundary().get().runtime.deadline;
             let s = m.state();
-            if s.is_closed() {
-                continue;
-            }
             if m.run_is_full() {
                 due.push((
                     t.id().clone(),

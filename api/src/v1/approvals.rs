@@ -71,7 +71,7 @@ pub async fn inbox(
         .map_err(error::store)?;
     read_tenant(&state, &scope.tenant, |t| {
         let mut out = Vec::new();
-        for m in t.missions().values() {
+        for m in t.open_missions() {
             let Some(ns) = t.namespaces().get(m.namespace()) else {
                 continue;
             };

@@ -25,7 +25,7 @@ use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
-    Revocation, TenantState,
+    OpenMissions, Revocation, TenantState,
 };
 use crate::machine::tool_calls;
 use crate::mission::{
@@ -98,6 +98,9 @@ pub(super) fn commit(
     };
     fold::absorb_entry(&mut t.missions, &events, &stamp, &record.payload)
         .unwrap_or_else(|e| panic!("a handler emitted an event that does not fold: {e}"));
+    for id in events.iter().filter_map(Event::mission) {
+        t.open.refresh(&t.missions, id);
+    }
     mutate(t, seq);
     t.audit.append(record);
     t.clock = c.at;
@@ -381,6 +384,7 @@ impl EngineState {
             tools: BTreeMap::new(),
             audit: AuditLog::default(),
             compiled: BundleCache::default(),
+            open: OpenMissions::default(),
         };
         let c = Ctx {
             at: cmd.at,

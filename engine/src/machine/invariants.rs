@@ -4,7 +4,7 @@
 
 use crate::audit::merkle::verify_inclusion;
 use crate::digest::Digest;
-use crate::machine::state::{EngineState, TenantState};
+use crate::machine::state::{EngineState, OpenMissions, TenantState};
 use crate::mission::{Mission, MissionState, StepOutcome};
 
 /// The first broken invariant, described for a human.
@@ -71,6 +71,9 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
     }
     for m in t.missions.values() {
         check_mission(t, m)?;
+    }
+    if t.open != OpenMissions::of(&t.missions) {
+        return Err("the index of open missions differs from the missions".into());
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Engine state: every tenant's directory of agents, credentials, missions,
 //! tokens and audit chain. Only [`EngineState::apply`] changes it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,52 @@ impl std::fmt::Debug for BundleCache {
     }
 }
 
+/// The missions that are not closed yet, derived from the missions map:
+/// maintained as commands change missions and rebuilt on restore, never
+/// part of the digest.
+///
+/// Closed missions stay in the state for their record, so over a
+/// deployment's life they are nearly all of it; the runtime's loops
+/// (queue, timers, compensations, the executor) and the approvers' inbox
+/// look only at open ones, and would otherwise scan every mission ever
+/// run after every batch of commands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenMissions(BTreeSet<MissionId>);
+
+impl OpenMissions {
+    pub(crate) fn of(missions: &BTreeMap<MissionId, Mission>) -> OpenMissions {
+        OpenMissions(
+            missions
+                .values()
+                .filter(|m| !m.state().is_closed())
+                .map(|m| m.id().clone())
+                .collect(),
+        )
+    }
+
+    /// Brings the index up to date with the mission's current state.
+    pub(crate) fn refresh(&mut self, missions: &BTreeMap<MissionId, Mission>, id: &MissionId) {
+        match missions.get(id) {
+            Some(m) if !m.state().is_closed() => {
+                if !self.0.contains(id) {
+                    self.0.insert(id.clone());
+                }
+            }
+            _ => {
+                self.0.remove(id);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
     pub at: Timestamp,
@@ -164,6 +210,8 @@ pub struct TenantState {
     pub(crate) audit: AuditLog,
     #[serde(skip)]
     pub(crate) compiled: BundleCache,
+    #[serde(skip)]
+    pub(crate) open: OpenMissions,
 }
 
 impl TenantState {
@@ -191,6 +239,13 @@ impl TenantState {
     pub fn missions(&self) -> &BTreeMap<MissionId, Mission> {
         &self.missions
     }
+    /// The missions that are not closed, in id order.
+    pub fn open_missions(&self) -> impl Iterator<Item = &Mission> {
+        self.open.0.iter().filter_map(|id| self.missions.get(id))
+    }
+    pub fn open_mission_count(&self) -> usize {
+        self.open.len()
+    }
     pub fn tokens(&self) -> &BTreeMap<TokenId, ExecutionToken> {
         &self.tokens
     }
@@ -207,9 +262,10 @@ impl TenantState {
         self.compiled.0.get(version)
     }
 
-    /// Rebuilds derived indexes (Merkle tree, compiled bundles) after a
-    /// restore.
+    /// Rebuilds derived indexes (Merkle tree, compiled bundles, open
+    /// missions) after a restore.
     pub(crate) fn rebuild_derived(&mut self) -> Result<(), String> {
+        self.open = OpenMissions::of(&self.missions);
         self.audit
             .check_and_rebuild(&self.id)
             .map_err(|e| format!("audit chain: {e}"))?;
