@@ -152,10 +152,13 @@ impl Metrics {
         let by_state = node.read_local(|s| {
             let mut counts: BTreeMap<&'static str, u64> =
                 MissionState::ALL.iter().map(|m| (m.as_str(), 0)).collect();
+            // Only open missions are visited: every other one is closed.
             for t in s.tenants() {
-                for m in t.missions().values() {
+                for m in t.open_missions() {
                     *counts.entry(m.state().as_str()).or_default() += 1;
                 }
+                let closed = t.missions().len() - t.open_mission_count();
+                *counts.entry(MissionState::Closed.as_str()).or_default() += closed as u64;
             }
             counts
         });

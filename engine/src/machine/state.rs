@@ -151,6 +151,8 @@ impl OpenMissions {
     pub(crate) fn refresh(&mut self, missions: &BTreeMap<MissionId, Mission>, id: &MissionId) {
         match missions.get(id) {
             Some(m) if !m.state().is_closed() => {
+                // Looked up first: nearly every command refreshes a
+                // mission that is already in, and need not clone its id.
                 if !self.0.contains(id) {
                     self.0.insert(id.clone());
                 }
@@ -159,14 +161,6 @@ impl OpenMissions {
                 self.0.remove(id);
             }
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -244,7 +238,7 @@ impl TenantState {
         self.open.0.iter().filter_map(|id| self.missions.get(id))
     }
     pub fn open_mission_count(&self) -> usize {
-        self.open.len()
+        self.open.0.len()
     }
     pub fn tokens(&self) -> &BTreeMap<TokenId, ExecutionToken> {
         &self.tokens
