@@ -2,7 +2,7 @@
 //! label: the leader is killed with SIGKILL, a new one is elected and
 //! writes continue; restarted nodes come back with the same state.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

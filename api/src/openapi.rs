@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations. It
 //! is checked in at `openapi/openapi.json`; `api/tests/openapi.rs` fails
 //! when the two differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
-//! aura-api --test openapi`).
+//! aura-api --test integration openapi::`).
 
 use crate::v1;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

@@ -1,5 +1,5 @@
 //! `openapi/openapi.json` is the generated document, byte for byte.
-//! Regenerate it with `UPDATE_OPENAPI=1 cargo test -p aura-api --test openapi`.
+//! Regenerate it with `UPDATE_OPENAPI=1 cargo test -p aura-api --test integration openapi::`.
 
 #[test]
 fn the_checked_in_openapi_document_is_current() {
@@ -12,6 +12,6 @@ fn the_checked_in_openapi_document_is_current() {
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "openapi/openapi.json is stale: regenerate it with `UPDATE_OPENAPI=1 cargo test -p aura-api --test openapi` and commit it"
+        "openapi/openapi.json is stale: regenerate it with `UPDATE_OPENAPI=1 cargo test -p aura-api --test integration openapi::` and commit it"
     );
 }

@@ -2,7 +2,7 @@
 //! full is carried whole into a new run, in one entry, and the new run
 //! rebuilds the mission without any entry before it.
 
-mod support;
+use crate::support;
 
 use aura_engine::Actor;
 use aura_engine::audit::AuditRecord;

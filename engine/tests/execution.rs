@@ -2,7 +2,7 @@
 //! epochs, heartbeats, step reports in order, lease expiry and takeover,
 //! and a superseded worker that can change nothing any more.
 
-mod support;
+use crate::support;
 
 use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TokenId};

@@ -1,7 +1,7 @@
 //! Control-plane decisions wired into missions: plans, approvals, the
 //! deployment boundary, execution-time holds and canary releases.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -15,7 +15,7 @@ use aura_engine::mission::{
 use aura_engine::time::{Millis, Timestamp};
 use serde_json::json;
 
-mod support;
+use crate::support;
 
 use support::{World, id};
 

@@ -3,7 +3,7 @@
 //! key, and a step that fails for good has the steps completed before it
 //! undone, latest first, before the mission closes.
 
-mod support;
+use crate::support;
 
 use aura_engine::Actor;
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};

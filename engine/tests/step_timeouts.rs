@@ -3,7 +3,7 @@
 //! and, once it has stalled too often, to an approver; a step no worker
 //! starts in time goes to an approver; an approver's no fails the step.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

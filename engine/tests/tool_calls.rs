@@ -2,7 +2,7 @@
 //! after a PERMIT to the endpoint the data may reach, results, retries with
 //! the same idempotency key, and refused attempts in the audit chain.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

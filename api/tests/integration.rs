@@ -1,0 +1,17 @@
+//! The API crate's integration tests, one module per concern.
+//!
+//! They are built as one test binary rather than one per file: each binary
+//! links the whole dependency tree, and linking thirty of them was a large
+//! share of a cold CI build on two cores. Run one module with
+//! `cargo test -p <crate> --test integration <module>::`.
+
+mod access;
+mod executor;
+mod follower_writes;
+mod gateway;
+mod gateway_shared;
+mod openapi;
+mod reasoners;
+mod retries_and_sagas;
+mod server;
+mod work;

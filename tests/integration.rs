@@ -1,0 +1,17 @@
+//! End-to-end tests of the `aura` binary and the whole server, one module per concern.
+//!
+//! They are built as one test binary rather than one per file: each binary
+//! links the whole dependency tree, and linking thirty of them was a large
+//! share of a cold CI build on two cores. Run one module with
+//! `cargo test -p <crate> --test integration <module>::`.
+
+mod support;
+
+mod api_end_to_end;
+mod api_isolation;
+mod cli_audit_verify;
+mod cli_policy_test;
+mod cli_serve_flags;
+mod cluster_processes;
+mod continue_as_new;
+mod crash_recovery;
