@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -130,15 +131,37 @@ impl Metrics {
             "Highest log index applied to the engine.",
             status.applied.unwrap_or(0),
         );
-        let _ = writeln!(
-            out,
-            "# HELP aura_engine_commits_total Log entries applied by this node since it started.\n# TYPE aura_engine_commits_total counter\naura_engine_commits_total {}",
-            stats.entries.load(Relaxed)
+        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let v = v.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "aura_engine_commits_total",
+            "Log entries applied by this node since it started.",
+            &stats.entries,
         );
-        let _ = writeln!(
-            out,
-            "# HELP aura_engine_refused_total Committed commands the engine refused.\n# TYPE aura_engine_refused_total counter\naura_engine_refused_total {}",
-            stats.refused.load(Relaxed)
+        counter(
+            &mut out,
+            "aura_engine_refused_total",
+            "Committed commands the engine refused.",
+            &stats.refused,
+        );
+        let snapshots = node.snapshot_stats();
+        counter(
+            &mut out,
+            "aura_raft_snapshots_built_total",
+            "Snapshots this node has built since it started.",
+            &snapshots.built,
+        );
+        counter(
+            &mut out,
+            "aura_raft_snapshot_bytes_built_total",
+            "Bytes serialized into those snapshots.",
+            &snapshots.bytes,
         );
         out.push_str("# HELP aura_policy_decisions_total Policy decisions applied, by outcome.\n");
         out.push_str("# TYPE aura_policy_decisions_total counter\n");

@@ -75,7 +75,9 @@ pub struct NodeConfig {
     pub secret: ClusterSecret,
     pub bootstrap: Bootstrap,
     pub timing: Timing,
-    /// Build a snapshot after this many applied entries.
+    /// Build a snapshot after this many applied entries, and once the log
+    /// holds a share of the last snapshot's size
+    /// ([`crate::snapshot_schedule`]).
     pub snapshot_every: u64,
 }
 
@@ -248,6 +250,12 @@ impl NodeConfig {
         self.data_dir.join("raft")
     }
 
+    pub(crate) fn snapshot_schedule(&self) -> crate::snapshot_schedule::SnapshotSchedule {
+        crate::snapshot_schedule::SnapshotSchedule {
+            every: self.snapshot_every,
+        }
+    }
+
     pub(crate) fn raft_config(&self) -> openraft::Config {
         openraft::Config {
             cluster_name: "aura".into(),
@@ -255,7 +263,9 @@ impl NodeConfig {
             election_timeout_min: self.timing.election_min_ms,
             election_timeout_max: self.timing.election_max_ms,
             install_snapshot_timeout: 30_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Snapshots are asked for by `snapshot_schedule`, which also
+            // weighs the state's size against the log's.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 1_000.min(self.snapshot_every),
             enable_pre_vote: Some(true),
             ..Default::default()

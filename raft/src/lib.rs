@@ -8,7 +8,8 @@
 //! - [`log_file`], [`log_writer`], [`log_store`]: the log on local disk,
 //!   checksummed records, acknowledged only after `fdatasync`, with group
 //!   commit.
-//! - [`state_machine`]: the engine state and its snapshots.
+//! - [`state_machine`]: the engine state and its snapshots;
+//!   [`snapshot_schedule`]: when to build one.
 //! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
 //!   authenticated with an HMAC under the cluster secret.
 //! - [`config`], [`node`]: starting a node and the client path (propose,
@@ -22,6 +23,7 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod service;
+pub mod snapshot_schedule;
 pub mod state_machine;
 pub mod testkit;
 pub mod types;

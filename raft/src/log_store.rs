@@ -181,6 +181,11 @@ impl LogStore {
         &self.shared.stats
     }
 
+    /// Bytes of the entries not yet purged: what a restart reads back.
+    pub fn live_bytes(&self) -> u64 {
+        self.mem().live_bytes
+    }
+
     fn mem(&self) -> std::sync::RwLockReadGuard<'_, Mem> {
         self.shared.mem.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -218,6 +218,13 @@ impl Node {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(crate::snapshot_schedule::run(
+            cfg.snapshot_schedule(),
+            raft.clone(),
+            log.clone(),
+            store.clone(),
+            stopped.clone(),
+        ));
         let node = Node {
             inner: Arc::new(Inner {
                 id: cfg.id,
@@ -350,6 +357,10 @@ impl Node {
     }
 
     /// What this node has applied since it started.
+    pub fn snapshot_stats(&self) -> &crate::state_machine::SnapshotStats {
+        self.inner.store.snapshot_stats()
+    }
+
     pub fn applied_stats(&self) -> &crate::state_machine::AppliedStats {
         self.inner.store.stats()
     }

@@ -54,6 +54,7 @@ struct Shared {
     current: RwLock<Current>,
     snapshot: Mutex<Option<Stored>>,
     stats: AppliedStats,
+    snapshots: SnapshotStats,
     feed: broadcast::Sender<Arc<FeedItem>>,
 }
 
@@ -104,6 +105,14 @@ impl AppliedStats {
     }
 }
 
+/// Snapshots this node has built since it started (for metrics).
+#[derive(Debug, Default)]
+pub struct SnapshotStats {
+    pub built: AtomicU64,
+    /// Bytes serialized into them, in all.
+    pub bytes: AtomicU64,
+}
+
 /// The engine as a Raft state machine. Cheap to clone; clones share state.
 #[derive(Clone, Debug)]
 pub struct EngineStore {
@@ -140,6 +149,7 @@ impl EngineStore {
                 current: RwLock::new(current),
                 snapshot: Mutex::new(stored),
                 stats: AppliedStats::default(),
+                snapshots: SnapshotStats::default(),
                 feed: broadcast::channel(FEED_CAPACITY).0,
             }),
         })
@@ -201,6 +211,20 @@ impl EngineStore {
 
     pub fn last_applied(&self) -> Option<LogId> {
         self.current().last_applied
+    }
+
+    pub fn snapshot_stats(&self) -> &SnapshotStats {
+        &self.shared.snapshots
+    }
+
+    /// The size of the latest snapshot, built or installed; 0 if none.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |s| s.data.len() as u64)
     }
 
     fn store_snapshot(&self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
@@ -285,6 +309,9 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
         tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
             .await
             .map_err(io::Error::other)??;
+        let stats = self.snapshot_stats();
+        stats.built.fetch_add(1, Relaxed);
+        stats.bytes.fetch_add(data.len() as u64, Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built snapshot");
         Ok(Snapshot {
             meta,

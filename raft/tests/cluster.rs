@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use aura_engine::machine::Command;
@@ -399,4 +400,36 @@ async fn bad_configuration_fails_before_touching_the_data_dir() {
     .await
     .expect_err("data dir is a file");
     assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+/// Snapshots thin out as the state grows: each one costs in proportion to
+/// the whole state, so after the first few a node waits for the log to
+/// hold a share of the last snapshot's size instead of snapshotting every
+/// 40 entries (`snapshot_schedule`), and still snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_thin_out_as_the_state_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = one_node(dir.path(), &secret).await;
+    propose_all(&node, &workload(400)).await;
+    let status = node.status();
+    let applied = status.applied.unwrap();
+    let fixed_interval = applied / 40;
+    let stats = node.snapshot_stats();
+    let (built, bytes) = (stats.built.load(Relaxed), stats.bytes.load(Relaxed));
+    eprintln!("{applied} entries applied: {built} snapshots of {bytes} bytes in all");
+    assert!(built >= 2, "{built} snapshots for {applied} entries");
+    assert!(
+        built * 2 < fixed_interval,
+        "{built} snapshots for {applied} entries: a fixed interval of 40 builds {fixed_interval}"
+    );
+    // Still snapshotting: an eighth of the state's bytes in log is less
+    // than the state's own entry count here, so the last snapshot is well
+    // past the first quarter.
+    assert!(
+        status.snapshot.unwrap() >= applied / 4,
+        "the last snapshot ({:?}) is too far behind {applied}",
+        status.snapshot
+    );
+    node.shutdown().await;
 }

@@ -75,8 +75,9 @@ pub struct ServeArgs {
     /// `postgres://...` in production. Default: SQLite in the data dir.
     #[arg(long, env = "AURA_DATABASE_URL")]
     database_url: Option<String>,
-    /// Build a snapshot (and purge the log behind it) every this many
-    /// entries.
+    /// Build a snapshot (and purge the log behind it) after this many
+    /// entries, and once the log holds an eighth of the last snapshot's
+    /// size (docs/replication.md).
     #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
     snapshot_every: u64,
     /// Redis shared by all API nodes: the gateway's replay cache and rate
