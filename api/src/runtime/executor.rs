@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::claim_share::ClaimShare;
 use super::inflight::InFlight;
 use super::queue;
 use super::reasoner::{
@@ -314,11 +315,13 @@ struct RecordedPlan {
 /// tenant, in queue order.
 fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
     let now = time::now();
+    let share = ClaimShare::of(&state.node);
+    let share = &share;
     state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.namespaces().keys().flat_map(move |ns| {
-                    queue::candidates(t, ns, None, now, is_ours)
+                    queue::candidates(t, ns, None, now, |m| is_ours(m) && share.may_claim(m, now))
                         .into_iter()
                         .map(move |id| (t.id().clone(), id))
                 })

@@ -4,9 +4,11 @@
 //!
 //! - [`timers`]: lease expiry, mission timeouts and approval deadlines.
 //! - [`queue`]: which queued mission a worker's claim takes next.
-//! - [`executor`]: the built-in worker, with [`reasoner`]s to plan.
+//! - [`executor`]: the built-in worker, with [`reasoner`]s to plan;
+//!   [`claim_share`]: which node's executor claims a queued mission first.
 //! - [`compensator`]: undoes a failed mission's completed steps.
 
+pub mod claim_share;
 pub mod compensator;
 pub mod executor;
 mod inflight;
