@@ -356,11 +356,12 @@ impl Node {
         self.inner.store.digest()
     }
 
-    /// What this node has applied since it started.
+    /// The snapshots this node has built since it started.
     pub fn snapshot_stats(&self) -> &crate::state_machine::SnapshotStats {
         self.inner.store.snapshot_stats()
     }
 
+    /// What this node has applied since it started.
     pub fn applied_stats(&self) -> &crate::state_machine::AppliedStats {
         self.inner.store.stats()
     }
