@@ -131,17 +131,23 @@ async fn a_failing_tool_closes_the_mission_as_failed() {
 /// Each queued mission is offered to one node first
 /// (`runtime::claim_share`), so the executors do not all claim the queue's
 /// head at once and have the other claims refused, each refusal a Raft
-/// round applied and audited on every node.
+/// round applied and audited on every node. A slow tool and one mission
+/// at a time per node make a backlog, where missions wait in the queue
+/// past the grace period after which any node may take them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_executors_of_a_cluster_share_the_queue_without_racing() {
-    const MISSIONS: u64 = 24;
-    let tool = RecordingTool::start().await;
+    const MISSIONS: u64 = 30;
+    let tool = RecordingTool::start_with(|_| async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        (StatusCode::OK, json!({"ok": true}))
+    })
+    .await;
     let secrets = tempfile::tempdir().unwrap();
     let config = aura_api::ApiConfig {
         executor: Some(aura_api::runtime::executor::ExecutorConfig {
             worker: "cluster-node".parse().unwrap(),
             lease: aura_engine::time::Millis::from_secs(5),
-            concurrency: 4,
+            concurrency: 2,
             secrets: aura_api::runtime::reasoner::Secrets::new(secrets.path()),
         }),
         ..aura_api::ApiConfig::default()

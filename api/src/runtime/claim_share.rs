@@ -5,10 +5,12 @@
 //! each refusal is still a full Raft round, applied on every node and
 //! audited (about half a refused claim per mission on three nodes). So
 //! each queued mission is first offered to one voter, picked by a hash of
-//! its id, and the others may take it once it has waited [`GRACE_MS`]: a
-//! node that is down, or runs no executor, holds its share up for no
-//! longer than that. External workers are not concerned; they claim
-//! whatever the queue gives them.
+//! its id. The others may take it once it has waited [`GRACE_MS`], and
+//! only with capacity their own share leaves free: a node that is down,
+//! or runs no executor, holds its share up for little longer than that,
+//! and under a backlog, when every queued mission has waited that long,
+//! each node still works through its own share first. External workers
+//! are not concerned; they claim whatever the queue gives them.
 
 use aura_engine::ids::MissionId;
 use aura_engine::mission::{Mission, MissionState};
@@ -50,20 +52,34 @@ impl ClaimShare {
         self.voters.get(i).copied()
     }
 
-    /// Whether this node's executor may claim `m` at `now`. Only queued
-    /// missions are shared out; one whose worker lost its lease is taken
-    /// by whoever sees it first, as before.
-    pub fn may_claim(&self, m: &Mission, now: Timestamp) -> bool {
-        if m.state() != MissionState::PendingExecution {
-            return true;
-        }
-        let offered = self.offered_to(m.id());
-        if offered.is_none_or(|n| n == self.me) {
-            return true;
+    /// Whose turn it is to claim `m` at `now`. Only queued missions are
+    /// shared out; one whose worker lost its lease is taken by whoever
+    /// sees it first.
+    pub fn turn(&self, m: &Mission, now: Timestamp) -> Turn {
+        if m.state() != MissionState::PendingExecution
+            || self.offered_to(m.id()).is_none_or(|n| n == self.me)
+        {
+            return Turn::Mine;
         }
         let queued_at = m.timeline().last().map_or(0, |c| c.at.as_millis());
-        now.as_millis().saturating_sub(queued_at) >= GRACE_MS
+        if now.as_millis().saturating_sub(queued_at) >= GRACE_MS {
+            Turn::Spare
+        } else {
+            Turn::Theirs
+        }
     }
+}
+
+/// What [`ClaimShare::turn`] says of one mission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Offered to this node, or not shared out.
+    Mine,
+    /// Offered to another node, which has not claimed it within the grace
+    /// period: this node may take it with capacity its own leave free.
+    Spare,
+    /// Offered to another node, still within the grace period.
+    Theirs,
 }
 
 /// FNV-1a: stable on every node and release, and cheap enough to run on

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::claim_share::ClaimShare;
+use super::claim_share::{ClaimShare, Turn};
 use super::inflight::InFlight;
 use super::queue;
 use super::reasoner::{
@@ -312,23 +312,29 @@ struct RecordedPlan {
 
 /// Up to `limit` missions handed to the executor that a claim may take
 /// now and that this node is not already claiming or running, in any
-/// tenant, in queue order.
+/// tenant, in queue order: first those offered to this node, then those
+/// other nodes left waiting past the grace period ([`ClaimShare`]).
 fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
     let now = time::now();
     let share = ClaimShare::of(&state.node);
-    let share = &share;
     state.node.read_local(|s| {
-        s.tenants()
-            .flat_map(|t| {
-                t.namespaces().keys().flat_map(move |ns| {
-                    queue::candidates(t, ns, None, now, |m| is_ours(m) && share.may_claim(m, now))
-                        .into_iter()
-                        .map(move |id| (t.id().clone(), id))
-                })
-            })
-            .filter(|key| !running.contains(key))
-            .take(limit)
-            .collect()
+        let (mut mine, mut spare) = (Vec::new(), Vec::new());
+        for t in s.tenants() {
+            for ns in t.namespaces().keys() {
+                for id in queue::candidates(t, ns, None, now, is_ours) {
+                    let key = (t.id().clone(), id);
+                    if running.contains(&key) {
+                        continue;
+                    }
+                    match t.missions().get(&key.1).map(|m| share.turn(m, now)) {
+                        Some(Turn::Mine) => mine.push(key),
+                        Some(Turn::Spare) => spare.push(key),
+                        Some(Turn::Theirs) | None => {}
+                    }
+                }
+            }
+        }
+        mine.into_iter().chain(spare).take(limit).collect()
     })
 }
 
