@@ -142,16 +142,7 @@ async fn the_executors_of_a_cluster_share_the_queue_without_racing() {
         (StatusCode::OK, json!({"ok": true}))
     })
     .await;
-    let secrets = tempfile::tempdir().unwrap();
-    let config = aura_api::ApiConfig {
-        executor: Some(aura_api::runtime::executor::ExecutorConfig {
-            worker: "cluster-node".parse().unwrap(),
-            lease: aura_engine::time::Millis::from_secs(5),
-            concurrency: 2,
-            secrets: aura_api::runtime::reasoner::Secrets::new(secrets.path()),
-        }),
-        ..aura_api::ApiConfig::default()
-    };
+    let (config, _secrets) = aura_api::testkit::executor_config(2);
     let nodes = TestServer::start_cluster(3, Db::Sqlite, config).await;
     let g = GovernedTenant::create(&nodes[0], "acme", &tool.url).await;
     let refused = || {

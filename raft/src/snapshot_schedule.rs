@@ -38,12 +38,15 @@ pub struct SnapshotSchedule {
 }
 
 impl SnapshotSchedule {
-    /// Whether to build a snapshot now. `log_bytes` is the live log (what
-    /// a restart would read), `snapshot_bytes` the last snapshot's size,
-    /// 0 when there is none.
-    pub fn due(&self, applied_since_snapshot: u64, log_bytes: u64, snapshot_bytes: u64) -> bool {
-        applied_since_snapshot >= self.every
-            && log_bytes.saturating_mul(SNAPSHOT_BYTES_PER_LOG_BYTE) >= snapshot_bytes
+    /// Whether to build a snapshot now. `sizes` gives the live log's
+    /// bytes (what a restart would read) and the last snapshot's (0 when
+    /// there is none); it is asked only once the entry count is due, as
+    /// reading them takes locks.
+    pub fn due(&self, applied_since_snapshot: u64, sizes: impl FnOnce() -> (u64, u64)) -> bool {
+        applied_since_snapshot >= self.every && {
+            let (log_bytes, snapshot_bytes) = sizes();
+            log_bytes.saturating_mul(SNAPSHOT_BYTES_PER_LOG_BYTE) >= snapshot_bytes
+        }
     }
 }
 
@@ -78,9 +81,7 @@ pub(crate) async fn run(
             pending = None;
         }
         let since = applied.saturating_sub(snapshot.unwrap_or(0));
-        // The count alone first: it needs no lock.
-        if since < schedule.every || !schedule.due(since, log.live_bytes(), store.snapshot_bytes())
-        {
+        if !schedule.due(since, || (log.live_bytes(), store.snapshot_bytes())) {
             continue;
         }
         tracing::debug!(applied, ?snapshot, "snapshot due");
@@ -99,21 +100,21 @@ mod tests {
 
     #[test]
     fn the_first_snapshot_comes_after_the_interval() {
-        assert!(!EVERY.due(99, 1, 0));
-        assert!(EVERY.due(100, 1, 0));
+        assert!(!EVERY.due(99, || (1, 0)));
+        assert!(EVERY.due(100, || (1, 0)));
     }
 
     #[test]
     fn a_large_state_waits_for_its_share_of_log() {
         // 8 MB of state: 1 MB of log is its share, whatever the count.
-        assert!(!EVERY.due(100, 999_999, 8_000_000));
-        assert!(!EVERY.due(1_000_000, 999_999, 8_000_000));
-        assert!(EVERY.due(100, 1_000_000, 8_000_000));
+        assert!(!EVERY.due(100, || (999_999, 8_000_000)));
+        assert!(!EVERY.due(1_000_000, || (999_999, 8_000_000)));
+        assert!(EVERY.due(100, || (1_000_000, 8_000_000)));
     }
 
     #[test]
     fn a_small_state_goes_by_the_interval_alone() {
-        assert!(!EVERY.due(99, 10_000_000, 1_000));
-        assert!(EVERY.due(100, 125, 1_000));
+        assert!(!EVERY.due(99, || (10_000_000, 1_000)));
+        assert!(EVERY.due(100, || (125, 1_000)));
     }
 }

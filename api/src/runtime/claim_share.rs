@@ -12,6 +12,8 @@
 //! each node still works through its own share first. External workers
 //! are not concerned; they claim whatever the queue gives them.
 
+use std::collections::BTreeSet;
+
 use aura_engine::ids::MissionId;
 use aura_engine::mission::{Mission, MissionState};
 use aura_engine::time::Timestamp;
@@ -31,17 +33,12 @@ pub struct ClaimShare {
 
 impl ClaimShare {
     pub fn of(node: &Node) -> ClaimShare {
-        let mut voters: Vec<NodeId> = node
-            .membership()
-            .members
-            .iter()
-            .filter(|m| m.voter)
-            .map(|m| m.id)
-            .collect();
-        voters.sort_unstable();
+        // Only the voter ids: `Node::membership` would build the whole
+        // member list, addresses included, at every scan.
+        let voters: BTreeSet<NodeId> = node.raft().voter_ids().collect();
         ClaimShare {
             me: node.id(),
-            voters,
+            voters: voters.into_iter().collect(),
         }
     }
 

@@ -321,15 +321,13 @@ fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantI
         let (mut mine, mut spare) = (Vec::new(), Vec::new());
         for t in s.tenants() {
             for ns in t.namespaces().keys() {
-                for id in queue::candidates(t, ns, None, now, is_ours) {
-                    let key = (t.id().clone(), id);
-                    if running.contains(&key) {
-                        continue;
-                    }
-                    match t.missions().get(&key.1).map(|m| share.turn(m, now)) {
-                        Some(Turn::Mine) => mine.push(key),
-                        Some(Turn::Spare) => spare.push(key),
-                        Some(Turn::Theirs) | None => {}
+                for m in queue::candidates(t, ns, None, now, is_ours) {
+                    let key = (t.id().clone(), m.id().clone());
+                    match share.turn(m, now) {
+                        _ if running.contains(&key) => {}
+                        Turn::Mine => mine.push(key),
+                        Turn::Spare => spare.push(key),
+                        Turn::Theirs => {}
                     }
                 }
             }

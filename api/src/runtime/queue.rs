@@ -2,7 +2,7 @@
 //! engine state (the engine keeps no separate queue: a mission is queued
 //! exactly when it is PENDING_EXECUTION, or executing with no live lease).
 
-use aura_engine::ids::{AgentId, MissionId, NamespaceId};
+use aura_engine::ids::{AgentId, NamespaceId};
 use aura_engine::machine::TenantState;
 use aura_engine::mission::{Mission, MissionState};
 use aura_engine::time::Timestamp;
@@ -15,14 +15,14 @@ use aura_engine::time::Timestamp;
 /// chain with refused claims.
 /// `wanted` narrows the missions further (the built-in executor takes only
 /// the missions labelled for it).
-pub fn candidates(
-    t: &TenantState,
+pub fn candidates<'t>(
+    t: &'t TenantState,
     namespace: &NamespaceId,
     agent: Option<&AgentId>,
     now: Timestamp,
     wanted: impl Fn(&Mission) -> bool,
-) -> Vec<MissionId> {
-    let mut found: Vec<((u8, i64), MissionId)> = t
+) -> Vec<&'t Mission> {
+    let mut found: Vec<((u8, i64), &Mission)> = t
         .open_missions()
         .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
         .filter(|m| wanted(m))
@@ -42,9 +42,9 @@ pub fn candidates(
                 }
                 _ => return None,
             };
-            Some((key, m.id().clone()))
+            Some((key, m))
         })
         .collect();
-    found.sort();
-    found.into_iter().map(|(_, id)| id).collect()
+    found.sort_by_key(|(key, m)| (*key, m.id()));
+    found.into_iter().map(|(_, m)| m).collect()
 }

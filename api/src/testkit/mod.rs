@@ -53,6 +53,23 @@ pub async fn fresh_postgres_database() -> (String, String) {
 }
 
 /// Drops a test database, cutting its open connections.
+/// A configuration whose built-in executor runs (worker `test-node`, 5 s
+/// leases, `concurrency` missions at once), with an empty secrets
+/// directory of its own for reasoner keys: keep it while the servers run.
+pub fn executor_config(concurrency: usize) -> (ApiConfig, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let config = ApiConfig {
+        executor: Some(crate::runtime::executor::ExecutorConfig {
+            worker: "test-node".parse().expect("a worker id"),
+            lease: aura_engine::time::Millis::from_secs(5),
+            concurrency,
+            secrets: crate::runtime::reasoner::Secrets::new(secrets.path()),
+        }),
+        ..ApiConfig::default()
+    };
+    (config, secrets)
+}
+
 pub async fn drop_postgres_database(name: &str) {
     if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
         let _ = conn
@@ -88,16 +105,7 @@ impl TestServer {
     /// leases), with an empty secrets directory of its own
     /// ([`TestServer::secrets_dir`]) for reasoner keys.
     pub async fn start_with_executor(db: Db) -> TestServer {
-        let secrets = tempfile::tempdir().expect("temp dir");
-        let config = ApiConfig {
-            executor: Some(crate::runtime::executor::ExecutorConfig {
-                worker: "test-node".parse().expect("a worker id"),
-                lease: aura_engine::time::Millis::from_secs(5),
-                concurrency: 4,
-                secrets: crate::runtime::reasoner::Secrets::new(secrets.path()),
-            }),
-            ..ApiConfig::default()
-        };
+        let (config, secrets) = executor_config(4);
         let mut server = Self::start_with(db, config).await;
         server._secrets = Some(secrets);
         server
