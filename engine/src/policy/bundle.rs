@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
-    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
+    ActionConstraint, Effect, Entities, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
     PrincipalConstraint, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
@@ -90,25 +90,84 @@ pub struct CompiledBundle {
 #[derive(Debug)]
 pub struct PolicySlicer {
     policies: Vec<Policy>,
+    /// The scope of each policy, read once: Cedar's accessors build a new
+    /// constraint, entity ids cloned, at every call.
+    scopes: Vec<Scope>,
     /// Policies with no principal entity in their scope (any, or `is T`).
     unscoped: Vec<usize>,
     /// Policies scoped `principal == e`.
-    by_eq: HashMap<EntityUid, Vec<usize>>,
+    by_eq: FastMap<EntityUid, Vec<usize>>,
     /// Policies scoped `principal in e` (or `is T in e`).
-    by_in: HashMap<EntityUid, Vec<usize>>,
-    cache: Mutex<HashMap<Vec<u32>, Arc<PolicySet>>>,
+    by_in: FastMap<EntityUid, Vec<usize>>,
+    cache: Mutex<FastMap<PolicyBits, Arc<PolicySet>>>,
 }
+
+/// Lookups only: keys come from bundles and the slice cache is bounded, so
+/// a keyed hash buys nothing against flooding, and SipHash was a tenth of
+/// a decision's time.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const SLICE_CACHE: usize = 4096;
 
+/// What of a policy's scope the slicer checks besides the principal entity.
+#[derive(Debug)]
+struct Scope {
+    /// `principal is T` (alone or with `in`).
+    principal_type: Option<EntityTypeName>,
+    action: ActionConstraint,
+}
+
+impl Scope {
+    fn of(p: &Policy) -> Scope {
+        Scope {
+            principal_type: match p.principal_constraint() {
+                PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => Some(t),
+                _ => None,
+            },
+            action: p.action_constraint(),
+        }
+    }
+}
+
+/// A set of policy positions, one bit each: the slice's cache key, built
+/// without sorting or deduplicating.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PolicyBits(Vec<u64>);
+
+impl PolicyBits {
+    fn new(len: usize) -> PolicyBits {
+        PolicyBits(vec![0; len.div_ceil(64)])
+    }
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn remove(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, bits)| {
+            let mut bits = *bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+}
+
 impl PolicySlicer {
     fn new(set: &PolicySet) -> PolicySlicer {
+        let policies: Vec<Policy> = set.policies().cloned().collect();
         let mut s = PolicySlicer {
-            policies: set.policies().cloned().collect(),
+            scopes: policies.iter().map(Scope::of).collect(),
+            policies,
             unscoped: Vec::new(),
-            by_eq: HashMap::new(),
-            by_in: HashMap::new(),
-            cache: Mutex::new(HashMap::new()),
+            by_eq: FastMap::default(),
+            by_in: FastMap::default(),
+            cache: Mutex::new(FastMap::default()),
         };
         for (i, p) in s.policies.iter().enumerate() {
             match p.principal_constraint() {
@@ -122,24 +181,6 @@ impl PolicySlicer {
         s
     }
 
-    fn type_fits(p: &Policy, principal: &EntityUid) -> bool {
-        match p.principal_constraint() {
-            PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => {
-                &t == principal.type_name()
-            }
-            _ => true,
-        }
-    }
-
-    fn action_fits(p: &Policy, action: &EntityUid, action_ancestors: &[EntityUid]) -> bool {
-        let hits = |e: &EntityUid| e == action || action_ancestors.contains(e);
-        match p.action_constraint() {
-            ActionConstraint::Any => true,
-            ActionConstraint::Eq(e) => &e == action,
-            ActionConstraint::In(list) => list.iter().any(hits),
-        }
-    }
-
     /// The policies that can apply to `principal` doing `action`.
     pub fn slice(
         &self,
@@ -147,36 +188,55 @@ impl PolicySlicer {
         action: &EntityUid,
         entities: &Entities,
     ) -> Arc<PolicySet> {
-        let ancestors: Vec<EntityUid> = entities
-            .ancestors(principal)
-            .map(|a| a.cloned().collect())
-            .unwrap_or_default();
-        let action_ancestors: Vec<EntityUid> = entities
-            .ancestors(action)
-            .map(|a| a.cloned().collect())
-            .unwrap_or_default();
-        let mut picked: Vec<u32> = self.unscoped.iter().map(|i| *i as u32).collect();
-        for key in std::iter::once(principal).chain(ancestors.iter()) {
-            if let Some(v) = self.by_in.get(key) {
-                picked.extend(v.iter().map(|i| *i as u32));
+        let mut picked = PolicyBits::new(self.policies.len());
+        let mut pick = |found: Option<&Vec<usize>>| {
+            for i in found.into_iter().flatten() {
+                picked.insert(*i);
+            }
+        };
+        pick(Some(&self.unscoped));
+        pick(self.by_eq.get(principal));
+        pick(self.by_in.get(principal));
+        if let Some(ancestors) = entities.ancestors(principal) {
+            for a in ancestors {
+                pick(self.by_in.get(a));
             }
         }
-        if let Some(v) = self.by_eq.get(principal) {
-            picked.extend(v.iter().map(|i| *i as u32));
+        // Only `action in [...]` needs the action's groups; most bundles
+        // name actions with `==`.
+        let mut action_ancestors: Option<Vec<&EntityUid>> = None;
+        for i in picked.clone().iter() {
+            let scope = &self.scopes[i];
+            let type_fits = scope
+                .principal_type
+                .as_ref()
+                .is_none_or(|t| t == principal.type_name());
+            let action_fits = match &scope.action {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(e) => e == action,
+                ActionConstraint::In(list) => list.iter().any(|e| {
+                    e == action
+                        || action_ancestors
+                            .get_or_insert_with(|| {
+                                entities
+                                    .ancestors(action)
+                                    .map(|a| a.collect())
+                                    .unwrap_or_default()
+                            })
+                            .contains(&e)
+                }),
+            };
+            if !(type_fits && action_fits) {
+                picked.remove(i);
+            }
         }
-        picked.retain(|i| {
-            let p = &self.policies[*i as usize];
-            Self::type_fits(p, principal) && Self::action_fits(p, action, &action_ancestors)
-        });
-        picked.sort_unstable();
-        picked.dedup();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(set) = cache.get(&picked) {
             return Arc::clone(set);
         }
         let mut set = PolicySet::new();
-        for i in &picked {
-            set.add(self.policies[*i as usize].clone())
+        for i in picked.iter() {
+            set.add(self.policies[i].clone())
                 .expect("policies of a valid set stay valid");
         }
         let set = Arc::new(set);
@@ -423,6 +483,53 @@ mod tests {
             policies: policies.into(),
             schema: None,
         }
+    }
+
+    #[test]
+    fn policy_bits_list_what_was_inserted_and_not_removed() {
+        let mut bits = PolicyBits::new(131);
+        for i in [130, 0, 63, 64, 64] {
+            bits.insert(i);
+        }
+        bits.remove(63);
+        assert_eq!(bits.iter().collect::<Vec<_>>(), [0, 64, 130]);
+    }
+
+    /// `action in [group]` reaches actions whose parents include the group,
+    /// which the slicer reads from the entities only when such a policy is
+    /// in the running.
+    #[test]
+    fn slices_follow_action_groups() {
+        let set: PolicySet = r#"
+@id("managers") permit(principal, action in [Aura::Action::"manage"], resource);
+@id("direct") permit(principal, action in [Aura::Action::"call_tool"], resource);
+"#
+        .parse()
+        .unwrap();
+        let slicer = PolicySlicer::new(&set);
+        let entities = Entities::from_json_value(
+            serde_json::json!([
+                {"uid": {"type": "Aura::Action", "id": "manage"}, "attrs": {}, "parents": []},
+                {"uid": {"type": "Aura::Action", "id": "approve"}, "attrs": {},
+                 "parents": [{"type": "Aura::Action", "id": "manage"}]},
+            ]),
+            None,
+        )
+        .unwrap();
+        let principal: EntityUid = r#"Aura::User::"u""#.parse().unwrap();
+        let ids = |action: &str| {
+            let action: EntityUid = format!(r#"Aura::Action::"{action}""#).parse().unwrap();
+            let mut ids: Vec<String> = slicer
+                .slice(&principal, &action, &entities)
+                .policies()
+                .map(|p| p.annotation("id").unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids("approve"), ["managers"]);
+        assert_eq!(ids("manage"), ["managers"]);
+        assert_eq!(ids("call_tool"), ["direct"]);
     }
 
     #[test]
