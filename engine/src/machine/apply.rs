@@ -35,6 +35,7 @@ use crate::mission::{
 };
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::canary::{self, Release};
+use crate::policy::entities::SubjectCache;
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::RoutingTable;
 use crate::time::Timestamp;
@@ -49,6 +50,7 @@ pub(super) struct Ctx<'a> {
     pub(super) actor: &'a Actor,
     pub(super) kind: &'static str,
     pub(super) mission: Option<&'a MissionId>,
+    pub(super) subjects: &'a SubjectCache,
 }
 
 pub(super) fn encoding(e: impl std::fmt::Display) -> Rejection {
@@ -122,6 +124,7 @@ impl EngineState {
                 actor: &cmd.actor,
                 kind: "command.rejected",
                 mission: cmd.body.mission(),
+                subjects: &self.subjects,
             };
             let event = Event::CommandRejected {
                 command: cmd.body.kind().to_owned(),
@@ -168,6 +171,7 @@ impl EngineState {
             actor: &cmd.actor,
             kind: cmd.body.kind(),
             mission: cmd.body.mission(),
+            subjects: &self.subjects,
         };
         match &cmd.body {
             CommandBody::CreateTenant { .. } => unreachable!("handled above"),
@@ -391,6 +395,7 @@ impl EngineState {
             actor: &cmd.actor,
             kind: cmd.body.kind(),
             mission: None,
+            subjects: &self.subjects,
         };
         let events = vec![Event::TenantCreated {
             display_name: display_name.to_owned(),

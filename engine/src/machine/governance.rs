@@ -28,7 +28,7 @@ use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, V
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
-use crate::policy::entities::StepSubject;
+use crate::policy::entities::{StepSubject, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
 
@@ -235,7 +235,7 @@ pub(super) fn end_canary(
 /// analysis).
 struct StepEval {
     record: DecisionRecord,
-    input: Option<(PolicyRequest, Value)>,
+    input: Option<(PolicyRequest, Arc<Value>)>,
 }
 
 fn unevaluated(
@@ -263,11 +263,11 @@ fn unevaluated(
 /// anything that cannot be evaluated is a DENY whose record says why. The
 /// deployment boundary is checked before policy, so no approval can lift it.
 fn evaluate_step(
+    subjects: &SubjectCache,
     t: &TenantState,
     m: &Mission,
     action: &str,
-    tool: &ToolName,
-    arguments: &Value,
+    (tool, arguments): (&ToolName, &Value),
     granted: Option<AuthorityLevel>,
     bundle: Option<Digest>,
 ) -> StepEval {
@@ -326,14 +326,14 @@ fn evaluate_step(
         tool_spec: spec,
     };
     let request = subject.request(action, arguments, granted);
-    let (entities_json, entities) = match subject.prepared() {
+    let prepared = match subjects.prepared(&subject) {
         Ok(e) => e,
         Err(e) => return unevaluated(bundle, "aura:bad-entities", e, &(tool, arguments)),
     };
     let mut record = decide(
         compiled,
         &request,
-        &entities,
+        &prepared.entities,
         boundary.authority.required_level,
     );
     record.granted_level = granted;
@@ -345,7 +345,7 @@ fn evaluate_step(
     }
     StepEval {
         record,
-        input: Some((request, entities_json)),
+        input: Some((request, Arc::clone(&prepared.json))),
     }
 }
 
@@ -374,6 +374,7 @@ fn sorted_diff(a: &[String], b: &[String]) -> Vec<String> {
 /// Evaluates the same steps under the namespace's other release, when a
 /// canary runs, and compares. Returns the diff stable → canary.
 fn shadow(
+    subjects: &SubjectCache,
     t: &TenantState,
     m: &Mission,
     action: &str,
@@ -394,7 +395,9 @@ fn shadow(
     };
     let others: Vec<_> = steps
         .iter()
-        .map(|(tool, args)| evaluate_step(t, m, action, tool, args, granted, Some(other)).record)
+        .map(|(tool, args)| {
+            evaluate_step(subjects, t, m, action, (tool, args), granted, Some(other)).record
+        })
         .collect();
     let other_rec = strictest(&others);
     let (s, k) = if mine == stable {
@@ -492,12 +495,22 @@ pub(super) fn submit_plan(
     let bundle = m.boundary().get().policy.bundle;
     let evals: Vec<StepEval> = steps
         .iter()
-        .map(|s| evaluate_step(t, m, "plan_step", &s.tool, &s.arguments, None, bundle))
+        .map(|s| {
+            evaluate_step(
+                c.subjects,
+                t,
+                m,
+                "plan_step",
+                (&s.tool, &s.arguments),
+                None,
+                bundle,
+            )
+        })
         .collect();
     let records: Vec<DecisionRecord> = evals.iter().map(|e| e.record.clone()).collect();
     let mut decision = strictest(&records);
     let pairs: Vec<_> = steps.iter().map(|s| (&s.tool, &s.arguments)).collect();
-    let diff = shadow(t, m, "plan_step", &pairs, None, &decision);
+    let diff = shadow(c.subjects, t, m, "plan_step", &pairs, None, &decision);
     let release = m.boundary().get().policy.release;
     let rules = m.boundary().get().authority.config.rules;
     let mut events = vec![Event::PlanDecided {
@@ -766,9 +779,25 @@ pub(super) fn evaluate_tool_call(
     let step_grant = held.and_then(|h| h.grant(tool));
     let granted = m.granted_level().max(step_grant);
     let bundle = m.boundary().get().policy.bundle;
-    let eval = evaluate_step(t, m, "call_tool", tool, arguments, granted, bundle);
+    let eval = evaluate_step(
+        c.subjects,
+        t,
+        m,
+        "call_tool",
+        (tool, arguments),
+        granted,
+        bundle,
+    );
     let mut record = eval.record.clone();
-    let diff = shadow(t, m, "call_tool", &[(tool, arguments)], granted, &record);
+    let diff = shadow(
+        c.subjects,
+        t,
+        m,
+        "call_tool",
+        &[(tool, arguments)],
+        granted,
+        &record,
+    );
     let rules = m.boundary().get().authority.config.rules;
     let mut opened = None;
     if record.decision == Decision::Escalate {

@@ -19,6 +19,7 @@ use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::Canary;
 use crate::policy::decision::{Decision, PolicyRequest};
+use crate::policy::entities::SubjectCache;
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
@@ -37,7 +38,8 @@ pub struct NamespacePolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecentDecision {
     pub request: PolicyRequest,
-    pub entities: serde_json::Value,
+    /// Shared with the step's cached entities, not a copy of them.
+    pub entities: Arc<serde_json::Value>,
     pub decision: Decision,
     pub input_digest: Digest,
 }
@@ -333,6 +335,8 @@ impl TenantState {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
     pub(crate) tenants: BTreeMap<TenantId, TenantState>,
+    #[serde(skip)]
+    pub(crate) subjects: SubjectCache,
 }
 
 impl EngineState {

@@ -2,6 +2,7 @@
 //! for a decision about one mission step.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde_json::{Value, json};
@@ -169,6 +170,101 @@ pub struct StepSubject<'a> {
     pub tool_spec: &'a ToolSpec,
 }
 
+/// A step subject's entities: as recorded (Cedar's JSON entity format)
+/// and as evaluated.
+#[derive(Debug)]
+pub struct PreparedSubject {
+    pub json: Arc<Value>,
+    pub entities: PreparedEntities,
+}
+
+/// The prepared entities of recent step subjects, for one engine. A
+/// mission's steps are decided when the plan is submitted and again at
+/// each tool call (and once more under a canary's other bundle), with the
+/// same subject each time; preparing them (the JSON, its digest, the Cedar
+/// entities and their transitive closure) was 15% of the CPU of a full
+/// mission run. What is prepared is a function of the subject alone, so
+/// a hit changes no decision and no recorded byte.
+///
+/// Two generations bound it: when the current one is full it becomes the
+/// previous one, and a hit there moves the entry back. Derived data: never
+/// replicated, snapshotted or compared.
+#[derive(Default)]
+pub struct SubjectCache(Mutex<Generations>);
+
+#[derive(Default)]
+struct Generations {
+    current: HashMap<Vec<u8>, Arc<PreparedSubject>, foldhash::fast::RandomState>,
+    previous: HashMap<Vec<u8>, Arc<PreparedSubject>, foldhash::fast::RandomState>,
+}
+
+/// Entries per generation: several times the steps a busy node has
+/// between plan and call (executor concurrency × steps per mission), at a
+/// few kilobytes each.
+const SUBJECTS_PER_GENERATION: usize = 1024;
+
+impl Generations {
+    fn insert(&mut self, key: Vec<u8>, value: Arc<PreparedSubject>) {
+        if self.current.len() >= SUBJECTS_PER_GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, value);
+    }
+}
+
+impl SubjectCache {
+    pub fn prepared(&self, subject: &StepSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
+        let key = subject.key();
+        {
+            let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = g.current.get(&key) {
+                return Ok(Arc::clone(hit));
+            }
+            if let Some(hit) = g.previous.remove(&key) {
+                g.insert(key, Arc::clone(&hit));
+                return Ok(hit);
+            }
+        }
+        let built = Arc::new(subject.prepared()?);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(&built));
+        Ok(built)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.current.len() + g.previous.len()
+    }
+}
+
+impl Clone for SubjectCache {
+    /// A copy of the state starts with an empty cache.
+    fn clone(&self) -> Self {
+        SubjectCache::default()
+    }
+}
+
+impl PartialEq for SubjectCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SubjectCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        write!(
+            f,
+            "SubjectCache({} + {} subjects)",
+            g.current.len(),
+            g.previous.len()
+        )
+    }
+}
+
 impl StepSubject<'_> {
     fn specs(&self) -> Vec<EntitySpec<'_>> {
         let (tenant, namespace) = (self.tenant.as_str(), self.namespace.as_str());
@@ -243,7 +339,7 @@ impl StepSubject<'_> {
     /// The entities in Cedar's JSON entity format, and prepared for
     /// evaluation from the same description without parsing that JSON.
     /// The step's own entities come first, then the [`constants`].
-    pub fn prepared(&self) -> Result<(Value, PreparedEntities), String> {
+    pub fn prepared(&self) -> Result<PreparedSubject, String> {
         let specs = self.specs();
         let constants = constants();
         let json = Value::Array(
@@ -260,7 +356,43 @@ impl StepSubject<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
         let prepared = PreparedEntities::from_parts(&json, entities)?;
-        Ok((json, prepared))
+        Ok(PreparedSubject {
+            json: Arc::new(json),
+            entities: prepared,
+        })
+    }
+
+    /// Everything [`StepSubject::specs`] reads, each field length-prefixed
+    /// so that no two subjects share a key.
+    fn key(&self) -> Vec<u8> {
+        let owner = self.owner.map(UserId::as_str);
+        let fields = [
+            Some(self.tenant.as_str()),
+            Some(self.namespace.as_str()),
+            Some(self.agent.as_str()),
+            Some(self.org_unit.as_str()),
+            owner,
+            Some(self.mission.as_str()),
+            Some(classification_id(self.classification)),
+            Some(self.authority.as_str()),
+            Some(self.requester),
+            Some(self.tool.as_str()),
+            Some(self.tool_spec.risk.as_str()),
+            Some(classification_id(self.tool_spec.classification)),
+            Some(self.tool_spec.target.as_str()),
+        ];
+        let mut key = Vec::with_capacity(256);
+        for field in fields {
+            match field {
+                None => key.push(0),
+                Some(f) => {
+                    key.push(1);
+                    key.extend_from_slice(&(f.len() as u64).to_le_bytes());
+                    key.extend_from_slice(f.as_bytes());
+                }
+            }
+        }
+        key
     }
 
     /// A `plan_step` or `call_tool` request for this step.
@@ -287,31 +419,58 @@ impl StepSubject<'_> {
 mod tests {
     use super::*;
 
+    struct Fixture {
+        tenant: TenantId,
+        namespace: NamespaceId,
+        agent: AgentId,
+        org_unit: OrgUnitId,
+        mission: MissionId,
+        tool: ToolName,
+        spec: ToolSpec,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            tenant: "acme".parse().unwrap(),
+            namespace: "prod".parse().unwrap(),
+            agent: "bot".parse().unwrap(),
+            org_unit: "finance".parse().unwrap(),
+            mission: "m-1".parse().unwrap(),
+            tool: "erp.post".parse().unwrap(),
+            spec: ToolSpec {
+                risk: AuthorityLevel::L3,
+                classification: DataClassification::Confidential,
+                target: "eu-west-1".into(),
+                invocation: None,
+                timeouts: None,
+            },
+        }
+    }
+
+    impl Fixture {
+        fn subject<'a>(&'a self, owner: Option<&'a UserId>) -> StepSubject<'a> {
+            StepSubject {
+                tenant: &self.tenant,
+                namespace: &self.namespace,
+                agent: &self.agent,
+                org_unit: &self.org_unit,
+                owner,
+                mission: &self.mission,
+                classification: DataClassification::Internal,
+                authority: AuthorityLevel::L2,
+                requester: "user:alice",
+                tool: &self.tool,
+                tool_spec: &self.spec,
+            }
+        }
+    }
+
     fn check(owner: Option<&UserId>) {
-        let (tenant, namespace) = ("acme".parse().unwrap(), "prod".parse().unwrap());
-        let (agent, org_unit) = ("bot".parse().unwrap(), "finance".parse().unwrap());
-        let (mission, tool) = ("m-1".parse().unwrap(), "erp.post".parse().unwrap());
-        let spec = ToolSpec {
-            risk: AuthorityLevel::L3,
-            classification: DataClassification::Confidential,
-            target: "eu-west-1".into(),
-            invocation: None,
-            timeouts: None,
-        };
-        let subject = StepSubject {
-            tenant: &tenant,
-            namespace: &namespace,
-            agent: &agent,
-            org_unit: &org_unit,
-            owner,
-            mission: &mission,
-            classification: DataClassification::Internal,
-            authority: AuthorityLevel::L2,
-            requester: "user:alice",
-            tool: &tool,
-            tool_spec: &spec,
-        };
-        let (json, built) = subject.prepared().unwrap();
+        let f = fixture();
+        let PreparedSubject {
+            json,
+            entities: built,
+        } = f.subject(owner).prepared().unwrap();
         let parsed = PreparedEntities::from_json(&json, None).unwrap();
         assert_eq!(built.cedar(), parsed.cedar());
         assert_eq!(built.digest(), parsed.digest());
@@ -324,5 +483,89 @@ mod tests {
     fn built_entities_equal_their_parsed_json() {
         check(None);
         check(Some(&"alice".parse().unwrap()));
+    }
+
+    /// A subject is prepared once; a subject that differs in any field the
+    /// entities show gets its own, and each equals a fresh preparation.
+    #[test]
+    fn the_cache_prepares_a_subject_once_and_tells_every_field_apart() {
+        let cache = SubjectCache::default();
+        let f = fixture();
+        let owner: UserId = "alice".parse().unwrap();
+        let base = f.subject(None);
+        let first = cache.prepared(&base).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.prepared(&base).unwrap()));
+
+        let (other_target, other_tool) = (
+            ToolSpec {
+                target: "us-east-1".into(),
+                ..f.spec.clone()
+            },
+            "erp.read".parse().unwrap(),
+        );
+        let variants = [
+            StepSubject {
+                owner: Some(&owner),
+                ..base
+            },
+            StepSubject {
+                requester: "user:bob",
+                ..base
+            },
+            StepSubject {
+                authority: AuthorityLevel::L3,
+                ..base
+            },
+            StepSubject {
+                classification: DataClassification::Restricted,
+                ..base
+            },
+            StepSubject {
+                tool_spec: &other_target,
+                ..base
+            },
+            StepSubject {
+                tool: &other_tool,
+                ..base
+            },
+        ];
+        let mut digests = vec![first.entities.digest()];
+        for v in &variants {
+            let cached = cache.prepared(v).unwrap();
+            let fresh = v.prepared().unwrap();
+            assert_eq!(cached.json, fresh.json);
+            assert_eq!(cached.entities.digest(), fresh.entities.digest());
+            digests.push(cached.entities.digest());
+        }
+        digests.sort();
+        digests.dedup();
+        assert_eq!(digests.len(), variants.len() + 1);
+        assert_eq!(cache.len(), variants.len() + 1);
+    }
+
+    /// The cache holds at most two generations, and what is used stays.
+    #[test]
+    fn the_cache_is_bounded_and_keeps_what_is_in_use() {
+        let cache = SubjectCache::default();
+        let f = fixture();
+        let keep = cache.prepared(&f.subject(None)).unwrap();
+        let missions: Vec<MissionId> = (0..3 * SUBJECTS_PER_GENERATION)
+            .map(|i| format!("m-{i}").parse().unwrap())
+            .collect();
+        for (i, mission) in missions.iter().enumerate() {
+            cache
+                .prepared(&StepSubject {
+                    mission,
+                    ..f.subject(None)
+                })
+                .unwrap();
+            if i % 512 == 0 {
+                assert!(Arc::ptr_eq(
+                    &keep,
+                    &cache.prepared(&f.subject(None)).unwrap()
+                ));
+            }
+            assert!(cache.len() <= 2 * SUBJECTS_PER_GENERATION);
+        }
     }
 }
