@@ -214,7 +214,8 @@ impl Generations {
 
 impl SubjectCache {
     pub fn prepared(&self, subject: &StepSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
-        let key = subject.key();
+        let specs = subject.specs();
+        let key = key_of(&specs);
         {
             let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(hit) = g.current.get(&key) {
@@ -225,7 +226,7 @@ impl SubjectCache {
                 return Ok(hit);
             }
         }
-        let built = Arc::new(subject.prepared()?);
+        let built = Arc::new(prepare(&specs)?);
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -340,59 +341,7 @@ impl StepSubject<'_> {
     /// evaluation from the same description without parsing that JSON.
     /// The step's own entities come first, then the [`constants`].
     pub fn prepared(&self) -> Result<PreparedSubject, String> {
-        let specs = self.specs();
-        let constants = constants();
-        let json = Value::Array(
-            specs
-                .iter()
-                .map(EntitySpec::to_json)
-                .chain(constants.json.iter().cloned())
-                .collect(),
-        );
-        let entities = specs
-            .iter()
-            .map(EntitySpec::to_cedar)
-            .chain(constants.cedar.iter().cloned().map(Ok))
-            .collect::<Result<Vec<_>, _>>()?;
-        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        let prepared = PreparedEntities::from_parts(&json, entities)?;
-        Ok(PreparedSubject {
-            json: Arc::new(json),
-            entities: prepared,
-        })
-    }
-
-    /// Everything [`StepSubject::specs`] reads, each field length-prefixed
-    /// so that no two subjects share a key.
-    fn key(&self) -> Vec<u8> {
-        let owner = self.owner.map(UserId::as_str);
-        let fields = [
-            Some(self.tenant.as_str()),
-            Some(self.namespace.as_str()),
-            Some(self.agent.as_str()),
-            Some(self.org_unit.as_str()),
-            owner,
-            Some(self.mission.as_str()),
-            Some(classification_id(self.classification)),
-            Some(self.authority.as_str()),
-            Some(self.requester),
-            Some(self.tool.as_str()),
-            Some(self.tool_spec.risk.as_str()),
-            Some(classification_id(self.tool_spec.classification)),
-            Some(self.tool_spec.target.as_str()),
-        ];
-        let mut key = Vec::with_capacity(256);
-        for field in fields {
-            match field {
-                None => key.push(0),
-                Some(f) => {
-                    key.push(1);
-                    key.extend_from_slice(&(f.len() as u64).to_le_bytes());
-                    key.extend_from_slice(f.as_bytes());
-                }
-            }
-        }
-        key
+        prepare(&self.specs())
     }
 
     /// A `plan_step` or `call_tool` request for this step.
@@ -413,6 +362,70 @@ impl StepSubject<'_> {
             }),
         }
     }
+}
+
+/// The entities of `specs` then the [`constants`], rendered and built.
+fn prepare(specs: &[EntitySpec<'_>]) -> Result<PreparedSubject, String> {
+    let constants = constants();
+    let json = Value::Array(
+        specs
+            .iter()
+            .map(EntitySpec::to_json)
+            .chain(constants.json.iter().cloned())
+            .collect(),
+    );
+    let entities = specs
+        .iter()
+        .map(EntitySpec::to_cedar)
+        .chain(constants.cedar.iter().cloned().map(Ok))
+        .collect::<Result<Vec<_>, _>>()?;
+    let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+    let prepared = PreparedEntities::from_parts(&json, entities)?;
+    Ok(PreparedSubject {
+        json: Arc::new(json),
+        entities: prepared,
+    })
+}
+
+/// The cache key: the step's entity descriptions themselves, each
+/// string length-prefixed so that no two subjects share a key. Derived
+/// from [`StepSubject::specs`], so a field the entities come to show is
+/// in the key without anyone having to remember it.
+fn key_of(specs: &[EntitySpec<'_>]) -> Vec<u8> {
+    fn put(key: &mut Vec<u8>, s: &str) {
+        key.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        key.extend_from_slice(s.as_bytes());
+    }
+    let mut key = Vec::with_capacity(512);
+    for spec in specs {
+        put(&mut key, spec.kind);
+        put(&mut key, spec.id);
+        key.extend_from_slice(&(spec.attrs.len() as u64).to_le_bytes());
+        for (name, value) in &spec.attrs {
+            put(&mut key, name);
+            match value {
+                Attr::Long(n) => {
+                    key.push(0);
+                    key.extend_from_slice(&n.to_le_bytes());
+                }
+                Attr::Str(s) => {
+                    key.push(1);
+                    put(&mut key, s);
+                }
+                Attr::Entity(kind, id) => {
+                    key.push(2);
+                    put(&mut key, kind);
+                    put(&mut key, id);
+                }
+            }
+        }
+        key.extend_from_slice(&(spec.parents.len() as u64).to_le_bytes());
+        for (kind, id) in &spec.parents {
+            put(&mut key, kind);
+            put(&mut key, id);
+        }
+    }
+    key
 }
 
 #[cfg(test)]
