@@ -444,3 +444,57 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
         .unwrap_err();
     assert_eq!(err, Rejection::TokenNotValid { token });
 }
+
+/// The missions a claim may take, as the engine's queue index lists them.
+fn claimable(w: &World) -> Vec<String> {
+    w.state
+        .tenant(&id("acme"))
+        .unwrap()
+        .claimable_missions(w.now)
+        .map(|m| m.id().to_string())
+        .collect()
+}
+
+#[test]
+fn the_queue_lists_lapsed_leases_first_then_missions_in_the_order_they_were_queued() {
+    let mut w = World::new();
+    for m in ["m3", "m1", "m2"] {
+        w.create_mission("acme", m, Millis::from_secs(3600));
+        w.advance("acme", m, Advance::BeginPlanning).unwrap();
+        w.submit_plan("acme", m, 10).unwrap();
+    }
+    // Queue order, not id order; a mission still planning is not listed.
+    w.create_mission("acme", "m4", Millis::from_secs(3600));
+    assert_eq!(claimable(&w), ["m3", "m1", "m2"]);
+
+    let start = w.now;
+    w.claim("acme", "m1", "w1", LEASE).unwrap();
+    w.now = start.plus(Millis::from_secs(10));
+    w.claim("acme", "m3", "w1", LEASE).unwrap();
+    assert_eq!(claimable(&w), ["m2"]);
+    // A heartbeat moves m1's lease past m3's.
+    w.now = start.plus(Millis::from_secs(20));
+    w.heartbeat(1, LEASE, None).unwrap();
+
+    // m3's lease ended first: it leads the queue.
+    w.now = start.plus(Millis::from_secs(45));
+    assert_eq!(claimable(&w), ["m3", "m2"]);
+    w.now = start.plus(Millis::from_secs(55));
+    assert_eq!(claimable(&w), ["m3", "m1", "m2"]);
+
+    // A claim takes a mission off the list; a closed mission leaves it.
+    w.claim("acme", "m3", "w2", LEASE).unwrap();
+    w.ok(
+        "acme",
+        Actor::User(id("alice")),
+        CommandBody::CloseMission {
+            mission: id("m2"),
+            closing: aura_engine::machine::Closing::Abort {
+                reason: AbortReason::Cancelled,
+                note: "not needed".into(),
+            },
+        },
+    );
+    assert_eq!(claimable(&w), ["m1"]);
+    w.state.check_invariants().unwrap();
+}

@@ -726,3 +726,70 @@ fn a_configuration_change_applies_only_at_the_version_its_author_read() {
     .unwrap();
     assert_eq!(version(&w, ConfigPart::Authority), authority);
 }
+
+/// Every decision about a mission carries the same entities (the mission's,
+/// its boundary's tools', the constants'), so the engine prepares them once
+/// per mission: the plan's steps and the later call share one rendering.
+#[test]
+fn a_missions_decisions_share_one_set_of_entities() {
+    let mut w = World::new();
+    // Both of the mission's tools within reach of its confidential data.
+    w.ok(
+        "acme",
+        Actor::Platform,
+        CommandBody::RegisterTool {
+            tool: id("crm.read"),
+            spec: aura_engine::policy::routing::ToolSpec {
+                timeouts: None,
+                risk: AuthorityLevel::L1,
+                classification: aura_engine::mission::DataClassification::Confidential,
+                target: "on-prem".into(),
+                invocation: None,
+            },
+        },
+    );
+    w.create_mission("acme", "m1", Millis::from_secs(3600));
+    w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
+    let step = |tool: &str| PlanStep {
+        timeouts: None,
+        tool: id(tool),
+        arguments: json!({"amount": 10}),
+        retry: None,
+    };
+    w.ok(
+        "acme",
+        Actor::Agent(id("bot")),
+        CommandBody::SubmitPlan {
+            mission: id("m1"),
+            steps: vec![step("crm.read"), step("erp.post")],
+        },
+    );
+    w.claim("acme", "m1", "w1", Millis::from_secs(30)).unwrap();
+    w.evaluate("m1", 0, "crm.read", json!({"amount": 10}))
+        .unwrap();
+
+    let ns = &w.state.tenant(&id("acme")).unwrap().namespaces()[&id::<NamespaceId>("prod")];
+    let recent: Vec<_> = ns.recent.iter().collect();
+    assert_eq!(recent.len(), 3, "two plan steps and one call");
+    let resources: Vec<&str> = recent
+        .iter()
+        .map(|d| d.request.resource.id.as_str())
+        .collect();
+    assert_eq!(resources, ["crm.read", "erp.post", "crm.read"]);
+    for d in &recent[1..] {
+        assert!(std::sync::Arc::ptr_eq(&recent[0].entities, &d.entities));
+        assert_ne!(
+            d.input_digest, recent[0].input_digest,
+            "the requests differ"
+        );
+    }
+    let tools: Vec<&str> = recent[0]
+        .entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["uid"]["type"] == "Aura::Tool")
+        .map(|e| e["uid"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["crm.read", "erp.post"]);
+}

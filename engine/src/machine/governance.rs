@@ -28,7 +28,7 @@ use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, V
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
-use crate::policy::entities::{StepSubject, SubjectCache};
+use crate::policy::entities::{MissionSubject, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
 
@@ -312,7 +312,8 @@ fn evaluate_step(
         );
     };
     let requester = m.requester().to_string();
-    let subject = StepSubject {
+    let tools = subject_tools(t, m, (tool, spec));
+    let subject = MissionSubject {
         tenant: &t.id,
         namespace: m.namespace(),
         agent: m.agent(),
@@ -322,10 +323,9 @@ fn evaluate_step(
         classification: boundary.data.classification,
         authority: boundary.authority.required_level,
         requester: &requester,
-        tool,
-        tool_spec: spec,
+        tools: &tools,
     };
-    let request = subject.request(action, arguments, granted);
+    let request = subject.request(tool, action, arguments, granted);
     let prepared = match subjects.prepared(&subject) {
         Ok(e) => e,
         Err(e) => return unevaluated(bundle, "aura:bad-entities", e, &(tool, arguments)),
@@ -347,6 +347,30 @@ fn evaluate_step(
         record,
         input: Some((request, Arc::clone(&prepared.json))),
     }
+}
+
+/// The tools whose entities a decision about `m` carries: the registered
+/// tools of its boundary, and the step's own (which a plan may name from
+/// outside the boundary, to be decided and refused), in name order. The
+/// same for every step of the mission, so its steps share one set of
+/// prepared entities.
+fn subject_tools<'t>(
+    t: &'t TenantState,
+    m: &'t Mission,
+    step: (&'t ToolName, &'t ToolSpec),
+) -> Vec<(&'t ToolName, &'t ToolSpec)> {
+    let mut tools: Vec<(&ToolName, &ToolSpec)> = m
+        .boundary()
+        .get()
+        .runtime
+        .allowed_tools
+        .iter()
+        .filter_map(|name| t.tools.get_key_value(name))
+        .collect();
+    if let Err(at) = tools.binary_search_by(|(name, _)| (*name).cmp(step.0)) {
+        tools.insert(at, step);
+    }
+    tools
 }
 
 fn strictest(records: &[DecisionRecord]) -> DecisionRecord {

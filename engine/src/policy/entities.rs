@@ -1,5 +1,5 @@
 //! The Cedar entities and requests the engine builds from its own state
-//! for a decision about one mission step.
+//! for a decision about a mission's steps.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -154,9 +154,11 @@ fn entity_ref(kind: &str, id: &str) -> Value {
     json!({"__entity": euid(kind, id)})
 }
 
-/// Everything a decision about one tool step looks at.
+/// Everything a decision about a mission's tool steps looks at: one set
+/// of entities serves every step of the mission, at plan time and at
+/// each call, so a mission's decisions prepare its entities once.
 #[derive(Clone, Copy, Debug)]
-pub struct StepSubject<'a> {
+pub struct MissionSubject<'a> {
     pub tenant: &'a TenantId,
     pub namespace: &'a NamespaceId,
     pub agent: &'a AgentId,
@@ -166,11 +168,12 @@ pub struct StepSubject<'a> {
     pub classification: DataClassification,
     pub authority: AuthorityLevel,
     pub requester: &'a str,
-    pub tool: &'a ToolName,
-    pub tool_spec: &'a ToolSpec,
+    /// The tools the mission's steps call, by name, each once, with their
+    /// registered specs; a step's request names one of them.
+    pub tools: &'a [(&'a ToolName, &'a ToolSpec)],
 }
 
-/// A step subject's entities: as recorded (Cedar's JSON entity format)
+/// A mission subject's entities: as recorded (Cedar's JSON entity format)
 /// and as evaluated.
 #[derive(Debug)]
 pub struct PreparedSubject {
@@ -178,7 +181,7 @@ pub struct PreparedSubject {
     pub entities: PreparedEntities,
 }
 
-/// The prepared entities of recent step subjects, for one engine. A
+/// The prepared entities of recent mission subjects, for one engine. A
 /// mission's steps are decided when the plan is submitted and again at
 /// each tool call (and once more under a canary's other bundle), with the
 /// same subject each time; preparing them (the JSON, its digest, the Cedar
@@ -198,9 +201,9 @@ struct Generations {
     previous: HashMap<Vec<u8>, Arc<PreparedSubject>, foldhash::fast::RandomState>,
 }
 
-/// Entries per generation: several times the steps a busy node has
-/// between plan and call (executor concurrency × steps per mission), at a
-/// few kilobytes each.
+/// Entries per generation: one per mission, so a node keeps the entities
+/// of every mission planned in its last 1,024 to 2,048 plans until their
+/// calls, at some kilobytes each.
 const SUBJECTS_PER_GENERATION: usize = 1024;
 
 impl Generations {
@@ -213,7 +216,7 @@ impl Generations {
 }
 
 impl SubjectCache {
-    pub fn prepared(&self, subject: &StepSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
+    pub fn prepared(&self, subject: &MissionSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
         let specs = subject.specs();
         let key = key_of(&specs);
         {
@@ -266,7 +269,7 @@ impl std::fmt::Debug for SubjectCache {
     }
 }
 
-impl StepSubject<'_> {
+impl MissionSubject<'_> {
     fn specs(&self) -> Vec<EntitySpec<'_>> {
         let (tenant, namespace) = (self.tenant.as_str(), self.namespace.as_str());
         let org_unit = self.org_unit.as_str();
@@ -274,7 +277,23 @@ impl StepSubject<'_> {
         if let Some(owner) = self.owner {
             agent_attrs.push(("owner", Attr::Entity("Aura::User", owner.as_str())));
         }
-        vec![
+        let tools = self.tools.iter().map(|(tool, spec)| EntitySpec {
+            kind: "Aura::Tool",
+            id: tool.as_str(),
+            attrs: vec![
+                ("risk", Attr::Long(level_rank(spec.risk))),
+                (
+                    "classification",
+                    Attr::Entity(
+                        "Aura::Classification",
+                        classification_id(spec.classification),
+                    ),
+                ),
+                ("target", Attr::Str(&spec.target)),
+            ],
+            parents: vec![],
+        });
+        let mut specs = vec![
             EntitySpec {
                 kind: "Aura::Tenant",
                 id: tenant,
@@ -300,22 +319,6 @@ impl StepSubject<'_> {
                 parents: vec![("Aura::OrgUnit", org_unit)],
             },
             EntitySpec {
-                kind: "Aura::Tool",
-                id: self.tool.as_str(),
-                attrs: vec![
-                    ("risk", Attr::Long(level_rank(self.tool_spec.risk))),
-                    (
-                        "classification",
-                        Attr::Entity(
-                            "Aura::Classification",
-                            classification_id(self.tool_spec.classification),
-                        ),
-                    ),
-                    ("target", Attr::Str(&self.tool_spec.target)),
-                ],
-                parents: vec![],
-            },
-            EntitySpec {
                 kind: "Aura::Mission",
                 id: self.mission.as_str(),
                 attrs: vec![
@@ -334,27 +337,33 @@ impl StepSubject<'_> {
                 ],
                 parents: vec![("Aura::Namespace", namespace)],
             },
-        ]
+        ];
+        specs.extend(tools);
+        specs
     }
 
     /// The entities in Cedar's JSON entity format, and prepared for
     /// evaluation from the same description without parsing that JSON.
-    /// The step's own entities come first, then the [`constants`].
+    /// The mission's own entities come first, then its tools, then the
+    /// [`constants`].
     pub fn prepared(&self) -> Result<PreparedSubject, String> {
         prepare(&self.specs())
     }
 
-    /// A `plan_step` or `call_tool` request for this step.
+    /// A `plan_step` or `call_tool` request for a step that calls `tool`,
+    /// one of the subject's tools.
     pub fn request(
         &self,
+        tool: &ToolName,
         action: &str,
         arguments: &Value,
         granted: Option<AuthorityLevel>,
     ) -> PolicyRequest {
+        debug_assert!(self.tools.iter().any(|(t, _)| *t == tool));
         PolicyRequest {
             principal: EntityRef::new("Aura::Agent", self.agent.as_str()),
             action: EntityRef::new("Aura::Action", action),
-            resource: EntityRef::new("Aura::Tool", self.tool.as_str()),
+            resource: EntityRef::new("Aura::Tool", tool.as_str()),
             context: json!({
                 "mission": entity_ref("Aura::Mission", self.mission.as_str()),
                 "arguments": arguments,
@@ -389,7 +398,7 @@ fn prepare(specs: &[EntitySpec<'_>]) -> Result<PreparedSubject, String> {
 
 /// The cache key: the step's entity descriptions themselves, each
 /// string length-prefixed so that no two subjects share a key. Derived
-/// from [`StepSubject::specs`], so a field the entities come to show is
+/// from [`MissionSubject::specs`], so a field the entities come to show is
 /// in the key without anyone having to remember it.
 fn key_of(specs: &[EntitySpec<'_>]) -> Vec<u8> {
     fn put(key: &mut Vec<u8>, s: &str) {
@@ -440,6 +449,8 @@ mod tests {
         mission: MissionId,
         tool: ToolName,
         spec: ToolSpec,
+        read: ToolName,
+        read_spec: ToolSpec,
     }
 
     fn fixture() -> Fixture {
@@ -457,12 +468,28 @@ mod tests {
                 invocation: None,
                 timeouts: None,
             },
+            read: "erp.read".parse().unwrap(),
+            read_spec: ToolSpec {
+                risk: AuthorityLevel::L1,
+                classification: DataClassification::Internal,
+                target: "eu-west-1".into(),
+                invocation: None,
+                timeouts: None,
+            },
         }
     }
 
     impl Fixture {
-        fn subject<'a>(&'a self, owner: Option<&'a UserId>) -> StepSubject<'a> {
-            StepSubject {
+        fn tools(&self) -> [(&ToolName, &ToolSpec); 2] {
+            [(&self.tool, &self.spec), (&self.read, &self.read_spec)]
+        }
+
+        fn subject<'a>(
+            &'a self,
+            owner: Option<&'a UserId>,
+            tools: &'a [(&'a ToolName, &'a ToolSpec)],
+        ) -> MissionSubject<'a> {
+            MissionSubject {
                 tenant: &self.tenant,
                 namespace: &self.namespace,
                 agent: &self.agent,
@@ -472,22 +499,22 @@ mod tests {
                 classification: DataClassification::Internal,
                 authority: AuthorityLevel::L2,
                 requester: "user:alice",
-                tool: &self.tool,
-                tool_spec: &self.spec,
+                tools,
             }
         }
     }
 
     fn check(owner: Option<&UserId>) {
         let f = fixture();
+        let tools = f.tools();
         let PreparedSubject {
             json,
             entities: built,
-        } = f.subject(owner).prepared().unwrap();
+        } = f.subject(owner, &tools).prepared().unwrap();
         let parsed = PreparedEntities::from_json(&json, None).unwrap();
         assert_eq!(built.cedar(), parsed.cedar());
         assert_eq!(built.digest(), parsed.digest());
-        assert_eq!(json.as_array().map(Vec::len), Some(14));
+        assert_eq!(json.as_array().map(Vec::len), Some(15));
     }
 
     /// The entities evaluated are exactly the ones recorded: building them
@@ -505,40 +532,50 @@ mod tests {
         let cache = SubjectCache::default();
         let f = fixture();
         let owner: UserId = "alice".parse().unwrap();
-        let base = f.subject(None);
+        let tools = f.tools();
+        let base = f.subject(None, &tools);
         let first = cache.prepared(&base).unwrap();
         assert!(Arc::ptr_eq(&first, &cache.prepared(&base).unwrap()));
 
-        let (other_target, other_tool) = (
-            ToolSpec {
-                target: "us-east-1".into(),
-                ..f.spec.clone()
-            },
-            "erp.read".parse().unwrap(),
-        );
+        let other_target = ToolSpec {
+            target: "us-east-1".into(),
+            ..f.spec.clone()
+        };
+        let other_tool: ToolName = "erp.mail".parse().unwrap();
+        let retargeted = [(&f.tool, &other_target), (&f.read, &f.read_spec)];
+        let one_more = [
+            (&f.tool, &f.spec),
+            (&f.read, &f.read_spec),
+            (&other_tool, &f.read_spec),
+        ];
+        let fewer = [(&f.tool, &f.spec)];
         let variants = [
-            StepSubject {
+            MissionSubject {
                 owner: Some(&owner),
                 ..base
             },
-            StepSubject {
+            MissionSubject {
                 requester: "user:bob",
                 ..base
             },
-            StepSubject {
+            MissionSubject {
                 authority: AuthorityLevel::L3,
                 ..base
             },
-            StepSubject {
+            MissionSubject {
                 classification: DataClassification::Restricted,
                 ..base
             },
-            StepSubject {
-                tool_spec: &other_target,
+            MissionSubject {
+                tools: &retargeted,
                 ..base
             },
-            StepSubject {
-                tool: &other_tool,
+            MissionSubject {
+                tools: &one_more,
+                ..base
+            },
+            MissionSubject {
+                tools: &fewer,
                 ..base
             },
         ];
@@ -561,21 +598,22 @@ mod tests {
     fn the_cache_is_bounded_and_keeps_what_is_in_use() {
         let cache = SubjectCache::default();
         let f = fixture();
-        let keep = cache.prepared(&f.subject(None)).unwrap();
+        let tools = f.tools();
+        let keep = cache.prepared(&f.subject(None, &tools)).unwrap();
         let missions: Vec<MissionId> = (0..3 * SUBJECTS_PER_GENERATION)
             .map(|i| format!("m-{i}").parse().unwrap())
             .collect();
         for (i, mission) in missions.iter().enumerate() {
             cache
-                .prepared(&StepSubject {
+                .prepared(&MissionSubject {
                     mission,
-                    ..f.subject(None)
+                    ..f.subject(None, &tools)
                 })
                 .unwrap();
             if i % 512 == 0 {
                 assert!(Arc::ptr_eq(
                     &keep,
-                    &cache.prepared(&f.subject(None)).unwrap()
+                    &cache.prepared(&f.subject(None, &tools)).unwrap()
                 ));
             }
             assert!(cache.len() <= 2 * SUBJECTS_PER_GENERATION);
