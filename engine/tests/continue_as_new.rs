@@ -128,17 +128,7 @@ fn payload_bytes_fill_a_run_too_and_closed_missions_do_not_continue() {
     continue_m1(&mut w).unwrap();
     assert_eq!(w.m1().run().number, 2);
 
-    w.ok(
-        "acme",
-        Actor::User(id("alice")),
-        CommandBody::CloseMission {
-            mission: id("m1"),
-            closing: aura_engine::machine::Closing::Abort {
-                reason: aura_engine::mission::AbortReason::Cancelled,
-                note: "enough".into(),
-            },
-        },
-    );
+    w.cancel("acme", Actor::User(id("alice")), "m1").unwrap();
     assert_eq!(continue_m1(&mut w).unwrap_err(), Rejection::MissionClosed);
 }
 

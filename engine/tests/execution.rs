@@ -484,17 +484,7 @@ fn the_queue_lists_lapsed_leases_first_then_missions_in_the_order_they_were_queu
 
     // A claim takes a mission off the list; a closed mission leaves it.
     w.claim("acme", "m3", "w2", LEASE).unwrap();
-    w.ok(
-        "acme",
-        Actor::User(id("alice")),
-        CommandBody::CloseMission {
-            mission: id("m2"),
-            closing: aura_engine::machine::Closing::Abort {
-                reason: AbortReason::Cancelled,
-                note: "not needed".into(),
-            },
-        },
-    );
+    w.cancel("acme", Actor::User(id("alice")), "m2").unwrap();
     assert_eq!(claimable(&w), ["m1"]);
     w.state.check_invariants().unwrap();
 }

@@ -153,17 +153,7 @@ fn tenants_are_isolated_by_construction() {
     w.create_mission("acme", "shared-id", Millis::from_secs(3600));
     w.create_mission("globex", "shared-id", Millis::from_secs(3600));
     let globex_before = w.state.tenant(&id("globex")).unwrap().clone();
-    w.ok(
-        "acme",
-        Actor::Runtime,
-        CommandBody::CloseMission {
-            mission: id("shared-id"),
-            closing: Closing::Abort {
-                reason: AbortReason::Cancelled,
-                note: "not needed".into(),
-            },
-        },
-    );
+    w.cancel("acme", Actor::Runtime, "shared-id").unwrap();
     assert_eq!(w.mission_state("acme", "shared-id"), MissionState::Closed);
     assert!(w.state.tenant(&id("globex")).unwrap() == &globex_before);
     // A command for a tenant that does not exist is refused, not routed.

@@ -6,11 +6,10 @@
 use crate::support;
 
 use aura_engine::Actor;
-use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
+use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
 use aura_engine::mission::{
-    AbortReason, AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification,
-    HoldKind, MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState,
-    StepOutcome,
+    AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification, HoldKind,
+    MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState, StepOutcome,
 };
 use aura_engine::policy::routing::{ToolInvocation, ToolSpec};
 use aura_engine::time::{Millis, Timestamp};
@@ -370,17 +369,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
         w.claim("acme", "m1", "w2", LEASE).unwrap_err(),
         Rejection::Compensating
     );
-    let cancel = w.cmd(
-        "acme",
-        Actor::User(id("alice")),
-        CommandBody::CloseMission {
-            mission: id("m1"),
-            closing: Closing::Abort {
-                reason: AbortReason::Cancelled,
-                note: "stop".into(),
-            },
-        },
-    );
+    let cancel = w.cancel("acme", Actor::User(id("alice")), "m1");
     assert_eq!(cancel.unwrap_err(), Rejection::Compensating);
 
     // Latest first.

@@ -314,20 +314,34 @@ struct RecordedPlan {
 /// now and that this node is not already claiming or running, in any
 /// tenant, in queue order: first those offered to this node, then those
 /// other nodes left waiting past the grace period ([`ClaimShare`]).
+///
+/// It reads the queue only as far as it must: not at all without a free
+/// slot, and no further once `limit` missions of this node's own share
+/// are found. A busy cluster's queue holds hundreds of missions, and every
+/// node scans it after every batch of commits.
 fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
+    if limit == 0 {
+        return Vec::new();
+    }
     let now = time::now();
     let share = ClaimShare::of(&state.node);
     state.node.read_local(|s| {
         let (mut mine, mut spare) = (Vec::new(), Vec::new());
-        for t in s.tenants() {
+        'tenants: for t in s.tenants() {
             for ns in t.namespaces().keys() {
                 for m in queue::candidates(t, ns, None, now, is_ours) {
+                    let turn = share.turn(m, now);
+                    let wanted = match turn {
+                        Turn::Mine => &mut mine,
+                        Turn::Spare if spare.len() < limit => &mut spare,
+                        Turn::Spare | Turn::Theirs => continue,
+                    };
                     let key = (t.id().clone(), m.id().clone());
-                    match share.turn(m, now) {
-                        _ if running.contains(&key) => {}
-                        Turn::Mine => mine.push(key),
-                        Turn::Spare => spare.push(key),
-                        Turn::Theirs => {}
+                    if !running.contains(&key) {
+                        wanted.push(key);
+                    }
+                    if mine.len() == limit {
+                        break 'tenants;
                     }
                 }
             }

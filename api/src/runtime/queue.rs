@@ -8,7 +8,8 @@ use aura_engine::machine::TenantState;
 use aura_engine::mission::Mission;
 use aura_engine::time::Timestamp;
 
-/// The missions a claim at `now` may take, in the order claims take them:
+/// The missions a claim at `now` may take, lazily, in the order claims
+/// take them:
 /// missions whose worker lost its lease first (they have waited longest),
 /// then the queue in the order missions entered it. Missions the engine
 /// would refuse anyway (past their deadline, agent without a valid
@@ -18,15 +19,16 @@ use aura_engine::time::Timestamp;
 /// the missions labelled for it).
 pub fn candidates<'t>(
     t: &'t TenantState,
-    namespace: &NamespaceId,
-    agent: Option<&AgentId>,
+    namespace: &'t NamespaceId,
+    agent: Option<&'t AgentId>,
     now: Timestamp,
-    wanted: impl Fn(&Mission) -> bool,
-) -> Vec<&'t Mission> {
+    wanted: impl Fn(&Mission) -> bool + 't,
+) -> impl Iterator<Item = &'t Mission> {
     t.claimable_missions(now)
-        .filter(|m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
-        .filter(|m| wanted(m))
-        .filter(|m| now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now))
+        .filter(move |m| m.namespace() == namespace && agent.is_none_or(|a| m.agent() == a))
+        .filter(move |m| wanted(m))
+        .filter(move |m| {
+            now < m.boundary().get().runtime.deadline && t.agent_is_active(m.agent(), now)
+        })
         .filter(|m| !m.is_stalled(m.execution().next_step()))
-        .collect()
 }

@@ -130,7 +130,6 @@ pub async fn claim(
         let now = time::now();
         let found = read_tenant(&state, &scope.tenant, |t| {
             queue::candidates(t, &namespace, req.agent.as_ref(), now, |_| true)
-                .into_iter()
                 .map(|m| m.id().clone())
                 .collect::<Vec<_>>()
         })?;

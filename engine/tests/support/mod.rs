@@ -250,6 +250,26 @@ impl World {
         )
     }
 
+    /// `actor` cancels the mission.
+    pub fn cancel(
+        &mut self,
+        tenant: &str,
+        actor: Actor,
+        mission: &str,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.cmd(
+            tenant,
+            actor,
+            CommandBody::CloseMission {
+                mission: id(mission),
+                closing: aura_engine::machine::Closing::Abort {
+                    reason: aura_engine::mission::AbortReason::Cancelled,
+                    note: "not needed".into(),
+                },
+            },
+        )
+    }
+
     /// acme's mission m1, the one most tests drive.
     pub fn m1(&self) -> &Mission {
         &self.state.tenant(&id("acme")).unwrap().missions()[&id::<MissionId>("m1")]
