@@ -330,8 +330,7 @@ fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantI
         'tenants: for t in s.tenants() {
             for ns in t.namespaces().keys() {
                 for m in queue::candidates(t, ns, None, now, is_ours) {
-                    let turn = share.turn(m, now);
-                    let wanted = match turn {
+                    let wanted = match share.turn(m, now) {
                         Turn::Mine => &mut mine,
                         Turn::Spare if spare.len() < limit => &mut spare,
                         Turn::Spare | Turn::Theirs => continue,
