@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::mission::AuthorityLevel;
+use crate::policy::direct::{self, DirectEntities, DirectPolicy, DirectRequest, DirectResponse};
 use crate::policy::schema::BASE_SCHEMA;
 
 pub const BUNDLE_DOMAIN: Domain = Domain::new("aura.policy-bundle/1");
@@ -99,13 +100,28 @@ pub struct PolicySlicer {
     by_eq: FastMap<EntityUid, Vec<usize>>,
     /// Policies scoped `principal in e` (or `is T in e`).
     by_in: FastMap<EntityUid, Vec<usize>>,
+    /// Each policy in the direct subset, compiled; see [`direct`].
+    direct: Vec<Option<DirectPolicy>>,
     cache: Mutex<FastMap<PolicyBits, Arc<PolicySet>>>,
 }
 
 /// Lookups only: keys come from bundles and the slice cache is bounded, so
 /// a keyed hash buys nothing against flooding, and SipHash was a tenth of
 /// a decision's time.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Where the slicer reads an entity's ancestors: Cedar's entities, or the
+/// direct evaluator's copy of them.
+pub(crate) trait Hierarchy {
+    /// `None` if the entity does not exist.
+    fn ancestors_of(&self, e: &EntityUid) -> Option<impl Iterator<Item = &EntityUid>>;
+}
+
+impl Hierarchy for Entities {
+    fn ancestors_of(&self, e: &EntityUid) -> Option<impl Iterator<Item = &EntityUid>> {
+        self.ancestors(e)
+    }
+}
 
 const SLICE_CACHE: usize = 4096;
 
@@ -159,10 +175,11 @@ impl PolicyBits {
 }
 
 impl PolicySlicer {
-    fn new(set: &PolicySet) -> PolicySlicer {
+    pub(crate) fn new(set: &PolicySet) -> PolicySlicer {
         let policies: Vec<Policy> = set.policies().cloned().collect();
         let mut s = PolicySlicer {
             scopes: policies.iter().map(Scope::of).collect(),
+            direct: policies.iter().map(DirectPolicy::compile).collect(),
             policies,
             unscoped: Vec::new(),
             by_eq: FastMap::default(),
@@ -188,6 +205,30 @@ impl PolicySlicer {
         action: &EntityUid,
         entities: &Entities,
     ) -> Arc<PolicySet> {
+        self.set_of(self.picked(principal, action, entities))
+    }
+
+    /// Cedar's response on the slice, computed by the direct evaluator, or
+    /// `None` where Cedar must evaluate it (see [`direct`]).
+    pub(crate) fn decide_directly(
+        &self,
+        req: &DirectRequest<'_>,
+        entities: &DirectEntities,
+    ) -> Option<DirectResponse> {
+        let picked = self.picked(req.principal, req.action, entities);
+        direct::authorize(
+            picked.iter().map(|i| self.direct[i].as_ref()),
+            req,
+            entities,
+        )
+    }
+
+    fn picked(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        entities: &impl Hierarchy,
+    ) -> PolicyBits {
         let mut picked = PolicyBits::new(self.policies.len());
         let mut pick = |found: Option<&Vec<usize>>| {
             for i in found.into_iter().flatten() {
@@ -197,7 +238,7 @@ impl PolicySlicer {
         pick(Some(&self.unscoped));
         pick(self.by_eq.get(principal));
         pick(self.by_in.get(principal));
-        if let Some(ancestors) = entities.ancestors(principal) {
+        if let Some(ancestors) = entities.ancestors_of(principal) {
             for a in ancestors {
                 pick(self.by_in.get(a));
             }
@@ -219,7 +260,7 @@ impl PolicySlicer {
                         || action_ancestors
                             .get_or_insert_with(|| {
                                 entities
-                                    .ancestors(action)
+                                    .ancestors_of(action)
                                     .map(|a| a.collect())
                                     .unwrap_or_default()
                             })
@@ -230,6 +271,10 @@ impl PolicySlicer {
                 picked.remove(i);
             }
         }
+        picked
+    }
+
+    fn set_of(&self, picked: PolicyBits) -> Arc<PolicySet> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(set) = cache.get(&picked) {
             return Arc::clone(set);

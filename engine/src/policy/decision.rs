@@ -15,6 +15,7 @@ use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::mission::AuthorityLevel;
 use crate::policy::bundle::CompiledBundle;
+use crate::policy::direct::{DirectEntities, DirectRequest, DirectResponse};
 
 pub const DECISION_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input/1");
 pub const ENTITIES_DOMAIN: Domain = Domain::new("aura.policy-entities/1");
@@ -90,6 +91,7 @@ pub struct PolicyRequest {
 #[derive(Clone, Debug)]
 pub struct PreparedEntities {
     entities: Entities,
+    direct: DirectEntities,
     digest: Digest,
 }
 
@@ -115,7 +117,11 @@ impl PreparedEntities {
     /// the record; the caller guarantees the two describe the same set.
     pub(crate) fn from_parts(json: &Value, entities: Entities) -> Result<PreparedEntities, String> {
         let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
-        Ok(PreparedEntities { entities, digest })
+        Ok(PreparedEntities {
+            direct: DirectEntities::of(&entities),
+            entities,
+            digest,
+        })
     }
 
     pub fn digest(&self) -> Digest {
@@ -225,6 +231,26 @@ fn plain_expression(value: &Value) -> Option<RestrictedExpression> {
     })
 }
 
+/// Whether [`plain_context`] accepts `value`, checked without building
+/// anything.
+fn is_plain(value: &Value) -> bool {
+    fn plain(value: &Value) -> bool {
+        match value {
+            Value::String(_) | Value::Bool(_) => true,
+            Value::Number(n) => n.is_i64(),
+            Value::Array(items) => items.iter().all(plain),
+            Value::Object(fields) => match fields.get("__entity") {
+                Some(target) => plain_entity(fields.len(), target).is_some(),
+                None => !fields.keys().any(|k| k.starts_with("__")) && fields.values().all(plain),
+            },
+            Value::Null => false,
+        }
+    }
+    value
+        .as_object()
+        .is_some_and(|fields| fields.values().all(plain))
+}
+
 fn plain_entity(fields: usize, target: &Value) -> Option<RestrictedExpression> {
     let target = target.as_object().filter(|t| fields == 1 && t.len() == 2)?;
     let (kind, id) = (target.get("type")?.as_str()?, target.get("id")?.as_str()?);
@@ -265,6 +291,51 @@ pub fn decide(
         granted_level: None,
         input_digest,
     };
+    if let Some(response) = decide_directly(bundle, req, entities) {
+        interpret_outcome(
+            bundle,
+            response.allow,
+            response.determining,
+            Vec::new(),
+            default_level,
+            &mut record,
+        );
+        return record;
+    }
+    decide_with_cedar(bundle, req, entities, default_level, record)
+}
+
+/// Cedar's response computed by the direct evaluator, when the request,
+/// its context and its slice are all within the direct subset.
+fn decide_directly(
+    bundle: &CompiledBundle,
+    req: &PolicyRequest,
+    entities: &PreparedEntities,
+) -> Option<DirectResponse> {
+    let context = req.context.as_object().filter(|_| is_plain(&req.context))?;
+    let (principal, action, resource) = (
+        req.principal.to_cedar().ok()?,
+        req.action.to_cedar().ok()?,
+        req.resource.to_cedar().ok()?,
+    );
+    bundle.slicer().decide_directly(
+        &DirectRequest {
+            principal: &principal,
+            action: &action,
+            resource: &resource,
+            context,
+        },
+        &entities.direct,
+    )
+}
+
+fn decide_with_cedar(
+    bundle: &CompiledBundle,
+    req: &PolicyRequest,
+    entities: &PreparedEntities,
+    default_level: AuthorityLevel,
+    mut record: DecisionRecord,
+) -> DecisionRecord {
     match cedar_request(req, None) {
         Ok(request) => {
             let (Some(principal), Some(action)) = (request.principal(), request.action()) else {
@@ -299,11 +370,8 @@ pub fn interpret(
     record: &mut DecisionRecord,
 ) {
     let diagnostics = response.diagnostics();
-    // Cedar returns these from hash sets; sort them so every replica
-    // records the same bytes.
-    let mut determining: Vec<String> = diagnostics.reason().map(|p| p.to_string()).collect();
-    determining.sort();
-    let mut errors: Vec<String> = diagnostics
+    let determining: Vec<String> = diagnostics.reason().map(|p| p.to_string()).collect();
+    let errors: Vec<String> = diagnostics
         .errors()
         .map(|e| match e {
             cedar_policy::AuthorizationError::PolicyEvaluationError(e) => {
@@ -311,13 +379,35 @@ pub fn interpret(
             }
         })
         .collect();
+    interpret_outcome(
+        bundle,
+        response.decision() == cedar_policy::Decision::Allow,
+        determining,
+        errors,
+        default_level,
+        record,
+    );
+}
+
+/// [`interpret`] on a response's parts, however they were computed.
+fn interpret_outcome(
+    bundle: &CompiledBundle,
+    allow: bool,
+    mut determining: Vec<String>,
+    mut errors: Vec<String>,
+    default_level: AuthorityLevel,
+    record: &mut DecisionRecord,
+) {
+    // Cedar returns these from hash sets; sort them so every replica
+    // records the same bytes.
+    determining.sort();
     errors.sort();
     record.determining = determining;
     record.errors.extend(errors);
     record.required_level = None;
     record.decision = if !record.errors.is_empty() {
         Decision::Deny
-    } else if response.decision() == cedar_policy::Decision::Allow {
+    } else if allow {
         Decision::Permit
     } else if record.determining.is_empty() {
         Decision::Deny
@@ -361,6 +451,7 @@ mod tests {
             json!({"big": i64::MAX, "small": i64::MIN}),
         ];
         for c in contexts {
+            assert!(is_plain(&c), "{c}");
             let pairs = plain_context(&c).expect("plain");
             let built = Context::from_pairs(pairs).unwrap();
             let parsed = Context::from_json_value(c.clone(), None).unwrap();
@@ -383,6 +474,7 @@ mod tests {
             json!({"x": {"__entity": {"type": "not a type", "id": "b"}}}),
         ] {
             assert!(plain_context(&c).is_none(), "{c}");
+            assert!(!is_plain(&c), "{c}");
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod authority;
 pub mod bundle;
 pub mod canary;
 pub mod decision;
+mod direct;
 pub mod entities;
 pub mod reasoner;
 pub mod routing;

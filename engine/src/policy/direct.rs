@@ -1,0 +1,485 @@
+//! Direct evaluation of the common subset of Cedar.
+//!
+//! Cedar's authorizer runs every request through its partial evaluator,
+//! which rebuilds each policy's condition as an expression, allocates
+//! residuals and collects hash sets; that was two thirds of a decision's
+//! time. Most policies use only a small part of the language: scopes,
+//! `when`/`unless` with `&&`, `||`, `!`, `if`, `==`, `!=`, integer
+//! comparisons, `in`, `has` and attribute access on entities, records and
+//! the context. Those are compiled here, once per bundle, from Cedar's own
+//! JSON form of each policy, and evaluated directly against the same
+//! `Entities`.
+//!
+//! The direct path answers only when it can answer exactly as Cedar would.
+//! A policy using anything else is not compiled, and a request whose slice
+//! holds one goes to Cedar. Evaluation that meets anything Cedar would
+//! report as an error (a missing attribute or entity, a type mismatch) or
+//! that this subset does not cover gives up, and the request goes to Cedar,
+//! which then produces the decision and its error text. Conditions are
+//! evaluated left to right with Cedar's short-circuiting, so the direct path
+//! reaches exactly the subexpressions Cedar reaches. The tests compare the
+//! two on generated policies, entities and requests.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+
+use cedar_policy::{
+    Effect, Entities, EntityTypeName, EntityUid, EvalResult, Policy, Record, ResourceConstraint,
+};
+use serde_json::{Map, Value};
+
+use crate::policy::bundle::{FastMap, Hierarchy};
+use crate::policy::decision::EntityRef;
+
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// The entities as the direct path reads them, built once with each
+/// `PreparedEntities`: Cedar's `Entities` hashes every lookup with SipHash
+/// and clones every attribute it hands out, which was half of a direct
+/// decision's time. The same entities, attributes and ancestors.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DirectEntities {
+    map: FastMap<EntityUid, DirectEntity>,
+}
+
+#[derive(Clone, Debug)]
+struct DirectEntity {
+    /// `None` if an attribute is not a plain value (never for entities
+    /// built from JSON); reading any then gives up.
+    attrs: Option<BTreeMap<String, EvalResult>>,
+    ancestors: FastSet<EntityUid>,
+}
+
+impl DirectEntities {
+    pub(crate) fn of(entities: &Entities) -> DirectEntities {
+        let map = entities
+            .iter()
+            .map(|e| {
+                let uid = e.uid();
+                let attrs = e
+                    .attrs()
+                    .map(|(k, v)| Some((k.to_owned(), v.ok()?)))
+                    .collect::<Option<BTreeMap<_, _>>>();
+                let ancestors = entities
+                    .ancestors(&uid)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                (uid, DirectEntity { attrs, ancestors })
+            })
+            .collect();
+        DirectEntities { map }
+    }
+
+    /// Cedar's `e in target`: equal, or `target` is an ancestor of an
+    /// existing `e`.
+    fn within(&self, e: &EntityUid, target: &EntityUid) -> bool {
+        e == target
+            || self
+                .map
+                .get(e)
+                .is_some_and(|d| d.ancestors.contains(target))
+    }
+
+    fn attrs(&self, e: &EntityUid) -> Eval<&BTreeMap<String, EvalResult>> {
+        self.map.get(e).and_then(|d| d.attrs.as_ref()).ok_or(GiveUp)
+    }
+}
+
+/// A static policy of the direct subset.
+#[derive(Debug)]
+pub(crate) struct DirectPolicy {
+    id: String,
+    forbid: bool,
+    resource: ResourceScope,
+    /// `when` bodies as they are, `unless` bodies negated, in source order.
+    conditions: Vec<Expr>,
+}
+
+#[derive(Debug)]
+enum ResourceScope {
+    Any,
+    Eq(EntityUid),
+    In(EntityUid),
+    Is(EntityTypeName),
+    IsIn(EntityTypeName, EntityUid),
+}
+
+#[derive(Debug)]
+enum Var {
+    Principal,
+    Action,
+    Resource,
+    Context,
+}
+
+#[derive(Debug)]
+enum Compare {
+    Less,
+    LessEq,
+    Greater,
+    GreaterEq,
+}
+
+#[derive(Debug)]
+enum Expr {
+    Long(i64),
+    Bool(bool),
+    Str(String),
+    Entity(EntityUid),
+    Var(Var),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Eq {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
+    Compare(Compare, Box<Expr>, Box<Expr>),
+    /// `left in right`, where `right` is an entity or a set literal of
+    /// entity literals.
+    In(Box<Expr>, Vec<EntityUid>),
+    InExpr(Box<Expr>, Box<Expr>),
+    Attr(Box<Expr>, String),
+    Has(Box<Expr>, String),
+}
+
+/// A value during direct evaluation. Sets and extension values are not in
+/// the subset.
+#[derive(Debug)]
+enum Val<'a> {
+    Long(i64),
+    Bool(bool),
+    Str(Cow<'a, str>),
+    Entity(Cow<'a, EntityUid>),
+    Json(&'a Map<String, Value>),
+    Record(&'a Record),
+}
+
+/// The request as the direct path reads it.
+pub(crate) struct DirectRequest<'a> {
+    pub principal: &'a EntityUid,
+    pub action: &'a EntityUid,
+    pub resource: &'a EntityUid,
+    /// A context that [`is_plain`] accepted.
+    pub context: &'a Map<String, Value>,
+}
+
+/// Cedar's response for a request, when every policy of its slice could be
+/// evaluated directly: the decision and its determining policies.
+impl Hierarchy for DirectEntities {
+    fn ancestors_of(&self, e: &EntityUid) -> Option<impl Iterator<Item = &EntityUid>> {
+        self.map.get(e).map(|d| d.ancestors.iter())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DirectResponse {
+    pub allow: bool,
+    pub determining: Vec<String>,
+}
+
+/// Evaluation gave up: Cedar must decide.
+struct GiveUp;
+
+type Eval<T> = Result<T, GiveUp>;
+
+impl DirectPolicy {
+    /// The policy in the direct subset, or `None` if it uses anything else
+    /// (or is linked from a template).
+    pub(crate) fn compile(policy: &Policy) -> Option<DirectPolicy> {
+        if !policy.is_static() {
+            return None;
+        }
+        let resource = match policy.resource_constraint() {
+            ResourceConstraint::Any => ResourceScope::Any,
+            ResourceConstraint::Eq(e) => ResourceScope::Eq(e),
+            ResourceConstraint::In(e) => ResourceScope::In(e),
+            ResourceConstraint::Is(t) => ResourceScope::Is(t),
+            ResourceConstraint::IsIn(t, e) => ResourceScope::IsIn(t, e),
+        };
+        let json = policy.to_json().ok()?;
+        let conditions = json
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .map(|c| {
+                let body = compile(c.get("body")?)?;
+                match c.get("kind")?.as_str()? {
+                    "when" => Some(body),
+                    "unless" => Some(Expr::Not(Box::new(body))),
+                    _ => None,
+                }
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(DirectPolicy {
+            id: policy.id().to_string(),
+            forbid: policy.effect() == Effect::Forbid,
+            resource,
+            conditions,
+        })
+    }
+
+    /// Whether the policy is satisfied, given that its principal and action
+    /// scopes match (the slicer's guarantee).
+    fn satisfied(&self, req: &DirectRequest<'_>, entities: &DirectEntities) -> Eval<bool> {
+        let resource_fits = match &self.resource {
+            ResourceScope::Any => true,
+            ResourceScope::Eq(e) => req.resource == e,
+            ResourceScope::In(e) => entities.within(req.resource, e),
+            ResourceScope::Is(t) => req.resource.type_name() == t,
+            ResourceScope::IsIn(t, e) => {
+                req.resource.type_name() == t && entities.within(req.resource, e)
+            }
+        };
+        if !resource_fits {
+            return Ok(false);
+        }
+        for c in &self.conditions {
+            if !boolean(eval(c, req, entities)?)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Evaluates a slice directly; `None` if any policy of it is not in the
+/// subset or any evaluation gave up.
+pub(crate) fn authorize<'p>(
+    slice: impl Iterator<Item = Option<&'p DirectPolicy>>,
+    req: &DirectRequest<'_>,
+    entities: &DirectEntities,
+) -> Option<DirectResponse> {
+    let mut permits = Vec::new();
+    let mut forbids = Vec::new();
+    for p in slice {
+        let p = p?;
+        if p.satisfied(req, entities).ok()? {
+            if p.forbid {
+                forbids.push(p.id.clone());
+            } else {
+                permits.push(p.id.clone());
+            }
+        }
+    }
+    Some(if forbids.is_empty() {
+        DirectResponse {
+            allow: !permits.is_empty(),
+            determining: permits,
+        }
+    } else {
+        DirectResponse {
+            allow: false,
+            determining: forbids,
+        }
+    })
+}
+
+fn compile(e: &Value) -> Option<Expr> {
+    let node = e.as_object().filter(|o| o.len() == 1)?;
+    let (op, arg) = node.iter().next()?;
+    let left = || Some(Box::new(compile(arg.get("left")?)?));
+    let right = || Some(Box::new(compile(arg.get("right")?)?));
+    Some(match op.as_str() {
+        "Value" => literal(arg)?,
+        "Var" => Expr::Var(match arg.as_str()? {
+            "principal" => Var::Principal,
+            "action" => Var::Action,
+            "resource" => Var::Resource,
+            "context" => Var::Context,
+            _ => return None,
+        }),
+        "!" => Expr::Not(Box::new(compile(arg.get("arg")?)?)),
+        "&&" => Expr::And(left()?, right()?),
+        "||" => Expr::Or(left()?, right()?),
+        "==" | "!=" => Expr::Eq {
+            left: left()?,
+            right: right()?,
+            negated: op == "!=",
+        },
+        "<" => Expr::Compare(Compare::Less, left()?, right()?),
+        "<=" => Expr::Compare(Compare::LessEq, left()?, right()?),
+        ">" => Expr::Compare(Compare::Greater, left()?, right()?),
+        ">=" => Expr::Compare(Compare::GreaterEq, left()?, right()?),
+        "in" => {
+            let target = arg.get("right")?;
+            match entity_list(target) {
+                Some(list) => Expr::In(left()?, list),
+                None => Expr::InExpr(left()?, right()?),
+            }
+        }
+        "." => Expr::Attr(left()?, arg.get("attr")?.as_str()?.to_owned()),
+        // `e has a.b` (a list of names) is left to Cedar.
+        "has" => Expr::Has(left()?, arg.get("attr")?.as_str()?.to_owned()),
+        "if-then-else" => Expr::If(
+            Box::new(compile(arg.get("if")?)?),
+            Box::new(compile(arg.get("then")?)?),
+            Box::new(compile(arg.get("else")?)?),
+        ),
+        _ => return None,
+    })
+}
+
+fn literal(v: &Value) -> Option<Expr> {
+    Some(match v {
+        Value::Bool(b) => Expr::Bool(*b),
+        Value::Number(n) => Expr::Long(n.as_i64()?),
+        Value::String(s) => Expr::Str(s.clone()),
+        Value::Object(_) => Expr::Entity(entity_literal(v)?),
+        _ => return None,
+    })
+}
+
+fn entity_literal(v: &Value) -> Option<EntityUid> {
+    let target = v.as_object().filter(|o| o.len() == 1)?.get("__entity")?;
+    let target = target.as_object().filter(|t| t.len() == 2)?;
+    let (kind, id) = (target.get("type")?.as_str()?, target.get("id")?.as_str()?);
+    EntityRef::new(kind, id).to_cedar().ok()
+}
+
+/// The entities of `in`'s right side when it is an entity literal or a set
+/// literal of entity literals, which Cedar evaluates without error.
+fn entity_list(e: &Value) -> Option<Vec<EntityUid>> {
+    let node = e.as_object().filter(|o| o.len() == 1)?;
+    if let Some(v) = node.get("Value") {
+        return Some(vec![entity_literal(v)?]);
+    }
+    node.get("Set")?
+        .as_array()?
+        .iter()
+        .map(|item| entity_literal(item.as_object()?.get("Value")?))
+        .collect()
+}
+
+fn boolean(v: Val<'_>) -> Eval<bool> {
+    match v {
+        Val::Bool(b) => Ok(b),
+        _ => Err(GiveUp),
+    }
+}
+
+fn entity<'a>(v: &'a Val<'_>) -> Eval<&'a EntityUid> {
+    match v {
+        Val::Entity(e) => Ok(e),
+        _ => Err(GiveUp),
+    }
+}
+
+fn long(v: Val<'_>) -> Eval<i64> {
+    match v {
+        Val::Long(n) => Ok(n),
+        _ => Err(GiveUp),
+    }
+}
+
+fn eval<'a>(e: &'a Expr, req: &DirectRequest<'a>, entities: &'a DirectEntities) -> Eval<Val<'a>> {
+    let sub = |e: &'a Expr| eval(e, req, entities);
+    Ok(match e {
+        Expr::Long(n) => Val::Long(*n),
+        Expr::Bool(b) => Val::Bool(*b),
+        Expr::Str(s) => Val::Str(Cow::Borrowed(s)),
+        Expr::Entity(u) => Val::Entity(Cow::Borrowed(u)),
+        Expr::Var(Var::Principal) => Val::Entity(Cow::Borrowed(req.principal)),
+        Expr::Var(Var::Action) => Val::Entity(Cow::Borrowed(req.action)),
+        Expr::Var(Var::Resource) => Val::Entity(Cow::Borrowed(req.resource)),
+        Expr::Var(Var::Context) => Val::Json(req.context),
+        Expr::Not(a) => Val::Bool(!boolean(sub(a)?)?),
+        Expr::And(a, b) => Val::Bool(boolean(sub(a)?)? && boolean(sub(b)?)?),
+        Expr::Or(a, b) => Val::Bool(boolean(sub(a)?)? || boolean(sub(b)?)?),
+        Expr::If(c, t, f) => {
+            if boolean(sub(c)?)? {
+                sub(t)?
+            } else {
+                sub(f)?
+            }
+        }
+        Expr::Eq {
+            left,
+            right,
+            negated,
+        } => Val::Bool(equal(&sub(left)?, &sub(right)?)? != *negated),
+        Expr::Compare(op, a, b) => {
+            let (a, b) = (long(sub(a)?)?, long(sub(b)?)?);
+            Val::Bool(match op {
+                Compare::Less => a < b,
+                Compare::LessEq => a <= b,
+                Compare::Greater => a > b,
+                Compare::GreaterEq => a >= b,
+            })
+        }
+        Expr::In(a, targets) => {
+            let a = sub(a)?;
+            let a = entity(&a)?;
+            Val::Bool(targets.iter().any(|t| entities.within(a, t)))
+        }
+        Expr::InExpr(a, b) => {
+            let (a, b) = (sub(a)?, sub(b)?);
+            Val::Bool(entities.within(entity(&a)?, entity(&b)?))
+        }
+        Expr::Attr(a, name) => attr(sub(a)?, name, entities)?,
+        Expr::Has(a, name) => Val::Bool(match sub(a)? {
+            Val::Entity(e) => entities.attrs(&e)?.contains_key(name),
+            Val::Json(m) => m.contains_key(name),
+            Val::Record(r) => r.contains_attribute(name),
+            _ => return Err(GiveUp),
+        }),
+    })
+}
+
+/// Cedar's `==` on the values of the subset: equal kinds compare by value,
+/// different kinds are unequal. Records are left to Cedar.
+fn equal(a: &Val<'_>, b: &Val<'_>) -> Eval<bool> {
+    Ok(match (a, b) {
+        (Val::Json(_) | Val::Record(_), _) | (_, Val::Json(_) | Val::Record(_)) => {
+            return Err(GiveUp);
+        }
+        (Val::Long(x), Val::Long(y)) => x == y,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Str(x), Val::Str(y)) => x == y,
+        (Val::Entity(x), Val::Entity(y)) => x == y,
+        _ => false,
+    })
+}
+
+fn attr<'a>(v: Val<'a>, name: &str, entities: &'a DirectEntities) -> Eval<Val<'a>> {
+    match v {
+        // A borrowed entity id: its attributes live in `entities`, not in it.
+        Val::Entity(Cow::Borrowed(e)) => from_cedar(entities.attrs(e)?.get(name).ok_or(GiveUp)?),
+        Val::Entity(Cow::Owned(e)) => from_cedar(entities.attrs(&e)?.get(name).ok_or(GiveUp)?),
+        Val::Json(m) => from_json(m.get(name).ok_or(GiveUp)?),
+        Val::Record(r) => from_cedar(r.get(name).ok_or(GiveUp)?),
+        _ => Err(GiveUp),
+    }
+}
+
+fn from_cedar(r: &EvalResult) -> Eval<Val<'_>> {
+    Ok(match r {
+        EvalResult::Bool(b) => Val::Bool(*b),
+        EvalResult::Long(n) => Val::Long(*n),
+        EvalResult::String(s) => Val::Str(Cow::Borrowed(s)),
+        EvalResult::EntityUid(e) => Val::Entity(Cow::Borrowed(e)),
+        EvalResult::Record(r) => Val::Record(r),
+        EvalResult::Set(_) | EvalResult::ExtensionValue(_) => return Err(GiveUp),
+    })
+}
+
+/// A context value read the way [`is_plain`] guarantees Cedar reads it.
+fn from_json(v: &Value) -> Eval<Val<'_>> {
+    Ok(match v {
+        Value::Bool(b) => Val::Bool(*b),
+        Value::Number(n) => Val::Long(n.as_i64().ok_or(GiveUp)?),
+        Value::String(s) => Val::Str(Cow::Borrowed(s)),
+        Value::Object(m) => match m.get("__entity") {
+            Some(_) => Val::Entity(Cow::Owned(entity_literal(v).ok_or(GiveUp)?)),
+            None => Val::Json(m),
+        },
+        Value::Array(_) | Value::Null => return Err(GiveUp),
+    })
+}
+
+#[cfg(test)]
+mod tests;
