@@ -7,8 +7,8 @@
 //! `when`/`unless` with `&&`, `||`, `!`, `if`, `==`, `!=`, integer
 //! comparisons, `in`, `has` and attribute access on entities, records and
 //! the context. Those are compiled here, once per bundle, from Cedar's own
-//! JSON form of each policy, and evaluated directly against the same
-//! `Entities`.
+//! JSON form of each policy, and evaluated directly against a copy of the
+//! same entities ([`DirectEntities`]).
 //!
 //! The direct path answers only when it can answer exactly as Cedar would.
 //! A policy using anything else is not compiled, and a request whose slice
@@ -139,10 +139,11 @@ enum Expr {
         negated: bool,
     },
     Compare(Compare, Box<Expr>, Box<Expr>),
-    /// `left in right`, where `right` is an entity or a set literal of
-    /// entity literals.
-    In(Box<Expr>, Vec<EntityUid>),
-    InExpr(Box<Expr>, Box<Expr>),
+    /// `left in right`, where `right` is an entity literal or a set
+    /// literal of entity literals.
+    InLiterals(Box<Expr>, Vec<EntityUid>),
+    /// `left in right`, where `right` must evaluate to an entity.
+    InEntity(Box<Expr>, Box<Expr>),
     Attr(Box<Expr>, String),
     Has(Box<Expr>, String),
 }
@@ -308,8 +309,8 @@ fn compile(e: &Value) -> Option<Expr> {
         "in" => {
             let target = arg.get("right")?;
             match entity_list(target) {
-                Some(list) => Expr::In(left()?, list),
-                None => Expr::InExpr(left()?, right()?),
+                Some(list) => Expr::InLiterals(left()?, list),
+                None => Expr::InEntity(left()?, right()?),
             }
         }
         "." => Expr::Attr(left()?, arg.get("attr")?.as_str()?.to_owned()),
@@ -411,12 +412,12 @@ fn eval<'a>(e: &'a Expr, req: &DirectRequest<'a>, entities: &'a DirectEntities) 
                 Compare::GreaterEq => a >= b,
             })
         }
-        Expr::In(a, targets) => {
+        Expr::InLiterals(a, targets) => {
             let a = sub(a)?;
             let a = entity(&a)?;
             Val::Bool(targets.iter().any(|t| entities.within(a, t)))
         }
-        Expr::InExpr(a, b) => {
+        Expr::InEntity(a, b) => {
             let (a, b) = (sub(a)?, sub(b)?);
             Val::Bool(entities.within(entity(&a)?, entity(&b)?))
         }
