@@ -9,7 +9,7 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
@@ -201,33 +201,60 @@ fn plain_context(value: &Value) -> Option<Vec<(String, RestrictedExpression)>> {
         .collect()
 }
 
-fn plain_expression(value: &Value) -> Option<RestrictedExpression> {
+/// One JSON value as Cedar reads it without a schema, one level deep, or
+/// `None` where Cedar reads it its own way (`null`, fractions, numbers
+/// beyond 64 bits, `__` escapes other than a plain entity reference). The
+/// one statement of that rule: the context builder, the check that a
+/// context is plain and the direct evaluator all read values through it.
+pub(crate) enum PlainValue<'a> {
+    String(&'a str),
+    Bool(bool),
+    Long(i64),
+    Set(&'a [Value]),
+    Record(&'a Map<String, Value>),
+    Entity(EntityUid),
+}
+
+pub(crate) fn plain_value(value: &Value) -> Option<PlainValue<'_>> {
     Some(match value {
-        Value::String(s) => RestrictedExpression::new_string(s.clone()),
-        Value::Bool(b) => RestrictedExpression::new_bool(*b),
-        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
-        Value::Array(items) => RestrictedExpression::new_set(
+        Value::String(s) => PlainValue::String(s),
+        Value::Bool(b) => PlainValue::Bool(*b),
+        Value::Number(n) => PlainValue::Long(n.as_i64()?),
+        Value::Array(items) => PlainValue::Set(items),
+        Value::Object(fields) => match fields.get("__entity") {
+            Some(target) => {
+                let target = target
+                    .as_object()
+                    .filter(|t| fields.len() == 1 && t.len() == 2)?;
+                let (kind, id) = (target.get("type")?.as_str()?, target.get("id")?.as_str()?);
+                PlainValue::Entity(EntityRef::new(kind, id).to_cedar().ok()?)
+            }
+            None if fields.keys().any(|k| k.starts_with("__")) => return None,
+            None => PlainValue::Record(fields),
+        },
+        Value::Null => return None,
+    })
+}
+
+fn plain_expression(value: &Value) -> Option<RestrictedExpression> {
+    Some(match plain_value(value)? {
+        PlainValue::String(s) => RestrictedExpression::new_string(s.to_owned()),
+        PlainValue::Bool(b) => RestrictedExpression::new_bool(b),
+        PlainValue::Long(n) => RestrictedExpression::new_long(n),
+        PlainValue::Set(items) => RestrictedExpression::new_set(
             items
                 .iter()
                 .map(plain_expression)
                 .collect::<Option<Vec<_>>>()?,
         ),
-        Value::Object(fields) => {
-            if let Some(target) = fields.get("__entity") {
-                return plain_entity(fields.len(), target);
-            }
-            if fields.keys().any(|k| k.starts_with("__")) {
-                return None;
-            }
-            RestrictedExpression::new_record(
-                fields
-                    .iter()
-                    .map(|(k, v)| Some((k.clone(), plain_expression(v)?)))
-                    .collect::<Option<Vec<_>>>()?,
-            )
-            .ok()?
-        }
-        Value::Null => return None,
+        PlainValue::Record(fields) => RestrictedExpression::new_record(
+            fields
+                .iter()
+                .map(|(k, v)| Some((k.clone(), plain_expression(v)?)))
+                .collect::<Option<Vec<_>>>()?,
+        )
+        .ok()?,
+        PlainValue::Entity(uid) => RestrictedExpression::new_entity_uid(uid),
     })
 }
 
@@ -235,27 +262,16 @@ fn plain_expression(value: &Value) -> Option<RestrictedExpression> {
 /// anything.
 fn is_plain(value: &Value) -> bool {
     fn plain(value: &Value) -> bool {
-        match value {
-            Value::String(_) | Value::Bool(_) => true,
-            Value::Number(n) => n.is_i64(),
-            Value::Array(items) => items.iter().all(plain),
-            Value::Object(fields) => match fields.get("__entity") {
-                Some(target) => plain_entity(fields.len(), target).is_some(),
-                None => !fields.keys().any(|k| k.starts_with("__")) && fields.values().all(plain),
-            },
-            Value::Null => false,
+        match plain_value(value) {
+            None => false,
+            Some(PlainValue::Set(items)) => items.iter().all(plain),
+            Some(PlainValue::Record(fields)) => fields.values().all(plain),
+            Some(_) => true,
         }
     }
     value
         .as_object()
         .is_some_and(|fields| fields.values().all(plain))
-}
-
-fn plain_entity(fields: usize, target: &Value) -> Option<RestrictedExpression> {
-    let target = target.as_object().filter(|t| fields == 1 && t.len() == 2)?;
-    let (kind, id) = (target.get("type")?.as_str()?, target.get("id")?.as_str()?);
-    let uid = EntityRef::new(kind, id).to_cedar().ok()?;
-    Some(RestrictedExpression::new_entity_uid(uid))
 }
 
 /// One authorizer for the process: making one is far from free, and it

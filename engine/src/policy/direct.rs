@@ -29,7 +29,7 @@ use cedar_policy::{
 use serde_json::{Map, Value};
 
 use crate::policy::bundle::{FastMap, Hierarchy};
-use crate::policy::decision::EntityRef;
+use crate::policy::decision::{PlainValue, plain_value};
 
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
@@ -326,20 +326,20 @@ fn compile(e: &Value) -> Option<Expr> {
 }
 
 fn literal(v: &Value) -> Option<Expr> {
-    Some(match v {
-        Value::Bool(b) => Expr::Bool(*b),
-        Value::Number(n) => Expr::Long(n.as_i64()?),
-        Value::String(s) => Expr::Str(s.clone()),
-        Value::Object(_) => Expr::Entity(entity_literal(v)?),
-        _ => return None,
+    Some(match plain_value(v)? {
+        PlainValue::Bool(b) => Expr::Bool(b),
+        PlainValue::Long(n) => Expr::Long(n),
+        PlainValue::String(s) => Expr::Str(s.to_owned()),
+        PlainValue::Entity(u) => Expr::Entity(u),
+        PlainValue::Set(_) | PlainValue::Record(_) => return None,
     })
 }
 
 fn entity_literal(v: &Value) -> Option<EntityUid> {
-    let target = v.as_object().filter(|o| o.len() == 1)?.get("__entity")?;
-    let target = target.as_object().filter(|t| t.len() == 2)?;
-    let (kind, id) = (target.get("type")?.as_str()?, target.get("id")?.as_str()?);
-    EntityRef::new(kind, id).to_cedar().ok()
+    match plain_value(v)? {
+        PlainValue::Entity(u) => Some(u),
+        _ => None,
+    }
 }
 
 /// The entities of `in`'s right side when it is an entity literal or a set
@@ -448,9 +448,7 @@ fn equal(a: &Val<'_>, b: &Val<'_>) -> Eval<bool> {
 
 fn attr<'a>(v: Val<'a>, name: &str, entities: &'a DirectEntities) -> Eval<Val<'a>> {
     match v {
-        // A borrowed entity id: its attributes live in `entities`, not in it.
-        Val::Entity(Cow::Borrowed(e)) => from_cedar(entities.attrs(e)?.get(name).ok_or(GiveUp)?),
-        Val::Entity(Cow::Owned(e)) => from_cedar(entities.attrs(&e)?.get(name).ok_or(GiveUp)?),
+        Val::Entity(e) => from_cedar(entities.attrs(&e)?.get(name).ok_or(GiveUp)?),
         Val::Json(m) => from_json(m.get(name).ok_or(GiveUp)?),
         Val::Record(r) => from_cedar(r.get(name).ok_or(GiveUp)?),
         _ => Err(GiveUp),
@@ -468,17 +466,15 @@ fn from_cedar(r: &EvalResult) -> Eval<Val<'_>> {
     })
 }
 
-/// A context value read the way [`is_plain`] guarantees Cedar reads it.
+/// A context value, read as Cedar reads it.
 fn from_json(v: &Value) -> Eval<Val<'_>> {
-    Ok(match v {
-        Value::Bool(b) => Val::Bool(*b),
-        Value::Number(n) => Val::Long(n.as_i64().ok_or(GiveUp)?),
-        Value::String(s) => Val::Str(Cow::Borrowed(s)),
-        Value::Object(m) => match m.get("__entity") {
-            Some(_) => Val::Entity(Cow::Owned(entity_literal(v).ok_or(GiveUp)?)),
-            None => Val::Json(m),
-        },
-        Value::Array(_) | Value::Null => return Err(GiveUp),
+    Ok(match plain_value(v).ok_or(GiveUp)? {
+        PlainValue::Bool(b) => Val::Bool(b),
+        PlainValue::Long(n) => Val::Long(n),
+        PlainValue::String(s) => Val::Str(Cow::Borrowed(s)),
+        PlainValue::Entity(u) => Val::Entity(Cow::Owned(u)),
+        PlainValue::Record(m) => Val::Json(m),
+        PlainValue::Set(_) => return Err(GiveUp),
     })
 }
 
