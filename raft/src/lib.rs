@@ -13,10 +13,12 @@
 //! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
 //!   authenticated with an HMAC under the cluster secret.
 //! - [`config`], [`node`]: starting a node and the client path (propose,
-//!   read, membership).
+//!   read, membership); [`forwarder`]: a follower's proposals sent to the
+//!   leader in batches.
 
 pub mod auth;
 pub mod config;
+pub mod forwarder;
 pub mod log_file;
 pub mod log_store;
 pub mod log_writer;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aura_engine::Digest;
 use aura_engine::machine::{Command, EngineState};
+use futures_util::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Bootstrap, ConfigError, NodeConfig};
+use crate::forwarder::{Forwarder, Leader};
 use crate::log_file::LogFileError;
 use crate::log_store::LogStore;
 use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
@@ -151,6 +153,7 @@ struct Inner {
     store: EngineStore,
     log: LogStore,
     client: PeerClient,
+    forwarder: Forwarder,
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
 }
@@ -235,6 +238,7 @@ impl Node {
                 raft,
                 store,
                 log,
+                forwarder: Forwarder::start(client.clone()),
                 client,
                 local_addr,
                 stop,
@@ -361,6 +365,11 @@ impl Node {
         self.inner.store.snapshot_stats()
     }
 
+    /// What this node has forwarded to a leader since it started.
+    pub fn forward_stats(&self) -> &crate::forwarder::ForwardStats {
+        self.inner.forwarder.stats()
+    }
+
     /// What this node has applied since it started.
     pub fn applied_stats(&self) -> &crate::state_machine::AppliedStats {
         self.inner.store.stats()
@@ -388,9 +397,11 @@ impl Node {
             let r = match self.write_here(&cmd).await {
                 Ok(c) => Ok(c.applied),
                 Err((_, Some((id, leader)))) => {
-                    let r: Result<Committed, ClusterError> = self
-                        .forward(id, &leader.addr, "/cluster/propose", &cmd)
-                        .await;
+                    let leader = Leader {
+                        id,
+                        addr: leader.addr,
+                    };
+                    let r = self.inner.forwarder.forward(leader, cmd.clone()).await;
                     if let Ok(c) = &r {
                         self.catch_up_to(c.index).await;
                     }
@@ -442,6 +453,44 @@ impl Node {
     /// proposals so that a request never bounces between nodes.
     pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Committed, ClusterError> {
         self.write_here(&cmd).await.map_err(|(e, _)| e)
+    }
+
+    /// Proposes forwarded commands on this node only, as one batch of
+    /// entries: the listener's side of the [`Forwarder`]. Each command has
+    /// its own entry and its own answer, in order.
+    pub(crate) async fn propose_here_all(
+        &self,
+        cmds: Vec<Command>,
+    ) -> Vec<Result<Committed, ClusterError>> {
+        let n = cmds.len();
+        let written = match self
+            .inner
+            .raft
+            .client_write_many(cmds.into_iter().map(Proposal))
+            .await
+        {
+            Ok(stream) => stream.collect::<Vec<_>>().await,
+            Err(e) => return vec![Err(ClusterError::Stopped(e.to_string())); n],
+        };
+        let mut answers: Vec<_> = written
+            .into_iter()
+            .map(|r| match r {
+                Ok(Ok(w)) => Ok(Committed {
+                    index: w.log_id.index(),
+                    applied: w.response,
+                }),
+                // Refused before it reached the log: safe to retry.
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ClusterError::NoLeader),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "forwarded proposal outcome unknown");
+                    Err(ClusterError::Unknown)
+                }
+                Err(e) => Err(ClusterError::Stopped(e.to_string())),
+            })
+            .collect();
+        // The stream ends early only when Raft stops.
+        answers.resize(n, Err(ClusterError::Stopped("raft stopped".into())));
+        answers
     }
 
     /// Writes through this node's Raft. A refusal because another node

@@ -21,6 +21,7 @@ use crate::auth::{ClusterSecret, HEADER_NODE, now_ms};
 use crate::network::decode_snapshot;
 use crate::node::{AddLearner, MembershipChange, Node};
 use crate::types::{AuraRaft, Snapshot};
+use aura_engine::machine::Command;
 
 const MAX_RPC_BYTES: usize = 256 * 1024 * 1024;
 
@@ -47,6 +48,7 @@ pub fn router(
         .route("/raft/transfer-leader", post(transfer_leader))
         .route("/cluster/status", get(status))
         .route("/cluster/propose", post(propose))
+        .route(crate::forwarder::PATH, post(propose_batch))
         .route("/cluster/read-index", post(read_index))
         .route("/cluster/learners", post(add_learner))
         .route("/cluster/membership", post(membership))
@@ -184,6 +186,26 @@ async fn propose(
     match parse(&body) {
         Ok(cmd) if sender.0 == 0 => json(&ctx.node.propose(cmd).await),
         Ok(cmd) => json(&ctx.node.propose_here(cmd).await),
+        Err(e) => bad_request(e),
+    }
+}
+
+/// A follower's forwarded proposals, written here as they are: like a
+/// single forwarded proposal, never sent on.
+async fn propose_batch(
+    State(ctx): State<Ctx>,
+    Extension(sender): Extension<Sender>,
+    body: Bytes,
+) -> Response {
+    if sender.0 == 0 {
+        return (
+            StatusCode::FORBIDDEN,
+            "only cluster members forward batches; propose one command at /cluster/propose",
+        )
+            .into_response();
+    }
+    match parse::<Vec<Command>>(&body) {
+        Ok(cmds) => json(&ctx.node.propose_here_all(cmds).await),
         Err(e) => bad_request(e),
     }
 }

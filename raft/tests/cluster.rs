@@ -433,3 +433,63 @@ async fn snapshots_thin_out_as_the_state_grows() {
     );
     node.shutdown().await;
 }
+
+/// A follower's proposals in flight at the same moment reach the leader
+/// in shared requests, and each still gets its own answer: the engine's
+/// events for the new tenants, a refusal for the tenant proposed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
+    use aura_engine::actor::Actor;
+    use aura_engine::machine::{CommandBody, SigningSeed};
+    use aura_engine::time::Timestamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(dir.path(), &ClusterSecret::random()).await;
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let leader = leader_of(&refs).await;
+    let follower = nodes
+        .iter()
+        .find(|n| n.id() != leader.id())
+        .unwrap()
+        .clone();
+    let create = |i: usize| Command {
+        tenant: format!("t{i}").parse().unwrap(),
+        at: Timestamp(1_000 + i as i64),
+        actor: Actor::Platform,
+        body: CommandBody::CreateTenant {
+            display_name: format!("Tenant {i}"),
+            signing_key_seed: SigningSeed([i as u8; 32]),
+        },
+        precondition: None,
+    };
+    const N: usize = 200;
+    // Tenant 0 twice: exactly one of the two is refused.
+    let cmds: Vec<Command> = (0..N).map(create).chain([create(0)]).collect();
+    let answers =
+        futures_util::future::join_all(cmds.iter().map(|c| follower.propose(c.clone()))).await;
+    let mut refused = 0;
+    for (c, a) in cmds.iter().zip(&answers) {
+        match a.as_ref().expect("every forwarded proposal commits") {
+            Applied::Events(e) => assert!(!e.is_empty(), "{} created nothing", c.tenant),
+            Applied::Refused(_) => {
+                assert_eq!(c.tenant.as_str(), "t0");
+                refused += 1;
+            }
+            Applied::Nothing => panic!("a command applied as nothing"),
+        }
+    }
+    assert_eq!(refused, 1, "the second creation of t0 is refused");
+    // Each caller reads its own write on the follower.
+    let tenants = follower.read_local(|s| s.tenants().count());
+    assert_eq!(tenants, N);
+    let stats = follower.forward_stats();
+    let (requests, commands) = (stats.requests.load(Relaxed), stats.commands.load(Relaxed));
+    assert_eq!(commands, N as u64 + 1, "every command went to the leader");
+    assert!(
+        requests * 4 <= commands,
+        "{commands} concurrent commands took {requests} requests"
+    );
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
