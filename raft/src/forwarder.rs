@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use aura_engine::machine::Command;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::network::{CallError, PeerClient};
 use crate::node::ClusterError;
@@ -27,8 +28,12 @@ use crate::types::{Committed, NodeId};
 /// Forwarded requests to the leader that may be out at once.
 pub const MAX_IN_FLIGHT: usize = 4;
 
-/// Commands in one forwarded request.
+/// Commands gathered while every request is out.
 pub const MAX_BATCH: usize = 256;
+
+/// Bytes of commands in one request, kept well under the listener's
+/// limit on a request however large the commands are.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// The leader's route for a batch of forwarded commands.
 pub(crate) const PATH: &str = "/cluster/propose-batch";
@@ -123,11 +128,9 @@ async fn run(
                     Err(_) => return,
                 },
             };
-            stats.requests.fetch_add(1, Relaxed);
-            stats.commands.fetch_add(group.len() as u64, Relaxed);
-            let client = client.clone();
+            let (client, stats) = (client.clone(), stats.clone());
             tokio::spawn(async move {
-                send(&client, group).await;
+                send(&client, &stats, group).await;
                 drop(slot);
             });
         }
@@ -149,21 +152,109 @@ fn by_leader(batch: Vec<Waiting>) -> Vec<Vec<Waiting>> {
 /// Sends one leader its batch and hands each proposal its answer. A
 /// request that fails fails every proposal in it, as it would have
 /// failed each alone.
-async fn send(client: &PeerClient, batch: Vec<Waiting>) {
+async fn send(client: &PeerClient, stats: &ForwardStats, batch: Vec<Waiting>) {
     let leader = batch[0].leader.clone();
-    let cmds: Vec<&Command> = batch.iter().map(|w| &w.cmd).collect();
-    let answers: Result<Vec<Result<Committed, ClusterError>>, CallError> = client
-        .post_json(Some(leader.id), &leader.addr, PATH, &cmds, TIMEOUT)
-        .await;
-    let answers = match answers {
-        Ok(a) if a.len() == batch.len() => a,
-        // The leader applied some or all of them, but which answer is
-        // whose cannot be told.
-        Ok(_) => vec![Err(ClusterError::Unknown); batch.len()],
-        Err(e) => vec![Err(ClusterError::LeaderUnreachable(e.to_string())); batch.len()],
-    };
+    let encoded: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|w| serde_json::to_vec(&w.cmd).expect("commands serialize"))
+        .collect();
+    let mut answers = Vec::with_capacity(batch.len());
+    for part in requests(&encoded) {
+        stats.requests.fetch_add(1, Relaxed);
+        stats.commands.fetch_add(part.len() as u64, Relaxed);
+        answers.extend(request(client, &leader, part).await);
+    }
     for (w, answer) in batch.into_iter().zip(answers) {
         // The proposer may have given up waiting; nothing to tell then.
         let _ = w.answer.send(answer);
+    }
+}
+
+/// `encoded` cut into consecutive requests of at most
+/// [`MAX_REQUEST_BYTES`], save a single command larger than that, which
+/// goes alone as it would have unbatched.
+fn requests(encoded: &[Vec<u8>]) -> impl Iterator<Item = &[Vec<u8>]> {
+    let mut rest = encoded;
+    std::iter::from_fn(move || {
+        let first = rest.first()?;
+        let mut bytes = first.len();
+        let mut n = 1;
+        while let Some(next) = rest.get(n) {
+            if bytes + next.len() + 1 > MAX_REQUEST_BYTES {
+                break;
+            }
+            bytes += next.len() + 1;
+            n += 1;
+        }
+        let (part, tail) = rest.split_at(n);
+        rest = tail;
+        Some(part)
+    })
+}
+
+/// One request carrying `part`, answered command by command.
+async fn request(
+    client: &PeerClient,
+    leader: &Leader,
+    part: &[Vec<u8>],
+) -> Vec<Result<Committed, ClusterError>> {
+    let mut body = Vec::with_capacity(part.iter().map(|c| c.len() + 1).sum::<usize>() + 1);
+    body.push(b'[');
+    for (i, cmd) in part.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(cmd);
+    }
+    body.push(b']');
+    let answered = client
+        .post_bytes(Some(leader.id), &leader.addr, PATH, body, TIMEOUT)
+        .instrument(tracing::debug_span!(
+            "forward",
+            leader = leader.id,
+            commands = part.len()
+        ))
+        .await
+        .and_then(|bytes| {
+            serde_json::from_slice::<Vec<Result<Committed, ClusterError>>>(&bytes).map_err(|e| {
+                CallError::Malformed {
+                    addr: leader.addr.clone(),
+                    reason: e.to_string(),
+                }
+            })
+        });
+    match answered {
+        Ok(a) if a.len() == part.len() => a,
+        // The leader applied some or all of them, but which answer is
+        // whose cannot be told.
+        Ok(_) => vec![Err(ClusterError::Unknown); part.len()],
+        Err(e) => vec![Err(ClusterError::LeaderUnreachable(e.to_string())); part.len()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_stay_under_the_byte_limit_and_keep_every_command_in_order() {
+        let big = MAX_REQUEST_BYTES / 3;
+        let sizes = [10, big, big, big, 10, MAX_REQUEST_BYTES + 5, 10, 10];
+        let encoded: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![i as u8; n])
+            .collect();
+        let parts: Vec<&[Vec<u8>]> = requests(&encoded).collect();
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        // Three thirds and their separators overflow: the third one waits
+        // for the next request; the oversized command goes alone.
+        assert_eq!(lens, [3, 2, 1, 2]);
+        let flat: Vec<u8> = parts.iter().flat_map(|p| p.iter().map(|c| c[0])).collect();
+        assert_eq!(flat, (0..sizes.len() as u8).collect::<Vec<_>>());
+        for p in &parts {
+            let bytes: usize = p.iter().map(|c| c.len() + 1).sum();
+            assert!(p.len() == 1 || bytes <= MAX_REQUEST_BYTES);
+        }
     }
 }
