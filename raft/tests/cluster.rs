@@ -444,7 +444,8 @@ async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
     use aura_engine::time::Timestamp;
 
     let dir = tempfile::tempdir().unwrap();
-    let nodes = three_nodes(dir.path(), &ClusterSecret::random()).await;
+    let secret = ClusterSecret::random();
+    let nodes = three_nodes(dir.path(), &secret).await;
     let refs: Vec<&Node> = nodes.iter().collect();
     let leader = leader_of(&refs).await;
     let follower = nodes
@@ -489,6 +490,26 @@ async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
         requests * 4 <= commands,
         "{commands} concurrent commands took {requests} requests"
     );
+    // Batches come only from members: an operator proposes one command
+    // at a time, at /cluster/propose.
+    let operator = PeerClient::new(0, secret.clone(), Faults::default());
+    let body = serde_json::to_vec(&[create(N + 1)]).unwrap();
+    let addr = leader.local_addr().to_string();
+    match operator
+        .post_bytes(
+            None,
+            &addr,
+            "/cluster/propose-batch",
+            body,
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Err(CallError::Status { status, .. }) => assert_eq!(status, 403),
+        other => panic!("an operator's batch was not refused: {other:?}"),
+    }
+    let tenants = leader.read_local(|s| s.tenants().count());
+    assert_eq!(tenants, N, "the refused batch changed nothing");
     for n in &nodes {
         n.shutdown().await;
     }
