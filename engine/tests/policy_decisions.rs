@@ -63,7 +63,7 @@ fn an_evaluation_error_denies_even_when_a_permit_applies() {
         &aura_engine::policy::decision::cedar_request(&request(json!({"amount": 5})), None)
             .unwrap(),
         b.policies(),
-        entities().cedar(),
+        entities().cedar().unwrap(),
     );
     assert_eq!(
         raw.decision(),
@@ -229,7 +229,7 @@ fn slices_hold_only_the_policies_that_can_apply() {
     .unwrap();
     let principal: cedar_policy::EntityUid = r#"Aura::User::"u""#.parse().unwrap();
     let action: cedar_policy::EntityUid = r#"Aura::Action::"approve""#.parse().unwrap();
-    let slice = b.slicer().slice(&principal, &action, e.cedar());
+    let slice = b.slicer().slice(&principal, &action, e.cedar().unwrap());
     let mut ids: Vec<String> = slice.policies().map(|p| p.id().to_string()).collect();
     ids.sort();
     assert_eq!(ids, ["anyone", "org", "team-a"]);
@@ -291,7 +291,7 @@ fn sliced_decisions_equal_whole_bundle_decisions() {
         let full = cedar_policy::Authorizer::new().is_authorized(
             &cedar_request(&req, None).unwrap(),
             b.policies(),
-            e.cedar(),
+            e.cedar().unwrap(),
         );
         let mut whole = DecisionRecord {
             errors: vec![],

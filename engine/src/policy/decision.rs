@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use cedar_policy::{
-    Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, Request, Response,
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
     RestrictedExpression,
 };
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,12 @@ pub struct PolicyRequest {
 /// The entities a decision may look at, parsed once, with their digest.
 #[derive(Clone, Debug)]
 pub struct PreparedEntities {
-    entities: Entities,
+    /// Cedar's entities: built up front, or from `deferred` when the
+    /// first request the direct path cannot decide needs them. Building
+    /// them (the transitive closure above all) was a third of preparing a
+    /// mission's entities, for requests that mostly never read them.
+    cedar: OnceLock<Result<Entities, String>>,
+    deferred: Vec<Entity>,
     direct: DirectEntities,
     digest: Digest,
 }
@@ -119,7 +125,25 @@ impl PreparedEntities {
         let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
         Ok(PreparedEntities {
             direct: DirectEntities::of(&entities),
-            entities,
+            cedar: OnceLock::from(Ok(entities)),
+            deferred: Vec::new(),
+            digest,
+        })
+    }
+
+    /// Entities whose Cedar set is built only if a decision needs it;
+    /// `direct` must be [`DirectEntities::closed`] over `entities`, which
+    /// guarantees that Cedar's build holds the same set.
+    pub(crate) fn deferred(
+        json: &Value,
+        entities: Vec<Entity>,
+        direct: DirectEntities,
+    ) -> Result<PreparedEntities, String> {
+        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
+        Ok(PreparedEntities {
+            cedar: OnceLock::new(),
+            deferred: entities,
+            direct,
             digest,
         })
     }
@@ -128,8 +152,21 @@ impl PreparedEntities {
         self.digest
     }
 
-    pub fn cedar(&self) -> &Entities {
-        &self.entities
+    #[cfg(test)]
+    pub(crate) fn direct(&self) -> &DirectEntities {
+        &self.direct
+    }
+
+    /// Cedar's entities, built now if they were deferred. A build that
+    /// fails is an evaluation error of every request that needs it.
+    pub fn cedar(&self) -> Result<&Entities, &str> {
+        self.cedar
+            .get_or_init(|| {
+                Entities::from_entities(self.deferred.iter().cloned(), None)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 }
 
@@ -362,8 +399,15 @@ fn decide_with_cedar(
             };
             // Only the policies whose scope can match are evaluated; see
             // `PolicySlicer` for why the response is the same.
-            let slice = bundle.slicer().slice(principal, action, &entities.entities);
-            let response = authorizer().is_authorized(&request, &slice, &entities.entities);
+            let cedar = match entities.cedar() {
+                Ok(c) => c,
+                Err(e) => {
+                    record.errors.push(format!("entities: {e}"));
+                    return record;
+                }
+            };
+            let slice = bundle.slicer().slice(principal, action, cedar);
+            let response = authorizer().is_authorized(&request, &slice, cedar);
             interpret(bundle, &response, default_level, &mut record);
         }
         Err(e) => record.errors.push(format!("malformed request: {e}")),

@@ -24,7 +24,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use cedar_policy::{
-    Effect, Entities, EntityTypeName, EntityUid, EvalResult, Policy, Record, ResourceConstraint,
+    Effect, Entities, Entity, EntityTypeName, EntityUid, EvalResult, Policy, Record,
+    ResourceConstraint,
 };
 use serde_json::{Map, Value};
 
@@ -37,12 +38,12 @@ type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 /// `PreparedEntities`: Cedar's `Entities` hashes every lookup with SipHash
 /// and clones every attribute it hands out, which was half of a direct
 /// decision's time. The same entities, attributes and ancestors.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct DirectEntities {
     map: FastMap<EntityUid, DirectEntity>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct DirectEntity {
     /// `None` if an attribute is not a plain value (never for entities
     /// built from JSON); reading any then gives up.
@@ -50,16 +51,58 @@ struct DirectEntity {
     ancestors: FastSet<EntityUid>,
 }
 
+/// An entity's attributes as the direct path reads them; `None` if one is
+/// not a plain value.
+fn plain_attrs(e: &Entity) -> Option<BTreeMap<String, EvalResult>> {
+    e.attrs()
+        .map(|(k, v)| Some((k.to_owned(), v.ok()?)))
+        .collect()
+}
+
 impl DirectEntities {
+    /// The entities of `parts`, each with its parents, closed over the
+    /// parent relation as Cedar closes it, without building Cedar's
+    /// `Entities`. `None` wherever Cedar's own build would not simply hold
+    /// the same set: a uid given twice (Cedar merges identical copies and
+    /// refuses others) or a cycle (Cedar refuses it). The caller then
+    /// builds with Cedar, which decides or reports the error as before.
+    pub(crate) fn closed<'a>(
+        parts: impl IntoIterator<Item = (&'a Entity, &'a [EntityUid])>,
+    ) -> Option<DirectEntities> {
+        let mut parents: FastMap<EntityUid, &[EntityUid]> = FastMap::default();
+        let mut attrs = Vec::new();
+        for (e, ps) in parts {
+            let uid = e.uid();
+            if parents.insert(uid.clone(), ps).is_some() {
+                return None;
+            }
+            attrs.push((uid, plain_attrs(e)));
+        }
+        let mut map = FastMap::default();
+        for (uid, attrs) in attrs {
+            let mut ancestors = FastSet::default();
+            let mut todo: Vec<&EntityUid> = parents[&uid].iter().collect();
+            while let Some(p) = todo.pop() {
+                if ancestors.insert(p.clone())
+                    && let Some(grand) = parents.get(p)
+                {
+                    todo.extend(grand.iter());
+                }
+            }
+            if ancestors.contains(&uid) {
+                return None;
+            }
+            map.insert(uid, DirectEntity { attrs, ancestors });
+        }
+        Some(DirectEntities { map })
+    }
+
     pub(crate) fn of(entities: &Entities) -> DirectEntities {
         let map = entities
             .iter()
             .map(|e| {
                 let uid = e.uid();
-                let attrs = e
-                    .attrs()
-                    .map(|(k, v)| Some((k.to_owned(), v.ok()?)))
-                    .collect::<Option<BTreeMap<_, _>>>();
+                let attrs = plain_attrs(e);
                 let ancestors = entities
                     .ancestors(&uid)
                     .into_iter()

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::mission::{AuthorityLevel, DataClassification};
 use crate::policy::decision::{EntityRef, PolicyRequest, PreparedEntities};
+use crate::policy::direct::DirectEntities;
 use crate::policy::routing::ToolSpec;
 
 pub fn classification_id(c: DataClassification) -> &'static str {
@@ -68,7 +69,8 @@ impl EntitySpec<'_> {
         json!({"uid": euid(self.kind, self.id), "attrs": attrs, "parents": parents})
     }
 
-    fn to_cedar(&self) -> Result<Entity, String> {
+    /// The Cedar entity, and its parents for [`DirectEntities::closed`].
+    fn to_cedar(&self) -> Result<(Entity, Vec<EntityUid>), String> {
         let attrs: HashMap<String, RestrictedExpression> = self
             .attrs
             .iter()
@@ -83,17 +85,18 @@ impl EntitySpec<'_> {
                 Ok(((*name).to_owned(), value))
             })
             .collect::<Result<_, String>>()?;
-        let parents: HashSet<EntityUid> = self
+        let parents: Vec<EntityUid> = self
             .parents
             .iter()
             .map(|(k, id)| EntityRef::new(k, *id).to_cedar())
             .collect::<Result<_, _>>()?;
-        Entity::new(
+        let entity = Entity::new(
             EntityRef::new(self.kind, self.id).to_cedar()?,
             attrs,
-            parents,
+            parents.iter().cloned().collect::<HashSet<_>>(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        Ok((entity, parents))
     }
 }
 
@@ -110,7 +113,7 @@ const CLASSIFICATIONS: [DataClassification; 4] = [
 /// work of a decision.
 struct Constants {
     json: Vec<Value>,
-    cedar: Vec<Entity>,
+    cedar: Vec<(Entity, Vec<EntityUid>)>,
 }
 
 fn constant_specs() -> Vec<EntitySpec<'static>> {
@@ -383,13 +386,21 @@ fn prepare(specs: &[EntitySpec<'_>]) -> Result<PreparedSubject, String> {
             .chain(constants.json.iter().cloned())
             .collect(),
     );
-    let entities = specs
+    let (entities, parents): (Vec<Entity>, Vec<Vec<EntityUid>>) = specs
         .iter()
         .map(EntitySpec::to_cedar)
         .chain(constants.cedar.iter().cloned().map(Ok))
-        .collect::<Result<Vec<_>, _>>()?;
-    let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-    let prepared = PreparedEntities::from_parts(&json, entities)?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    let closed = DirectEntities::closed(entities.iter().zip(parents.iter().map(Vec::as_slice)));
+    let prepared = match closed {
+        Some(direct) => PreparedEntities::deferred(&json, entities, direct)?,
+        None => {
+            let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+            PreparedEntities::from_parts(&json, entities)?
+        }
+    };
     Ok(PreparedSubject {
         json: Arc::new(json),
         entities: prepared,
@@ -512,6 +523,9 @@ mod tests {
             entities: built,
         } = f.subject(owner, &tools).prepared().unwrap();
         let parsed = PreparedEntities::from_json(&json, None).unwrap();
+        // The direct copy is closed without Cedar and Cedar's set is built
+        // only on demand; both must be what parsing the record gives.
+        assert_eq!(built.direct(), parsed.direct());
         assert_eq!(built.cedar(), parsed.cedar());
         assert_eq!(built.digest(), parsed.digest());
         assert_eq!(json.as_array().map(Vec::len), Some(15));

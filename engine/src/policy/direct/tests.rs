@@ -193,7 +193,7 @@ fn policy(rng: &mut SimRng, i: usize) -> String {
     text
 }
 
-fn entities(rng: &mut SimRng) -> Entities {
+fn entity_list(rng: &mut SimRng) -> Vec<Value> {
     let mut list = Vec::new();
     for g in 0..4 {
         let parents: Vec<Value> = if g > 0 && rng.chance(60) {
@@ -242,7 +242,31 @@ fn entities(rng: &mut SimRng) -> Entities {
     for a in ["approve", "call", "plan"] {
         list.push(json!({"uid": {"type": "Aura::Action", "id": a}, "attrs": {}, "parents": []}));
     }
-    Entities::from_json_value(Value::Array(list), None).unwrap()
+    list
+}
+
+/// Entities in Cedar's JSON format, closed by Cedar.
+fn cedar_entities(list: &[Value]) -> Entities {
+    Entities::from_json_value(Value::Array(list.to_vec()), None).unwrap()
+}
+
+/// What `DirectEntities::closed` makes of `list`: each entity as Cedar
+/// built it, with the parents the JSON names.
+fn closed_view(list: &[Value], entities: &Entities) -> Option<DirectEntities> {
+    let parts: Vec<(&Entity, Vec<EntityUid>)> = list
+        .iter()
+        .map(|e| {
+            let uid = EntityUid::from_json(e["uid"].clone()).unwrap();
+            let parents = e["parents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| EntityUid::from_json(p.clone()).unwrap())
+                .collect();
+            (entities.get(&uid).unwrap(), parents)
+        })
+        .collect();
+    DirectEntities::closed(parts.iter().map(|(e, p)| (*e, p.as_slice())))
 }
 
 fn context(rng: &mut SimRng) -> Value {
@@ -329,8 +353,14 @@ fn the_direct_path_agrees_with_cedar_wherever_it_answers() {
             policies += 1;
             compiled += usize::from(DirectPolicy::compile(p).is_some());
         }
-        let entities = entities(&mut rng);
+        let list = entity_list(&mut rng);
+        let entities = cedar_entities(&list);
         let view = DirectEntities::of(&entities);
+        assert_eq!(
+            closed_view(&list, &entities).as_ref(),
+            Some(&view),
+            "closing the parents directly differs from Cedar's closure"
+        );
         for _ in 0..80 {
             let principal: EntityUid = format!(r#"Aura::User::"u{}""#, rng.below(7))
                 .parse()
@@ -386,5 +416,57 @@ fn the_direct_path_agrees_with_cedar_wherever_it_answers() {
     assert!(
         answered * 10 > requests * 3 && answered < requests,
         "the direct path answered {answered} of {requests} requests"
+    );
+}
+
+/// Where Cedar's own build would not hold the same set, the direct closure
+/// declines: a cycle (Cedar refuses it) and a uid given twice (Cedar merges
+/// identical copies and refuses different ones). A parent that does not
+/// exist is still an ancestor, as in Cedar.
+#[test]
+fn the_direct_closure_declines_what_cedar_would_not_simply_build() {
+    let group = |id: &str, parent: Option<&str>| {
+        json!({"uid": {"type": "Aura::Group", "id": id}, "attrs": {},
+               "parents": parent.map(|p| vec![json!({"type": "Aura::Group", "id": p})]).unwrap_or_default()})
+    };
+    let chain = vec![
+        group("a", Some("b")),
+        group("b", Some("c")),
+        group("c", Some("ghost")),
+    ];
+    let entities = cedar_entities(&chain);
+    assert_eq!(
+        closed_view(&chain, &entities),
+        Some(DirectEntities::of(&entities))
+    );
+    let a: EntityUid = r#"Aura::Group::"a""#.parse().unwrap();
+    let ghost: EntityUid = r#"Aura::Group::"ghost""#.parse().unwrap();
+    assert!(closed_view(&chain, &entities).unwrap().within(&a, &ghost));
+
+    let cycle = vec![
+        group("a", Some("b")),
+        group("b", Some("c")),
+        group("c", Some("a")),
+    ];
+    assert!(Entities::from_json_value(Value::Array(cycle.clone()), None).is_err());
+    // Cedar refuses to build it, so the closure is asked with entities made
+    // one by one.
+    let one_by_one: Vec<(Entity, Vec<EntityUid>)> = cycle
+        .iter()
+        .map(|e| {
+            let uid = EntityUid::from_json(e["uid"].clone()).unwrap();
+            let parent = EntityUid::from_json(e["parents"][0].clone()).unwrap();
+            let entity = Entity::new(uid, Default::default(), [parent.clone()].into()).unwrap();
+            (entity, vec![parent])
+        })
+        .collect();
+    assert_eq!(
+        DirectEntities::closed(one_by_one.iter().map(|(e, p)| (e, p.as_slice()))),
+        None
+    );
+    let twice = [&one_by_one[0], &one_by_one[0]];
+    assert_eq!(
+        DirectEntities::closed(twice.iter().map(|(e, p)| (e, p.as_slice()))),
+        None
     );
 }
