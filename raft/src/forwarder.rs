@@ -104,7 +104,17 @@ async fn run(
     stats: Arc<ForwardStats>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = waiting.recv().await {
+    // A proposal for another leader than the batch before it, queued
+    // across a change of leader: it starts the next batch.
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(w) => w,
+            None => match waiting.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+        };
         // A slot first, then whatever has queued meanwhile: while every
         // slot is busy, the batch grows.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -113,40 +123,20 @@ async fn run(
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match waiting.try_recv() {
-                Ok(w) => batch.push(w),
+                Ok(w) if w.leader == batch[0].leader => batch.push(w),
+                Ok(w) => {
+                    next = Some(w);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        // Proposals queued across a change of leader name different
-        // leaders; each leader gets its own request.
-        let mut slot = Some(slot);
-        for group in by_leader(batch) {
-            let slot = match slot.take() {
-                Some(s) => s,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(s) => s,
-                    Err(_) => return,
-                },
-            };
-            let (client, stats) = (client.clone(), stats.clone());
-            tokio::spawn(async move {
-                send(&client, &stats, group).await;
-                drop(slot);
-            });
-        }
+        let (client, stats) = (client.clone(), stats.clone());
+        tokio::spawn(async move {
+            send(&client, &stats, batch).await;
+            drop(slot);
+        });
     }
-}
-
-/// `batch` split by leader, in the order each leader first appears.
-fn by_leader(batch: Vec<Waiting>) -> Vec<Vec<Waiting>> {
-    let mut groups: Vec<Vec<Waiting>> = Vec::new();
-    for w in batch {
-        match groups.iter_mut().find(|g| g[0].leader == w.leader) {
-            Some(g) => g.push(w),
-            None => groups.push(vec![w]),
-        }
-    }
-    groups
 }
 
 /// Sends one leader its batch and hands each proposal its answer. A

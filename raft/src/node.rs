@@ -22,7 +22,7 @@ use crate::log_file::LogFileError;
 use crate::log_store::LogStore;
 use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
 use crate::state_machine::{EngineStore, FeedItem};
-use crate::types::{Applied, Committed, NodeId, NodeInfo, Proposal, Raft};
+use crate::types::{Applied, AuraRaft, Committed, NodeId, NodeInfo, Proposal, Raft};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -70,6 +70,21 @@ pub enum ClusterError {
     CatchUpTimeout,
     #[error("node {0} is not a member of the cluster")]
     UnknownNode(NodeId),
+}
+
+/// What a write Raft refused means to its proposer: `NoLeader` (with the
+/// leader, when known) for a refusal before the entry reached any log,
+/// which is safe to retry; otherwise the outcome is unknown.
+fn write_refusal(e: ClientWriteError<AuraRaft>) -> (ClusterError, Option<(NodeId, NodeInfo)>) {
+    match e {
+        ClientWriteError::ForwardToLeader(f) => {
+            (ClusterError::NoLeader, f.leader_id.zip(f.leader_node))
+        }
+        e => {
+            tracing::warn!(error = %e, "proposal outcome unknown");
+            (ClusterError::Unknown, None)
+        }
+    }
 }
 
 /// How fresh a read must be.
@@ -449,8 +464,10 @@ impl Node {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    /// Proposes on this node only; used by the listener for forwarded
-    /// proposals so that a request never bounces between nodes.
+    /// Proposes on this node only: the listener's answer to a single
+    /// forwarded proposal, which this version's nodes no longer send (they
+    /// batch, see [`Node::propose_here_all`]) but a node of the previous
+    /// version still does during a rolling upgrade.
     pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Committed, ClusterError> {
         self.write_here(&cmd).await.map_err(|(e, _)| e)
     }
@@ -479,12 +496,7 @@ impl Node {
                     index: w.log_id.index(),
                     applied: w.response,
                 }),
-                // Refused before it reached the log: safe to retry.
-                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(ClusterError::NoLeader),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "forwarded proposal outcome unknown");
-                    Err(ClusterError::Unknown)
-                }
+                Ok(Err(e)) => Err(write_refusal(e).0),
                 Err(e) => Err(ClusterError::Stopped(e.to_string())),
             })
             .collect();
@@ -505,13 +517,7 @@ impl Node {
                 index: r.log_id.index(),
                 applied: r.data,
             }),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err((ClusterError::NoLeader, f.leader_id.zip(f.leader_node)))
-            }
-            Err(RaftError::APIError(e)) => {
-                tracing::warn!(error = %e, "proposal outcome unknown");
-                Err((ClusterError::Unknown, None))
-            }
+            Err(RaftError::APIError(e)) => Err(write_refusal(e)),
             Err(RaftError::Fatal(e)) => Err((ClusterError::Stopped(e.to_string()), None)),
         }
     }

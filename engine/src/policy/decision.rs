@@ -101,6 +101,11 @@ pub struct PreparedEntities {
     digest: Digest,
 }
 
+/// The digest of entities in Cedar's JSON format, as decisions record it.
+fn entities_digest(json: &Value) -> Result<Digest, String> {
+    canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())
+}
+
 impl PreparedEntities {
     /// Entities in Cedar's JSON format. With a schema, they are checked
     /// against it (unknown types, wrong attributes), which `aura policy
@@ -122,7 +127,7 @@ impl PreparedEntities {
     /// Entities built directly, with the JSON they were rendered to for
     /// the record; the caller guarantees the two describe the same set.
     pub(crate) fn from_parts(json: &Value, entities: Entities) -> Result<PreparedEntities, String> {
-        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
+        let digest = entities_digest(json)?;
         Ok(PreparedEntities {
             direct: DirectEntities::of(&entities),
             cedar: OnceLock::from(Ok(entities)),
@@ -139,7 +144,7 @@ impl PreparedEntities {
         entities: Vec<Entity>,
         direct: DirectEntities,
     ) -> Result<PreparedEntities, String> {
-        let digest = canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())?;
+        let digest = entities_digest(json)?;
         Ok(PreparedEntities {
             cedar: OnceLock::new(),
             deferred: entities,
