@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod health;
 pub mod idempotency;
 pub mod json;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

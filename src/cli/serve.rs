@@ -192,6 +192,9 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::cli::init_tracing();
+    if let Err(e) = aura_api::memory::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "transparent huge pages stay on; the server runs slower");
+    }
     // Everything is checked with a throwaway secret first, so that a bad
     // option touches nothing on disk, not even the secret file.
     args.config(ClusterSecret::random())?.validate()?;

@@ -16,7 +16,11 @@ pub fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The runtime, in a process set up for memory as `aura serve` sets it up.
 pub fn runtime() -> tokio::runtime::Runtime {
+    if let Err(e) = aura_api::memory::disable_transparent_huge_pages() {
+        eprintln!("transparent huge pages stay on: {e}");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
