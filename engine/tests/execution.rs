@@ -488,3 +488,42 @@ fn the_queue_lists_lapsed_leases_first_then_missions_in_the_order_they_were_queu
     assert_eq!(claimable(&w), ["m1"]);
     w.state.check_invariants().unwrap();
 }
+
+/// The missions that still wait for a plan, as the engine's index lists
+/// them.
+fn unplanned(w: &World) -> Vec<String> {
+    w.state
+        .tenant(&id("acme"))
+        .unwrap()
+        .unplanned_missions()
+        .map(|m| m.id().to_string())
+        .collect()
+}
+
+#[test]
+fn missions_wait_for_a_plan_from_creation_until_one_is_submitted() {
+    let mut w = World::new();
+    for m in ["m2", "m1", "m3"] {
+        w.create_mission("acme", m, Millis::from_secs(3600));
+    }
+    assert_eq!(unplanned(&w), ["m1", "m2", "m3"]);
+    // PLANNING still waits; a submitted plan ends the wait.
+    w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
+    w.advance("acme", "m2", Advance::BeginPlanning).unwrap();
+    assert_eq!(unplanned(&w), ["m1", "m2", "m3"]);
+    w.submit_plan("acme", "m2", 10).unwrap();
+    assert_eq!(unplanned(&w), ["m1", "m3"]);
+    // A mission closed before it was planned waits no more.
+    w.ok(
+        "acme",
+        Actor::Platform,
+        CommandBody::CloseMission {
+            mission: id("m3"),
+            closing: aura_engine::machine::Closing::Abort {
+                reason: AbortReason::Cancelled,
+                note: "no longer needed".into(),
+            },
+        },
+    );
+    assert_eq!(unplanned(&w), ["m1"]);
+}

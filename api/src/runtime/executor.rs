@@ -137,13 +137,8 @@ fn unplanned(
     state.node.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
-                t.open_missions()
-                    .filter(|m| {
-                        matches!(m.state(), MissionState::Created | MissionState::Planning)
-                            && m.plan().is_none()
-                            && is_ours(m)
-                            && !planning.contains(&(t.id().clone(), m.id().clone()))
-                    })
+                t.unplanned_missions()
+                    .filter(|m| is_ours(m) && !planning.contains(&(t.id().clone(), m.id().clone())))
                     .map(|m| {
                         let reasoner = t
                             .namespaces()
