@@ -324,6 +324,17 @@ fn two_done_then_failed(w: &mut World) -> Vec<Event> {
     )
 }
 
+/// The missions whose compensations are under way, as the engine's
+/// index lists them.
+fn compensating(w: &World) -> Vec<String> {
+    w.state
+        .tenant(&id("acme"))
+        .unwrap()
+        .compensating_missions()
+        .map(|m| m.id().to_string())
+        .collect()
+}
+
 fn compensate(w: &mut World, step: u32) -> Result<Vec<Event>, Rejection> {
     w.cmd(
         "acme",
@@ -350,6 +361,8 @@ fn compensated(w: &mut World, step: u32, result: CallResult) -> Vec<Event> {
 #[test]
 fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     let mut w = world(policy(3), true, 3);
+    assert_eq!(w.m1().state(), MissionState::InProgress);
+    assert!(compensating(&w).is_empty());
     let events = two_done_then_failed(&mut w);
     assert!(
         events.iter().any(|e| matches!(
@@ -363,6 +376,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     // no worker takes it and nobody closes it meanwhile.
     assert_eq!(w.m1().state(), MissionState::InProgress);
     assert!(w.m1().execution().lease().is_none());
+    assert_eq!(compensating(&w), ["m1"]);
     w.state.check_invariants().unwrap();
     w.now = w.now.plus(LEASE);
     assert_eq!(
@@ -417,6 +431,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
 
     let m = w.m1();
     assert_eq!(m.state(), MissionState::Closed);
+    assert!(compensating(&w).is_empty());
     let o = m.outcome().unwrap().outcome();
     assert_eq!(o.kind, OutcomeKind::Failed);
     assert_eq!(

@@ -43,7 +43,7 @@ pub struct Due {
 pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
     let mut due = Vec::new();
     for t in state.tenants() {
-        for m in t.open_missions() {
+        for m in t.compensating_missions() {
             let Some(c) = m.execution().saga().and_then(|s| s.current()) else {
                 continue;
             };
