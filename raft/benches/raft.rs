@@ -72,7 +72,7 @@ fn streams(total: usize) -> Vec<Vec<Command>> {
 
 fn record_bytes(cmd: &Command) -> Vec<u8> {
     let mut out = Vec::new();
-    let entry = Entry::new_normal(log_id::<AuraRaft>(1, 1, 1), Proposal(cmd.clone()));
+    let entry = Entry::new_normal(log_id::<AuraRaft>(1, 1, 1), Proposal::new(cmd.clone()));
     log_file::encode(&Record::Entry(Box::new(entry)), &mut out);
     out
 }

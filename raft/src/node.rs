@@ -483,7 +483,7 @@ impl Node {
         let written = match self
             .inner
             .raft
-            .client_write_many(cmds.into_iter().map(Proposal))
+            .client_write_many(cmds.into_iter().map(Proposal::new))
             .await
         {
             Ok(stream) => stream.collect::<Vec<_>>().await,
@@ -512,7 +512,12 @@ impl Node {
         &self,
         cmd: &Command,
     ) -> Result<Committed, (ClusterError, Option<(NodeId, NodeInfo)>)> {
-        match self.inner.raft.client_write(Proposal(cmd.clone())).await {
+        match self
+            .inner
+            .raft
+            .client_write(Proposal::new(cmd.clone()))
+            .await
+        {
             Ok(r) => Ok(Committed {
                 index: r.log_id.index(),
                 applied: r.data,

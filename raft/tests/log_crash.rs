@@ -22,7 +22,7 @@ const COMPACT_BYTES: u64 = 256 * 1024;
 /// check contents without talking to the child.
 fn entry_at(index: u64, workload: &[aura_engine::machine::Command]) -> Entry {
     let cmd = workload[(index as usize) % workload.len()].clone();
-    Entry::new_normal(log_id::<AuraRaft>(1, 1, index), Proposal(cmd))
+    Entry::new_normal(log_id::<AuraRaft>(1, 1, index), Proposal::new(cmd))
 }
 
 fn workload() -> Vec<aura_engine::machine::Command> {
