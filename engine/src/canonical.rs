@@ -66,9 +66,7 @@ impl ser::Error for CanonicalError {
 
 /// The canonical bytes of `value`, without domain framing.
 pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
-    let mut enc = Encoder {
-        out: Vec::with_capacity(128),
-    };
+    let mut enc = Encoder::new(128);
     value.serialize(&mut enc)?;
     Ok(enc.out)
 }
@@ -79,9 +77,7 @@ pub fn message<T: Serialize + ?Sized>(
     domain: Domain,
     value: &T,
 ) -> Result<Vec<u8>, CanonicalError> {
-    let mut enc = Encoder {
-        out: Vec::with_capacity(160),
-    };
+    let mut enc = Encoder::new(160);
     frame_into(domain, &mut enc.out);
     value.serialize(&mut enc)?;
     Ok(enc.out)
@@ -155,9 +151,31 @@ fn len_u32(len: usize) -> Result<[u8; 4], CanonicalError> {
 
 struct Encoder {
     out: Vec<u8>,
+    /// Where the entries of the maps being written lie in `out`, innermost
+    /// map last; a map sorts its own entries in place when it ends.
+    spans: Vec<EntrySpan>,
+    /// Room to put a map's entries in order, reused by every map.
+    scratch: Vec<u8>,
+}
+
+/// One map entry's bytes in the encoder's output: the key from `key`, the
+/// value from `value`, up to `end`.
+#[derive(Clone, Copy)]
+struct EntrySpan {
+    key: usize,
+    value: usize,
+    end: usize,
 }
 
 impl Encoder {
+    fn new(capacity: usize) -> Encoder {
+        Encoder {
+            out: Vec::with_capacity(capacity),
+            spans: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     fn put_len(&mut self, len: usize) -> Result<(), CanonicalError> {
         self.out.extend_from_slice(&len_u32(len)?);
         Ok(())
@@ -180,10 +198,16 @@ impl SeqEncoder<'_> {
     }
 }
 
+/// Entries are written straight into the output, after a count patched
+/// in at the end, and then put in key order where they lie: no buffer per
+/// entry, and a nested map's bytes are moved once per level, not copied
+/// into every enclosing map's entry list.
 struct MapEncoder<'a> {
     enc: &'a mut Encoder,
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-    pending_key: Option<Vec<u8>>,
+    count_at: usize,
+    /// This map's first entry in `enc.spans`.
+    first: usize,
+    pending_key: Option<usize>,
 }
 
 impl<'a> ser::Serializer for &'a mut Encoder {
@@ -332,9 +356,13 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         Ok(self)
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, CanonicalError> {
+        let count_at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        let first = self.spans.len();
         Ok(MapEncoder {
             enc: self,
-            entries: Vec::new(),
+            count_at,
+            first,
             pending_key: None,
         })
     }
@@ -447,29 +475,64 @@ impl ser::SerializeMap for MapEncoder<'_> {
     type Ok = ();
     type Error = CanonicalError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CanonicalError> {
-        self.pending_key = Some(to_bytes(key)?);
-        Ok(())
+        self.pending_key = Some(self.enc.out.len());
+        key.serialize(&mut *self.enc)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
         let key = self
             .pending_key
             .take()
             .ok_or_else(|| CanonicalError::Custom("map value without a key".into()))?;
-        self.entries.push((key, to_bytes(value)?));
+        let value_at = self.enc.out.len();
+        value.serialize(&mut *self.enc)?;
+        self.enc.spans.push(EntrySpan {
+            key,
+            value: value_at,
+            end: self.enc.out.len(),
+        });
         Ok(())
     }
-    fn end(mut self) -> Result<(), CanonicalError> {
-        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if self.entries.windows(2).any(|w| w[0].0 == w[1].0) {
+    fn end(self) -> Result<(), CanonicalError> {
+        if self.pending_key.is_some() {
+            return Err(CanonicalError::Custom("map key without a value".into()));
+        }
+        let Encoder {
+            out,
+            spans,
+            scratch,
+        } = self.enc;
+        let entries = &mut spans[self.first..];
+        out[self.count_at..self.count_at + 4].copy_from_slice(&len_u32(entries.len())?);
+        let ordered = put_in_key_order(out, entries, scratch, self.count_at + 4);
+        spans.truncate(self.first);
+        ordered
+    }
+}
+
+/// Reorders the map entries `entries`, which lie back to back in `out`
+/// from `start` to its end, by the bytes of their keys.
+fn put_in_key_order(
+    out: &mut [u8],
+    entries: &mut [EntrySpan],
+    scratch: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CanonicalError> {
+    {
+        let key = |e: &EntrySpan| &out[e.key..e.value];
+        if entries.is_sorted_by(|a, b| key(a) < key(b)) {
+            return Ok(());
+        }
+        entries.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        if entries.windows(2).any(|w| key(&w[0]) == key(&w[1])) {
             return Err(CanonicalError::DuplicateKey);
         }
-        self.enc.put_len(self.entries.len())?;
-        for (key, value) in &self.entries {
-            self.enc.out.extend_from_slice(key);
-            self.enc.out.extend_from_slice(value);
-        }
-        Ok(())
     }
+    scratch.clear();
+    for e in entries.iter() {
+        scratch.extend_from_slice(&out[e.key..e.end]);
+    }
+    out[start..].copy_from_slice(scratch);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -507,6 +570,80 @@ mod tests {
             sorted.insert(format!("k{i}"), i);
         }
         assert_eq!(to_bytes(&hashed).unwrap(), to_bytes(&sorted).unwrap());
+    }
+
+    /// The map rule spelled out on JSON values: a count, then each entry's
+    /// key and value bytes, in the order of the key bytes. Everything but
+    /// maps goes through the encoder, which holds no map here.
+    fn by_the_rule(v: &serde_json::Value) -> Vec<u8> {
+        use serde_json::Value;
+        match v {
+            Value::Array(items) => {
+                let mut out = len_u32(items.len()).unwrap().to_vec();
+                for item in items {
+                    out.extend(by_the_rule(item));
+                }
+                out
+            }
+            Value::Object(map) => {
+                let mut entries: Vec<(Vec<u8>, Vec<u8>)> = map
+                    .iter()
+                    .map(|(k, v)| (to_bytes(k).unwrap(), by_the_rule(v)))
+                    .collect();
+                entries.sort();
+                let mut out = len_u32(entries.len()).unwrap().to_vec();
+                for (k, v) in entries {
+                    out.extend(k);
+                    out.extend(v);
+                }
+                out
+            }
+            scalar => to_bytes(scalar).unwrap(),
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{0,10}", inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nested_maps_are_encoded_by_the_rule(v in json_value()) {
+            proptest::prop_assert_eq!(to_bytes(&v).unwrap(), by_the_rule(&v));
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        struct Twice;
+        impl Serialize for Twice {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use ser::SerializeMap;
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("b", &1u8)?;
+                m.serialize_entry("a", &2u8)?;
+                m.serialize_entry("b", &3u8)?;
+                m.end()
+            }
+        }
+        assert_eq!(to_bytes(&Twice), Err(CanonicalError::DuplicateKey));
+        let mut outer = BTreeMap::new();
+        outer.insert("x", vec![Twice]);
+        assert_eq!(to_bytes(&outer), Err(CanonicalError::DuplicateKey));
     }
 
     #[test]
