@@ -6,7 +6,7 @@ use crate::support;
 
 use aura_engine::Actor;
 use aura_engine::ids::{MissionId, TokenId};
-use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
+use aura_engine::machine::{Advance, CommandBody, Event, Rejection, TenantState};
 use aura_engine::mission::{
     AbortReason, CallResult, MissionState, OutcomeKind, PlanStep, Step, StepOutcome,
 };
@@ -447,12 +447,7 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
 
 /// The missions a claim may take, as the engine's queue index lists them.
 fn claimable(w: &World) -> Vec<String> {
-    w.state
-        .tenant(&id("acme"))
-        .unwrap()
-        .claimable_missions(w.now)
-        .map(|m| m.id().to_string())
-        .collect()
+    w.listed(|t| t.claimable_missions(w.now))
 }
 
 #[test]
@@ -489,30 +484,25 @@ fn the_queue_lists_lapsed_leases_first_then_missions_in_the_order_they_were_queu
     w.state.check_invariants().unwrap();
 }
 
-/// The missions that still wait for a plan, as the engine's index lists
-/// them.
-fn unplanned(w: &World) -> Vec<String> {
-    w.state
-        .tenant(&id("acme"))
-        .unwrap()
-        .unplanned_missions()
-        .map(|m| m.id().to_string())
-        .collect()
-}
-
 #[test]
 fn missions_wait_for_a_plan_from_creation_until_one_is_submitted() {
     let mut w = World::new();
     for m in ["m2", "m1", "m3"] {
         w.create_mission("acme", m, Millis::from_secs(3600));
     }
-    assert_eq!(unplanned(&w), ["m1", "m2", "m3"]);
+    assert_eq!(
+        w.listed(TenantState::unplanned_missions),
+        ["m1", "m2", "m3"]
+    );
     // PLANNING still waits; a submitted plan ends the wait.
     w.advance("acme", "m1", Advance::BeginPlanning).unwrap();
     w.advance("acme", "m2", Advance::BeginPlanning).unwrap();
-    assert_eq!(unplanned(&w), ["m1", "m2", "m3"]);
+    assert_eq!(
+        w.listed(TenantState::unplanned_missions),
+        ["m1", "m2", "m3"]
+    );
     w.submit_plan("acme", "m2", 10).unwrap();
-    assert_eq!(unplanned(&w), ["m1", "m3"]);
+    assert_eq!(w.listed(TenantState::unplanned_missions), ["m1", "m3"]);
     // A mission closed before it was planned waits no more.
     w.ok(
         "acme",
@@ -525,5 +515,5 @@ fn missions_wait_for_a_plan_from_creation_until_one_is_submitted() {
             },
         },
     );
-    assert_eq!(unplanned(&w), ["m1"]);
+    assert_eq!(w.listed(TenantState::unplanned_missions), ["m1"]);
 }

@@ -6,7 +6,7 @@
 use crate::support;
 
 use aura_engine::Actor;
-use aura_engine::machine::{Advance, CommandBody, Event, Rejection};
+use aura_engine::machine::{Advance, CommandBody, Event, Rejection, TenantState};
 use aura_engine::mission::{
     AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification, HoldKind,
     MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState, StepOutcome,
@@ -324,17 +324,6 @@ fn two_done_then_failed(w: &mut World) -> Vec<Event> {
     )
 }
 
-/// The missions whose compensations are under way, as the engine's
-/// index lists them.
-fn compensating(w: &World) -> Vec<String> {
-    w.state
-        .tenant(&id("acme"))
-        .unwrap()
-        .compensating_missions()
-        .map(|m| m.id().to_string())
-        .collect()
-}
-
 fn compensate(w: &mut World, step: u32) -> Result<Vec<Event>, Rejection> {
     w.cmd(
         "acme",
@@ -362,7 +351,7 @@ fn compensated(w: &mut World, step: u32, result: CallResult) -> Vec<Event> {
 fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     let mut w = world(policy(3), true, 3);
     assert_eq!(w.m1().state(), MissionState::InProgress);
-    assert!(compensating(&w).is_empty());
+    assert!(w.listed(TenantState::compensating_missions).is_empty());
     let events = two_done_then_failed(&mut w);
     assert!(
         events.iter().any(|e| matches!(
@@ -376,7 +365,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
     // no worker takes it and nobody closes it meanwhile.
     assert_eq!(w.m1().state(), MissionState::InProgress);
     assert!(w.m1().execution().lease().is_none());
-    assert_eq!(compensating(&w), ["m1"]);
+    assert_eq!(w.listed(TenantState::compensating_missions), ["m1"]);
     w.state.check_invariants().unwrap();
     w.now = w.now.plus(LEASE);
     assert_eq!(
@@ -431,7 +420,7 @@ fn a_step_failing_for_good_undoes_the_completed_steps_latest_first() {
 
     let m = w.m1();
     assert_eq!(m.state(), MissionState::Closed);
-    assert!(compensating(&w).is_empty());
+    assert!(w.listed(TenantState::compensating_missions).is_empty());
     let o = m.outcome().unwrap().outcome();
     assert_eq!(o.kind, OutcomeKind::Failed);
     assert_eq!(

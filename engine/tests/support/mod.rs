@@ -10,6 +10,7 @@ use aura_engine::identity::KeyPair;
 use aura_engine::ids::MissionId;
 use aura_engine::machine::{
     Advance, Command, CommandBody, EngineState, Event, Precondition, Rejection, SigningSeed,
+    TenantState,
 };
 use aura_engine::mission::{
     AuthorityLevel, DataClassification, Mission, MissionContext, MissionDefinition, MissionState,
@@ -268,6 +269,17 @@ impl World {
                 },
             },
         )
+    }
+
+    /// The ids of the acme missions that one of the engine's indexes
+    /// lists, in its order.
+    pub fn listed<'a, I: Iterator<Item = &'a Mission>>(
+        &'a self,
+        index: impl FnOnce(&'a TenantState) -> I,
+    ) -> Vec<String> {
+        index(self.state.tenant(&id("acme")).unwrap())
+            .map(|m| m.id().to_string())
+            .collect()
     }
 
     /// acme's mission m1, the one most tests drive.
