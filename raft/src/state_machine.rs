@@ -8,6 +8,7 @@
 //! that follow it. Applying is deterministic, so every replica and every
 //! restart arrives at the same digest.
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::fs::File;
 use std::io::{self, Write};
@@ -187,15 +188,18 @@ impl EngineStore {
         self.shared.feed.subscribe()
     }
 
-    fn publish(&self, index: u64, cmd: &Command, applied: &Applied) {
+    /// Sends what applying `cmd` gave to the feed's subscribers: owned
+    /// where no client waits for the answer (a follower, or a leader's
+    /// entry whose client went away), copied otherwise.
+    fn publish(&self, index: u64, cmd: &Command, applied: Cow<'_, Applied>) {
         if self.shared.feed.receiver_count() == 0 {
             return;
         }
-        let events = match applied {
-            Applied::Events(events) => events.clone(),
+        let events = match applied.into_owned() {
+            Applied::Events(events) => events,
             Applied::Refused(r) if r.is_audited() => vec![Event::CommandRejected {
                 command: cmd.body.kind().to_owned(),
-                rejection: r.clone(),
+                rejection: r,
             }],
             _ => return,
         };
@@ -360,11 +364,14 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                 applied
             };
             self.shared.stats.count(&applied);
-            if let Some(cmd) = &command {
-                self.publish(log_id.index(), cmd, &applied);
-            }
-            if let Some(r) = responder {
-                r.send(applied);
+            match (command, responder) {
+                (Some(cmd), Some(r)) => {
+                    self.publish(log_id.index(), &cmd, Cow::Borrowed(&applied));
+                    r.send(applied);
+                }
+                (Some(cmd), None) => self.publish(log_id.index(), &cmd, Cow::Owned(applied)),
+                (None, Some(r)) => r.send(applied),
+                (None, None) => {}
             }
         }
         Ok(())
