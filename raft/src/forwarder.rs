@@ -49,7 +49,7 @@ pub(crate) struct Leader {
 
 struct Waiting {
     leader: Leader,
-    cmd: Command,
+    cmd: Arc<Command>,
     answer: oneshot::Sender<Result<Committed, ClusterError>>,
 }
 
@@ -84,7 +84,11 @@ impl Forwarder {
 
     /// Has the leader write `cmd`, and returns where it was committed and
     /// what applying it gave.
-    pub async fn forward(&self, leader: Leader, cmd: Command) -> Result<Committed, ClusterError> {
+    pub async fn forward(
+        &self,
+        leader: Leader,
+        cmd: Arc<Command>,
+    ) -> Result<Committed, ClusterError> {
         let (answer, answered) = oneshot::channel();
         let stopped = || ClusterError::Stopped("the forwarder has stopped".into());
         self.queue

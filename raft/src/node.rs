@@ -408,6 +408,8 @@ impl Node {
         // a refusal before the entry reached any log, so retrying cannot
         // apply the command twice.
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        // Shared by every attempt, here or forwarded, and by the log entry.
+        let cmd = Arc::new(cmd);
         loop {
             let r = match self.write_here(&cmd).await {
                 Ok(c) => Ok(c.applied),
@@ -416,7 +418,7 @@ impl Node {
                         id,
                         addr: leader.addr,
                     };
-                    let r = self.inner.forwarder.forward(leader, cmd.clone()).await;
+                    let r = self.inner.forwarder.forward(leader, Arc::clone(&cmd)).await;
                     if let Ok(c) = &r {
                         self.catch_up_to(c.index).await;
                     }
@@ -469,7 +471,7 @@ impl Node {
     /// batch, see [`Node::propose_here_all`]) but a node of the previous
     /// version still does during a rolling upgrade.
     pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Committed, ClusterError> {
-        self.write_here(&cmd).await.map_err(|(e, _)| e)
+        self.write_here(&Arc::new(cmd)).await.map_err(|(e, _)| e)
     }
 
     /// Proposes forwarded commands on this node only, as one batch of
@@ -510,12 +512,12 @@ impl Node {
     #[allow(clippy::type_complexity)]
     async fn write_here(
         &self,
-        cmd: &Command,
+        cmd: &Arc<Command>,
     ) -> Result<Committed, (ClusterError, Option<(NodeId, NodeInfo)>)> {
         match self
             .inner
             .raft
-            .client_write(Proposal::new(cmd.clone()))
+            .client_write(Proposal(Arc::clone(cmd)))
             .await
         {
             Ok(r) => Ok(Committed {

@@ -188,20 +188,23 @@ impl EngineStore {
         self.shared.feed.subscribe()
     }
 
-    /// Sends what applying `cmd` gave to the feed's subscribers: owned
-    /// where no client waits for the answer (a follower, or a leader's
-    /// entry whose client went away), copied otherwise.
+    /// Sends what applying `cmd` gave to the feed's subscribers: taken
+    /// where no client on this node waits for the answer (a follower's
+    /// entries), copied otherwise.
     fn publish(&self, index: u64, cmd: &Command, applied: Cow<'_, Applied>) {
         if self.shared.feed.receiver_count() == 0 {
             return;
         }
-        let events = match applied.into_owned() {
-            Applied::Events(events) => events,
-            Applied::Refused(r) if r.is_audited() => vec![Event::CommandRejected {
-                command: cmd.body.kind().to_owned(),
-                rejection: r,
-            }],
-            _ => return,
+        let events = match applied {
+            Cow::Owned(Applied::Events(events)) => events,
+            Cow::Borrowed(Applied::Events(events)) => events.clone(),
+            ref a => match &**a {
+                Applied::Refused(r) if r.is_audited() => vec![Event::CommandRejected {
+                    command: cmd.body.kind().to_owned(),
+                    rejection: r.clone(),
+                }],
+                _ => return,
+            },
         };
         // No receiver left between the check and here is not an error.
         let _ = self.shared.feed.send(Arc::new(FeedItem {

@@ -446,8 +446,7 @@ async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
     let nodes = three_nodes(dir.path(), &secret).await;
-    let refs: Vec<&Node> = nodes.iter().collect();
-    let leader = leader_of(&refs).await;
+    let leader = aura_raft::testkit::leader_of(&nodes).await;
     let follower = nodes
         .iter()
         .find(|n| n.id() != leader.id())

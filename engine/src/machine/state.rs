@@ -195,7 +195,9 @@ impl QueuePlace {
     }
 }
 
-/// Puts `id` in `set` or takes it out, cloning the id only to insert it.
+/// Puts `id` in `set` or takes it out. Looked up first: nearly every
+/// command refreshes a mission whose memberships do not change, and need
+/// not clone its id.
 fn keep_if(set: &mut BTreeSet<MissionId>, id: &MissionId, wanted: bool) {
     if wanted != set.contains(id) {
         if wanted {
@@ -218,17 +220,7 @@ impl OpenMissions {
     /// Brings the index up to date with the mission's current state.
     pub(crate) fn refresh(&mut self, missions: &BTreeMap<MissionId, Mission>, id: &MissionId) {
         let m = missions.get(id).filter(|m| !m.state().is_closed());
-        // Looked up first: nearly every command refreshes a mission that
-        // is already in, and need not clone its id.
-        match m {
-            Some(_) if !self.ids.contains(id) => {
-                self.ids.insert(id.clone());
-            }
-            Some(_) => {}
-            None => {
-                self.ids.remove(id);
-            }
-        }
+        keep_if(&mut self.ids, id, m.is_some());
         // A submitted plan always moves the mission out of PLANNING.
         let awaits_plan =
             m.is_some_and(|m| matches!(m.state(), MissionState::Created | MissionState::Planning));
