@@ -25,6 +25,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
+mod json_shape;
+
 const MAGIC: &[u8] = b"AURA-CE/1\0";
 
 /// A domain-separation label: what kind of object is being hashed or signed,
@@ -86,6 +88,18 @@ pub fn message<T: Serialize + ?Sized>(
 /// SHA-256 of the framed message for `value` in `domain`.
 pub fn digest<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Result<Digest, CanonicalError> {
     Ok(Digest::of(&message(domain, value)?))
+}
+
+/// SHA-256 of the framed message for the JSON form of `value`: the digest
+/// of `serde_json::to_value(value)`, without building that value.
+pub fn digest_as_json<T: Serialize + ?Sized>(
+    domain: Domain,
+    value: &T,
+) -> Result<Digest, CanonicalError> {
+    let mut enc = Encoder::new(256);
+    frame_into(domain, &mut enc.out);
+    value.serialize(json_shape::Shaped(&mut enc))?;
+    Ok(Digest::of(&enc.out))
 }
 
 /// SHA-256 of the framed message of bytes that are already canonical.
@@ -479,12 +493,26 @@ impl ser::SerializeMap for MapEncoder<'_> {
         key.serialize(&mut *self.enc)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+        self.value_with(|enc| value.serialize(enc))
+    }
+    fn end(self) -> Result<(), CanonicalError> {
+        self.finish()
+    }
+}
+
+impl MapEncoder<'_> {
+    /// Writes the value of the entry whose key was just written, with
+    /// `write`, and records the entry.
+    fn value_with(
+        &mut self,
+        write: impl FnOnce(&mut Encoder) -> Result<(), CanonicalError>,
+    ) -> Result<(), CanonicalError> {
         let key = self
             .pending_key
             .take()
             .ok_or_else(|| CanonicalError::Custom("map value without a key".into()))?;
         let value_at = self.enc.out.len();
-        value.serialize(&mut *self.enc)?;
+        write(self.enc)?;
         self.enc.spans.push(EntrySpan {
             key,
             value: value_at,
@@ -492,7 +520,8 @@ impl ser::SerializeMap for MapEncoder<'_> {
         });
         Ok(())
     }
-    fn end(self) -> Result<(), CanonicalError> {
+
+    fn finish(self) -> Result<(), CanonicalError> {
         if self.pending_key.is_some() {
             return Err(CanonicalError::Custom("map key without a value".into()));
         }

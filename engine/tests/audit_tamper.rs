@@ -172,20 +172,19 @@ fn a_consistently_rewritten_chain_fails_at_the_signed_checkpoint() {
     let mut lines = e.lines.clone();
     let mut prev = None;
     for (idx, seq) in &entries {
-        let mut v: Value = serde_json::from_str(&lines[*idx]).unwrap();
-        let mut rec: aura_engine::audit::AuditRecord = serde_json::from_value(v.clone()).unwrap();
+        let mut rec: aura_engine::audit::AuditRecord = serde_json::from_str(&lines[*idx]).unwrap();
         if *seq == 3 {
-            rec.payload = serde_json::json!([{"event": "namespace_created", "namespace": "forged", "display_name": "Forged"}]);
-            rec.entry.payload_digest =
-                aura_engine::audit::chain::payload_digest(&rec.payload).unwrap();
+            rec.payload = aura_engine::audit::Payload::of_value(
+                &serde_json::json!([{"event": "namespace_created", "namespace": "forged", "display_name": "Forged"}]),
+            );
+            rec.entry.payload_digest = rec.payload.digest().unwrap();
         }
         if let Some(p) = prev {
             rec.entry.prev_hash = p;
         }
         rec.entry.entry_hash = rec.entry.compute_hash(&tenant).unwrap();
         prev = Some(rec.entry.entry_hash);
-        v = serde_json::to_value(&rec).unwrap();
-        lines[*idx] = v.to_string();
+        lines[*idx] = serde_json::to_string(&rec).unwrap();
     }
     let err = verify_lines(&lines, Some(e.key)).unwrap_err();
     assert!(

@@ -106,7 +106,10 @@ fn illegal_moves_are_refused_and_recorded() {
     let rec = t.audit().records().last().unwrap();
     assert_eq!(rec.entry.kind, "command.rejected");
     assert_eq!(rec.entry.mission, Some(id("m1")));
-    assert_eq!(rec.payload[0]["rejection"]["code"], "illegal_transition");
+    assert_eq!(
+        rec.payload.to_value()[0]["rejection"]["code"],
+        "illegal_transition"
+    );
     assert_eq!(w.mission_state("acme", "m1"), MissionState::Created);
 }
 

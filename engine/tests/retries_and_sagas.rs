@@ -654,9 +654,9 @@ fn a_compensated_mission_rebuilds_from_its_audit_record() {
     let mut altered = records.clone();
     let completed = altered
         .iter_mut()
-        .find(|r| r.payload.to_string().contains("tool_call_completed"))
+        .find(|r| r.payload.get().contains("tool_call_completed"))
         .unwrap();
-    let text = completed.payload.to_string().replace("true", "false");
+    let text = completed.payload.get().replace("true", "false");
     completed.payload = serde_json::from_str(&text).unwrap();
     let other = replay_mission(t.id(), &altered, &id("m1")).unwrap();
     assert_ne!(other.digest(), live.digest());

@@ -3,17 +3,16 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
 use crate::actor::Actor;
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::merkle::{self, MerkleTree};
+use crate::audit::payload::Payload;
 use crate::audit::segment::{SEGMENT_LEN, SealedSegment, SegmentError};
 use crate::canonical::{self, CanonicalError, DirectHasher, Domain};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId};
 use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
 
 pub const ENTRY_DOMAIN: Domain = Domain::new("aura.audit-entry/1");
 pub const PAYLOAD_DOMAIN: Domain = Domain::new("aura.audit-payload/1");
@@ -146,19 +145,12 @@ pub fn entry_message(tenant: &TenantId, entry: &AuditEntry) -> Result<Vec<u8>, C
     canonical::message(ENTRY_DOMAIN, &entry.hash_input(tenant))
 }
 
-/// Digest of an entry's payload (the JSON form of the events it records),
-/// over its canonical encoding, so that any JSON spelling of the same
-/// payload has the same digest.
-pub fn payload_digest(payload: &Value) -> Result<Digest, CanonicalError> {
-    canonical::digest(PAYLOAD_DOMAIN, payload)
-}
-
 /// An entry with the payload it commits to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     pub entry: AuditEntry,
-    pub payload: Value,
+    pub payload: Payload,
 }
 
 /// A tenant's audit chain, its Merkle tree (derived, rebuilt on restore)
@@ -272,17 +264,19 @@ impl AuditLog {
         }
     }
 
-    /// Builds the next entry without appending it, so a caller can finish
-    /// every fallible step before the chain changes.
-    pub fn prepare(
+    /// Builds the next entry, recording `payload` (its JSON form), without
+    /// appending it, so a caller can finish every fallible step before the
+    /// chain changes.
+    pub fn prepare<T: Serialize + ?Sized>(
         &self,
         tenant: &TenantId,
         time: Timestamp,
         actor: Actor,
         kind: &str,
         mission: Option<MissionId>,
-        payload: Value,
+        payload: &T,
     ) -> Result<AuditRecord, CanonicalError> {
+        let (payload, payload_digest) = Payload::encode(payload)?;
         let mut entry = AuditEntry {
             seq: self.len(),
             prev_hash: self.head_hash(),
@@ -290,7 +284,7 @@ impl AuditLog {
             actor,
             kind: kind.to_owned(),
             mission,
-            payload_digest: payload_digest(&payload)?,
+            payload_digest,
             entry_hash: Digest::ZERO,
         };
         entry.entry_hash = entry.compute_hash(tenant)?;

@@ -18,11 +18,11 @@
 use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::audit::chain::{AuditEntry, AuditLog, AuditRecord, payload_digest};
+use crate::audit::chain::{AuditEntry, AuditLog, AuditRecord};
 use crate::audit::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::audit::merkle::{CompactRange, ProofError, verify_consistency};
+use crate::audit::payload::Payload;
 use crate::digest::Digest;
 use crate::identity::keys::PublicKey;
 use crate::ids::TenantId;
@@ -54,14 +54,19 @@ enum BodyLine {
 
 /// Dispatches on the line's key so errors speak of the right shape.
 fn parse_body(line: &[u8]) -> Result<BodyLine, String> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let is_checkpoint = value.get("checkpoint").is_some();
-    if is_checkpoint {
-        serde_json::from_value(value)
+    /// Whether the line has a `checkpoint` key; the rest is skipped.
+    #[derive(Deserialize)]
+    struct Probe {
+        checkpoint: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if probe.checkpoint.is_some() {
+        serde_json::from_slice(line)
             .map(BodyLine::Checkpoint)
             .map_err(|e| format!("bad checkpoint line: {e}"))
     } else {
-        serde_json::from_value(value)
+        // Read from the line itself: a payload keeps its text.
+        serde_json::from_slice(line)
             .map(|r| BodyLine::Entry(Box::new(r)))
             .map_err(|e| format!("bad entry line: {e}"))
     }
@@ -358,7 +363,7 @@ pub fn verify_export_visiting(
 fn check_entry(
     tenant: &TenantId,
     entry: &AuditEntry,
-    payload: &Value,
+    payload: &Payload,
     expected_seq: u64,
     prev_hash: &Digest,
     hash_buf: &mut Vec<u8>,
@@ -369,7 +374,9 @@ fn check_entry(
             found: entry.seq,
         });
     }
-    let digest = payload_digest(payload).map_err(|e| Failure::Malformed(e.to_string()))?;
+    let digest = payload
+        .digest()
+        .map_err(|e| Failure::Malformed(e.to_string()))?;
     if digest != entry.payload_digest {
         return Err(Failure::PayloadMismatch);
     }

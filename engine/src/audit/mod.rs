@@ -5,6 +5,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
+pub mod payload;
 pub mod segment;
 
 pub use chain::{AuditEntry, AuditLog, AuditRecord};
@@ -12,4 +13,5 @@ pub use checkpoint::Checkpoint;
 pub use export::{
     VerifyError, VerifyOptions, VerifyReport, verify_export, verify_export_visiting, write_export,
 };
+pub use payload::Payload;
 pub use segment::{SEGMENT_LEN, SegmentError};

@@ -19,7 +19,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::audit::chain::{AuditEntry, AuditRecord, payload_digest};
+use crate::audit::chain::{AuditEntry, AuditRecord};
 use crate::digest::Digest;
 use crate::ids::TenantId;
 
@@ -91,7 +91,7 @@ impl SealedSegment {
             let e = &r.entry;
             let seq = first_seq + i as u64;
             e.check_in_chain(tenant, seq, &prev, &mut buf)?;
-            let digest = payload_digest(&r.payload).map_err(|err| SegmentError::Encoding {
+            let digest = r.payload.digest().map_err(|err| SegmentError::Encoding {
                 seq,
                 reason: err.to_string(),
             })?;
@@ -198,7 +198,7 @@ mod tests {
                     Actor::Runtime,
                     "test.entry",
                     None,
-                    json!([{ "n": i, "text": "x".repeat(i % 7) }]),
+                    &json!([{ "n": i, "text": "x".repeat(i % 7) }]),
                 )
                 .unwrap();
             log.append(r);
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(all.len(), n);
         for (i, r) in all.iter().enumerate() {
             assert_eq!(r.entry.seq, i as u64);
-            assert_eq!(r.payload[0]["n"], i);
+            assert_eq!(r.payload.to_value()[0]["n"], i);
             assert_eq!(log.entry(i as u64), Some(&r.entry));
         }
         assert_eq!(log.entry(n as u64), None);
@@ -250,7 +250,7 @@ mod tests {
                 Actor::Runtime,
                 "k",
                 None,
-                json!([]),
+                &json!([]),
             )
             .unwrap();
         assert_eq!(r.entry.prev_hash, last);

@@ -79,7 +79,6 @@ pub(super) fn commit(
     events: Vec<Event>,
     mutate: impl FnOnce(&mut TenantState, u64),
 ) -> Result<Vec<Event>, Rejection> {
-    let payload = serde_json::to_value(&events).map_err(encoding)?;
     let record = t
         .audit
         .prepare(
@@ -88,7 +87,7 @@ pub(super) fn commit(
             c.actor.clone(),
             kind,
             c.mission.cloned(),
-            payload,
+            &events,
         )
         .map_err(encoding)?;
     let seq = record.entry.seq;

@@ -13,10 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::actor::Actor;
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Payload};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId};
 use crate::machine::event::{Event, HeldStep};
@@ -160,7 +158,7 @@ pub(crate) fn absorb_entry(
     missions: &mut BTreeMap<MissionId, Mission>,
     events: &[Event],
     s: &Stamp<'_>,
-    payload: &serde_json::Value,
+    payload: &Payload,
 ) -> Result<(), FoldError> {
     let mut changed: Vec<&MissionId> = Vec::new();
     for event in events {
@@ -173,30 +171,13 @@ pub(crate) fn absorb_entry(
     if changed.is_empty() {
         return Ok(());
     }
-    let bytes = payload_len(payload);
+    let bytes = payload.len();
     for id in changed {
         if let Some(m) = missions.get_mut(id) {
             m.count_entry(bytes);
         }
     }
     Ok(())
-}
-
-/// The size an entry's payload counts for in a run: its JSON bytes.
-fn payload_len(payload: &serde_json::Value) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, payload).expect("a JSON value writes");
-    count.0
 }
 
 /// Whether the event changes its mission (rather than only naming it).
@@ -593,8 +574,10 @@ fn replay(
         if !e.mission.as_ref().is_some_and(&wanted) {
             continue;
         }
-        let events =
-            Vec::<Event>::deserialize(&record.payload).map_err(|err| FoldError::BadPayload {
+        let events: Vec<Event> = record
+            .payload
+            .decode()
+            .map_err(|err| FoldError::BadPayload {
                 seq: e.seq,
                 error: err.to_string(),
             })?;
