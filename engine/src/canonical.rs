@@ -104,12 +104,33 @@ pub fn digest_as_json<T: Serialize + ?Sized>(
 
 /// SHA-256 of the framed message of bytes that are already canonical.
 pub fn digest_encoded(domain: Domain, encoded: &[u8]) -> Digest {
+    let mut hasher = framed_hasher(domain);
+    hasher.update(encoded);
+    Digest(hasher.finalize().into())
+}
+
+/// SHA-256 of the framed message of a sequence of `count` elements whose
+/// canonical encodings lie back to back in `parts`: the digest of the
+/// sequence, from pieces that can be encoded once and shared.
+pub fn digest_encoded_seq(
+    domain: Domain,
+    count: usize,
+    parts: &[&[u8]],
+) -> Result<Digest, CanonicalError> {
+    let mut hasher = framed_hasher(domain);
+    hasher.update(len_u32(count)?);
+    for part in parts {
+        hasher.update(part);
+    }
+    Ok(Digest(hasher.finalize().into()))
+}
+
+fn framed_hasher(domain: Domain) -> Sha256 {
     let mut hasher = Sha256::new();
     hasher.update(MAGIC);
     hasher.update([domain.0.len() as u8]);
     hasher.update(domain.0.as_bytes());
-    hasher.update(encoded);
-    Digest(hasher.finalize().into())
+    hasher
 }
 
 /// Writes the AURA-CE/1 bytes of a fixed layout by hand into a reusable
@@ -696,6 +717,27 @@ mod tests {
         );
         assert_eq!(to_bytes(&f64::NAN), Err(CanonicalError::NaN));
         assert_eq!(to_bytes(&-0.0f64).unwrap(), to_bytes(&0.0f64).unwrap());
+    }
+
+    #[test]
+    fn a_sequence_digested_from_its_encoded_parts_is_the_sequence_digested() {
+        let domain = Domain::new("aura.test-seq/1");
+        let items = vec![json_sample(1), json_sample(2), json_sample(3)];
+        let encoded: Vec<Vec<u8>> = items.iter().map(|v| to_bytes(v).unwrap()).collect();
+        let (first, rest) = encoded.split_at(1);
+        let rest = rest.concat();
+        assert_eq!(
+            digest_encoded_seq(domain, 3, &[&first[0], &rest]).unwrap(),
+            digest(domain, &items).unwrap()
+        );
+        assert_ne!(
+            digest_encoded_seq(domain, 2, &[&first[0], &rest]).unwrap(),
+            digest(domain, &items).unwrap()
+        );
+    }
+
+    fn json_sample(n: i64) -> serde_json::Value {
+        serde_json::json!({"n": n, "uid": {"type": "T", "id": n.to_string()}})
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
@@ -96,7 +96,9 @@ pub struct PreparedEntities {
     /// them (the transitive closure above all) was a third of preparing a
     /// mission's entities, for requests that mostly never read them.
     cedar: OnceLock<Result<Entities, String>>,
-    deferred: Vec<Entity>,
+    /// What Cedar's set is built from: entities shared with other sets
+    /// (a mission's stem), then this set's own.
+    deferred: (Arc<[Entity]>, Vec<Entity>),
     direct: DirectEntities,
     digest: Digest,
 }
@@ -131,7 +133,7 @@ impl PreparedEntities {
         Ok(PreparedEntities {
             direct: DirectEntities::of(&entities),
             cedar: OnceLock::from(Ok(entities)),
-            deferred: Vec::new(),
+            deferred: (Arc::from([]), Vec::new()),
             digest,
         })
     }
@@ -145,12 +147,28 @@ impl PreparedEntities {
         direct: DirectEntities,
     ) -> Result<PreparedEntities, String> {
         let digest = entities_digest(json)?;
-        Ok(PreparedEntities {
+        Ok(PreparedEntities::layered(
+            digest,
+            (Arc::from([]), entities),
+            direct,
+        ))
+    }
+
+    /// Entities whose Cedar set is built only if a decision needs it, from
+    /// `deferred` (shared entities, then own ones) whose JSON digests to
+    /// `digest`; `direct` must be what [`DirectEntities::closed`] makes
+    /// of them all.
+    pub(crate) fn layered(
+        digest: Digest,
+        deferred: (Arc<[Entity]>, Vec<Entity>),
+        direct: DirectEntities,
+    ) -> PreparedEntities {
+        PreparedEntities {
             cedar: OnceLock::new(),
-            deferred: entities,
+            deferred,
             direct,
             digest,
-        })
+        }
     }
 
     pub fn digest(&self) -> Digest {
@@ -167,7 +185,8 @@ impl PreparedEntities {
     pub fn cedar(&self) -> Result<&Entities, &str> {
         self.cedar
             .get_or_init(|| {
-                Entities::from_entities(self.deferred.iter().cloned(), None)
+                let (shared, own) = &self.deferred;
+                Entities::from_entities(shared.iter().chain(own).cloned(), None)
                     .map_err(|e| e.to_string())
             })
             .as_ref()

@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use cedar_policy::{
     Effect, Entities, Entity, EntityTypeName, EntityUid, EvalResult, Policy, Record,
@@ -38,9 +39,22 @@ type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 /// `PreparedEntities`: Cedar's `Entities` hashes every lookup with SipHash
 /// and clones every attribute it hands out, which was half of a direct
 /// decision's time. The same entities, attributes and ancestors.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// A mission's entities are its own entity on a [`DirectStem`] that every
+/// mission of the same agent and tools shares, so the stem is held, not
+/// copied.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct DirectEntities {
+    stem: Option<Arc<FastMap<EntityUid, DirectEntity>>>,
     map: FastMap<EntityUid, DirectEntity>,
+}
+
+/// Entities closed among themselves, for [`DirectEntities::on_stem`].
+#[derive(Debug)]
+pub(crate) struct DirectStem {
+    map: Arc<FastMap<EntityUid, DirectEntity>>,
+    /// Every entity that is an ancestor of one of the stem's.
+    ancestors: FastSet<EntityUid>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -94,7 +108,73 @@ impl DirectEntities {
             }
             map.insert(uid, DirectEntity { attrs, ancestors });
         }
-        Some(DirectEntities { map })
+        Some(DirectEntities { stem: None, map })
+    }
+
+    /// The entities of `parts` as a stem for others to be added to, if
+    /// [`DirectEntities::closed`] would take them.
+    pub(crate) fn stem<'a>(
+        parts: impl IntoIterator<Item = (&'a Entity, &'a [EntityUid])>,
+    ) -> Option<DirectStem> {
+        let closed = DirectEntities::closed(parts)?;
+        let ancestors = closed
+            .map
+            .values()
+            .flat_map(|d| d.ancestors.iter().cloned())
+            .collect();
+        Some(DirectStem {
+            map: Arc::new(closed.map),
+            ancestors,
+        })
+    }
+
+    /// `stem` and `entity` with its `parents`, closed as
+    /// [`DirectEntities::closed`] closes them all together. `None` where
+    /// adding it would change the stem (the entity is in it already, or is
+    /// an ancestor of an entity in it, which could make a cycle): the
+    /// caller closes them all together instead.
+    pub(crate) fn on_stem(
+        stem: &DirectStem,
+        entity: &Entity,
+        parents: &[EntityUid],
+    ) -> Option<DirectEntities> {
+        let uid = entity.uid();
+        if stem.map.contains_key(&uid) || stem.ancestors.contains(&uid) || parents.contains(&uid) {
+            return None;
+        }
+        let mut ancestors = FastSet::default();
+        for p in parents {
+            ancestors.insert(p.clone());
+            if let Some(d) = stem.map.get(p) {
+                ancestors.extend(d.ancestors.iter().cloned());
+            }
+        }
+        let own = DirectEntity {
+            attrs: plain_attrs(entity),
+            ancestors,
+        };
+        let mut map = FastMap::default();
+        map.insert(uid, own);
+        Some(DirectEntities {
+            stem: Some(Arc::clone(&stem.map)),
+            map,
+        })
+    }
+
+    fn get(&self, e: &EntityUid) -> Option<&DirectEntity> {
+        self.map
+            .get(e)
+            .or_else(|| self.stem.as_ref().and_then(|s| s.get(e)))
+    }
+
+    fn len(&self) -> usize {
+        self.map.len() + self.stem.as_ref().map_or(0, |s| s.len())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&EntityUid, &DirectEntity)> {
+        self.map
+            .iter()
+            .chain(self.stem.iter().flat_map(|s| s.iter()))
     }
 
     pub(crate) fn of(entities: &Entities) -> DirectEntities {
@@ -112,21 +192,17 @@ impl DirectEntities {
                 (uid, DirectEntity { attrs, ancestors })
             })
             .collect();
-        DirectEntities { map }
+        DirectEntities { stem: None, map }
     }
 
     /// Cedar's `e in target`: equal, or `target` is an ancestor of an
     /// existing `e`.
     fn within(&self, e: &EntityUid, target: &EntityUid) -> bool {
-        e == target
-            || self
-                .map
-                .get(e)
-                .is_some_and(|d| d.ancestors.contains(target))
+        e == target || self.get(e).is_some_and(|d| d.ancestors.contains(target))
     }
 
     fn attrs(&self, e: &EntityUid) -> Eval<&BTreeMap<String, EvalResult>> {
-        self.map.get(e).and_then(|d| d.attrs.as_ref()).ok_or(GiveUp)
+        self.get(e).and_then(|d| d.attrs.as_ref()).ok_or(GiveUp)
     }
 }
 
@@ -212,11 +288,19 @@ pub(crate) struct DirectRequest<'a> {
     pub context: &'a Map<String, Value>,
 }
 
+/// The same entities with the same attributes and ancestors, however
+/// they are held.
+impl PartialEq for DirectEntities {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(uid, d)| other.get(uid) == Some(d))
+    }
+}
+
 /// Cedar's response for a request, when every policy of its slice could be
 /// evaluated directly: the decision and its determining policies.
 impl Hierarchy for DirectEntities {
     fn ancestors_of(&self, e: &EntityUid) -> Option<impl Iterator<Item = &EntityUid>> {
-        self.map.get(e).map(|d| d.ancestors.iter())
+        self.get(e).map(|d| d.ancestors.iter())
     }
 }
 

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde_json::{Value, json};
 
+use crate::canonical;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::mission::{AuthorityLevel, DataClassification};
-use crate::policy::decision::{EntityRef, PolicyRequest, PreparedEntities};
-use crate::policy::direct::DirectEntities;
+use crate::policy::decision::{ENTITIES_DOMAIN, EntityRef, PolicyRequest, PreparedEntities};
+use crate::policy::direct::{DirectEntities, DirectStem};
 use crate::policy::routing::ToolSpec;
 
 pub fn classification_id(c: DataClassification) -> &'static str {
@@ -192,16 +193,36 @@ pub struct PreparedSubject {
 /// mission run. What is prepared is a function of the subject alone, so
 /// a hit changes no decision and no recorded byte.
 ///
-/// Two generations bound it: when the current one is full it becomes the
-/// previous one, and a hit there moves the entry back. Derived data: never
-/// replicated, snapshotted or compared.
+/// A new mission's subject differs from the last mission's of the same
+/// agent and tools only in the mission's own entity. So the rest, its
+/// [`Stem`], is prepared once and kept too, and a new mission adds its own
+/// entity to it.
+///
+/// Two generations bound each: when the current one is full it becomes
+/// the previous one, and a hit there moves the entry back. Derived data:
+/// never replicated, snapshotted or compared.
 #[derive(Default)]
-pub struct SubjectCache(Mutex<Generations>);
+pub struct SubjectCache(Mutex<Caches>);
 
 #[derive(Default)]
-struct Generations {
-    current: HashMap<Vec<u8>, Arc<PreparedSubject>, foldhash::fast::RandomState>,
-    previous: HashMap<Vec<u8>, Arc<PreparedSubject>, foldhash::fast::RandomState>,
+struct Caches {
+    subjects: Generations<PreparedSubject>,
+    /// `None` for a stem that cannot stand alone (see [`Stem::build`]).
+    stems: Generations<Option<Stem>>,
+}
+
+struct Generations<T> {
+    current: HashMap<Vec<u8>, Arc<T>, foldhash::fast::RandomState>,
+    previous: HashMap<Vec<u8>, Arc<T>, foldhash::fast::RandomState>,
+}
+
+impl<T> Default for Generations<T> {
+    fn default() -> Self {
+        Generations {
+            current: HashMap::default(),
+            previous: HashMap::default(),
+        }
+    }
 }
 
 /// Entries per generation: one per mission, so a node keeps the entities
@@ -209,41 +230,77 @@ struct Generations {
 /// calls, at some kilobytes each.
 const SUBJECTS_PER_GENERATION: usize = 1024;
 
-impl Generations {
-    fn insert(&mut self, key: Vec<u8>, value: Arc<PreparedSubject>) {
-        if self.current.len() >= SUBJECTS_PER_GENERATION {
+/// Stems per generation: one per agent and set of tools in use.
+const STEMS_PER_GENERATION: usize = 256;
+
+impl<T> Generations<T> {
+    fn get(&mut self, key: &[u8]) -> Option<Arc<T>> {
+        if let Some(hit) = self.current.get(key) {
+            return Some(Arc::clone(hit));
+        }
+        let (key, hit) = self.previous.remove_entry(key)?;
+        self.current.insert(key, Arc::clone(&hit));
+        Some(hit)
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Arc<T>, per_generation: usize) {
+        if self.current.len() >= per_generation {
             self.previous = std::mem::take(&mut self.current);
         }
         self.current.insert(key, value);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
 impl SubjectCache {
     pub fn prepared(&self, subject: &MissionSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
         let specs = subject.specs();
-        let key = key_of(&specs);
-        {
-            let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = g.current.get(&key) {
-                return Ok(Arc::clone(hit));
-            }
-            if let Some(hit) = g.previous.remove(&key) {
-                g.insert(key, Arc::clone(&hit));
+        let key = key_of(specs.all());
+        let stem_key = specs.stem_key();
+        let stem = {
+            let mut caches = self.lock();
+            if let Some(hit) = caches.subjects.get(&key) {
                 return Ok(hit);
             }
-        }
-        let built = Arc::new(prepare(&specs)?);
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::clone(&built));
+            caches.stems.get(&stem_key)
+        };
+        let stem = match stem {
+            Some(stem) => stem,
+            None => {
+                let built = Arc::new(Stem::build(&specs.before, &specs.after));
+                self.lock()
+                    .stems
+                    .insert(stem_key, Arc::clone(&built), STEMS_PER_GENERATION);
+                built
+            }
+        };
+        let built = match stem.as_ref().as_ref().and_then(|s| s.with(&specs.mission)) {
+            Some(prepared) => prepared,
+            None => prepare(&specs)?,
+        };
+        let built = Arc::new(built);
+        self.lock()
+            .subjects
+            .insert(key, Arc::clone(&built), SUBJECTS_PER_GENERATION);
         Ok(built)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.current.len() + g.previous.len()
+        self.lock().subjects.len()
+    }
+
+    #[cfg(test)]
+    fn stems(&self) -> usize {
+        self.lock().stems.len()
     }
 }
 
@@ -262,18 +319,47 @@ impl PartialEq for SubjectCache {
 
 impl std::fmt::Debug for SubjectCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let c = self.lock();
         write!(
             f,
-            "SubjectCache({} + {} subjects)",
-            g.current.len(),
-            g.previous.len()
+            "SubjectCache({} + {} subjects, {} + {} stems)",
+            c.subjects.current.len(),
+            c.subjects.previous.len(),
+            c.stems.current.len(),
+            c.stems.previous.len()
         )
     }
 }
 
+/// A subject's entity descriptions: the mission's own entity between
+/// those every mission of the same agent and tools shares.
+struct SubjectSpecs<'a> {
+    /// The tenant, namespace, org unit and agent.
+    before: Vec<EntitySpec<'a>>,
+    mission: EntitySpec<'a>,
+    /// The tools.
+    after: Vec<EntitySpec<'a>>,
+}
+
+impl<'a> SubjectSpecs<'a> {
+    fn all(&self) -> impl Iterator<Item = &EntitySpec<'a>> {
+        self.before
+            .iter()
+            .chain(std::iter::once(&self.mission))
+            .chain(&self.after)
+    }
+
+    /// The key of the [`Stem`]: the shared specs, and where the mission's
+    /// own entity goes between them.
+    fn stem_key(&self) -> Vec<u8> {
+        let mut key = key_of(self.before.iter().chain(&self.after));
+        key.extend_from_slice(&(self.before.len() as u64).to_le_bytes());
+        key
+    }
+}
+
 impl MissionSubject<'_> {
-    fn specs(&self) -> Vec<EntitySpec<'_>> {
+    fn specs(&self) -> SubjectSpecs<'_> {
         let (tenant, namespace) = (self.tenant.as_str(), self.namespace.as_str());
         let org_unit = self.org_unit.as_str();
         let mut agent_attrs = Vec::new();
@@ -296,7 +382,7 @@ impl MissionSubject<'_> {
             ],
             parents: vec![],
         });
-        let mut specs = vec![
+        let before = vec![
             EntitySpec {
                 kind: "Aura::Tenant",
                 id: tenant,
@@ -321,28 +407,31 @@ impl MissionSubject<'_> {
                 attrs: agent_attrs,
                 parents: vec![("Aura::OrgUnit", org_unit)],
             },
-            EntitySpec {
-                kind: "Aura::Mission",
-                id: self.mission.as_str(),
-                attrs: vec![
-                    (
-                        "classification",
-                        Attr::Entity(
-                            "Aura::Classification",
-                            classification_id(self.classification),
-                        ),
-                    ),
-                    (
-                        "authority",
-                        Attr::Entity("Aura::ApprovalLevel", self.authority.as_str()),
-                    ),
-                    ("requester", Attr::Str(self.requester)),
-                ],
-                parents: vec![("Aura::Namespace", namespace)],
-            },
         ];
-        specs.extend(tools);
-        specs
+        let mission = EntitySpec {
+            kind: "Aura::Mission",
+            id: self.mission.as_str(),
+            attrs: vec![
+                (
+                    "classification",
+                    Attr::Entity(
+                        "Aura::Classification",
+                        classification_id(self.classification),
+                    ),
+                ),
+                (
+                    "authority",
+                    Attr::Entity("Aura::ApprovalLevel", self.authority.as_str()),
+                ),
+                ("requester", Attr::Str(self.requester)),
+            ],
+            parents: vec![("Aura::Namespace", namespace)],
+        };
+        SubjectSpecs {
+            before,
+            mission,
+            after: tools.collect(),
+        }
     }
 
     /// The entities in Cedar's JSON entity format, and prepared for
@@ -376,18 +465,19 @@ impl MissionSubject<'_> {
     }
 }
 
-/// The entities of `specs` then the [`constants`], rendered and built.
-fn prepare(specs: &[EntitySpec<'_>]) -> Result<PreparedSubject, String> {
+/// The entities of `specs` then the [`constants`], rendered and built
+/// all together.
+fn prepare(specs: &SubjectSpecs<'_>) -> Result<PreparedSubject, String> {
     let constants = constants();
     let json = Value::Array(
         specs
-            .iter()
+            .all()
             .map(EntitySpec::to_json)
             .chain(constants.json.iter().cloned())
             .collect(),
     );
     let (entities, parents): (Vec<Entity>, Vec<Vec<EntityUid>>) = specs
-        .iter()
+        .all()
         .map(EntitySpec::to_cedar)
         .chain(constants.cedar.iter().cloned().map(Ok))
         .collect::<Result<Vec<_>, _>>()?
@@ -407,11 +497,98 @@ fn prepare(specs: &[EntitySpec<'_>]) -> Result<PreparedSubject, String> {
     })
 }
 
+/// Everything a mission's entities share with the other missions of the
+/// same agent and tools, all but the mission's own entity: rendered,
+/// encoded for the digest, converted for Cedar and closed, once.
+struct Stem {
+    /// Cedar JSON of the entities before the mission's, and after it
+    /// (the tools, then the [`constants`]).
+    before: Vec<Value>,
+    after: Vec<Value>,
+    /// The canonical encodings of `before` and of `after`, back to back.
+    before_encoded: Vec<u8>,
+    after_encoded: Vec<u8>,
+    entities: Arc<[Entity]>,
+    direct: DirectStem,
+}
+
+impl Stem {
+    /// `None` where the shared entities cannot be prepared on their own:
+    /// one does not convert, or they do not close as they are (a uid
+    /// given twice, a cycle). Subjects on such a stem are prepared all
+    /// together, which decides them, or reports the error, as ever.
+    fn build(before: &[EntitySpec<'_>], after: &[EntitySpec<'_>]) -> Option<Stem> {
+        let constants = constants();
+        let before_json: Vec<Value> = before.iter().map(EntitySpec::to_json).collect();
+        let after_json: Vec<Value> = after
+            .iter()
+            .map(EntitySpec::to_json)
+            .chain(constants.json.iter().cloned())
+            .collect();
+        let converted: Vec<(Entity, Vec<EntityUid>)> = before
+            .iter()
+            .chain(after)
+            .map(EntitySpec::to_cedar)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?
+            .into_iter()
+            .chain(constants.cedar.iter().cloned())
+            .collect();
+        let direct = DirectEntities::stem(converted.iter().map(|(e, p)| (e, p.as_slice())))?;
+        Some(Stem {
+            before_encoded: encoded(&before_json)?,
+            after_encoded: encoded(&after_json)?,
+            before: before_json,
+            after: after_json,
+            entities: converted.into_iter().map(|(e, _)| e).collect(),
+            direct,
+        })
+    }
+
+    /// The subject with `mission` as its own entity: exactly what
+    /// [`prepare`] makes of the whole, or `None` where the mission's
+    /// entity does not simply add to the stem.
+    fn with(&self, mission: &EntitySpec<'_>) -> Option<PreparedSubject> {
+        let (entity, parents) = mission.to_cedar().ok()?;
+        let direct = DirectEntities::on_stem(&self.direct, &entity, &parents)?;
+        let own = mission.to_json();
+        let own_encoded = canonical::to_bytes(&own).ok()?;
+        let count = self.before.len() + 1 + self.after.len();
+        let digest = canonical::digest_encoded_seq(
+            ENTITIES_DOMAIN,
+            count,
+            &[&self.before_encoded, &own_encoded, &self.after_encoded],
+        )
+        .ok()?;
+        let mut json = Vec::with_capacity(count);
+        json.extend(self.before.iter().cloned());
+        json.push(own);
+        json.extend(self.after.iter().cloned());
+        Some(PreparedSubject {
+            json: Arc::new(Value::Array(json)),
+            entities: PreparedEntities::layered(
+                digest,
+                (Arc::clone(&self.entities), vec![entity]),
+                direct,
+            ),
+        })
+    }
+}
+
+/// The canonical encodings of `values`, back to back.
+fn encoded(values: &[Value]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(canonical::to_bytes(v).ok()?);
+    }
+    Some(out)
+}
+
 /// The cache key: the step's entity descriptions themselves, each
 /// string length-prefixed so that no two subjects share a key. Derived
 /// from [`MissionSubject::specs`], so a field the entities come to show is
 /// in the key without anyone having to remember it.
-fn key_of(specs: &[EntitySpec<'_>]) -> Vec<u8> {
+fn key_of<'s, 'a: 's>(specs: impl Iterator<Item = &'s EntitySpec<'a>>) -> Vec<u8> {
     fn put(key: &mut Vec<u8>, s: &str) {
         key.extend_from_slice(&(s.len() as u64).to_le_bytes());
         key.extend_from_slice(s.as_bytes());
@@ -605,6 +782,39 @@ mod tests {
         digests.dedup();
         assert_eq!(digests.len(), variants.len() + 1);
         assert_eq!(cache.len(), variants.len() + 1);
+    }
+
+    /// A mission's entity added to the stem its agent and tools share is
+    /// exactly the set prepared all together: the same JSON, digest,
+    /// direct entities and Cedar set. Missions of the same agent and
+    /// tools share one stem; another owner or tool set has its own.
+    #[test]
+    fn a_mission_on_a_shared_stem_is_prepared_as_if_whole() {
+        let cache = SubjectCache::default();
+        let f = fixture();
+        let owner: UserId = "alice".parse().unwrap();
+        let tools = f.tools();
+        let fewer = [(&f.read, &f.read_spec)];
+        let missions: Vec<MissionId> = (0..4).map(|i| format!("m-{i}").parse().unwrap()).collect();
+        for (owner, tools) in [(None, &tools[..]), (Some(&owner), &tools), (None, &fewer)] {
+            for (i, mission) in missions.iter().enumerate() {
+                let subject = MissionSubject {
+                    mission,
+                    requester: ["user:alice", "user:bob"][i % 2],
+                    authority: AuthorityLevel::ALL[i],
+                    classification: CLASSIFICATIONS[3 - i],
+                    ..f.subject(owner, tools)
+                };
+                let layered = cache.prepared(&subject).unwrap();
+                let whole = subject.prepared().unwrap();
+                assert_eq!(layered.json, whole.json);
+                assert_eq!(layered.entities.digest(), whole.entities.digest());
+                assert_eq!(layered.entities.direct(), whole.entities.direct());
+                assert_eq!(layered.entities.cedar(), whole.entities.cedar());
+            }
+        }
+        assert_eq!(cache.len(), 3 * missions.len());
+        assert_eq!(cache.stems(), 3);
     }
 
     /// The cache holds at most two generations, and what is used stays.

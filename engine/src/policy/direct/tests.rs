@@ -470,3 +470,60 @@ fn the_direct_closure_declines_what_cedar_would_not_simply_build() {
         None
     );
 }
+
+/// An entity added to a closed stem is closed with it exactly as the whole
+/// set closes; where adding it would change the stem (it is there already,
+/// or it is an ancestor of an entity there, or its own parent), adding
+/// declines and the whole set is closed instead.
+#[test]
+fn an_entity_on_a_stem_is_closed_as_in_the_whole_set() {
+    let made = |id: &str, parents: &[&str]| {
+        let uid: EntityUid = format!(r#"Aura::Group::"{id}""#).parse().unwrap();
+        let parents: Vec<EntityUid> = parents
+            .iter()
+            .map(|p| format!(r#"Aura::Group::"{p}""#).parse().unwrap())
+            .collect();
+        let attrs = [(
+            "n".to_owned(),
+            cedar_policy::RestrictedExpression::new_long(id.len() as i64),
+        )]
+        .into_iter()
+        .collect();
+        let entity = Entity::new(uid, attrs, parents.iter().cloned().collect()).unwrap();
+        (entity, parents)
+    };
+    let stem_parts = [
+        made("a", &["b"]),
+        made("b", &["c", "d"]),
+        made("c", &["ghost"]),
+        made("d", &[]),
+    ];
+    let stem = DirectEntities::stem(stem_parts.iter().map(|(e, p)| (e, p.as_slice()))).unwrap();
+    let whole_with = |extra: &(Entity, Vec<EntityUid>)| {
+        DirectEntities::closed(
+            stem_parts
+                .iter()
+                .chain(std::iter::once(extra))
+                .map(|(e, p)| (e, p.as_slice())),
+        )
+    };
+    for extra in [
+        made("m", &["a"]),
+        made("m", &["b", "elsewhere"]),
+        made("m", &[]),
+    ] {
+        let layered = DirectEntities::on_stem(&stem, &extra.0, &extra.1);
+        assert!(layered.is_some());
+        assert_eq!(layered, whole_with(&extra));
+    }
+    // Already in the stem, an ancestor of an entity in it (even one that
+    // does not exist there), or its own parent.
+    for extra in [
+        made("b", &[]),
+        made("ghost", &[]),
+        made("c", &["a"]),
+        made("m", &["m"]),
+    ] {
+        assert_eq!(DirectEntities::on_stem(&stem, &extra.0, &extra.1), None);
+    }
+}
