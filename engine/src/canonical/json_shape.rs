@@ -219,55 +219,28 @@ impl ShapedSeq<'_> {
     }
 }
 
-impl ser::SerializeSeq for ShapedSeq<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
+/// The four ways serde writes a sequence are one JSON array.
+macro_rules! shaped_seq {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for ShapedSeq<'_> {
+            type Ok = ();
+            type Error = CanonicalError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), CanonicalError> {
+                self.0.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for ShapedSeq<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for ShapedSeq<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for ShapedSeq<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
-}
+shaped_seq!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// A JSON object; struct fields are entries keyed by their names, and a
 /// skipped field is simply absent, as in JSON.
@@ -300,41 +273,30 @@ impl ser::SerializeMap for ShapedMap<'_> {
     }
 }
 
-impl ser::SerializeStruct for ShapedMap<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CanonicalError> {
-        self.field(key, value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), CanonicalError> {
-        Ok(())
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
+/// A struct and a struct variant's fields are one JSON object.
+macro_rules! shaped_struct {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for ShapedMap<'_> {
+            type Ok = ();
+            type Error = CanonicalError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), CanonicalError> {
+                self.field(key, value)
+            }
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), CanonicalError> {
+                Ok(())
+            }
+            fn end(self) -> Result<(), CanonicalError> {
+                self.0.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for ShapedMap<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CanonicalError> {
-        self.field(key, value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), CanonicalError> {
-        Ok(())
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.0.finish()
-    }
-}
+shaped_struct!(SerializeStruct, SerializeStructVariant);
 
 /// A map key, which JSON spells as a string: strings and characters as
 /// they are, integers and booleans as `serde_json` writes them, unit

@@ -260,12 +260,13 @@ impl SubjectCache {
     pub fn prepared(&self, subject: &MissionSubject<'_>) -> Result<Arc<PreparedSubject>, String> {
         let specs = subject.specs();
         let key = key_of(specs.all());
-        let stem_key = specs.stem_key();
+        let stem_key;
         let stem = {
             let mut caches = self.lock();
             if let Some(hit) = caches.subjects.get(&key) {
                 return Ok(hit);
             }
+            stem_key = specs.stem_key();
             caches.stems.get(&stem_key)
         };
         let stem = match stem {
