@@ -785,8 +785,6 @@ fn a_missions_decisions_share_one_set_of_entities() {
     }
     let tools: Vec<&str> = recent[0]
         .entities
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["uid"]["type"] == "Aura::Tool")
         .map(|e| e["uid"]["id"].as_str().unwrap())

@@ -28,7 +28,7 @@ use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, V
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
-use crate::policy::entities::{MissionSubject, SubjectCache};
+use crate::policy::entities::{EntitiesJson, MissionSubject, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
 
@@ -175,7 +175,7 @@ pub(super) fn start_canary(
         .ok_or(Rejection::UnknownBundle(*version))?;
     // Replay recent decisions of the namespace against the candidate.
     let analysis = ReleaseAnalysis::from_pairs(n.recent.iter().map(|r| {
-        let candidate_decision = PreparedEntities::from_json(&r.entities, None)
+        let candidate_decision = PreparedEntities::from_json(&r.entities.to_value(), None)
             .map(|e| decide(candidate, &r.request, &e, AuthorityLevel::L1).decision)
             .unwrap_or(Decision::Deny);
         (r.input_digest, r.decision, candidate_decision)
@@ -235,7 +235,7 @@ pub(super) fn end_canary(
 /// analysis).
 struct StepEval {
     record: DecisionRecord,
-    input: Option<(PolicyRequest, Arc<Value>)>,
+    input: Option<(PolicyRequest, Arc<EntitiesJson>)>,
 }
 
 fn unevaluated(

@@ -19,7 +19,7 @@ use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
 use crate::policy::canary::Canary;
 use crate::policy::decision::{Decision, PolicyRequest};
-use crate::policy::entities::SubjectCache;
+use crate::policy::entities::{EntitiesJson, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
@@ -39,7 +39,7 @@ pub struct NamespacePolicy {
 pub struct RecentDecision {
     pub request: PolicyRequest,
     /// Shared with the step's cached entities, not a copy of them.
-    pub entities: Arc<serde_json::Value>,
+    pub entities: Arc<EntitiesJson>,
     pub decision: Decision,
     pub input_digest: Digest,
 }

@@ -104,7 +104,7 @@ pub struct PreparedEntities {
 }
 
 /// The digest of entities in Cedar's JSON format, as decisions record it.
-fn entities_digest(json: &Value) -> Result<Digest, String> {
+fn entities_digest(json: &(impl Serialize + ?Sized)) -> Result<Digest, String> {
     canonical::digest(ENTITIES_DOMAIN, json).map_err(|e| e.to_string())
 }
 
@@ -128,7 +128,10 @@ impl PreparedEntities {
 
     /// Entities built directly, with the JSON they were rendered to for
     /// the record; the caller guarantees the two describe the same set.
-    pub(crate) fn from_parts(json: &Value, entities: Entities) -> Result<PreparedEntities, String> {
+    pub(crate) fn from_parts(
+        json: &(impl Serialize + ?Sized),
+        entities: Entities,
+    ) -> Result<PreparedEntities, String> {
         let digest = entities_digest(json)?;
         Ok(PreparedEntities {
             direct: DirectEntities::of(&entities),
@@ -142,7 +145,7 @@ impl PreparedEntities {
     /// `direct` must be [`DirectEntities::closed`] over `entities`, which
     /// guarantees that Cedar's build holds the same set.
     pub(crate) fn deferred(
-        json: &Value,
+        json: &(impl Serialize + ?Sized),
         entities: Vec<Entity>,
         direct: DirectEntities,
     ) -> Result<PreparedEntities, String> {

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::canonical;
@@ -181,8 +182,74 @@ pub struct MissionSubject<'a> {
 /// and as evaluated.
 #[derive(Debug)]
 pub struct PreparedSubject {
-    pub json: Arc<Value>,
+    pub json: Arc<EntitiesJson>,
     pub entities: PreparedEntities,
+}
+
+/// A subject's entities in Cedar's JSON entity format: one JSON array,
+/// held as its own entities between entities shared with other subjects
+/// (the [`Stem`] its mission is on), so that the recent decisions a
+/// namespace keeps do not each copy the shared part. It serializes as the
+/// array, in JSON and in the canonical encoding alike.
+#[derive(Clone, Debug)]
+pub struct EntitiesJson {
+    before: Arc<[Value]>,
+    own: Vec<Value>,
+    after: Arc<[Value]>,
+}
+
+impl EntitiesJson {
+    /// Entities none of which are shared.
+    pub fn whole(entities: Vec<Value>) -> EntitiesJson {
+        EntitiesJson {
+            before: Arc::from([]),
+            own: entities,
+            after: Arc::from([]),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Value> {
+        self.before.iter().chain(&self.own).chain(self.after.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.before.len() + self.own.len() + self.after.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The array as one JSON value.
+    pub fn to_value(&self) -> Value {
+        Value::Array(self.iter().cloned().collect())
+    }
+}
+
+/// The same entities in the same order, however they are held.
+impl PartialEq for EntitiesJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for EntitiesJson {}
+
+impl Serialize for EntitiesJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for v in self.iter() {
+            seq.serialize_element(v)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for EntitiesJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Value>::deserialize(d).map(EntitiesJson::whole)
+    }
 }
 
 /// The prepared entities of recent mission subjects, for one engine. A
@@ -470,7 +537,7 @@ impl MissionSubject<'_> {
 /// all together.
 fn prepare(specs: &SubjectSpecs<'_>) -> Result<PreparedSubject, String> {
     let constants = constants();
-    let json = Value::Array(
+    let json = EntitiesJson::whole(
         specs
             .all()
             .map(EntitySpec::to_json)
@@ -504,8 +571,8 @@ fn prepare(specs: &SubjectSpecs<'_>) -> Result<PreparedSubject, String> {
 struct Stem {
     /// Cedar JSON of the entities before the mission's, and after it
     /// (the tools, then the [`constants`]).
-    before: Vec<Value>,
-    after: Vec<Value>,
+    before: Arc<[Value]>,
+    after: Arc<[Value]>,
     /// The canonical encodings of `before` and of `after`, back to back.
     before_encoded: Vec<u8>,
     after_encoded: Vec<u8>,
@@ -539,8 +606,8 @@ impl Stem {
         Some(Stem {
             before_encoded: encoded(&before_json)?,
             after_encoded: encoded(&after_json)?,
-            before: before_json,
-            after: after_json,
+            before: before_json.into(),
+            after: after_json.into(),
             entities: converted.into_iter().map(|(e, _)| e).collect(),
             direct,
         })
@@ -561,12 +628,12 @@ impl Stem {
             &[&self.before_encoded, &own_encoded, &self.after_encoded],
         )
         .ok()?;
-        let mut json = Vec::with_capacity(count);
-        json.extend(self.before.iter().cloned());
-        json.push(own);
-        json.extend(self.after.iter().cloned());
         Some(PreparedSubject {
-            json: Arc::new(Value::Array(json)),
+            json: Arc::new(EntitiesJson {
+                before: Arc::clone(&self.before),
+                own: vec![own],
+                after: Arc::clone(&self.after),
+            }),
             entities: PreparedEntities::layered(
                 digest,
                 (Arc::clone(&self.entities), vec![entity]),
@@ -700,13 +767,13 @@ mod tests {
             json,
             entities: built,
         } = f.subject(owner, &tools).prepared().unwrap();
-        let parsed = PreparedEntities::from_json(&json, None).unwrap();
+        let parsed = PreparedEntities::from_json(&json.to_value(), None).unwrap();
         // The direct copy is closed without Cedar and Cedar's set is built
         // only on demand; both must be what parsing the record gives.
         assert_eq!(built.direct(), parsed.direct());
         assert_eq!(built.cedar(), parsed.cedar());
         assert_eq!(built.digest(), parsed.digest());
-        assert_eq!(json.as_array().map(Vec::len), Some(15));
+        assert_eq!(json.len(), 15);
     }
 
     /// The entities evaluated are exactly the ones recorded: building them
@@ -816,6 +883,39 @@ mod tests {
         }
         assert_eq!(cache.len(), 3 * missions.len());
         assert_eq!(cache.stems(), 3);
+    }
+
+    /// The recorded entities serialize as the one JSON array they stand
+    /// for, in JSON and in the canonical encoding, shared part or not, and
+    /// read back equal.
+    #[test]
+    fn recorded_entities_are_one_array_however_they_are_held() {
+        let cache = SubjectCache::default();
+        let f = fixture();
+        let tools = f.tools();
+        let subject = f.subject(None, &tools);
+        cache.prepared(&subject).unwrap();
+        let other: MissionId = "m-2".parse().unwrap();
+        let on_stem = cache
+            .prepared(&MissionSubject {
+                mission: &other,
+                ..subject
+            })
+            .unwrap();
+        let json = &on_stem.json;
+        assert!(json.own.len() == 1 && !json.before.is_empty() && !json.after.is_empty());
+        let array = json.to_value();
+        assert_eq!(
+            serde_json::to_string(json).unwrap(),
+            serde_json::to_string(&array).unwrap()
+        );
+        assert_eq!(
+            canonical::to_bytes(json).unwrap(),
+            canonical::to_bytes(&array).unwrap()
+        );
+        let read: EntitiesJson = serde_json::from_value(array).unwrap();
+        assert_eq!(&read, json.as_ref());
+        assert_eq!(read.own.len(), 15);
     }
 
     /// The cache holds at most two generations, and what is used stays.
