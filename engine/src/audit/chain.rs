@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use serde::{Deserialize, Serialize};
+
 use crate::actor::Actor;
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::merkle::{self, MerkleTree};
@@ -12,7 +14,6 @@ use crate::canonical::{self, CanonicalError, DirectHasher, Domain};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId};
 use crate::time::Timestamp;
-use serde::{Deserialize, Serialize};
 
 pub const ENTRY_DOMAIN: Domain = Domain::new("aura.audit-entry/1");
 pub const PAYLOAD_DOMAIN: Domain = Domain::new("aura.audit-payload/1");

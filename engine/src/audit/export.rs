@@ -52,23 +52,45 @@ enum BodyLine {
     Checkpoint(CheckpointLine),
 }
 
-/// Dispatches on the line's key so errors speak of the right shape.
+/// Any body line, read once: its keys say which kind it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnyLine {
+    entry: Option<AuditEntry>,
+    payload: Option<Payload>,
+    checkpoint: Option<String>,
+    consistency: Option<Vec<Digest>>,
+}
+
+/// Dispatches on the line's keys so errors speak of the right shape.
 fn parse_body(line: &[u8]) -> Result<BodyLine, String> {
-    /// Whether the line has a `checkpoint` key; the rest is skipped.
-    #[derive(Deserialize)]
-    struct Probe {
-        checkpoint: Option<serde::de::IgnoredAny>,
-    }
-    let probe: Probe = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    if probe.checkpoint.is_some() {
-        serde_json::from_slice(line)
-            .map(BodyLine::Checkpoint)
-            .map_err(|e| format!("bad checkpoint line: {e}"))
-    } else {
-        // Read from the line itself: a payload keeps its text.
-        serde_json::from_slice(line)
-            .map(|r| BodyLine::Entry(Box::new(r)))
-            .map_err(|e| format!("bad entry line: {e}"))
+    let any: AnyLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    match any {
+        AnyLine {
+            entry: None,
+            payload: None,
+            checkpoint: Some(checkpoint),
+            consistency,
+        } => Ok(BodyLine::Checkpoint(CheckpointLine {
+            checkpoint,
+            consistency: consistency.ok_or("bad checkpoint line: missing field `consistency`")?,
+        })),
+        AnyLine {
+            checkpoint: Some(_),
+            ..
+        } => Err("bad checkpoint line: it also has entry fields".into()),
+        AnyLine {
+            entry: Some(entry),
+            payload: Some(payload),
+            consistency: None,
+            ..
+        } => Ok(BodyLine::Entry(Box::new(AuditRecord { entry, payload }))),
+        AnyLine {
+            consistency: Some(_),
+            ..
+        } => Err("bad entry line: it also has checkpoint fields".into()),
+        AnyLine { entry: None, .. } => Err("bad entry line: missing field `entry`".into()),
+        AnyLine { .. } => Err("bad entry line: missing field `payload`".into()),
     }
 }
 

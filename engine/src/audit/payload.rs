@@ -47,12 +47,8 @@ impl Payload {
 
     /// The size of the JSON text in bytes: what an entry counts for in
     /// its mission's run.
-    pub fn len(&self) -> u64 {
+    pub fn json_len(&self) -> u64 {
         self.0.get().len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.get().is_empty()
     }
 
     /// The payload read as `T`.
@@ -134,7 +130,7 @@ mod tests {
         let (payload, digest) = Payload::encode(&events).unwrap();
         let value = serde_json::to_value(&events).unwrap();
         assert_eq!(payload.get(), value.to_string());
-        assert_eq!(payload.len(), value.to_string().len() as u64);
+        assert_eq!(payload.json_len(), value.to_string().len() as u64);
         assert_eq!(payload.to_value(), value);
         assert_eq!(digest, canonical::digest(PAYLOAD_DOMAIN, &value).unwrap());
         assert_eq!(payload.digest().unwrap(), digest);

@@ -171,7 +171,7 @@ pub(crate) fn absorb_entry(
     if changed.is_empty() {
         return Ok(());
     }
-    let bytes = payload.len();
+    let bytes = payload.json_len();
     for id in changed {
         if let Some(m) = missions.get_mut(id) {
             m.count_entry(bytes);

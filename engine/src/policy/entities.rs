@@ -212,12 +212,8 @@ impl EntitiesJson {
         self.before.iter().chain(&self.own).chain(self.after.iter())
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.before.len() + self.own.len() + self.after.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The array as one JSON value.
@@ -536,21 +532,9 @@ impl MissionSubject<'_> {
 /// The entities of `specs` then the [`constants`], rendered and built
 /// all together.
 fn prepare(specs: &SubjectSpecs<'_>) -> Result<PreparedSubject, String> {
-    let constants = constants();
-    let json = EntitiesJson::whole(
-        specs
-            .all()
-            .map(EntitySpec::to_json)
-            .chain(constants.json.iter().cloned())
-            .collect(),
-    );
-    let (entities, parents): (Vec<Entity>, Vec<Vec<EntityUid>>) = specs
-        .all()
-        .map(EntitySpec::to_cedar)
-        .chain(constants.cedar.iter().cloned().map(Ok))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .unzip();
+    let json = EntitiesJson::whole(json_then_constants(specs.all()));
+    let (entities, parents): (Vec<Entity>, Vec<Vec<EntityUid>>) =
+        cedar_then_constants(specs.all())?.into_iter().unzip();
     let closed = DirectEntities::closed(entities.iter().zip(parents.iter().map(Vec::as_slice)));
     let prepared = match closed {
         Some(direct) => PreparedEntities::deferred(&json, entities, direct)?,
@@ -563,6 +547,25 @@ fn prepare(specs: &SubjectSpecs<'_>) -> Result<PreparedSubject, String> {
         json: Arc::new(json),
         entities: prepared,
     })
+}
+
+/// The Cedar JSON of `specs`, then the [`constants`]'.
+fn json_then_constants<'s, 'a: 's>(specs: impl Iterator<Item = &'s EntitySpec<'a>>) -> Vec<Value> {
+    specs
+        .map(EntitySpec::to_json)
+        .chain(constants().json.iter().cloned())
+        .collect()
+}
+
+/// `specs` converted for Cedar, each with its parents, then the
+/// [`constants`].
+fn cedar_then_constants<'s, 'a: 's>(
+    specs: impl Iterator<Item = &'s EntitySpec<'a>>,
+) -> Result<Vec<(Entity, Vec<EntityUid>)>, String> {
+    specs
+        .map(EntitySpec::to_cedar)
+        .chain(constants().cedar.iter().cloned().map(Ok))
+        .collect()
 }
 
 /// Everything a mission's entities share with the other missions of the
@@ -586,22 +589,9 @@ impl Stem {
     /// given twice, a cycle). Subjects on such a stem are prepared all
     /// together, which decides them, or reports the error, as ever.
     fn build(before: &[EntitySpec<'_>], after: &[EntitySpec<'_>]) -> Option<Stem> {
-        let constants = constants();
         let before_json: Vec<Value> = before.iter().map(EntitySpec::to_json).collect();
-        let after_json: Vec<Value> = after
-            .iter()
-            .map(EntitySpec::to_json)
-            .chain(constants.json.iter().cloned())
-            .collect();
-        let converted: Vec<(Entity, Vec<EntityUid>)> = before
-            .iter()
-            .chain(after)
-            .map(EntitySpec::to_cedar)
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?
-            .into_iter()
-            .chain(constants.cedar.iter().cloned())
-            .collect();
+        let after_json = json_then_constants(after.iter());
+        let converted = cedar_then_constants(before.iter().chain(after)).ok()?;
         let direct = DirectEntities::stem(converted.iter().map(|(e, p)| (e, p.as_slice())))?;
         Some(Stem {
             before_encoded: encoded(&before_json)?,
