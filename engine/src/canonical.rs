@@ -133,6 +133,31 @@ fn framed_hasher(domain: Domain) -> Sha256 {
     hasher
 }
 
+/// Bytes that are already the canonical encoding of a value, written as
+/// they are in its place: a value that never changes is encoded once and
+/// its bytes reused. Only the canonical encoder knows this form; it must
+/// not be handed to any other serializer.
+pub(crate) struct Encoded<'a>(pub &'a [u8]);
+
+/// The newtype name by which [`Encoded`] reaches the encoder, the way
+/// `serde_json` passes its raw values.
+const ENCODED: &str = "$aura::canonical::Encoded";
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct(ENCODED, &Verbatim(self.0))
+    }
+}
+
+/// The inside of [`Encoded`]: its bytes, offered as a byte string.
+struct Verbatim<'a>(&'a [u8]);
+
+impl Serialize for Verbatim<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
 /// Writes the AURA-CE/1 bytes of a fixed layout by hand into a reusable
 /// buffer, for hot paths (audit entries) where serde's generic machinery
 /// costs more than the hash. Each user must be tested against [`digest`] so
@@ -186,6 +211,9 @@ fn len_u32(len: usize) -> Result<[u8; 4], CanonicalError> {
 
 struct Encoder {
     out: Vec<u8>,
+    /// Set by [`Encoded`]: the next byte string is written without its
+    /// length, as the encoding it already is.
+    verbatim: bool,
     /// Where the entries of the maps being written lie in `out`, innermost
     /// map last; a map sorts its own entries in place when it ends.
     spans: Vec<EntrySpan>,
@@ -206,6 +234,7 @@ impl Encoder {
     fn new(capacity: usize) -> Encoder {
         Encoder {
             out: Vec::with_capacity(capacity),
+            verbatim: false,
             spans: Vec::new(),
             scratch: Vec::new(),
         }
@@ -318,7 +347,9 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         self.serialize_bytes(v.as_bytes())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), CanonicalError> {
-        self.put_len(v.len())?;
+        if !std::mem::take(&mut self.verbatim) {
+            self.put_len(v.len())?;
+        }
         self.out.extend_from_slice(v);
         Ok(())
     }
@@ -346,9 +377,11 @@ impl<'a> ser::Serializer for &'a mut Encoder {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), CanonicalError> {
+        // Only `Encoded` uses this name, and its value is a byte string.
+        self.verbatim = name == ENCODED;
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -550,6 +583,7 @@ impl MapEncoder<'_> {
             out,
             spans,
             scratch,
+            ..
         } = self.enc;
         let entries = &mut spans[self.first..];
         out[self.count_at..self.count_at + 4].copy_from_slice(&len_u32(entries.len())?);
@@ -609,6 +643,36 @@ mod tests {
             bytes,
             vec![1, 2, 1, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 2, 1, 0]
         );
+    }
+
+    #[test]
+    fn encoded_bytes_stand_in_for_their_value() {
+        let inner = Sample {
+            a: 7,
+            b: None,
+            c: vec![true],
+        };
+        let encoded = to_bytes(&inner).unwrap();
+        let mut by_value = BTreeMap::new();
+        by_value.insert("k", (1u8, &inner));
+        let mut by_bytes = BTreeMap::new();
+        by_bytes.insert("k", (1u8, Encoded(&encoded)));
+        assert_eq!(to_bytes(&by_bytes).unwrap(), to_bytes(&by_value).unwrap());
+        // Other byte strings keep their length prefix.
+        assert_eq!(
+            to_bytes(&(Encoded(&[9]), serde_bytes_of(&[9]))).unwrap(),
+            vec![9, 0, 0, 0, 1, 9]
+        );
+    }
+
+    fn serde_bytes_of(b: &[u8]) -> impl Serialize + '_ {
+        struct B<'a>(&'a [u8]);
+        impl Serialize for B<'_> {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        B(b)
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::machine::event::{CarriedMission, Event};
 use crate::machine::execution;
 use crate::machine::fold::{self, Stamp};
 use crate::machine::governance;
+use crate::machine::missions::Missions;
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::state::{
@@ -381,7 +382,7 @@ impl EngineState {
             namespaces: BTreeMap::new(),
             agents: BTreeMap::new(),
             credentials: BTreeMap::new(),
-            missions: BTreeMap::new(),
+            missions: Missions::default(),
             tokens: BTreeMap::new(),
             bundles: BTreeMap::new(),
             tools: BTreeMap::new(),

@@ -18,6 +18,7 @@ use crate::audit::{AuditRecord, Payload};
 use crate::digest::Digest;
 use crate::ids::{MissionId, TenantId};
 use crate::machine::event::{Event, HeldStep};
+use crate::machine::missions::Missions;
 use crate::machine::saga;
 use crate::machine::state::TenantState;
 use crate::mission::{
@@ -73,7 +74,7 @@ fn inconsistent(s: &Stamp<'_>, what: impl Into<String>) -> FoldError {
 /// the event's entry counts in: none for events that change no mission,
 /// and none for the events that start a run.
 pub(crate) fn absorb<'e>(
-    missions: &mut BTreeMap<MissionId, Mission>,
+    missions: &mut Missions,
     event: &'e Event,
     s: &Stamp<'_>,
 ) -> Result<Option<&'e MissionId>, FoldError> {
@@ -102,7 +103,7 @@ pub(crate) fn absorb<'e>(
             Frozen::freeze(boundary.clone()).map_err(freeze)?,
             s.seq,
         );
-        missions.insert(mission.clone(), m);
+        missions.insert(m);
         return Ok(None);
     }
     if let Event::RunContinued {
@@ -129,9 +130,7 @@ pub(crate) fn absorb<'e>(
                 ));
             }
             Some(m) => m,
-            None => missions
-                .entry(mission.clone())
-                .or_insert_with(|| (*carried.0).clone()),
+            None => missions.insert((*carried.0).clone()),
         };
         if *run != m.run().number + 1 {
             return Err(inconsistent(s, "runs are numbered in order"));
@@ -155,7 +154,7 @@ pub(crate) fn absorb<'e>(
 /// Folds the events of one audit entry and counts the entry, with its
 /// payload's size, in the current run of each mission it changed.
 pub(crate) fn absorb_entry(
-    missions: &mut BTreeMap<MissionId, Mission>,
+    missions: &mut Missions,
     events: &[Event],
     s: &Stamp<'_>,
     payload: &Payload,
@@ -567,7 +566,7 @@ fn replay(
     records: impl IntoIterator<Item = impl std::borrow::Borrow<AuditRecord>>,
     wanted: impl Fn(&MissionId) -> bool,
 ) -> Result<BTreeMap<MissionId, Mission>, FoldError> {
-    let mut missions = BTreeMap::new();
+    let mut missions = Missions::default();
     for record in records {
         let record = record.borrow();
         let e = &record.entry;
@@ -593,7 +592,7 @@ fn replay(
             .collect();
         absorb_entry(&mut missions, &ours, &stamp, &record.payload)?;
     }
-    Ok(missions)
+    Ok(missions.into_map())
 }
 
 /// Rebuilds mission `id` from its tenant's audit records (in order; other

@@ -8,6 +8,7 @@ mod execution;
 pub mod fold;
 mod governance;
 pub mod invariants;
+pub mod missions;
 pub mod rejection;
 mod saga;
 pub mod snapshot;

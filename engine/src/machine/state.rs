@@ -14,6 +14,7 @@ use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
 use crate::identity::token::ExecutionToken;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::machine::missions::Missions;
 use crate::mission::{Mission, MissionState, StepTimeout, StepTimeouts};
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -284,7 +285,7 @@ pub struct TenantState {
     pub(crate) namespaces: BTreeMap<NamespaceId, Namespace>,
     pub(crate) agents: BTreeMap<AgentId, AgentRecord>,
     pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
-    pub(crate) missions: BTreeMap<MissionId, Mission>,
+    pub(crate) missions: Missions,
     pub(crate) tokens: BTreeMap<TokenId, ExecutionToken>,
     pub(crate) bundles: BTreeMap<Digest, BundleSource>,
     pub(crate) tools: BTreeMap<ToolName, ToolSpec>,

@@ -13,6 +13,7 @@ use crate::digest::Digest;
 use crate::ids::{AgentId, MissionId, NamespaceId, ToolName};
 use crate::mission::boundary::AuthorityLevel;
 use crate::mission::boundary::MissionBoundary;
+use crate::mission::closed_form::{ClosedForm, Encodings};
 use crate::mission::context::MissionContext;
 use crate::mission::definition::MissionDefinition;
 use crate::mission::execution::Execution;
@@ -246,6 +247,8 @@ pub struct Mission {
     execution: Execution,
     outcome: Option<SealedOutcome>,
     run: Run,
+    #[serde(skip)]
+    closed_form: ClosedForm,
 }
 
 impl Mission {
@@ -287,7 +290,19 @@ impl Mission {
                 entries: 0,
                 bytes: 0,
             },
+            closed_form: ClosedForm::default(),
         }
+    }
+
+    /// The mission's encodings, once it is closed (made on first use and
+    /// then kept).
+    pub(crate) fn closed_form(&self) -> Option<&Encodings> {
+        self.state.is_closed().then(|| self.closed_form.of(self))
+    }
+
+    /// Drops the encodings kept of the mission, before it is changed.
+    pub(crate) fn forget_closed_form(&mut self) {
+        self.closed_form = ClosedForm::default();
     }
 
     pub fn run(&self) -> &Run {

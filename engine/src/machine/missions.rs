@@ -1,0 +1,141 @@
+//! A tenant's missions by id. Reading is reading the map; changing a
+//! mission goes through [`Missions::get_mut`], which drops the encodings
+//! kept of it ([`ClosedForm`](crate::mission::closed_form)), so a kept
+//! encoding is always of the mission as it is.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::ops::Deref;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ids::MissionId;
+use crate::mission::Mission;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Missions(BTreeMap<MissionId, Mission>);
+
+impl Missions {
+    pub(crate) fn get_mut(&mut self, id: &MissionId) -> Option<&mut Mission> {
+        let m = self.0.get_mut(id)?;
+        m.forget_closed_form();
+        Some(m)
+    }
+
+    /// Puts `m` in under its id, in place of any mission there.
+    pub(crate) fn insert(&mut self, m: Mission) -> &mut Mission {
+        match self.0.entry(m.id().clone()) {
+            Entry::Vacant(v) => v.insert(m),
+            Entry::Occupied(mut o) => {
+                o.insert(m);
+                o.into_mut()
+            }
+        }
+    }
+
+    pub(crate) fn into_map(self) -> BTreeMap<MissionId, Mission> {
+        self.0
+    }
+}
+
+impl Deref for Missions {
+    type Target = BTreeMap<MissionId, Mission>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The map as it would be written, with closed missions written from the
+/// encodings kept of them (made now if there are none yet).
+impl Serialize for Missions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (id, m) in &self.0 {
+            match m.closed_form() {
+                Some(encoded) => map.serialize_entry(id, encoded)?,
+                None => map.serialize_entry(id, m)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Missions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(Missions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical;
+    use crate::machine::state::EngineState;
+    use crate::sim::{WorkloadShape, generate};
+
+    /// A tenant's missions after a simulated workload, some closed.
+    fn missions() -> Missions {
+        let mut state = EngineState::default();
+        let shape = WorkloadShape {
+            tenants: 1,
+            missions: 40,
+            ..WorkloadShape::default()
+        };
+        for cmd in generate(3, shape) {
+            let _ = state.apply(&cmd);
+        }
+        let t = state.tenants().next().expect("a tenant");
+        assert!(t.missions().values().any(|m| m.state().is_closed()));
+        t.missions.clone()
+    }
+
+    /// The map written without anything kept: each mission as itself.
+    fn plain(m: &Missions) -> (String, Vec<u8>) {
+        let map: &BTreeMap<MissionId, Mission> = m;
+        (
+            serde_json::to_string(map).unwrap(),
+            canonical::to_bytes(map).unwrap(),
+        )
+    }
+
+    fn written(m: &Missions) -> (String, Vec<u8>) {
+        (
+            serde_json::to_string(m).unwrap(),
+            canonical::to_bytes(m).unwrap(),
+        )
+    }
+
+    #[test]
+    fn closed_missions_are_written_from_what_is_kept_and_the_same() {
+        let missions = missions();
+        let kept = |m: &Missions| {
+            m.values()
+                .filter(|m| format!("{m:?}").contains("ClosedForm(kept)"))
+                .count()
+        };
+        assert_eq!(kept(&missions), 0);
+        assert_eq!(written(&missions), plain(&missions));
+        let closed = missions.values().filter(|m| m.state().is_closed()).count();
+        assert_eq!(kept(&missions), closed, "every closed mission is kept");
+        // Written again, from the kept encodings.
+        assert_eq!(written(&missions), plain(&missions));
+        let back: Missions = serde_json::from_str(&written(&missions).0).unwrap();
+        assert_eq!(back, missions);
+    }
+
+    #[test]
+    fn a_mission_handed_out_for_change_is_written_anew() {
+        let mut missions = missions();
+        let id = missions
+            .values()
+            .find(|m| m.state().is_closed())
+            .map(|m| m.id().clone())
+            .unwrap();
+        let before = written(&missions);
+        missions.get_mut(&id).unwrap().count_entry(7);
+        let after = written(&missions);
+        assert_ne!(after, before);
+        assert_eq!(after, plain(&missions));
+    }
+}

@@ -1,0 +1,79 @@
+//! A closed mission's encodings, made once.
+//!
+//! A closed mission never changes again, yet every snapshot wrote it out
+//! anew: its JSON for the snapshot's body and its canonical bytes for the
+//! state digest the snapshot carries. The state only grows, so a
+//! long-running node spent more and more of each snapshot re-encoding the
+//! same closed missions (over a tenth of a busy 3-node cluster's CPU). The
+//! first snapshot after a mission closes keeps both encodings, and later
+//! snapshots copy them.
+//!
+//! This is derived data, like the subject cache: never replicated or
+//! compared, and dropped whenever the mission is handed out for change
+//! ([`crate::machine::missions::Missions::get_mut`]).
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::canonical::{self, Encoded};
+use crate::mission::record::Mission;
+
+/// The encodings of a mission as it is now; filled on first use, which is
+/// only ever made of a closed mission.
+#[derive(Clone, Default)]
+pub(crate) struct ClosedForm(OnceLock<Arc<Encodings>>);
+
+/// A mission's JSON text and canonical bytes, as `serde_json` and the
+/// canonical encoder write them.
+pub(crate) struct Encodings {
+    json: Box<RawValue>,
+    canonical: Box<[u8]>,
+}
+
+impl ClosedForm {
+    pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Encodings {
+        self.0.get_or_init(|| {
+            Arc::new(Encodings {
+                json: serde_json::value::to_raw_value(mission).expect("a mission serializes"),
+                canonical: canonical::to_bytes(mission)
+                    .expect("a mission is encodable")
+                    .into_boxed_slice(),
+            })
+        })
+    }
+}
+
+/// The cache is not part of the mission: two missions that differ only in
+/// it are equal.
+impl PartialEq for ClosedForm {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ClosedForm {}
+
+impl fmt::Debug for ClosedForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ClosedForm(kept)"
+        } else {
+            "ClosedForm(none)"
+        })
+    }
+}
+
+/// JSON serializers get the text, the canonical encoder the bytes: the
+/// same output the mission itself gives each of them.
+impl Serialize for Encodings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            self.json.serialize(s)
+        } else {
+            Encoded(&self.canonical).serialize(s)
+        }
+    }
+}
