@@ -96,10 +96,15 @@ pub fn digest_as_json<T: Serialize + ?Sized>(
     domain: Domain,
     value: &T,
 ) -> Result<Digest, CanonicalError> {
+    Ok(digest_encoded(domain, &to_bytes_as_json(value)?))
+}
+
+/// The canonical bytes of the JSON form of `value`: the bytes of
+/// `serde_json::to_value(value)`, without building that value.
+pub fn to_bytes_as_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
     let mut enc = Encoder::new(256);
-    frame_into(domain, &mut enc.out);
     value.serialize(json_shape::Shaped(&mut enc))?;
-    Ok(Digest::of(&enc.out))
+    Ok(enc.out)
 }
 
 /// SHA-256 of the framed message of bytes that are already canonical.

@@ -10,7 +10,9 @@
 //! What the digest commits to is unchanged: the canonical encoding of the
 //! payload's JSON form, whatever its spelling. In the canonical encoding
 //! of the state (the state digest), a payload is that same JSON form, so
-//! the state digest is the one a `Value` payload gave.
+//! the state digest is the one a `Value` payload gave. A payload encoded
+//! here keeps those canonical bytes while its entry is unsealed, so the
+//! state digest does not parse the text back.
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -18,42 +20,63 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::audit::chain::PAYLOAD_DOMAIN;
-use crate::canonical::{self, CanonicalError};
+use crate::canonical::{self, CanonicalError, Encoded};
 use crate::digest::Digest;
 
 /// The JSON text of an audit entry's payload.
 #[derive(Clone, Debug)]
-pub struct Payload(Box<RawValue>);
+pub struct Payload {
+    text: Box<RawValue>,
+    /// The canonical bytes of the text's JSON value, when the payload was
+    /// encoded here rather than read back. They are on hand when its
+    /// digest is taken, and kept while the entry is in the chain's open
+    /// segment: the state digest encodes those payloads at every snapshot,
+    /// where parsing each text back into a value cost as much as the rest
+    /// of a tenant's state. Sealing drops them with the record.
+    encoded: Option<Box<[u8]>>,
+}
 
 impl Payload {
     /// The payload recording `value`, and its digest.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<(Payload, Digest), CanonicalError> {
-        let digest = canonical::digest_as_json(PAYLOAD_DOMAIN, value)?;
+        let encoded = canonical::to_bytes_as_json(value)?;
+        let digest = canonical::digest_encoded(PAYLOAD_DOMAIN, &encoded);
         let text = serde_json::value::to_raw_value(value)
             .map_err(|e| CanonicalError::Custom(e.to_string()))?;
-        Ok((Payload(text), digest))
+        let payload = Payload {
+            text,
+            encoded: Some(encoded.into_boxed_slice()),
+        };
+        Ok((payload, digest))
     }
 
     /// The payload holding `value` as it is (for tools and tests that
     /// build or alter records by hand).
     pub fn of_value(value: &Value) -> Payload {
-        Payload(serde_json::value::to_raw_value(value).expect("a JSON value writes"))
+        Payload::of_text(serde_json::value::to_raw_value(value).expect("a JSON value writes"))
+    }
+
+    fn of_text(text: Box<RawValue>) -> Payload {
+        Payload {
+            text,
+            encoded: None,
+        }
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        self.text.get()
     }
 
     /// The size of the JSON text in bytes: what an entry counts for in
     /// its mission's run.
     pub fn json_len(&self) -> u64 {
-        self.0.get().len() as u64
+        self.text.get().len() as u64
     }
 
     /// The payload read as `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(self.text.get())
     }
 
     /// The payload as a JSON value.
@@ -72,7 +95,7 @@ impl Payload {
 /// Two payloads are equal when their text is.
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        self.text.get() == other.text.get()
     }
 }
 
@@ -83,7 +106,9 @@ impl Eq for Payload {}
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            self.0.serialize(s)
+            self.text.serialize(s)
+        } else if let Some(encoded) = &self.encoded {
+            Encoded(encoded).serialize(s)
         } else {
             self.to_value().serialize(s)
         }
@@ -96,7 +121,7 @@ impl<'de> Deserialize<'de> for Payload {
         if !d.is_human_readable() {
             return Err(D::Error::custom("audit payloads are read from JSON only"));
         }
-        Box::<RawValue>::deserialize(d).map(Payload)
+        Box::<RawValue>::deserialize(d).map(Payload::of_text)
     }
 }
 
@@ -134,6 +159,13 @@ mod tests {
         assert_eq!(payload.to_value(), value);
         assert_eq!(digest, canonical::digest(PAYLOAD_DOMAIN, &value).unwrap());
         assert_eq!(payload.digest().unwrap(), digest);
+        // In the canonical encoding, the bytes kept from encoding are the
+        // value's, as are those of the same text read back.
+        let read_back: Payload = serde_json::from_str(payload.get()).unwrap();
+        assert!(payload.encoded.is_some() && read_back.encoded.is_none());
+        let bytes = canonical::to_bytes(&value).unwrap();
+        assert_eq!(canonical::to_bytes(&payload).unwrap(), bytes);
+        assert_eq!(canonical::to_bytes(&read_back).unwrap(), bytes);
     }
 
     #[test]
