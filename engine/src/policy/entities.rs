@@ -8,7 +8,7 @@ use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::canonical;
+use crate::canonical::{self, Encoded};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::mission::{AuthorityLevel, DataClassification};
 use crate::policy::decision::{ENTITIES_DOMAIN, EntityRef, PolicyRequest, PreparedEntities};
@@ -196,6 +196,18 @@ pub struct EntitiesJson {
     before: Arc<[Value]>,
     own: Vec<Value>,
     after: Arc<[Value]>,
+    /// The canonical encodings of the three parts, where the entities
+    /// were prepared on a stem (which had them at hand for the digest).
+    /// The namespace's recent decisions are in the state digest, so every
+    /// snapshot encoded all their entities again.
+    encoded: Option<EncodedParts>,
+}
+
+#[derive(Clone, Debug)]
+struct EncodedParts {
+    before: Arc<[u8]>,
+    own: Box<[u8]>,
+    after: Arc<[u8]>,
 }
 
 impl EntitiesJson {
@@ -205,6 +217,7 @@ impl EntitiesJson {
             before: Arc::from([]),
             own: entities,
             after: Arc::from([]),
+            encoded: None,
         }
     }
 
@@ -233,7 +246,17 @@ impl Eq for EntitiesJson {}
 
 impl Serialize for EntitiesJson {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
+        use serde::ser::{SerializeSeq, SerializeTuple};
+        if let (false, Some(parts)) = (s.is_human_readable(), &self.encoded) {
+            // A sequence's canonical bytes: its count, then its elements'.
+            let count = u32::try_from(self.len()).map_err(serde::ser::Error::custom)?;
+            let mut tuple = s.serialize_tuple(4)?;
+            tuple.serialize_element(&Encoded(&count.to_be_bytes()))?;
+            tuple.serialize_element(&Encoded(&parts.before))?;
+            tuple.serialize_element(&Encoded(&parts.own))?;
+            tuple.serialize_element(&Encoded(&parts.after))?;
+            return tuple.end();
+        }
         let mut seq = s.serialize_seq(Some(self.len()))?;
         for v in self.iter() {
             seq.serialize_element(v)?;
@@ -577,8 +600,8 @@ struct Stem {
     before: Arc<[Value]>,
     after: Arc<[Value]>,
     /// The canonical encodings of `before` and of `after`, back to back.
-    before_encoded: Vec<u8>,
-    after_encoded: Vec<u8>,
+    before_encoded: Arc<[u8]>,
+    after_encoded: Arc<[u8]>,
     entities: Arc<[Entity]>,
     direct: DirectStem,
 }
@@ -594,8 +617,8 @@ impl Stem {
         let converted = cedar_then_constants(before.iter().chain(after)).ok()?;
         let direct = DirectEntities::stem(converted.iter().map(|(e, p)| (e, p.as_slice())))?;
         Some(Stem {
-            before_encoded: encoded(&before_json)?,
-            after_encoded: encoded(&after_json)?,
+            before_encoded: encoded(&before_json)?.into(),
+            after_encoded: encoded(&after_json)?.into(),
             before: before_json.into(),
             after: after_json.into(),
             entities: converted.into_iter().map(|(e, _)| e).collect(),
@@ -623,6 +646,11 @@ impl Stem {
                 before: Arc::clone(&self.before),
                 own: vec![own],
                 after: Arc::clone(&self.after),
+                encoded: Some(EncodedParts {
+                    before: Arc::clone(&self.before_encoded),
+                    own: own_encoded.into_boxed_slice(),
+                    after: Arc::clone(&self.after_encoded),
+                }),
             }),
             entities: PreparedEntities::layered(
                 digest,
@@ -894,6 +922,7 @@ mod tests {
             .unwrap();
         let json = &on_stem.json;
         assert!(json.own.len() == 1 && !json.before.is_empty() && !json.after.is_empty());
+        assert!(json.encoded.is_some(), "the canonical bytes are the stem's");
         let array = json.to_value();
         assert_eq!(
             serde_json::to_string(json).unwrap(),
