@@ -21,13 +21,18 @@ impl Digest {
     }
 
     pub fn to_hex(&self) -> String {
+        self.hex_in(&mut [0; 64]).to_owned()
+    }
+
+    /// The lowercase hex, written in `buf`: writing a digest out needs no
+    /// allocation.
+    fn hex_in<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0xf)] as char);
+        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
         }
-        s
+        std::str::from_utf8(buf).expect("hex digits are ASCII")
     }
 
     pub fn from_hex(s: &str) -> Result<Digest, DigestParseError> {
@@ -76,7 +81,7 @@ impl fmt::Debug for Digest {
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.to_hex())
+            s.serialize_str(self.hex_in(&mut [0; 64]))
         } else {
             s.serialize_bytes(&self.0)
         }
@@ -102,6 +107,10 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Digest::from_hex(&d.to_hex()), Ok(d));
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"{}\"", d.to_hex())
+        );
         assert_eq!(Digest::from_hex("ab"), Err(DigestParseError::Length(2)));
         assert_eq!(
             Digest::from_hex(&"G".repeat(64)),
