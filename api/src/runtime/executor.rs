@@ -322,9 +322,13 @@ fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantI
     let share = ClaimShare::of(&state.node);
     state.node.read_local(|s| {
         let (mut mine, mut spare) = (Vec::new(), Vec::new());
+        // Missions offered to another node and still in their grace
+        // period (most of the queue, on three nodes) are passed over before
+        // the candidate checks that look up agents and credentials.
+        let open_to_us = |m: &Mission| share.turn(m, now) != Turn::Theirs && is_ours(m);
         'tenants: for t in s.tenants() {
             for ns in t.namespaces().keys() {
-                for m in queue::candidates(t, ns, None, now, is_ours) {
+                for m in queue::candidates(t, ns, None, now, open_to_us) {
                     let wanted = match share.turn(m, now) {
                         Turn::Mine => &mut mine,
                         Turn::Spare if spare.len() < limit => &mut spare,
