@@ -118,12 +118,36 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             );
         }
         tokio::select! {
-            () = super::committed(&mut feed) => {}
+            () = super::committed_where(&mut feed, may_open_work) => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             Some(_) = planners.join_next(), if !planners.is_empty() => {}
         }
     }
+}
+
+/// Whether committed events may have given the executor something to
+/// plan or claim. Most of a running mission's commands (its tool calls,
+/// step reports, heartbeats, working-state writes) cannot: on a busy node
+/// scanning after each of them was most of the executor's own work. What
+/// time alone makes claimable (an ended lease, a grace period, a planning
+/// retry coming due) is found by the scan the executor makes every second
+/// anyway.
+fn may_open_work(item: &aura_raft::FeedItem) -> bool {
+    item.events.iter().any(|e| {
+        !matches!(
+            e,
+            Event::StateDataWritten { .. }
+                | Event::ToolCallDecided { .. }
+                | Event::ToolCallDispatched { .. }
+                | Event::ToolCallCompleted { .. }
+                | Event::ToolCallRefused { .. }
+                | Event::StepReported { .. }
+                | Event::HeartbeatRecorded { .. }
+                | Event::CheckpointSigned { .. }
+                | Event::CommandRejected { .. }
+        )
+    })
 }
 
 /// Up to `limit` missions handed to the executor that have no plan yet and
@@ -618,5 +642,42 @@ async fn await_hold(
             return Err("the lease was lost".into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aura_engine::mission::Step;
+
+    use super::*;
+
+    fn item(events: Vec<Event>) -> aura_raft::FeedItem {
+        aura_raft::FeedItem {
+            index: 1,
+            tenant: "acme".parse().unwrap(),
+            mission: None,
+            at: aura_engine::Timestamp(0),
+            events,
+        }
+    }
+
+    #[test]
+    fn a_running_missions_own_progress_gives_no_work_and_a_queued_mission_does() {
+        let mission: MissionId = "m-1".parse().unwrap();
+        let heartbeat = Event::HeartbeatRecorded {
+            mission: mission.clone(),
+            epoch: 1,
+            expires_at: aura_engine::Timestamp(0),
+            progress: None,
+        };
+        assert!(!may_open_work(&item(vec![heartbeat.clone()])));
+        assert!(!may_open_work(&item(vec![])));
+        let queued = Event::MissionAdvanced {
+            mission,
+            from: MissionState::Planning,
+            to: MissionState::PendingExecution,
+            step: Step::Enqueue,
+        };
+        assert!(may_open_work(&item(vec![heartbeat, queued])));
     }
 }

@@ -31,8 +31,70 @@ const SCAN_GAP: Duration = Duration::from_millis(2);
 /// Returns once commands were committed since the last call, having let
 /// those committed within [`SCAN_GAP`] after the first gather.
 pub(crate) async fn committed(feed: &mut broadcast::Receiver<Arc<FeedItem>>) {
-    // A lagged receiver has still seen that something was committed.
-    let _ = feed.recv().await;
+    committed_where(feed, |_| true).await;
+}
+
+/// [`committed`], for a loop that has something to do only after some
+/// commands: those for which `matters` holds. Others are passed over
+/// without waking it.
+pub(crate) async fn committed_where(
+    feed: &mut broadcast::Receiver<Arc<FeedItem>>,
+    matters: impl Fn(&FeedItem) -> bool,
+) {
+    loop {
+        match feed.recv().await {
+            Ok(item) if !matters(&item) => continue,
+            // A lagged receiver missed commands, which may have mattered;
+            // a closed feed wakes the loop as it always did.
+            Ok(_) | Err(_) => break,
+        }
+    }
     tokio::time::sleep(SCAN_GAP).await;
     while feed.try_recv().is_ok() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use aura_engine::machine::Event;
+    use aura_engine::time::Timestamp;
+
+    use super::*;
+
+    fn item(events: Vec<Event>) -> Arc<FeedItem> {
+        Arc::new(FeedItem {
+            index: 1,
+            tenant: "acme".parse().unwrap(),
+            mission: None,
+            at: Timestamp(0),
+            events,
+        })
+    }
+
+    fn data_written() -> Event {
+        Event::StateDataWritten {
+            mission: "m-1".parse().unwrap(),
+            key: "k".into(),
+            value: None,
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_commands_that_matter_wake_the_loop() {
+        let (tx, mut rx) = broadcast::channel(16);
+        let matters = |i: &FeedItem| i.events.is_empty();
+        tx.send(item(vec![data_written()])).unwrap();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(50), committed_where(&mut rx, matters))
+                .await;
+        assert!(
+            waited.is_err(),
+            "a command that does not matter was passed over"
+        );
+        tx.send(item(vec![data_written()])).unwrap();
+        tx.send(item(vec![])).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), committed_where(&mut rx, matters))
+            .await
+            .expect("a command that matters wakes the loop");
+    }
 }
