@@ -23,8 +23,11 @@ impl Missions {
         Some(m)
     }
 
-    /// Puts `m` in under its id, in place of any mission there.
-    pub(crate) fn insert(&mut self, m: Mission) -> &mut Mission {
+    /// Puts `m` in under its id, in place of any mission there. It is
+    /// handed back for change, so nothing kept of it (a clone may carry
+    /// encodings) outlives this.
+    pub(crate) fn insert(&mut self, mut m: Mission) -> &mut Mission {
+        m.forget_closed_form();
         match self.0.entry(m.id().clone()) {
             Entry::Vacant(v) => v.insert(m),
             Entry::Occupied(mut o) => {
@@ -122,6 +125,20 @@ mod tests {
         assert_eq!(written(&missions), plain(&missions));
         let back: Missions = serde_json::from_str(&written(&missions).0).unwrap();
         assert_eq!(back, missions);
+    }
+
+    #[test]
+    fn a_mission_put_in_is_written_as_it_is_changed_after() {
+        let mut missions = missions();
+        written(&missions);
+        // A clone of a kept closed mission, put back in and then changed.
+        let clone = missions
+            .values()
+            .find(|m| m.state().is_closed())
+            .cloned()
+            .unwrap();
+        missions.insert(clone).count_entry(7);
+        assert_eq!(written(&missions), plain(&missions));
     }
 
     #[test]
