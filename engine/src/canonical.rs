@@ -90,15 +90,6 @@ pub fn digest<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Result<Digest
     Ok(Digest::of(&message(domain, value)?))
 }
 
-/// SHA-256 of the framed message for the JSON form of `value`: the digest
-/// of `serde_json::to_value(value)`, without building that value.
-pub fn digest_as_json<T: Serialize + ?Sized>(
-    domain: Domain,
-    value: &T,
-) -> Result<Digest, CanonicalError> {
-    Ok(digest_encoded(domain, &to_bytes_as_json(value)?))
-}
-
 /// The canonical bytes of the JSON form of `value`: the bytes of
 /// `serde_json::to_value(value)`, without building that value.
 pub fn to_bytes_as_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
@@ -132,9 +123,7 @@ pub fn digest_encoded_seq(
 
 fn framed_hasher(domain: Domain) -> Sha256 {
     let mut hasher = Sha256::new();
-    hasher.update(MAGIC);
-    hasher.update([domain.0.len() as u8]);
-    hasher.update(domain.0.as_bytes());
+    write_frame(domain, |b| hasher.update(b));
     hasher
 }
 
@@ -143,6 +132,28 @@ fn framed_hasher(domain: Domain) -> Sha256 {
 /// its bytes reused. Only the canonical encoder knows this form; it must
 /// not be handed to any other serializer.
 pub(crate) struct Encoded<'a>(pub &'a [u8]);
+
+/// A sequence of `count` elements whose canonical encodings lie back to
+/// back in `parts`, written as that sequence: its count, then the parts as
+/// they are.
+pub(crate) struct EncodedSeq<'a> {
+    pub count: usize,
+    pub parts: &'a [&'a [u8]],
+}
+
+impl Serialize for EncodedSeq<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use ser::SerializeTuple;
+        let count = len_u32(self.count).map_err(ser::Error::custom)?;
+        // A tuple adds nothing of its own to the encoding.
+        let mut tuple = s.serialize_tuple(1 + self.parts.len())?;
+        tuple.serialize_element(&Encoded(&count))?;
+        for part in self.parts {
+            tuple.serialize_element(&Encoded(part))?;
+        }
+        tuple.end()
+    }
+}
 
 /// The newtype name by which [`Encoded`] reaches the encoder, the way
 /// `serde_json` passes its raw values.
@@ -203,9 +214,14 @@ impl<'a> DirectHasher<'a> {
 }
 
 fn frame_into(domain: Domain, out: &mut Vec<u8>) {
-    out.extend_from_slice(MAGIC);
-    out.push(domain.0.len() as u8);
-    out.extend_from_slice(domain.0.as_bytes());
+    write_frame(domain, |b| out.extend_from_slice(b));
+}
+
+/// The frame's bytes, in order, to wherever a message is being written.
+fn write_frame(domain: Domain, mut put: impl FnMut(&[u8])) {
+    put(MAGIC);
+    put(&[domain.0.len() as u8]);
+    put(domain.0.as_bytes());
 }
 
 fn len_u32(len: usize) -> Result<[u8; 4], CanonicalError> {

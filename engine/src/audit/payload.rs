@@ -3,7 +3,8 @@
 //! A payload is written once, when its entry is made, and after that only
 //! stored, copied into snapshots and exports, and now and then read. So
 //! it is held as text: committing an entry writes the JSON once and
-//! digests the same events through [`canonical::digest_as_json`], where it
+//! digests the canonical bytes of the same events' JSON form
+//! ([`canonical::to_bytes_as_json`]), where it
 //! used to build a `serde_json::Value`, digest it, measure its JSON and
 //! write that JSON again when the entry's segment was sealed.
 //!

@@ -461,9 +461,18 @@ mod tests {
 
     use serde::Serialize;
 
-    use super::super::{Domain, digest, digest_as_json};
+    use super::super::{CanonicalError, Domain, digest, digest_encoded, to_bytes_as_json};
+    use crate::digest::Digest;
 
     const DOMAIN: Domain = Domain::new("aura.test-json-shape/1");
+
+    /// The digest of the framed JSON-form bytes, as audit payloads take it.
+    fn digest_as_json<T: Serialize + ?Sized>(
+        domain: Domain,
+        value: &T,
+    ) -> Result<Digest, CanonicalError> {
+        Ok(digest_encoded(domain, &to_bytes_as_json(value)?))
+    }
 
     /// The definition: the digest of the value `serde_json` makes.
     fn agrees<T: Serialize>(v: &T) {

@@ -8,7 +8,7 @@ use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::canonical::{self, Encoded};
+use crate::canonical::{self, EncodedSeq};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::mission::{AuthorityLevel, DataClassification};
 use crate::policy::decision::{ENTITIES_DOMAIN, EntityRef, PolicyRequest, PreparedEntities};
@@ -246,16 +246,13 @@ impl Eq for EntitiesJson {}
 
 impl Serialize for EntitiesJson {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeSeq, SerializeTuple};
+        use serde::ser::SerializeSeq;
         if let (false, Some(parts)) = (s.is_human_readable(), &self.encoded) {
-            // A sequence's canonical bytes: its count, then its elements'.
-            let count = u32::try_from(self.len()).map_err(serde::ser::Error::custom)?;
-            let mut tuple = s.serialize_tuple(4)?;
-            tuple.serialize_element(&Encoded(&count.to_be_bytes()))?;
-            tuple.serialize_element(&Encoded(&parts.before))?;
-            tuple.serialize_element(&Encoded(&parts.own))?;
-            tuple.serialize_element(&Encoded(&parts.after))?;
-            return tuple.end();
+            return EncodedSeq {
+                count: self.len(),
+                parts: &[&parts.before, &parts.own, &parts.after],
+            }
+            .serialize(s);
         }
         let mut seq = s.serialize_seq(Some(self.len()))?;
         for v in self.iter() {
