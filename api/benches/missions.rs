@@ -57,24 +57,22 @@ async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> Gove
     g
 }
 
-/// Commands the first node has applied so far, and how many it refused.
-fn applied(nodes: &[TestServer]) -> (u64, u64) {
+/// Log entries the first node has applied so far, the commands in them
+/// (an executor commits some together), and how many it refused.
+fn applied(nodes: &[TestServer]) -> [u64; 3] {
     let stats = nodes[0].node.applied_stats();
-    (
-        stats.entries.load(Ordering::Relaxed),
-        stats.refused.load(Ordering::Relaxed),
-    )
+    [&stats.entries, &stats.commands, &stats.refused].map(|n| n.load(Ordering::Relaxed))
 }
 
 /// Creates `missions` missions from `clients` clients, round-robin over
 /// the nodes, and waits until all are closed; missions per second, and
-/// the commands applied and refused per mission meanwhile.
+/// the entries, commands and refusals per mission meanwhile.
 async fn run(
     nodes: &[TestServer],
     g: &GovernedTenant,
     missions: usize,
     clients: usize,
-) -> (f64, f64, f64) {
+) -> (f64, [f64; 3]) {
     let tenant: TenantId = g.tenant.parse().expect("tenant id");
     let before = applied(nodes);
     let next = Arc::new(AtomicUsize::new(0));
@@ -142,8 +140,8 @@ async fn run(
     }
     let rate = missions as f64 / start.elapsed().as_secs_f64();
     let after = applied(nodes);
-    let per = |n: u64| n as f64 / missions as f64;
-    (rate, per(after.0 - before.0), per(after.1 - before.1))
+    let per = |i: usize| (after[i] - before[i]) as f64 / missions as f64;
+    (rate, [0, 1, 2].map(per))
 }
 
 fn main() {
@@ -162,10 +160,12 @@ fn main() {
         println!(
             "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
-        let ((r1, c1, x1), (r3, c3, x3)) = (r1, r3);
-        println!("  1 node   {r1:>8.1} missions/s   {c1:.1} commands/mission ({x1:.2} refused)");
+        let ((r1, [e1, c1, x1]), (r3, [e3, c3, x3])) = (r1, r3);
         println!(
-            "  3 nodes  {r3:>8.1} missions/s   {c3:.1} commands/mission ({x3:.2} refused)   ({:.2}x of 1 node)",
+            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused)"
+        );
+        println!(
+            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused)   ({:.2}x of 1 node)",
             r3 / r1
         );
         println!("  tool calls seen: {}", tool.calls().len());

@@ -27,7 +27,7 @@ pub fn cluster(e: ClusterError) -> Problem {
     let kind = match e {
         // The command may have been applied: the caller must not assume
         // either way, and an Idempotency-Key retry tells.
-        ClusterError::Unknown => ProblemKind::Internal,
+        ClusterError::Unknown | ClusterError::EmptySequence => ProblemKind::Internal,
         _ => ProblemKind::Unavailable,
     };
     Problem::new(kind, e.to_string())

@@ -16,7 +16,7 @@ use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{Command, CommandBody, Event, Precondition};
-use aura_raft::{Applied, Node};
+use aura_raft::{Applied, Node, SequenceApplied};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -154,11 +154,45 @@ impl AppState {
         match self.node.propose(cmd).await {
             Ok(Applied::Events(events)) => Ok(events),
             Ok(Applied::Refused(r)) => Err(ProposeError::Refused(r)),
-            Ok(Applied::Nothing) => Err(ProposeError::Failed(Box::new(Problem::new(
-                ProblemKind::Internal,
-                "the command produced no outcome",
-            )))),
+            Ok(Applied::Nothing | Applied::Sequence(_)) => Err(ProposeError::Failed(Box::new(
+                Problem::new(ProblemKind::Internal, "the command produced no outcome"),
+            ))),
             Err(e) => Err(ProposeError::Failed(Box::new(error::cluster(e)))),
+        }
+    }
+
+    /// Proposes `bodies` for `tenant` as one log entry: applied back to
+    /// back, nothing else between them, each as it would be alone (its own
+    /// audit entry), all stamped with the time now. Returns the events of
+    /// each command applied and the refusal that ended the sequence, if
+    /// one did; the commands after it were not applied. For a worker with
+    /// several commands ready at once, one replication round instead of
+    /// one each.
+    pub async fn propose_sequence(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        bodies: Vec<CommandBody>,
+    ) -> Result<SequenceApplied, Box<Problem>> {
+        let at = time::now();
+        let cmds = bodies
+            .into_iter()
+            .map(|body| Command {
+                tenant: tenant.clone(),
+                at,
+                actor: actor.clone(),
+                body,
+                precondition: None,
+            })
+            .collect();
+        match self.node.propose_sequence(cmds).await {
+            Ok(applied) => applied.into_sequence().ok_or_else(|| {
+                Box::new(Problem::new(
+                    ProblemKind::Internal,
+                    "the commands produced no outcome",
+                ))
+            }),
+            Err(e) => Err(Box::new(error::cluster(e))),
         }
     }
 }

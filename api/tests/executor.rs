@@ -43,11 +43,47 @@ async fn closed(g: &GovernedTenant, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
     let tool = RecordingTool::start().await;
-    let (_s, g) = server_with_executor(&tool).await;
+    let (s, g) = server_with_executor(&tool).await;
+    let mut feed = s.node.subscribe();
     create(&g, "auto", json!({"aura.executor": "builtin"})).await;
     create(&g, "manual", json!({})).await;
 
     let m = closed(&g, "auto").await;
+    // Commands the executor has ready together share one log entry: the
+    // start of planning, the reasoner's exchange and the plan; the call's
+    // result, the step's report and (the last step) the seal.
+    let mut entries = std::collections::BTreeMap::<u64, Vec<String>>::new();
+    while let Ok(item) = feed.try_recv() {
+        if item
+            .mission
+            .as_ref()
+            .is_some_and(|id| id.as_str() == "auto")
+        {
+            let kinds = item
+                .events
+                .iter()
+                .map(|e| serde_json::to_value(e).unwrap()["event"].to_string());
+            entries.entry(item.index).or_default().extend(kinds);
+        }
+    }
+    let entries: Vec<Vec<String>> = entries.into_values().collect();
+    let kinds = |names: &[&str]| names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>();
+    assert!(
+        entries.contains(&kinds(&[
+            "mission_advanced",
+            "state_data_written",
+            "plan_decided",
+            "mission_advanced",
+            "mission_advanced",
+            "mission_advanced"
+        ])) && entries.contains(&kinds(&[
+            "tool_call_completed",
+            "step_reported",
+            "mission_advanced",
+            "mission_closed"
+        ])),
+        "{entries:#?}"
+    );
     let outcome = &m["outcome"]["outcome"];
     assert_eq!(outcome["kind"], "succeeded", "{m}");
     assert_eq!(outcome["result"]["steps"][0]["echo"]["amount"], 10, "{m}");

@@ -17,13 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use aura_engine::machine::Command;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::network::{CallError, PeerClient};
 use crate::node::ClusterError;
-use crate::types::{Committed, NodeId};
+use crate::types::{Committed, NodeId, Proposal};
 
 /// Forwarded requests to the leader that may be out at once.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -49,7 +48,7 @@ pub(crate) struct Leader {
 
 struct Waiting {
     leader: Leader,
-    cmd: Arc<Command>,
+    proposal: Proposal,
     answer: oneshot::Sender<Result<Committed, ClusterError>>,
 }
 
@@ -82,19 +81,19 @@ impl Forwarder {
         &self.stats
     }
 
-    /// Has the leader write `cmd`, and returns where it was committed and
-    /// what applying it gave.
+    /// Has the leader write `proposal`, and returns where it was committed
+    /// and what applying it gave.
     pub async fn forward(
         &self,
         leader: Leader,
-        cmd: Arc<Command>,
+        proposal: Proposal,
     ) -> Result<Committed, ClusterError> {
         let (answer, answered) = oneshot::channel();
         let stopped = || ClusterError::Stopped("the forwarder has stopped".into());
         self.queue
             .send(Waiting {
                 leader,
-                cmd,
+                proposal,
                 answer,
             })
             .map_err(|_| stopped())?;
@@ -150,7 +149,7 @@ async fn send(client: &PeerClient, stats: &ForwardStats, batch: Vec<Waiting>) {
     let leader = batch[0].leader.clone();
     let encoded: Vec<Vec<u8>> = batch
         .iter()
-        .map(|w| serde_json::to_vec(&w.cmd).expect("commands serialize"))
+        .map(|w| serde_json::to_vec(&w.proposal).expect("proposals serialize"))
         .collect();
     let mut answers = Vec::with_capacity(batch.len());
     for part in requests(&encoded) {

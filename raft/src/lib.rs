@@ -34,4 +34,4 @@ pub use auth::ClusterSecret;
 pub use config::{Bootstrap, NodeConfig, Timing};
 pub use node::{ClusterError, ClusterStatus, Consistency, MembershipChange, Node, StartError};
 pub use state_machine::FeedItem;
-pub use types::{Applied, NodeId, NodeInfo};
+pub use types::{Applied, NodeId, NodeInfo, Proposal, SequenceApplied};

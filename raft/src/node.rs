@@ -70,6 +70,8 @@ pub enum ClusterError {
     CatchUpTimeout,
     #[error("node {0} is not a member of the cluster")]
     UnknownNode(NodeId),
+    #[error("a sequence of commands cannot be empty")]
+    EmptySequence,
 }
 
 /// What a write Raft refused means to its proposer: `NoLeader` (with the
@@ -404,21 +406,36 @@ impl Node {
     /// right after sees its own write.
     #[tracing::instrument(skip_all, fields(kind = cmd.body.kind(), tenant = %cmd.tenant))]
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ClusterError> {
+        self.propose_entry(Proposal::new(cmd)).await
+    }
+
+    /// Proposes commands as one log entry, applied back to back: what each
+    /// produced, up to the first one refused (see [`Proposal`]). Like
+    /// [`Node::propose`] otherwise. A sequence of one command is
+    /// proposed as that command, and answered as it would be
+    /// ([`Applied::into_sequence`] reads every answer as a sequence's).
+    #[tracing::instrument(skip_all, fields(commands = cmds.len()))]
+    pub async fn propose_sequence(&self, cmds: Vec<Command>) -> Result<Applied, ClusterError> {
+        let proposal = Proposal::sequence(cmds).map_err(|_| ClusterError::EmptySequence)?;
+        self.propose_entry(proposal).await
+    }
+
+    async fn propose_entry(&self, proposal: Proposal) -> Result<Applied, ClusterError> {
         // Retried only while no node has appended it: `NoLeader` comes from
         // a refusal before the entry reached any log, so retrying cannot
         // apply the command twice.
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-        // Shared by every attempt, here or forwarded, and by the log entry.
-        let cmd = Arc::new(cmd);
         loop {
-            let r = match self.write_here(&cmd).await {
+            // The commands are shared by every attempt, here or
+            // forwarded, and by the log entry.
+            let r = match self.write_here(proposal.clone()).await {
                 Ok(c) => Ok(c.applied),
                 Err((_, Some((id, leader)))) => {
                     let leader = Leader {
                         id,
                         addr: leader.addr,
                     };
-                    let r = self.inner.forwarder.forward(leader, Arc::clone(&cmd)).await;
+                    let r = self.inner.forwarder.forward(leader, proposal.clone()).await;
                     if let Ok(c) = &r {
                         self.catch_up_to(c.index).await;
                     }
@@ -471,23 +488,20 @@ impl Node {
     /// batch, see [`Node::propose_here_all`]) but a node of the previous
     /// version still does during a rolling upgrade.
     pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Committed, ClusterError> {
-        self.write_here(&Arc::new(cmd)).await.map_err(|(e, _)| e)
+        self.write_here(Proposal::new(cmd))
+            .await
+            .map_err(|(e, _)| e)
     }
 
-    /// Proposes forwarded commands on this node only, as one batch of
-    /// entries: the listener's side of the [`Forwarder`]. Each command has
+    /// Proposes forwarded proposals on this node only, as one batch of
+    /// entries: the listener's side of the [`Forwarder`]. Each proposal has
     /// its own entry and its own answer, in order.
     pub(crate) async fn propose_here_all(
         &self,
-        cmds: Vec<Command>,
+        proposals: Vec<Proposal>,
     ) -> Vec<Result<Committed, ClusterError>> {
-        let n = cmds.len();
-        let written = match self
-            .inner
-            .raft
-            .client_write_many(cmds.into_iter().map(Proposal::new))
-            .await
-        {
+        let n = proposals.len();
+        let written = match self.inner.raft.client_write_many(proposals).await {
             Ok(stream) => stream.collect::<Vec<_>>().await,
             Err(e) => return vec![Err(ClusterError::Stopped(e.to_string())); n],
         };
@@ -512,14 +526,9 @@ impl Node {
     #[allow(clippy::type_complexity)]
     async fn write_here(
         &self,
-        cmd: &Arc<Command>,
+        proposal: Proposal,
     ) -> Result<Committed, (ClusterError, Option<(NodeId, NodeInfo)>)> {
-        match self
-            .inner
-            .raft
-            .client_write(Proposal(Arc::clone(cmd)))
-            .await
-        {
+        match self.inner.raft.client_write(proposal).await {
             Ok(r) => Ok(Committed {
                 index: r.log_id.index(),
                 applied: r.data,

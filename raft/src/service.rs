@@ -20,8 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{ClusterSecret, HEADER_NODE, now_ms};
 use crate::network::decode_snapshot;
 use crate::node::{AddLearner, MembershipChange, Node};
-use crate::types::{AuraRaft, Snapshot};
-use aura_engine::machine::Command;
+use crate::types::{AuraRaft, Proposal, Snapshot};
 
 const MAX_RPC_BYTES: usize = 256 * 1024 * 1024;
 
@@ -204,8 +203,8 @@ async fn propose_batch(
         )
             .into_response();
     }
-    match parse::<Vec<Command>>(&body) {
-        Ok(cmds) => json(&ctx.node.propose_here_all(cmds).await),
+    match parse::<Vec<Proposal>>(&body) {
+        Ok(proposals) => json(&ctx.node.propose_here_all(proposals).await),
         Err(e) => bad_request(e),
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
 use aura_engine::ids::{MissionId, TenantId};
-use aura_engine::machine::{Command, EngineState, Event};
+use aura_engine::machine::{Command, EngineState, Event, Rejection};
 use aura_engine::time::Timestamp;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
@@ -30,7 +30,8 @@ use tokio::sync::broadcast;
 
 use crate::log_file::sync_dir;
 use crate::types::{
-    Applied, AuraRaft, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotData, SnapshotMeta,
+    StoredMembership,
 };
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
@@ -78,7 +79,11 @@ const FEED_CAPACITY: usize = 4096;
 /// Counts of what this node has applied since it started (for metrics).
 #[derive(Debug, Default)]
 pub struct AppliedStats {
+    /// Log entries, a sequence of commands counting once.
     pub entries: AtomicU64,
+    /// Commands applied or refused (those a refusal left unapplied in a
+    /// sequence are not counted).
+    pub commands: AtomicU64,
     pub refused: AtomicU64,
     /// Policy decisions by outcome: permit, escalate, deny.
     pub decisions: [AtomicU64; 3],
@@ -87,21 +92,25 @@ pub struct AppliedStats {
 impl AppliedStats {
     fn count(&self, applied: &Applied) {
         self.entries.fetch_add(1, Relaxed);
-        match applied {
-            Applied::Refused(_) => {
-                self.refused.fetch_add(1, Relaxed);
-            }
-            Applied::Events(events) => {
-                for e in events {
-                    let d = match e {
-                        Event::PlanDecided { decision, .. }
-                        | Event::ToolCallDecided { decision, .. } => decision,
-                        _ => continue,
-                    };
-                    self.decisions[d.decision as usize].fetch_add(1, Relaxed);
+        let (events, refused): (&[Vec<Event>], _) = match applied {
+            Applied::Refused(r) => (&[], Some(r)),
+            Applied::Events(events) => (std::slice::from_ref(events), None),
+            Applied::Sequence(s) => (&s.events, s.refused.as_ref()),
+            Applied::Nothing => return,
+        };
+        let commands = events.len() + usize::from(refused.is_some());
+        self.commands.fetch_add(commands as u64, Relaxed);
+        if refused.is_some() {
+            self.refused.fetch_add(1, Relaxed);
+        }
+        for e in events.iter().flatten() {
+            let d = match e {
+                Event::PlanDecided { decision, .. } | Event::ToolCallDecided { decision, .. } => {
+                    decision
                 }
-            }
-            Applied::Nothing => {}
+                _ => continue,
+            };
+            self.decisions[d.decision as usize].fetch_add(1, Relaxed);
         }
     }
 }
@@ -188,23 +197,52 @@ impl EngineStore {
         self.shared.feed.subscribe()
     }
 
-    /// Sends what applying `cmd` gave to the feed's subscribers: taken
-    /// where no client on this node waits for the answer (a follower's
-    /// entries), copied otherwise.
-    fn publish(&self, index: u64, cmd: &Command, applied: Cow<'_, Applied>) {
+    /// Sends what applying each of the proposal's commands gave to the
+    /// feed's subscribers: taken where no client on this node waits for
+    /// the answer (a follower's entries), copied otherwise.
+    fn publish(&self, index: u64, proposal: &Proposal, applied: Cow<'_, Applied>) {
         if self.shared.feed.receiver_count() == 0 {
             return;
         }
+        let cmds = proposal.commands();
+        match applied {
+            Cow::Owned(Applied::Events(events)) => self.publish_one(index, &cmds[0], Ok(events)),
+            Cow::Borrowed(Applied::Events(events)) => {
+                self.publish_one(index, &cmds[0], Ok(events.clone()));
+            }
+            Cow::Owned(Applied::Sequence(s)) => {
+                let applied = s.events.len();
+                for (cmd, events) in cmds.iter().zip(s.events) {
+                    self.publish_one(index, cmd, Ok(events));
+                }
+                if let Some(r) = &s.refused {
+                    self.publish_one(index, &cmds[applied], Err(r));
+                }
+            }
+            Cow::Borrowed(Applied::Sequence(s)) => {
+                for (cmd, events) in cmds.iter().zip(&s.events) {
+                    self.publish_one(index, cmd, Ok(events.clone()));
+                }
+                if let Some(r) = &s.refused {
+                    self.publish_one(index, &cmds[s.events.len()], Err(r));
+                }
+            }
+            ref a => {
+                if let Applied::Refused(r) = &**a {
+                    self.publish_one(index, &cmds[0], Err(r));
+                }
+            }
+        }
+    }
+
+    fn publish_one(&self, index: u64, cmd: &Command, applied: Result<Vec<Event>, &Rejection>) {
         let events = match applied {
-            Cow::Owned(Applied::Events(events)) => events,
-            Cow::Borrowed(Applied::Events(events)) => events.clone(),
-            ref a => match &**a {
-                Applied::Refused(r) if r.is_audited() => vec![Event::CommandRejected {
-                    command: cmd.body.kind().to_owned(),
-                    rejection: r.clone(),
-                }],
-                _ => return,
-            },
+            Ok(events) => events,
+            Err(r) if r.is_audited() => vec![Event::CommandRejected {
+                command: cmd.body.kind().to_owned(),
+                rejection: r.clone(),
+            }],
+            Err(_) => return,
         };
         // No receiver left between the check and here is not an error.
         let _ = self.shared.feed.send(Arc::new(FeedItem {
@@ -297,6 +335,30 @@ fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<(
     sync_dir(path)
 }
 
+/// Applies one entry's commands in order; a sequence stops at its first
+/// refused command.
+fn apply_proposal(engine: &mut EngineState, proposal: &Proposal) -> Applied {
+    match proposal {
+        Proposal::One(cmd) => match engine.apply(cmd) {
+            Ok(events) => Applied::Events(events),
+            Err(rejection) => Applied::Refused(rejection),
+        },
+        Proposal::Sequence(cmds) => {
+            let mut done = SequenceApplied::default();
+            for cmd in cmds.iter() {
+                match engine.apply(cmd) {
+                    Ok(events) => done.events.push(events),
+                    Err(rejection) => {
+                        done.refused = Some(rejection);
+                        break;
+                    }
+                }
+            }
+            Applied::Sequence(done)
+        }
+    }
+}
+
 impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
     type SnapshotData = SnapshotData;
 
@@ -345,17 +407,14 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
-            let mut command = None;
+            let mut proposal = None;
             let applied = {
                 let mut c = self.current_mut();
                 let applied = match entry.payload {
                     EntryPayload::Blank => Applied::Nothing,
-                    EntryPayload::Normal(proposal) => {
-                        let applied = match c.engine.apply(&proposal.0) {
-                            Ok(events) => Applied::Events(events),
-                            Err(rejection) => Applied::Refused(rejection),
-                        };
-                        command = Some(proposal.0);
+                    EntryPayload::Normal(p) => {
+                        let applied = apply_proposal(&mut c.engine, &p);
+                        proposal = Some(p);
                         applied
                     }
                     EntryPayload::Membership(m) => {
@@ -367,12 +426,12 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                 applied
             };
             self.shared.stats.count(&applied);
-            match (command, responder) {
-                (Some(cmd), Some(r)) => {
-                    self.publish(log_id.index(), &cmd, Cow::Borrowed(&applied));
+            match (proposal, responder) {
+                (Some(p), Some(r)) => {
+                    self.publish(log_id.index(), &p, Cow::Borrowed(&applied));
                     r.send(applied);
                 }
-                (Some(cmd), None) => self.publish(log_id.index(), &cmd, Cow::Owned(applied)),
+                (Some(p), None) => self.publish(log_id.index(), &p, Cow::Owned(applied)),
                 (None, Some(r)) => r.send(applied),
                 (None, None) => {}
             }

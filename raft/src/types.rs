@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use aura_engine::machine::{Command, Event, Rejection};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A node's id: a small positive integer, unique in its cluster.
 pub type NodeId = u64;
@@ -26,22 +28,147 @@ impl fmt::Display for NodeInfo {
     }
 }
 
-/// One engine command, as proposed to the log. Shared, not copied: the
-/// log keeps every entry in memory and hands out copies to apply and to
-/// replicate, and copying whole commands there was over 1% of a busy
-/// cluster's CPU. Serialized as the command itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Proposal(pub Arc<Command>);
+/// What one log entry carries: one engine command, or a sequence of them
+/// that one proposer wants applied back to back.
+///
+/// Shared, not copied: the log keeps every entry in memory and hands out
+/// copies to apply and to replicate, and copying whole commands there was
+/// over 1% of a busy cluster's CPU.
+///
+/// A sequence is how a worker that has several commands ready at once (a
+/// tool call's result and the step report it ends, a reasoner's exchange
+/// and the plan it gave) pays for one entry, one replication round and one
+/// fdatasync instead of one each. It changes nothing about what they do:
+/// each command is applied as it would be alone, with its own audit entry,
+/// and nothing else is applied between them. The first refused command
+/// ends the sequence; those after it are not applied ([`SequenceApplied`]).
+///
+/// Serialized as the command itself, as entries always were, or as
+/// `{"sequence": [command, ...]}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Proposal {
+    One(Arc<Command>),
+    Sequence(Arc<[Command]>),
+}
+
+/// A sequence proposed without a command in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmptySequence;
 
 impl Proposal {
     pub fn new(cmd: Command) -> Proposal {
-        Proposal(Arc::new(cmd))
+        Proposal::One(Arc::new(cmd))
+    }
+
+    /// The commands as one entry: a sequence of one is that command.
+    pub fn sequence(mut cmds: Vec<Command>) -> Result<Proposal, EmptySequence> {
+        match cmds.len() {
+            0 => Err(EmptySequence),
+            1 => Ok(Proposal::new(cmds.remove(0))),
+            _ => Ok(Proposal::Sequence(cmds.into())),
+        }
+    }
+
+    /// The commands, in the order they are applied.
+    pub fn commands(&self) -> &[Command] {
+        match self {
+            Proposal::One(cmd) => std::slice::from_ref(&**cmd),
+            Proposal::Sequence(cmds) => cmds,
+        }
     }
 }
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} for {}", self.0.body.kind(), self.0.tenant)
+        for (i, cmd) in self.commands().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", then ")?;
+            }
+            write!(f, "{} for {}", cmd.body.kind(), cmd.tenant)?;
+        }
+        Ok(())
+    }
+}
+
+const SEQUENCE_KEY: &str = "sequence";
+
+impl Serialize for Proposal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Proposal::One(cmd) => cmd.serialize(s),
+            Proposal::Sequence(cmds) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(SEQUENCE_KEY, &**cmds)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ProposalVisitor)
+    }
+}
+
+/// Tells the two forms apart by the first key, without buffering the
+/// entry: a command never has a `sequence` field, and a command's first
+/// key is handed back to the command's own deserializer.
+struct ProposalVisitor;
+
+impl<'de> Visitor<'de> for ProposalVisitor {
+    type Value = Proposal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a command, or {\"sequence\": [commands]}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(de::Error::custom("an empty object is not a command"));
+        };
+        if first == SEQUENCE_KEY {
+            let cmds: Vec<Command> = map.next_value()?;
+            if let Some(extra) = map.next_key::<String>()? {
+                return Err(de::Error::unknown_field(&extra, &[SEQUENCE_KEY]));
+            }
+            if cmds.len() < 2 {
+                return Err(de::Error::invalid_length(
+                    cmds.len(),
+                    &"a sequence of at least two commands",
+                ));
+            }
+            return Ok(Proposal::Sequence(cmds.into()));
+        }
+        let cmd = Command::deserialize(de::value::MapAccessDeserializer::new(FirstKeyBack {
+            first: Some(first),
+            rest: map,
+        }))?;
+        Ok(Proposal::new(cmd))
+    }
+}
+
+/// A map whose first key was already read, read again from the start.
+struct FirstKeyBack<A> {
+    first: Option<String>,
+    rest: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FirstKeyBack<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
+            None => self.rest.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.rest.next_value_seed(seed)
     }
 }
 
@@ -51,8 +178,38 @@ impl fmt::Display for Proposal {
 pub enum Applied {
     Events(Vec<Event>),
     Refused(Rejection),
+    /// What a sequence's commands produced.
+    Sequence(SequenceApplied),
     /// Blank and membership entries produce nothing for clients.
     Nothing,
+}
+
+/// What a sequence's commands produced, in order: the events of each
+/// command applied, then the refusal that ended it, if one did. The
+/// commands after a refused one were not applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SequenceApplied {
+    pub events: Vec<Vec<Event>>,
+    pub refused: Option<Rejection>,
+}
+
+impl Applied {
+    /// The answer as a sequence's: a single command's answer is that of a
+    /// sequence of one. `None` for an entry that was no command.
+    pub fn into_sequence(self) -> Option<SequenceApplied> {
+        match self {
+            Applied::Events(events) => Some(SequenceApplied {
+                events: vec![events],
+                refused: None,
+            }),
+            Applied::Refused(r) => Some(SequenceApplied {
+                events: Vec::new(),
+                refused: Some(r),
+            }),
+            Applied::Sequence(s) => Some(s),
+            Applied::Nothing => None,
+        }
+    }
 }
 
 /// A write the leader committed for a follower that forwarded it: where
@@ -83,3 +240,65 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<AuraRaft>;
 /// the transfers to followers and the file writer.
 pub type SnapshotData = std::sync::Arc<Vec<u8>>;
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
+
+#[cfg(test)]
+mod tests {
+    use aura_engine::actor::Actor;
+    use aura_engine::machine::{CommandBody, SigningSeed};
+    use aura_engine::time::Timestamp;
+
+    use super::*;
+
+    fn create(i: u8) -> Command {
+        Command {
+            tenant: format!("t{i}").parse().unwrap(),
+            at: Timestamp(1_000 + i64::from(i)),
+            actor: Actor::Platform,
+            body: CommandBody::CreateTenant {
+                display_name: format!("Tenant {i}"),
+                signing_key_seed: SigningSeed([i; 32]),
+            },
+            precondition: None,
+        }
+    }
+
+    #[test]
+    fn one_command_is_written_as_entries_always_were_and_a_sequence_as_its_list() {
+        let one = Proposal::new(create(1));
+        assert_eq!(
+            serde_json::to_value(&one).unwrap(),
+            serde_json::to_value(create(1)).unwrap()
+        );
+        let read: Proposal = serde_json::from_value(serde_json::to_value(create(1)).unwrap())
+            .expect("a command as logged before sequences existed");
+        assert_eq!(read, one);
+
+        let seq = Proposal::sequence(vec![create(1), create(2), create(3)]).unwrap();
+        let json = serde_json::to_value(&seq).unwrap();
+        assert_eq!(json["sequence"].as_array().map(Vec::len), Some(3));
+        let read: Proposal = serde_json::from_value(json).unwrap();
+        assert_eq!(read, seq);
+        assert_eq!(read.commands(), [create(1), create(2), create(3)]);
+    }
+
+    #[test]
+    fn a_sequence_holds_at_least_two_commands_and_nothing_else() {
+        assert_eq!(Proposal::sequence(Vec::new()), Err(EmptySequence));
+        assert_eq!(
+            Proposal::sequence(vec![create(1)]).unwrap(),
+            Proposal::new(create(1))
+        );
+        let one = serde_json::json!({"sequence": [create(1)]});
+        let extra = serde_json::json!({"sequence": [create(1), create(2)], "at": 5});
+        for bad in [one, extra, serde_json::json!({})] {
+            assert!(
+                serde_json::from_value::<Proposal>(bad.clone()).is_err(),
+                "{bad} was read as a proposal"
+            );
+        }
+        // A command keeps refusing what it always refused.
+        let mut unknown = serde_json::to_value(create(1)).unwrap();
+        unknown["extra"] = 1.into();
+        assert!(serde_json::from_value::<Proposal>(unknown).is_err());
+    }
+}

@@ -49,7 +49,7 @@ async fn propose_all(node: &Node, cmds: &[Command]) -> usize {
     for c in cmds {
         match node.propose(c.clone()).await.expect("proposal commits") {
             Applied::Events(e) => events += e.len(),
-            Applied::Refused(_) | Applied::Nothing => {}
+            Applied::Refused(_) | Applied::Nothing | Applied::Sequence(_) => {}
         }
     }
     events
@@ -475,7 +475,7 @@ async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
                 assert_eq!(c.tenant.as_str(), "t0");
                 refused += 1;
             }
-            Applied::Nothing => panic!("a command applied as nothing"),
+            Applied::Nothing | Applied::Sequence(_) => panic!("a command applied as {a:?}"),
         }
     }
     assert_eq!(refused, 1, "the second creation of t0 is refused");
@@ -509,6 +509,115 @@ async fn a_followers_concurrent_proposals_share_requests_to_the_leader() {
     }
     let tenants = leader.read_local(|s| s.tenants().count());
     assert_eq!(tenants, N, "the refused batch changed nothing");
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// A sequence proposed on a follower is one entry: its commands are
+/// applied back to back, each as it would be alone, until the first one
+/// refused; the rest are not applied, on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_is_one_entry_applied_in_order_up_to_its_first_refusal() {
+    use aura_engine::actor::Actor;
+    use aura_engine::machine::{CommandBody, SigningSeed};
+    use aura_engine::time::Timestamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let nodes = three_nodes(dir.path(), &secret).await;
+    let leader = aura_raft::testkit::leader_of(&nodes).await;
+    let follower = nodes
+        .iter()
+        .find(|n| n.id() != leader.id())
+        .unwrap()
+        .clone();
+    let command = |tenant: &str, body| Command {
+        tenant: tenant.parse().unwrap(),
+        at: Timestamp(1_000),
+        actor: Actor::Platform,
+        body,
+        precondition: None,
+    };
+    let tenant = |name: &str| {
+        command(
+            name,
+            CommandBody::CreateTenant {
+                display_name: name.to_owned(),
+                signing_key_seed: SigningSeed([7; 32]),
+            },
+        )
+    };
+    let namespace = |t: &str, ns: &str| {
+        command(
+            t,
+            CommandBody::CreateNamespace {
+                namespace: ns.parse().unwrap(),
+                display_name: ns.to_owned(),
+            },
+        )
+    };
+    let mut feed = follower.subscribe();
+    let entries = |n: &Node| n.applied_stats().entries.load(Relaxed);
+    let before = (
+        entries(&follower),
+        follower.applied_stats().commands.load(Relaxed),
+    );
+
+    // The namespace needs the tenant the same entry creates; the second
+    // `prod` is refused, and `dev` after it is not applied.
+    let seq = vec![
+        tenant("acme"),
+        namespace("acme", "prod"),
+        namespace("acme", "prod"),
+        namespace("acme", "dev"),
+    ];
+    let answer = follower.propose_sequence(seq).await.expect("committed");
+    let Applied::Sequence(applied) = answer else {
+        panic!("a sequence answered as {answer:?}");
+    };
+    assert_eq!(applied.events.len(), 2, "{applied:?}");
+    assert!(applied.events.iter().all(|e| !e.is_empty()));
+    assert!(applied.refused.is_some(), "the second `prod` is refused");
+    assert_eq!(
+        (
+            entries(&follower),
+            follower.applied_stats().commands.load(Relaxed)
+        ),
+        (before.0 + 1, before.1 + 3),
+        "one entry, three commands applied or refused"
+    );
+    // Subscribers see each applied command, under the entry's one index.
+    let first = feed.recv().await.unwrap();
+    let second = feed.recv().await.unwrap();
+    assert_eq!(first.index, second.index);
+    assert_eq!(
+        [&first.events, &second.events],
+        [&applied.events[0], &applied.events[1]]
+    );
+
+    let want = leader.status().applied;
+    for n in &nodes {
+        wait_for(
+            "the sequence everywhere",
+            Duration::from_secs(20),
+            async || (n.status().applied >= want).then_some(()),
+        )
+        .await;
+        let namespaces: Vec<String> = n.read_local(|s| {
+            let t = s.tenant(&"acme".parse().unwrap()).expect("acme exists");
+            t.namespaces().keys().map(ToString::to_string).collect()
+        });
+        assert_eq!(namespaces, ["prod"], "node {}", n.id());
+    }
+    let digests: Vec<_> = nodes.iter().map(Node::digest).collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+
+    // A sequence of one is that command; an empty one is no proposal.
+    let one = leader.propose_sequence(vec![tenant("beta")]).await.unwrap();
+    assert!(matches!(one, Applied::Events(_)), "{one:?}");
+    let none = leader.propose_sequence(Vec::new()).await;
+    assert_eq!(none, Err(ClusterError::EmptySequence));
     for n in &nodes {
         n.shutdown().await;
     }

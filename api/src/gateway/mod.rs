@@ -18,6 +18,7 @@
 //! audit entry: recording every refusal of a flood would let the flood
 //! fill the audit chain.
 
+pub mod follow_up;
 pub mod invoke;
 pub mod limits;
 pub mod replay;
@@ -42,6 +43,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use self::follow_up::FollowUp;
 use self::invoke::{ToolClient, ToolRequestBody};
 use self::limits::{Limiter, Limits, Verdict};
 use self::replay::ReplayCache;
@@ -316,7 +318,10 @@ impl Gateway {
         envelope: &ToolCallEnvelope,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
         let result = match self.verify_envelope(state, envelope).await {
-            Ok((caller, tool)) => self.govern(state, &envelope.call, &caller, tool).await,
+            Ok((caller, tool)) => {
+                self.govern(state, &envelope.call, &caller, tool, None)
+                    .await
+            }
             Err(refusal) => Err(refusal),
         };
         let claimed = envelope.credential.claims.agent.clone();
@@ -327,7 +332,8 @@ impl Gateway {
     /// server for the mission's agent: there is no signed request to
     /// verify, but everything from the schema on applies, and the engine
     /// checks the agent's credential and the claim's token at dispatch as
-    /// for any call.
+    /// for any call. What `follow_up` makes of a successful result is
+    /// committed with it ([`FollowUp`]).
     #[tracing::instrument(skip_all, fields(
         tenant = %call.tenant,
         mission = %call.mission,
@@ -339,13 +345,16 @@ impl Gateway {
         state: &AppState,
         call: &ToolCallRequest,
         caller: &Caller,
+        follow_up: &mut FollowUp,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
         let tool = state.node.read_local(|s| {
             s.tenant(&call.tenant)
                 .and_then(|t| t.tools().get(&call.tool))
                 .and_then(|spec| spec.invocation.as_ref().map(ToolView::of))
         });
-        let result = self.govern(state, call, caller, tool).await;
+        let result = self
+            .govern(state, call, caller, tool, Some(follow_up))
+            .await;
         self.settle(state, call, caller.agent.clone(), result).await
     }
 
@@ -483,6 +492,7 @@ impl Gateway {
         call: &ToolCallRequest,
         caller: &Caller,
         tool: Option<ToolView>,
+        follow_up: Option<&mut FollowUp>,
     ) -> Result<ToolCallOutcome, Refusal> {
         if let Some(tool) = &tool {
             let errors = self.schemas.violations(&tool.input_schema, &call.arguments);
@@ -644,7 +654,7 @@ impl Gateway {
             )
             .await;
         let (result, retry) = self
-            .complete(state, call, actor, result)
+            .complete(state, call, actor, result, follow_up)
             .await
             .map_err(Refusal::plain)?;
         outcome.status = CallStatus::Completed;
@@ -653,14 +663,16 @@ impl Gateway {
         finish(outcome, result, retry)
     }
 
-    /// Commits the result; an answer too large for the record is recorded
-    /// as that failure instead.
+    /// Commits the result, with what `follow_up` makes of a successful
+    /// one; an answer too large for the record is recorded as that failure
+    /// instead.
     async fn complete(
         &self,
         state: &AppState,
         call: &ToolCallRequest,
         actor: Actor,
         result: CallResult,
+        follow_up: Option<&mut FollowUp>,
     ) -> Result<(CallResult, Option<RetryState>), Problem> {
         let body = |result: CallResult| CommandBody::CompleteToolCall {
             mission: call.mission.clone(),
@@ -674,10 +686,21 @@ impl Gateway {
                 _ => None,
             })
         };
-        match state
-            .try_propose(&call.tenant, actor.clone(), body(result.clone()), None)
-            .await
-        {
+        let then = follow_up.and_then(|f| f.take_for(&result).map(|bodies| (f, bodies)));
+        let completed = match then {
+            Some((follow_up, then)) => {
+                let mut bodies = Vec::with_capacity(1 + then.len());
+                bodies.push(body(result.clone()));
+                bodies.extend(then);
+                complete_then(state, &call.tenant, actor.clone(), bodies, follow_up).await
+            }
+            None => {
+                state
+                    .try_propose(&call.tenant, actor.clone(), body(result.clone()), None)
+                    .await
+            }
+        };
+        match completed {
             Ok(events) => Ok((result, retry_of(events))),
             Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
                 let failed = CallResult::unrecordable("the tool's answer", max);
@@ -751,6 +774,34 @@ impl Gateway {
                 ),
             })
         })
+    }
+}
+
+/// Proposes a completion and its follow-ups as one sequence: answers for
+/// the completion as a single proposal would, and records in `follow_up`
+/// whether the rest was applied.
+async fn complete_then(
+    state: &AppState,
+    tenant: &aura_engine::ids::TenantId,
+    actor: Actor,
+    bodies: Vec<CommandBody>,
+    follow_up: &mut FollowUp,
+) -> Result<Vec<Event>, ProposeError> {
+    let applied = state
+        .propose_sequence(tenant, actor, bodies)
+        .await
+        .map_err(ProposeError::Failed)?;
+    let mut events = applied.events.into_iter();
+    match (events.next(), applied.refused) {
+        (Some(completed), refused) => {
+            follow_up.record(refused.map_or(Ok(()), |r| Err(crate::error::rejection(r))));
+            Ok(completed)
+        }
+        (None, Some(refused)) => Err(ProposeError::Refused(refused)),
+        (None, None) => Err(ProposeError::Failed(Box::new(Problem::new(
+            ProblemKind::Internal,
+            "the completion produced no outcome",
+        )))),
     }
 }
 

@@ -33,7 +33,7 @@ use super::queue;
 use super::reasoner::{
     ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
 };
-use crate::gateway::{CallStatus, Caller};
+use crate::gateway::{CallStatus, Caller, FollowUp};
 use crate::server::{AppState, ProposeError};
 use crate::time;
 
@@ -178,8 +178,13 @@ fn unplanned(
 }
 
 /// Plans one mission. The reasoner's exchange is recorded in the mission's
-/// working state before the plan is submitted, so a mission whose exchange
-/// is recorded is never planned twice: its recorded plan is submitted.
+/// working state in the same log entry as the plan it gave, so a mission
+/// whose exchange is recorded is never planned twice: its recorded plan is
+/// submitted.
+///
+/// A mission that waits on a model is marked PLANNING first, so that the
+/// wait shows; without a model (the scripted reasoner) the plan is at hand
+/// at once, and the start of planning goes in the same entry as the rest.
 async fn plan(
     state: &AppState,
     secrets: &Secrets,
@@ -188,71 +193,78 @@ async fn plan(
     config: &ReasonerConfig,
 ) {
     let id = m.id().clone();
-    let propose = |body| state.try_propose(tenant, Actor::Runtime, body, None);
-    if m.state() == MissionState::Created
-        && let Err(e) = propose(CommandBody::AdvanceMission {
+    let mut bodies = Vec::new();
+    if m.state() == MissionState::Created {
+        let begin = CommandBody::AdvanceMission {
             mission: id.clone(),
             step: Advance::BeginPlanning,
-        })
-        .await
-    {
-        tracing::debug!(error = ?e, "planning overtaken");
-        return;
+        };
+        if config.model().is_none() {
+            bodies.push(begin);
+        } else if let Err(e) = state.try_propose(tenant, Actor::Runtime, begin, None).await {
+            tracing::debug!(error = ?e, "planning overtaken");
+            return;
+        }
     }
+    let overtaken_at = bodies.len();
     let recorded = state_record::<RecordedPlan>(m, PLAN_RECORD_KEY);
     let attempts = state_record::<PlanAttempts>(m, ATTEMPTS_RECORD_KEY);
     let asked_at = time::now();
-    let body = match recorded {
-        Some(r) => CommandBody::SubmitPlan {
+    let mut records_exchange = false;
+    match recorded {
+        Some(r) => bodies.push(CommandBody::SubmitPlan {
             mission: id.clone(),
             steps: r.output,
-        },
+        }),
         None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => return,
         None => match plan_with(config, secrets, m, state).await {
             Ok(exchange) => {
                 let record = serde_json::to_value(&exchange).expect("an exchange serializes");
-                match propose(CommandBody::WriteStateData {
+                bodies.push(CommandBody::WriteStateData {
                     mission: id.clone(),
                     key: PLAN_RECORD_KEY.into(),
                     value: Some(record),
-                })
-                .await
-                {
-                    Ok(_) => CommandBody::SubmitPlan {
-                        mission: id.clone(),
-                        steps: exchange.output,
-                    },
-                    // A plan whose origin cannot be recorded is not
-                    // submitted; asking again would only repeat it.
-                    Err(ProposeError::Refused(Rejection::StateData(e))) => fail(
-                        &id,
-                        format!("the reasoner's exchange cannot be recorded: {e}"),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "reasoner exchange not recorded");
-                        return;
-                    }
-                }
+                });
+                bodies.push(CommandBody::SubmitPlan {
+                    mission: id.clone(),
+                    steps: exchange.output,
+                });
+                records_exchange = true;
             }
             Err(e) => match after_failure(config, &e, attempts.as_ref(), asked_at, time::now()) {
-                AfterFailure::Retry(record) => {
-                    let write = propose(CommandBody::WriteStateData {
-                        mission: id.clone(),
-                        key: ATTEMPTS_RECORD_KEY.into(),
-                        value: Some(serde_json::to_value(&record).expect("attempts serialize")),
-                    })
-                    .await;
-                    if let Err(e) = write {
-                        tracing::warn!(error = ?e, "reasoner attempt not recorded");
-                    }
-                    return;
-                }
-                AfterFailure::Fail(note) => fail(&id, note),
+                AfterFailure::Retry(record) => bodies.push(CommandBody::WriteStateData {
+                    mission: id.clone(),
+                    key: ATTEMPTS_RECORD_KEY.into(),
+                    value: Some(serde_json::to_value(&record).expect("attempts serialize")),
+                }),
+                AfterFailure::Fail(note) => bodies.push(fail(&id, note)),
             },
         },
+    }
+    let applied = match state.propose_sequence(tenant, Actor::Runtime, bodies).await {
+        Ok(applied) => applied,
+        Err(p) => {
+            tracing::warn!(problem = ?p, "planning not recorded");
+            return;
+        }
     };
-    if let Err(e) = propose(body).await {
-        tracing::warn!(error = ?e, "plan not submitted");
+    match applied.refused {
+        None => {}
+        Some(r) if applied.events.len() < overtaken_at => {
+            tracing::debug!(rejection = ?r, "planning overtaken");
+        }
+        // A plan whose origin cannot be recorded is not submitted; asking
+        // again would only repeat it.
+        Some(Rejection::StateData(e)) if records_exchange => {
+            let note = format!("the reasoner's exchange cannot be recorded: {e}");
+            if let Err(e) = state
+                .try_propose(tenant, Actor::Runtime, fail(&id, note), None)
+                .await
+            {
+                tracing::warn!(error = ?e, "planning failure not recorded");
+            }
+        }
+        Some(r) => tracing::warn!(rejection = ?r, "plan not submitted"),
     }
 }
 
@@ -457,10 +469,10 @@ async fn run_steps(
     job: &Job,
     keepalive: &tokio::task::JoinHandle<()>,
 ) -> Result<(), String> {
-    let (steps, next, agent) = read_mission(state, job, |m| {
+    let (steps, outputs, agent) = read_mission(state, job, |m| {
         Some((
             m.plan()?.steps.clone(),
-            m.execution().next_step(),
+            reported_outputs(m),
             m.agent().clone(),
         ))
     })
@@ -478,10 +490,12 @@ async fn run_steps(
         credential_serial: serial,
         token: job.token.clone(),
     };
-    for (step, planned) in steps.iter().enumerate().skip(next as usize) {
+    let mut outputs = outputs;
+    for (step, planned) in steps.iter().enumerate().skip(outputs.len()) {
         if keepalive.is_finished() {
             return Err("the lease was lost".into());
         }
+        let last = step + 1 == steps.len();
         let step = u32::try_from(step).expect("plans are bounded");
         let request = ToolCallRequest {
             tenant: job.tenant.clone(),
@@ -494,10 +508,23 @@ async fn run_steps(
             tool: planned.tool.clone(),
             arguments: planned.arguments.clone(),
         };
+        // A successful call's result, its step report and, after the last
+        // step, the seal are committed together.
+        let mut follow_up = {
+            let (job, mut outputs) = (job.clone(), outputs.clone());
+            FollowUp::new(move |result| {
+                let mut then = vec![succeeded(&job, step)];
+                if last && let CallResult::Succeeded { output, .. } = result {
+                    outputs.push(output.clone());
+                    then.push(seal(&job, outputs));
+                }
+                then
+            })
+        };
         let outcome = loop {
             match state
                 .gateway
-                .call_for_executor(state, &request, &caller)
+                .call_for_executor(state, &request, &caller, &mut follow_up)
                 .await
             {
                 Ok(o) if o.status == CallStatus::AwaitingApproval => {
@@ -511,7 +538,8 @@ async fn run_steps(
                     }
                 }
                 Ok(o) => match o.result {
-                    Some(CallResult::Succeeded { .. }) => {
+                    Some(CallResult::Succeeded { output, .. }) => {
+                        outputs.push(output);
                         break StepOutcome::Succeeded { call: 0 };
                     }
                     Some(CallResult::Failed { message, .. }) => {
@@ -547,49 +575,66 @@ async fn run_steps(
                 }
             }
         };
+        match follow_up.committed() {
+            Some(Ok(())) => continue,
+            Some(Err(p)) => return Err(p.detail.clone()),
+            None => {}
+        }
         let failed = matches!(outcome, StepOutcome::Failed { .. });
         state
-            .propose(
-                &job.tenant,
-                Actor::Runtime,
-                CommandBody::ReportStep {
-                    mission: job.mission.clone(),
-                    epoch: job.epoch,
-                    step,
-                    outcome,
-                },
-            )
+            .propose(&job.tenant, Actor::Runtime, report(job, step, outcome))
             .await
             .map_err(|p| p.detail)?;
         if failed {
             return Ok(());
         }
     }
+    // Reached when the last report was committed on its own (its call's
+    // result was recorded before, or this mission was taken over with
+    // every step reported).
     let outputs = read_mission(state, job, |m| {
-        (m.state() == MissionState::Executed).then(|| {
-            m.execution()
-                .reports()
-                .iter()
-                .map(|r| r.output.clone())
-                .collect::<Vec<_>>()
-        })
+        (m.state() == MissionState::Executed).then(|| reported_outputs(m))
     });
     if let Some(outputs) = outputs {
         state
-            .propose(
-                &job.tenant,
-                Actor::Runtime,
-                CommandBody::CloseMission {
-                    mission: job.mission.clone(),
-                    closing: Closing::Seal {
-                        result: json!({ "steps": outputs }),
-                    },
-                },
-            )
+            .propose(&job.tenant, Actor::Runtime, seal(job, outputs))
             .await
             .map_err(|p| p.detail)?;
     }
     Ok(())
+}
+
+/// The outputs of the steps reported so far, in step order.
+fn reported_outputs(m: &Mission) -> Vec<serde_json::Value> {
+    m.execution()
+        .reports()
+        .iter()
+        .map(|r| r.output.clone())
+        .collect()
+}
+
+fn report(job: &Job, step: u32, outcome: StepOutcome) -> CommandBody {
+    CommandBody::ReportStep {
+        mission: job.mission.clone(),
+        epoch: job.epoch,
+        step,
+        outcome,
+    }
+}
+
+/// The report of a step whose one call succeeded.
+fn succeeded(job: &Job, step: u32) -> CommandBody {
+    report(job, step, StepOutcome::Succeeded { call: 0 })
+}
+
+/// Seals the executed mission with every step's output.
+fn seal(job: &Job, outputs: Vec<serde_json::Value>) -> CommandBody {
+    CommandBody::CloseMission {
+        mission: job.mission.clone(),
+        closing: Closing::Seal {
+            result: json!({ "steps": outputs }),
+        },
+    }
 }
 
 /// Whether the step waits for an approver after its call used up its
