@@ -52,22 +52,8 @@ async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
     // Commands the executor has ready together share one log entry: the
     // start of planning, the reasoner's exchange and the plan; the call's
     // result, the step's report and (the last step) the seal.
-    let mut entries = std::collections::BTreeMap::<u64, Vec<String>>::new();
-    while let Ok(item) = feed.try_recv() {
-        if item
-            .mission
-            .as_ref()
-            .is_some_and(|id| id.as_str() == "auto")
-        {
-            let kinds = item
-                .events
-                .iter()
-                .map(|e| serde_json::to_value(e).unwrap()["event"].to_string());
-            entries.entry(item.index).or_default().extend(kinds);
-        }
-    }
-    let entries: Vec<Vec<String>> = entries.into_values().collect();
-    let kinds = |names: &[&str]| names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>();
+    let entries = entries_of(&mut feed, "auto");
+    let kinds = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     assert!(
         entries.contains(&kinds(&[
             "mission_advanced",
@@ -125,6 +111,89 @@ async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
         .await
         .unwrap();
     assert_eq!(manual["state"], "CREATED");
+}
+
+/// The log entries of the mission's commands that `feed` has carried so
+/// far, each as the kinds of its events.
+fn entries_of(
+    feed: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<aura_raft::FeedItem>>,
+    mission: &str,
+) -> Vec<Vec<String>> {
+    let mut entries = std::collections::BTreeMap::<u64, Vec<String>>::new();
+    while let Ok(item) = feed.try_recv() {
+        if item
+            .mission
+            .as_ref()
+            .is_some_and(|id| id.as_str() == mission)
+        {
+            let kinds = item.events.iter().map(|e| {
+                serde_json::to_value(e).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            });
+            entries.entry(item.index).or_default().extend(kinds);
+        }
+    }
+    entries.into_values().collect()
+}
+
+/// A step's report and the next step's dispatch are one entry: each step
+/// after the first costs one replication round less, and the record holds
+/// the same commands in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steps_report_goes_with_the_next_calls_dispatch() {
+    let tool = RecordingTool::start().await;
+    let (s, g) = server_with_executor(&tool).await;
+    let mut feed = s.node.subscribe();
+    let plan: Vec<Value> = (0..3)
+        .map(|i| json!({"tool": "erp.post", "arguments": {"amount": 10 + i}}))
+        .collect();
+    let m: Value = g
+        .admin
+        .post(
+            "/v1/tenants/acme/missions",
+            &json!({
+                "id": "chain", "namespace": "prod", "agent": "bot",
+                "definition": {"objective": "post invoices", "tools": ["erp.post"],
+                               "authority": "L2", "timeout": 600_000},
+                "context": {"inputs": {}, "classification": "confidential",
+                            "labels": {"aura.executor": "builtin"}},
+                "plan": plan
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m["id"], "chain", "{m}");
+    let m = closed(&g, "chain").await;
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    assert_eq!(tool.calls().len(), 3);
+    let entries = entries_of(&mut feed, "chain");
+    let reported_then_dispatched = [
+        "tool_call_completed",
+        "step_reported",
+        "tool_call_decided",
+        "tool_call_dispatched",
+    ];
+    let sealed = [
+        "tool_call_completed",
+        "step_reported",
+        "mission_advanced",
+        "mission_closed",
+    ];
+    let count = |kinds: &[&str]| entries.iter().filter(|e| *e == kinds).count();
+    assert_eq!(
+        (count(&reported_then_dispatched), count(&sealed)),
+        (2, 1),
+        "{entries:#?}"
+    );
+    let reports: Vec<u64> = m["execution"]["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(reports, [0, 1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@
 
 use aura_engine::machine::CommandBody;
 use aura_engine::mission::CallResult;
+use aura_raft::SequenceApplied;
 
 use crate::problem::Problem;
 
@@ -19,7 +20,7 @@ type Then = Box<dyn FnOnce(&CallResult) -> Vec<CommandBody> + Send>;
 /// The commands to commit after a successful result, made from it.
 pub struct FollowUp {
     then: Option<Then>,
-    committed: Option<Result<(), Problem>>,
+    committed: Option<Result<SequenceApplied, Problem>>,
 }
 
 impl FollowUp {
@@ -40,15 +41,16 @@ impl FollowUp {
         self.then.take().map(|then| then(result))
     }
 
-    pub(super) fn record(&mut self, committed: Result<(), Problem>) {
+    pub(super) fn record(&mut self, committed: Result<SequenceApplied, Problem>) {
         self.committed = Some(committed);
     }
 
-    /// Whether the commands were committed: `None` when they were not
-    /// proposed (the call failed, or its result was recorded before this
-    /// request, or recording it was refused), so they are still to do;
-    /// otherwise whether every one of them was applied.
-    pub fn committed(&self) -> Option<&Result<(), Problem>> {
+    /// What became of the commands: `None` when they were not proposed
+    /// (the call failed, or its result was recorded before this request,
+    /// or recording it was refused), so they are still to do; otherwise
+    /// what each applied one produced, up to the first refused, or why
+    /// the entry's outcome is not known.
+    pub fn committed(&self) -> Option<&Result<SequenceApplied, Problem>> {
         self.committed.as_ref()
     }
 }

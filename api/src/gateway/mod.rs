@@ -39,6 +39,7 @@ use aura_engine::mission::{CallResult, RetryState, ToolCallRequest};
 use aura_engine::policy::routing::DEFAULT_CALL_TIMEOUT_MS;
 use aura_engine::policy::{Decision, DecisionRecord};
 use aura_engine::time::{Millis, Timestamp};
+use aura_raft::SequenceApplied;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -292,6 +293,24 @@ impl ToolView {
     }
 }
 
+/// How the executor's call reaches its tool (the executor has no signed
+/// request for the check to read it with).
+fn executor_tool(state: &AppState, call: &ToolCallRequest) -> Option<ToolView> {
+    state.node.read_local(|s| {
+        s.tenant(&call.tenant)
+            .and_then(|t| t.tools().get(&call.tool))
+            .and_then(|spec| spec.invocation.as_ref().map(ToolView::of))
+    })
+}
+
+/// What proposing a dispatch gave.
+enum Dispatched {
+    /// The engine's decision and, if permitted, the dispatch record.
+    Events(Vec<Event>),
+    /// The call had completed before: its recorded answer.
+    Recorded(ToolCallOutcome),
+}
+
 /// Who a call is made for, once established: the agent, its credential
 /// and the mission's token, and the actor the commands are recorded under.
 #[derive(Debug, Clone)]
@@ -340,22 +359,46 @@ impl Gateway {
         step = call.step,
         tool = %call.tool,
     ))]
+    ///
+    /// `dispatched` is the call's dispatch when it was committed already
+    /// (with the step before it, after [`Gateway::check_for_executor`]):
+    /// the call goes on from its events.
     pub async fn call_for_executor(
         &self,
         state: &AppState,
         call: &ToolCallRequest,
         caller: &Caller,
+        dispatched: Option<Vec<Event>>,
         follow_up: &mut FollowUp,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
-        let tool = state.node.read_local(|s| {
-            s.tenant(&call.tenant)
-                .and_then(|t| t.tools().get(&call.tool))
-                .and_then(|spec| spec.invocation.as_ref().map(ToolView::of))
-        });
-        let result = self
-            .govern(state, call, caller, tool, Some(follow_up))
-            .await;
+        let tool = executor_tool(state, call);
+        let result = match dispatched {
+            Some(events) => {
+                self.carry_out(state, call, caller, tool, events, Some(follow_up))
+                    .await
+            }
+            None => {
+                self.govern(state, call, caller, tool, Some(follow_up))
+                    .await
+            }
+        };
         self.settle(state, call, caller.agent.clone(), result).await
+    }
+
+    /// The executor's next call, checked ahead of time (schema, rate
+    /// limits): its dispatch, for the executor to commit in the same entry
+    /// as the step before it. `None` for a call the checks refuse, which
+    /// is left to [`Gateway::call_for_executor`] to refuse, and record, as
+    /// any call. A call checked ahead whose step before fails has used its
+    /// share of the rate limits.
+    pub async fn check_for_executor(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        caller: &Caller,
+    ) -> Option<CommandBody> {
+        let tool = executor_tool(state, call);
+        self.check(call, caller, tool.as_ref()).await.ok()
     }
 
     /// Records a refusal that needs it, then answers.
@@ -494,7 +537,25 @@ impl Gateway {
         tool: Option<ToolView>,
         follow_up: Option<&mut FollowUp>,
     ) -> Result<ToolCallOutcome, Refusal> {
-        if let Some(tool) = &tool {
+        let dispatch = self.check(call, caller, tool.as_ref()).await?;
+        match self.dispatch(state, call, caller, dispatch).await? {
+            Dispatched::Events(events) => {
+                self.carry_out(state, call, caller, tool, events, follow_up)
+                    .await
+            }
+            Dispatched::Recorded(outcome) => Ok(outcome),
+        }
+    }
+
+    /// The checks before the engine sees the call: the tool's schema and
+    /// the rate limits. Passed, they give the dispatch to propose.
+    async fn check(
+        &self,
+        call: &ToolCallRequest,
+        caller: &Caller,
+        tool: Option<&ToolView>,
+    ) -> Result<CommandBody, Refusal> {
+        if let Some(tool) = tool {
             let errors = self.schemas.violations(&tool.input_schema, &call.arguments);
             if !errors.is_empty() {
                 let detail = errors
@@ -544,8 +605,7 @@ impl Gateway {
             }
         }
 
-        let actor = caller.actor.clone();
-        let dispatch = CommandBody::DispatchToolCall {
+        Ok(CommandBody::DispatchToolCall {
             mission: call.mission.clone(),
             step: call.step,
             call: call.call,
@@ -553,14 +613,25 @@ impl Gateway {
             arguments: call.arguments.clone(),
             credential_serial: caller.credential_serial,
             token: caller.token.clone(),
-        };
+        })
+    }
+
+    /// Proposes the dispatch: the engine's decision on the call and, when
+    /// it permits, the record that it is sent.
+    async fn dispatch(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        caller: &Caller,
+        dispatch: CommandBody,
+    ) -> Result<Dispatched, Refusal> {
         let events = match state
-            .try_propose(&call.tenant, actor.clone(), dispatch, None)
+            .try_propose(&call.tenant, caller.actor.clone(), dispatch, None)
             .await
         {
             Ok(events) => events,
             Err(ProposeError::Refused(Rejection::CallAlreadyCompleted { .. })) => {
-                return self.recorded(state, call);
+                return self.recorded(state, call).map(Dispatched::Recorded);
             }
             Err(ProposeError::Refused(r @ Rejection::RetryNotDue { not_before, .. })) => {
                 return Err(Refusal {
@@ -574,6 +645,21 @@ impl Gateway {
             }
             Err(ProposeError::Failed(problem)) => return Err(Refusal::plain(*problem)),
         };
+        Ok(Dispatched::Events(events))
+    }
+
+    /// What the dispatch's events say: a denial or an escalation is the
+    /// answer; a permitted call is made and its result committed.
+    async fn carry_out(
+        &self,
+        state: &AppState,
+        call: &ToolCallRequest,
+        caller: &Caller,
+        tool: Option<ToolView>,
+        events: Vec<Event>,
+        follow_up: Option<&mut FollowUp>,
+    ) -> Result<ToolCallOutcome, Refusal> {
+        let actor = caller.actor.clone();
         let decided = events.iter().find_map(|e| match e {
             Event::ToolCallDecided { decision, .. } => Some(decision.clone()),
             _ => None,
@@ -779,7 +865,7 @@ impl Gateway {
 
 /// Proposes a completion and its follow-ups as one sequence: answers for
 /// the completion as a single proposal would, and records in `follow_up`
-/// whether the rest was applied.
+/// what the rest gave.
 async fn complete_then(
     state: &AppState,
     tenant: &aura_engine::ids::TenantId,
@@ -794,7 +880,10 @@ async fn complete_then(
     let mut events = applied.events.into_iter();
     match (events.next(), applied.refused) {
         (Some(completed), refused) => {
-            follow_up.record(refused.map_or(Ok(()), |r| Err(crate::error::rejection(r))));
+            follow_up.record(Ok(SequenceApplied {
+                events: events.collect(),
+                refused,
+            }));
             Ok(completed)
         }
         (None, Some(refused)) => Err(ProposeError::Refused(refused)),

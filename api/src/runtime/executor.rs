@@ -16,7 +16,7 @@ use aura_engine::ids::{MissionId, TenantId, TokenId, WorkerId};
 use aura_engine::machine::{Advance, Closing, CommandBody, Event, Rejection};
 use aura_engine::mission::retry::DEFAULT_RETRY_POLICY;
 use aura_engine::mission::{
-    AbortReason, CallResult, HoldKind, Mission, MissionState, RetryState, StepOutcome,
+    AbortReason, CallResult, HoldKind, Mission, MissionState, PlanStep, RetryState, StepOutcome,
     ToolCallRequest,
 };
 use aura_engine::policy::authority::ApprovalStatus;
@@ -491,29 +491,36 @@ async fn run_steps(
         token: job.token.clone(),
     };
     let mut outputs = outputs;
+    // The step's call when its dispatch was committed with the step
+    // before: the dispatch's events.
+    let mut dispatched = None;
     for (step, planned) in steps.iter().enumerate().skip(outputs.len()) {
         if keepalive.is_finished() {
             return Err("the lease was lost".into());
         }
-        let last = step + 1 == steps.len();
         let step = u32::try_from(step).expect("plans are bounded");
-        let request = ToolCallRequest {
-            tenant: job.tenant.clone(),
-            mission: job.mission.clone(),
-            step,
-            // One call per step. A retry, and a request after a crash, is
-            // the same call: the gateway answers from the record or sends
-            // it with the same idempotency key.
-            call: 0,
-            tool: planned.tool.clone(),
-            arguments: planned.arguments.clone(),
+        let request = call_request(job, step, planned);
+        // The next step's call is checked ahead, so that its dispatch can
+        // go with this step's report.
+        let next = match steps.get(step as usize + 1) {
+            Some(p) => {
+                let next = call_request(job, step + 1, p);
+                state
+                    .gateway
+                    .check_for_executor(state, &next, &caller)
+                    .await
+            }
+            None => None,
         };
-        // A successful call's result, its step report and, after the last
-        // step, the seal are committed together.
+        let last = step as usize + 1 == steps.len();
+        // A successful call's result, its step report and then either the
+        // next call's dispatch or, after the last step, the seal are
+        // committed together.
         let mut follow_up = {
             let (job, mut outputs) = (job.clone(), outputs.clone());
             FollowUp::new(move |result| {
                 let mut then = vec![succeeded(&job, step)];
+                then.extend(next);
                 if last && let CallResult::Succeeded { output, .. } = result {
                     outputs.push(output.clone());
                     then.push(seal(&job, outputs));
@@ -524,7 +531,7 @@ async fn run_steps(
         let outcome = loop {
             match state
                 .gateway
-                .call_for_executor(state, &request, &caller, &mut follow_up)
+                .call_for_executor(state, &request, &caller, dispatched.take(), &mut follow_up)
                 .await
             {
                 Ok(o) if o.status == CallStatus::AwaitingApproval => {
@@ -576,7 +583,21 @@ async fn run_steps(
             }
         };
         match follow_up.committed() {
-            Some(Ok(())) => continue,
+            // The report was refused (the lease was lost), or the seal was.
+            Some(Ok(then)) if then.events.is_empty() || (last && then.refused.is_some()) => {
+                let r = then
+                    .refused
+                    .clone()
+                    .expect("a sequence that stopped was refused");
+                return Err(crate::error::rejection(r).detail);
+            }
+            // Reported. The next call's dispatch, if it was applied,
+            // starts the next step; if it was refused, the next step
+            // dispatches its call again and meets the refusal there.
+            Some(Ok(then)) => {
+                dispatched = then.events.get(1).cloned();
+                continue;
+            }
             Some(Err(p)) => return Err(p.detail.clone()),
             None => {}
         }
@@ -602,6 +623,20 @@ async fn run_steps(
             .map_err(|p| p.detail)?;
     }
     Ok(())
+}
+
+/// The step's one call. A retry, and a request after a crash, is the same
+/// call: the gateway answers from the record or sends it with the same
+/// idempotency key.
+fn call_request(job: &Job, step: u32, planned: &PlanStep) -> ToolCallRequest {
+    ToolCallRequest {
+        tenant: job.tenant.clone(),
+        mission: job.mission.clone(),
+        step,
+        call: 0,
+        tool: planned.tool.clone(),
+        arguments: planned.arguments.clone(),
+    }
 }
 
 /// The outputs of the steps reported so far, in step order.
