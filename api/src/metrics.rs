@@ -146,6 +146,12 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "aura_engine_commands_total",
+            "Commands applied or refused by this node since it started (an entry may hold several).",
+            &stats.commands,
+        );
+        counter(
+            &mut out,
             "aura_engine_refused_total",
             "Committed commands the engine refused.",
             &stats.refused,

@@ -103,6 +103,7 @@ async fn health_readiness_and_metrics() {
         "aura_missions{state=\"CREATED\"} 0",
         "aura_policy_decisions_total{outcome=\"deny\"} 0",
         "aura_engine_commits_total ",
+        "aura_engine_commands_total ",
     ] {
         assert!(text.contains(want), "metrics lack `{want}`:\n{text}");
     }

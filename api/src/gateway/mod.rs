@@ -308,7 +308,7 @@ enum Dispatched {
     /// The engine's decision and, if permitted, the dispatch record.
     Events(Vec<Event>),
     /// The call had completed before: its recorded answer.
-    Recorded(ToolCallOutcome),
+    Recorded(Box<ToolCallOutcome>),
 }
 
 /// Who a call is made for, once established: the agent, its credential
@@ -543,7 +543,7 @@ impl Gateway {
                 self.carry_out(state, call, caller, tool, events, follow_up)
                     .await
             }
-            Dispatched::Recorded(outcome) => Ok(outcome),
+            Dispatched::Recorded(outcome) => Ok(*outcome),
         }
     }
 
@@ -631,7 +631,9 @@ impl Gateway {
         {
             Ok(events) => events,
             Err(ProposeError::Refused(Rejection::CallAlreadyCompleted { .. })) => {
-                return self.recorded(state, call).map(Dispatched::Recorded);
+                return self
+                    .recorded(state, call)
+                    .map(|o| Dispatched::Recorded(Box::new(o)));
             }
             Err(ProposeError::Refused(r @ Rejection::RetryNotDue { not_before, .. })) => {
                 return Err(Refusal {
