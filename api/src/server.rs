@@ -144,13 +144,7 @@ impl AppState {
         body: CommandBody,
         precondition: Option<Precondition>,
     ) -> Result<Vec<Event>, ProposeError> {
-        let cmd = Command {
-            tenant: tenant.clone(),
-            at: time::now(),
-            actor,
-            body,
-            precondition,
-        };
+        let cmd = stamped(tenant, time::now(), actor, body, precondition);
         match self.node.propose(cmd).await {
             Ok(Applied::Events(events)) => Ok(events),
             Ok(Applied::Refused(r)) => Err(ProposeError::Refused(r)),
@@ -177,13 +171,7 @@ impl AppState {
         let at = time::now();
         let cmds = bodies
             .into_iter()
-            .map(|body| Command {
-                tenant: tenant.clone(),
-                at,
-                actor: actor.clone(),
-                body,
-                precondition: None,
-            })
+            .map(|body| stamped(tenant, at, actor.clone(), body, None))
             .collect();
         match self.node.propose_sequence(cmds).await {
             Ok(applied) => applied.into_sequence().ok_or_else(|| {
@@ -194,6 +182,23 @@ impl AppState {
             }),
             Err(e) => Err(Box::new(error::cluster(e))),
         }
+    }
+}
+
+/// The command `body` of `tenant`'s, accepted by this node at `at`.
+fn stamped(
+    tenant: &TenantId,
+    at: aura_engine::Timestamp,
+    actor: Actor,
+    body: CommandBody,
+    precondition: Option<Precondition>,
+) -> Command {
+    Command {
+        tenant: tenant.clone(),
+        at,
+        actor,
+        body,
+        precondition,
     }
 }
 

@@ -205,12 +205,12 @@ impl EngineStore {
             return;
         }
         let cmds = proposal.commands();
-        match applied {
-            Cow::Owned(Applied::Events(events)) => self.publish_one(index, &cmds[0], Ok(events)),
-            Cow::Borrowed(Applied::Events(events)) => {
-                self.publish_one(index, &cmds[0], Ok(events.clone()));
-            }
-            Cow::Owned(Applied::Sequence(s)) => {
+        // A borrowed answer is still the proposer's: what goes to the feed
+        // is a copy.
+        match applied.into_owned() {
+            Applied::Events(events) => self.publish_one(index, &cmds[0], Ok(events)),
+            Applied::Refused(r) => self.publish_one(index, &cmds[0], Err(&r)),
+            Applied::Sequence(s) => {
                 let applied = s.events.len();
                 for (cmd, events) in cmds.iter().zip(s.events) {
                     self.publish_one(index, cmd, Ok(events));
@@ -219,19 +219,7 @@ impl EngineStore {
                     self.publish_one(index, &cmds[applied], Err(r));
                 }
             }
-            Cow::Borrowed(Applied::Sequence(s)) => {
-                for (cmd, events) in cmds.iter().zip(&s.events) {
-                    self.publish_one(index, cmd, Ok(events.clone()));
-                }
-                if let Some(r) = &s.refused {
-                    self.publish_one(index, &cmds[s.events.len()], Err(r));
-                }
-            }
-            ref a => {
-                if let Applied::Refused(r) = &**a {
-                    self.publish_one(index, &cmds[0], Err(r));
-                }
-            }
+            Applied::Nothing => {}
         }
     }
 

@@ -353,16 +353,16 @@ impl Gateway {
     /// checks the agent's credential and the claim's token at dispatch as
     /// for any call. What `follow_up` makes of a successful result is
     /// committed with it ([`FollowUp`]).
+    ///
+    /// `dispatched` is the call's dispatch when it was committed already
+    /// (with the step before it, after [`Gateway::check_for_executor`]):
+    /// the call goes on from its events.
     #[tracing::instrument(skip_all, fields(
         tenant = %call.tenant,
         mission = %call.mission,
         step = call.step,
         tool = %call.tool,
     ))]
-    ///
-    /// `dispatched` is the call's dispatch when it was committed already
-    /// (with the step before it, after [`Gateway::check_for_executor`]):
-    /// the call goes on from its events.
     pub async fn call_for_executor(
         &self,
         state: &AppState,

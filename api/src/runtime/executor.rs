@@ -469,7 +469,7 @@ async fn run_steps(
     job: &Job,
     keepalive: &tokio::task::JoinHandle<()>,
 ) -> Result<(), String> {
-    let (steps, outputs, agent) = read_mission(state, job, |m| {
+    let (steps, mut outputs, agent) = read_mission(state, job, |m| {
         Some((
             m.plan()?.steps.clone(),
             reported_outputs(m),
@@ -490,7 +490,6 @@ async fn run_steps(
         credential_serial: serial,
         token: job.token.clone(),
     };
-    let mut outputs = outputs;
     // The step's call when its dispatch was committed with the step
     // before: the dispatch's events.
     let mut dispatched = None;
@@ -513,93 +512,53 @@ async fn run_steps(
             None => None,
         };
         let last = step as usize + 1 == steps.len();
+        // What the seal needs, after the last step.
+        let sealing = last.then(|| outputs.clone());
         // A successful call's result, its step report and then either the
         // next call's dispatch or, after the last step, the seal are
         // committed together.
         let mut follow_up = {
-            let (job, mut outputs) = (job.clone(), outputs.clone());
+            let job = job.clone();
             FollowUp::new(move |result| {
                 let mut then = vec![succeeded(&job, step)];
                 then.extend(next);
-                if last && let CallResult::Succeeded { output, .. } = result {
+                if let (Some(mut outputs), CallResult::Succeeded { output, .. }) = (sealing, result)
+                {
                     outputs.push(output.clone());
                     then.push(seal(&job, outputs));
                 }
                 then
             })
         };
-        let outcome = loop {
-            match state
-                .gateway
-                .call_for_executor(state, &request, &caller, dispatched.take(), &mut follow_up)
-                .await
-            {
-                Ok(o) if o.status == CallStatus::AwaitingApproval => {
-                    match await_hold(state, job, step, keepalive).await? {
-                        ApprovalStatus::Approved => continue,
-                        _ => {
-                            break StepOutcome::Failed {
-                                reason: format!("step {step}'s approval was rejected"),
-                            };
-                        }
-                    }
-                }
-                Ok(o) => match o.result {
-                    Some(CallResult::Succeeded { output, .. }) => {
-                        outputs.push(output);
-                        break StepOutcome::Succeeded { call: 0 };
-                    }
-                    Some(CallResult::Failed { message, .. }) => {
-                        break StepOutcome::Failed { reason: message };
-                    }
-                    None => return Err("a completed call without a result".into()),
-                },
-                // A failure with a retry scheduled (or a rate limit): the
-                // same call again once it is due.
-                Err(refusal) if refusal.retry_after_ms.is_some() => {
-                    let wait = refusal.retry_after_ms.unwrap_or_default();
-                    sleep_holding(Duration::from_millis(wait), keepalive).await?;
-                }
-                // Retries used up under a policy that escalates: an
-                // approver decides whether the call gets more attempts.
-                Err(refusal) if exhaustion_held(state, job, step) => {
-                    match await_hold(state, job, step, keepalive).await? {
-                        ApprovalStatus::Approved => continue,
-                        _ => {
-                            break StepOutcome::Failed {
-                                reason: format!(
-                                    "{}; no approver allowed more attempts",
-                                    refusal.problem.detail
-                                ),
-                            };
-                        }
-                    }
-                }
-                Err(refusal) => {
-                    break StepOutcome::Failed {
-                        reason: refusal.problem.detail,
-                    };
-                }
-            }
+        let call = StepCall {
+            request: &request,
+            caller: &caller,
+            dispatched: dispatched.take(),
         };
+        let (outcome, output) = call_step(state, job, call, &mut follow_up, keepalive).await?;
+        outputs.extend(output);
         match follow_up.committed() {
-            // The report was refused (the lease was lost), or the seal was.
-            Some(Ok(then)) if then.events.is_empty() || (last && then.refused.is_some()) => {
-                let r = then
-                    .refused
-                    .clone()
-                    .expect("a sequence that stopped was refused");
-                return Err(crate::error::rejection(r).detail);
-            }
-            // Reported. The next call's dispatch, if it was applied,
-            // starts the next step; if it was refused, the next step
-            // dispatches its call again and meets the refusal there.
+            // Not proposed: the report is still to make.
+            None => {}
+            Some(Err(p)) => return Err(p.detail.clone()),
             Some(Ok(then)) => {
-                dispatched = then.events.get(1).cloned();
+                // `then.events` holds the report's events, then the next
+                // dispatch's or the seal's. A refused report means the
+                // lease was lost; a refused seal stops here as well.
+                if let Some(r) = &then.refused
+                    && (then.events.is_empty() || last)
+                {
+                    return Err(crate::error::rejection(r.clone()).detail);
+                }
+                // A refused dispatch is dispatched again, and met, in the
+                // next step's call.
+                dispatched = if last {
+                    None
+                } else {
+                    then.events.get(1).cloned()
+                };
                 continue;
             }
-            Some(Err(p)) => return Err(p.detail.clone()),
-            None => {}
         }
         let failed = matches!(outcome, StepOutcome::Failed { .. });
         state
@@ -623,6 +582,80 @@ async fn run_steps(
             .map_err(|p| p.detail)?;
     }
     Ok(())
+}
+
+/// One step's call as the executor makes it.
+struct StepCall<'a> {
+    request: &'a ToolCallRequest,
+    caller: &'a Caller,
+    /// The call's dispatch, when it was committed with the step before.
+    dispatched: Option<Vec<aura_engine::machine::Event>>,
+}
+
+/// Makes the step's call until it has an outcome: through approvals,
+/// scheduled retries and an approver's say on used-up retries. A
+/// succeeded call's outcome comes with its output.
+async fn call_step(
+    state: &AppState,
+    job: &Job,
+    mut call: StepCall<'_>,
+    follow_up: &mut FollowUp,
+    keepalive: &tokio::task::JoinHandle<()>,
+) -> Result<(StepOutcome, Option<serde_json::Value>), String> {
+    let step = call.request.step;
+    loop {
+        let answer = state
+            .gateway
+            .call_for_executor(
+                state,
+                call.request,
+                call.caller,
+                call.dispatched.take(),
+                follow_up,
+            )
+            .await;
+        let refusal = match answer {
+            Ok(o) if o.status == CallStatus::AwaitingApproval => {
+                if await_hold(state, job, step, keepalive).await? == ApprovalStatus::Approved {
+                    continue;
+                }
+                let reason = format!("step {step}'s approval was rejected");
+                return Ok((StepOutcome::Failed { reason }, None));
+            }
+            Ok(o) => {
+                return match o.result {
+                    Some(CallResult::Succeeded { output, .. }) => {
+                        Ok((StepOutcome::Succeeded { call: 0 }, Some(output)))
+                    }
+                    Some(CallResult::Failed { message, .. }) => {
+                        Ok((StepOutcome::Failed { reason: message }, None))
+                    }
+                    None => Err("a completed call without a result".into()),
+                };
+            }
+            Err(refusal) => refusal,
+        };
+        // A failure with a retry scheduled (or a rate limit): the same call
+        // again once it is due.
+        if let Some(wait) = refusal.retry_after_ms {
+            sleep_holding(Duration::from_millis(wait), keepalive).await?;
+            continue;
+        }
+        // Retries used up under a policy that escalates: an approver
+        // decides whether the call gets more attempts.
+        let reason = if exhaustion_held(state, job, step) {
+            if await_hold(state, job, step, keepalive).await? == ApprovalStatus::Approved {
+                continue;
+            }
+            format!(
+                "{}; no approver allowed more attempts",
+                refusal.problem.detail
+            )
+        } else {
+            refusal.problem.detail
+        };
+        return Ok((StepOutcome::Failed { reason }, None));
+    }
 }
 
 /// The step's one call. A retry, and a request after a crash, is the same

@@ -46,6 +46,12 @@ impl ClosedForm {
     }
 }
 
+impl ClosedForm {
+    pub(crate) fn is_kept(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
 /// The cache is not part of the mission: two missions that differ only in
 /// it are equal.
 impl PartialEq for ClosedForm {
@@ -58,7 +64,7 @@ impl Eq for ClosedForm {}
 
 impl fmt::Debug for ClosedForm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.get().is_some() {
+        f.write_str(if self.is_kept() {
             "ClosedForm(kept)"
         } else {
             "ClosedForm(none)"

@@ -300,6 +300,12 @@ impl Mission {
         self.state.is_closed().then(|| self.closed_form.of(self))
     }
 
+    /// Whether encodings of the mission are kept.
+    #[cfg(test)]
+    pub(crate) fn has_closed_form(&self) -> bool {
+        self.closed_form.is_kept()
+    }
+
     /// Drops the encodings kept of the mission, before it is changed.
     pub(crate) fn forget_closed_form(&mut self) {
         self.closed_form = ClosedForm::default();
