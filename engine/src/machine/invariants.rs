@@ -124,6 +124,13 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
         (_, None) => {}
     }
     let boundary = m.boundary().get();
+    if m.dispatch_count() != m.dispatch_recount() {
+        return Err(format!(
+            "mission {id}: dispatch total {} is not the sum of its calls' {}",
+            m.dispatch_count(),
+            m.dispatch_recount()
+        ));
+    }
     if m.dispatch_count() > u64::from(boundary.runtime.limits.max_tool_calls) {
         return Err(format!(
             "mission {id}: more dispatches than its tool-call limit"

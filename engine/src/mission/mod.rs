@@ -14,6 +14,7 @@ pub mod saga;
 pub mod state;
 pub mod timeouts;
 pub mod tool_call;
+mod tool_call_book;
 
 pub use boundary::{
     AuthorityBoundary, AuthorityLevel, DataBoundary, DataClassification, MissionBoundary,

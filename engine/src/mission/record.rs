@@ -23,6 +23,7 @@ use crate::mission::retry::RetryPolicy;
 use crate::mission::state::{IllegalTransition, MissionState, Step};
 use crate::mission::timeouts::{StepTimeout, StepTimeouts};
 use crate::mission::tool_call::ToolCallRecord;
+use crate::mission::tool_call_book::ToolCallBook;
 use crate::policy::authority::ApprovalState;
 use crate::policy::decision::DecisionRecord;
 use crate::time::Timestamp;
@@ -242,7 +243,7 @@ pub struct Mission {
     holds: BTreeMap<u32, StepHold>,
     calls: Vec<CallDecision>,
     /// Calls dispatched through the gateway, by step, then call number.
-    tool_calls: BTreeMap<u32, BTreeMap<u32, ToolCallRecord>>,
+    tool_calls: ToolCallBook,
     /// Who executes the mission and how far they got.
     execution: Execution,
     outcome: Option<SealedOutcome>,
@@ -281,7 +282,7 @@ impl Mission {
             granted_level: None,
             holds: BTreeMap::new(),
             calls: Vec::new(),
-            tool_calls: BTreeMap::new(),
+            tool_calls: ToolCallBook::default(),
             execution: Execution::default(),
             outcome: None,
             run: Run {
@@ -406,14 +407,18 @@ impl Mission {
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCallRecord> {
-        self.tool_calls.values().flat_map(BTreeMap::values)
+        self.tool_calls.iter()
     }
     pub fn tool_call(&self, step: u32, call: u32) -> Option<&ToolCallRecord> {
-        self.tool_calls.get(&step)?.get(&call)
+        self.tool_calls.get(step, call)
     }
     /// Dispatches so far, retries included: what `max_tool_calls` bounds.
     pub fn dispatch_count(&self) -> u64 {
-        self.tool_calls().map(|c| u64::from(c.dispatches)).sum()
+        self.tool_calls.dispatches()
+    }
+    /// [`Self::dispatch_count`] recounted from the records.
+    pub(crate) fn dispatch_recount(&self) -> u64 {
+        self.tool_calls.recount()
     }
 
     pub(crate) fn set_plan(&mut self, plan: Plan) {
@@ -436,19 +441,14 @@ impl Mission {
     }
     /// An approver allowed an exhausted call more attempts.
     pub(crate) fn renew_attempts(&mut self, step: u32, call: u32, at: Timestamp) {
-        let record = self
+        let renewed = self
             .tool_calls
-            .get_mut(&step)
-            .and_then(|calls| calls.get_mut(&call))
-            .expect("a retry hold names a recorded call");
-        *record = record.with_fresh_attempts(at);
+            .update(step, call, |record| record.with_fresh_attempts(at));
+        assert!(renewed, "a retry hold names a recorded call");
     }
 
     pub(crate) fn put_tool_call(&mut self, record: ToolCallRecord) {
-        self.tool_calls
-            .entry(record.step)
-            .or_default()
-            .insert(record.call, record);
+        self.tool_calls.put(record);
     }
 
     /// Since when the step under way has been free for a worker: none
