@@ -351,6 +351,10 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        // The state only grows: room for the last snapshot and an eighth
+        // more is nearly always enough.
+        let last = usize::try_from(self.snapshot_bytes()).unwrap_or(0);
+        let capacity = last.saturating_add(last / 8);
         let (meta, data) = {
             let c = self.current();
             (
@@ -358,7 +362,7 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
                     last_log_id: c.last_applied,
                     last_membership: c.membership.clone(),
                 },
-                Arc::new(c.engine.snapshot()),
+                Arc::new(c.engine.snapshot_with_capacity(capacity)),
             )
         };
         let store = self.clone();

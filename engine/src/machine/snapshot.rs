@@ -38,12 +38,24 @@ pub enum SnapshotError {
 
 impl EngineState {
     pub fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&SnapshotOut {
-            format: SNAPSHOT_FORMAT,
-            digest: self.digest(),
-            state: self,
-        })
-        .expect("engine state serializes")
+        self.snapshot_with_capacity(0)
+    }
+
+    /// The snapshot, written into a buffer of `capacity` bytes at first:
+    /// a snapshot is the whole state, and growing its buffer from empty
+    /// copies it over and over into fresh pages.
+    pub fn snapshot_with_capacity(&self, capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity);
+        serde_json::to_writer(
+            &mut out,
+            &SnapshotOut {
+                format: SNAPSHOT_FORMAT,
+                digest: self.digest(),
+                state: self,
+            },
+        )
+        .expect("engine state serializes");
+        out
     }
 
     pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
