@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ClusterSecret;
+use crate::log_format::LogFormat;
 use crate::types::{NodeId, NodeInfo};
 
 /// Election and heartbeat timing.
@@ -79,6 +80,9 @@ pub struct NodeConfig {
     /// holds a share of the last snapshot's size
     /// ([`crate::snapshot_schedule`]).
     pub snapshot_every: u64,
+    /// The newest log entry form this node lets the cluster write; an
+    /// older one holds the whole cluster at it ([`crate::log_format`]).
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, thiserror::Error)]

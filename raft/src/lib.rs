@@ -14,12 +14,14 @@
 //!   authenticated with an HMAC under the cluster secret.
 //! - [`config`], [`node`]: starting a node and the client path (propose,
 //!   read, membership); [`forwarder`]: a follower's proposals sent to the
-//!   leader in batches.
+//!   leader in batches; [`log_format`]: which entry forms the cluster
+//!   writes while versions are mixed.
 
 pub mod auth;
 pub mod config;
 pub mod forwarder;
 pub mod log_file;
+pub mod log_format;
 pub mod log_store;
 pub mod log_writer;
 pub mod network;
@@ -32,6 +34,7 @@ pub mod types;
 
 pub use auth::ClusterSecret;
 pub use config::{Bootstrap, NodeConfig, Timing};
+pub use log_format::LogFormat;
 pub use node::{ClusterError, ClusterStatus, Consistency, MembershipChange, Node, StartError};
 pub use state_machine::FeedItem;
 pub use types::{Applied, NodeId, NodeInfo, Proposal, SequenceApplied};

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ClusterSecret, now_ms};
+use crate::log_format::{self, LogFormat, LogFormats};
 use crate::types::{AuraRaft, NodeId, NodeInfo, Snapshot, SnapshotMeta, Vote};
 
 /// Peers this node pretends it cannot reach, in both directions. Tests use
@@ -70,10 +71,27 @@ pub struct PeerClient {
     secret: ClusterSecret,
     me: NodeId,
     faults: Faults,
+    formats: Arc<LogFormats>,
 }
 
 impl PeerClient {
+    /// A client for an operator's tool, which is no member.
     pub fn new(me: NodeId, secret: ClusterSecret, faults: Faults) -> PeerClient {
+        PeerClient::for_node(
+            me,
+            secret,
+            faults,
+            Arc::new(LogFormats::new(LogFormat::NEWEST)),
+        )
+    }
+
+    /// The client of a node, which tells and learns log formats.
+    pub(crate) fn for_node(
+        me: NodeId,
+        secret: ClusterSecret,
+        faults: Faults,
+        formats: Arc<LogFormats>,
+    ) -> PeerClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -85,6 +103,7 @@ impl PeerClient {
             secret,
             me,
             faults,
+            formats,
         }
     }
 
@@ -140,6 +159,8 @@ impl PeerClient {
         {
             req = req.header(name, value);
         }
+        // Only a follower's append reads it (see `log_format`).
+        req = req.header(log_format::HEADER, self.formats.leading().to_string());
         let resp = req
             .body(body)
             .send()
@@ -148,6 +169,11 @@ impl PeerClient {
                 addr: addr.into(),
                 reason: error_chain(&e),
             })?;
+        if let Some(peer) = target {
+            let header = resp.headers().get(log_format::HEADER);
+            self.formats
+                .heard(peer, header.and_then(|v| v.to_str().ok()));
+        }
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| CallError::Unreachable {
             addr: addr.into(),
@@ -208,11 +234,20 @@ impl RaftNetworkFactory<AuraRaft> for HttpNetwork {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Peer {
+        self.client.formats.client_opened(target);
         Peer {
             client: self.client.clone(),
             target,
             addr: node.addr.clone(),
         }
+    }
+}
+
+/// openraft keeps a client for each member it sends to; the formats a
+/// leader may write are those its open clients' members read.
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.client.formats.client_closed(self.target);
     }
 }
 

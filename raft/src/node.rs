@@ -19,10 +19,13 @@ use tokio::sync::watch;
 use crate::config::{Bootstrap, ConfigError, NodeConfig};
 use crate::forwarder::{Forwarder, Leader};
 use crate::log_file::LogFileError;
+use crate::log_format::{LogFormat, LogFormats};
 use crate::log_store::LogStore;
 use crate::network::{CallError, Faults, HttpNetwork, PeerClient};
 use crate::state_machine::{EngineStore, FeedItem};
-use crate::types::{Applied, AuraRaft, Committed, NodeId, NodeInfo, Proposal, Raft};
+use crate::types::{
+    Applied, AuraRaft, Committed, NodeId, NodeInfo, Proposal, Raft, SequenceApplied,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -77,6 +80,36 @@ pub enum ClusterError {
 /// What a write Raft refused means to its proposer: `NoLeader` (with the
 /// leader, when known) for a refusal before the entry reached any log,
 /// which is safe to retry; otherwise the outcome is unknown.
+/// A sequence's commands written as entries of their own, one after the
+/// other up to the first refused, with the last one's log index: what a
+/// node does while not every member reads sequences ([`crate::log_format`]).
+/// The answer is the sequence's. Unlike a sequence, a failure part way
+/// leaves the commands before it committed, as with any separate
+/// proposals.
+async fn one_by_one<F, Fut>(
+    cmds: Vec<Command>,
+    mut write: F,
+) -> Result<(Applied, u64), ClusterError>
+where
+    F: FnMut(Command) -> Fut,
+    Fut: std::future::Future<Output = Result<(Applied, u64), ClusterError>>,
+{
+    let mut done = SequenceApplied::default();
+    let mut last = 0;
+    for cmd in cmds {
+        let (applied, index) = write(cmd).await?;
+        last = index;
+        if let Some(one) = applied.into_sequence() {
+            done.events.extend(one.events);
+            if one.refused.is_some() {
+                done.refused = one.refused;
+                break;
+            }
+        }
+    }
+    Ok((Applied::Sequence(done), last))
+}
+
 fn write_refusal(e: ClientWriteError<AuraRaft>) -> (ClusterError, Option<(NodeId, NodeInfo)>) {
     match e {
         ClientWriteError::ForwardToLeader(f) => {
@@ -161,6 +194,10 @@ pub struct ClusterStatus {
     pub purged: Option<u64>,
     pub members: Vec<MemberStatus>,
     pub state_digest: Digest,
+    /// The log entry format this node writes now (1 or 2; see
+    /// [`crate::log_format`]); 0 from a version that does not say.
+    #[serde(default)]
+    pub log_format: u8,
 }
 
 struct Inner {
@@ -171,6 +208,7 @@ struct Inner {
     log: LogStore,
     client: PeerClient,
     forwarder: Forwarder,
+    formats: Arc<LogFormats>,
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
 }
@@ -223,7 +261,13 @@ impl Node {
             dir: dir.display().to_string(),
             source,
         })?;
-        let client = PeerClient::new(cfg.id, cfg.secret.clone(), Faults::default());
+        let formats = Arc::new(LogFormats::new(cfg.log_format));
+        let client = PeerClient::for_node(
+            cfg.id,
+            cfg.secret.clone(),
+            Faults::default(),
+            formats.clone(),
+        );
         let raft_config = cfg
             .raft_config()
             .validate()
@@ -257,6 +301,7 @@ impl Node {
                 log,
                 forwarder: Forwarder::start(client.clone()),
                 client,
+                formats,
                 local_addr,
                 stop,
             }),
@@ -416,8 +461,33 @@ impl Node {
     /// ([`Applied::into_sequence`] reads every answer as a sequence's).
     #[tracing::instrument(skip_all, fields(commands = cmds.len()))]
     pub async fn propose_sequence(&self, cmds: Vec<Command>) -> Result<Applied, ClusterError> {
+        if cmds.len() > 1 && self.log_format() < LogFormat::Sequences {
+            let written = one_by_one(cmds, |cmd| async { Ok((self.propose(cmd).await?, 0)) });
+            return written.await.map(|(applied, _)| applied);
+        }
         let proposal = Proposal::sequence(cmds).map_err(|_| ClusterError::EmptySequence)?;
         self.propose_entry(proposal).await
+    }
+
+    /// The log entry format this node writes now: the one it computes
+    /// while it leads, else the one its leader announced.
+    pub fn log_format(&self) -> LogFormat {
+        let leading =
+            self.inner.raft.metrics().borrow_watched().current_leader == Some(self.inner.id);
+        if leading {
+            self.inner.formats.leading()
+        } else {
+            self.inner.formats.announced()
+        }
+    }
+
+    /// The newest format this node says it reads ([`NodeConfig::log_format`]).
+    pub fn advertised_log_format(&self) -> LogFormat {
+        self.inner.formats.own()
+    }
+
+    pub(crate) fn formats(&self) -> &LogFormats {
+        &self.inner.formats
     }
 
     async fn propose_entry(&self, proposal: Proposal) -> Result<Applied, ClusterError> {
@@ -500,6 +570,17 @@ impl Node {
         &self,
         proposals: Vec<Proposal>,
     ) -> Vec<Result<Committed, ClusterError>> {
+        // A follower chose sequences from this node's last announcement,
+        // which a member running an older version may have overtaken.
+        if proposals.iter().any(|p| matches!(p, Proposal::Sequence(_)))
+            && self.inner.formats.leading() < LogFormat::Sequences
+        {
+            let mut answers = Vec::with_capacity(proposals.len());
+            for p in proposals {
+                answers.push(self.write_here_in_format(p).await);
+            }
+            return answers;
+        }
         let n = proposals.len();
         let written = match self.inner.raft.client_write_many(proposals).await {
             Ok(stream) => stream.collect::<Vec<_>>().await,
@@ -519,6 +600,22 @@ impl Node {
         // The stream ends early only when Raft stops.
         answers.resize(n, Err(ClusterError::Stopped("raft stopped".into())));
         answers
+    }
+
+    /// A forwarded proposal written here, a sequence as separate entries.
+    async fn write_here_in_format(&self, proposal: Proposal) -> Result<Committed, ClusterError> {
+        let Proposal::Sequence(cmds) = proposal else {
+            return self.write_here(proposal).await.map_err(|(e, _)| e);
+        };
+        let written = one_by_one(cmds.to_vec(), |cmd| async {
+            let c = self
+                .write_here(Proposal::new(cmd))
+                .await
+                .map_err(|(e, _)| e)?;
+            Ok((c.applied, c.index))
+        });
+        let (applied, index) = written.await?;
+        Ok(Committed { index, applied })
     }
 
     /// Writes through this node's Raft. A refusal because another node
@@ -630,6 +727,7 @@ impl Node {
     /// [`Node::status`] without hashing the engine state: what API
     /// callers asking for members and leader need. `state_digest` is zero.
     pub fn membership(&self) -> ClusterStatus {
+        let log_format = self.log_format().level();
         let m = self.inner.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -669,6 +767,7 @@ impl Node {
             purged: m.purged.map(|l| l.index),
             members,
             state_digest: Digest([0; 32]),
+            log_format,
         }
     }
 

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ClusterSecret, HEADER_NODE, now_ms};
+use crate::log_format;
 use crate::network::decode_snapshot;
 use crate::node::{AddLearner, MembershipChange, Node};
 use crate::types::{AuraRaft, Proposal, Snapshot};
@@ -90,7 +91,12 @@ async fn authenticate(
             }
             let mut req = Request::from_parts(parts, bytes.into());
             req.extensions_mut().insert(Sender(peer));
-            next.run(req).await
+            let mut response = next.run(req).await;
+            response.headers_mut().insert(
+                log_format::HEADER,
+                axum::http::HeaderValue::from(u16::from(ctx.node.formats().own().level())),
+            );
+            response
         }
         Err(e) => {
             tracing::warn!(%remote, %path, claimed_node = ?header(HEADER_NODE), error = %e, "refused unauthenticated cluster request");
@@ -125,9 +131,15 @@ fn raft_result<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Response 
     json(&r.map_err(|e| e.to_string()))
 }
 
-async fn append(State(ctx): State<Ctx>, body: Bytes) -> Response {
+async fn append(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     match parse::<AppendEntriesRequest<AuraRaft>>(&body) {
-        Ok(req) => raft_result(ctx.node.raft().append_entries(req).await),
+        Ok(req) => {
+            let format = headers.get(log_format::HEADER);
+            ctx.node
+                .formats()
+                .announce(format.and_then(|v| v.to_str().ok()));
+            raft_result(ctx.node.raft().append_entries(req).await)
+        }
         Err(e) => bad_request(e),
     }
 }

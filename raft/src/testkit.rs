@@ -49,6 +49,7 @@ pub fn node_config(
         bootstrap,
         timing: Timing::LAN,
         snapshot_every: 40,
+        log_format: crate::log_format::LogFormat::NEWEST,
     }
 }
 
@@ -100,6 +101,27 @@ pub async fn cluster(
         nodes.push(Node::start(cfg).await.expect("node starts"));
     }
     nodes
+}
+
+/// Waits until the leader has heard every member's log format and its
+/// followers have heard the leader's (panics after 20 s): a cluster just
+/// elected writes the oldest format for its first few heartbeats.
+pub async fn formats_agreed(nodes: &[Node]) {
+    let start = Instant::now();
+    let oldest = nodes.iter().map(Node::advertised_log_format).min();
+    loop {
+        let leader = leader_of(nodes).await;
+        if Some(leader.log_format()) == oldest
+            && nodes.iter().all(|n| n.log_format() == leader.log_format())
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "log formats not agreed within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The node that leads, once one does (panics after 20 s).

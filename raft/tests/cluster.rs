@@ -14,8 +14,8 @@ use aura_engine::time::Timestamp;
 use aura_raft::network::{CallError, Faults, PeerClient};
 use aura_raft::node::Role;
 use aura_raft::{
-    Applied, Bootstrap, ClusterError, ClusterSecret, Consistency, Node, NodeConfig, NodeInfo,
-    Timing,
+    Applied, Bootstrap, ClusterError, ClusterSecret, Consistency, LogFormat, Node, NodeConfig,
+    NodeInfo, Timing,
 };
 
 fn workload(missions: u32) -> Vec<Command> {
@@ -83,6 +83,7 @@ async fn three_nodes(dir: &Path, secret: &ClusterSecret) -> Vec<Node> {
 /// Three nodes, with their leader and one of its followers.
 async fn three_nodes_led(dir: &Path, secret: &ClusterSecret) -> (Vec<Node>, Node, Node) {
     let nodes = three_nodes(dir, secret).await;
+    aura_raft::testkit::formats_agreed(&nodes).await;
     let leader = aura_raft::testkit::leader_of(&nodes).await;
     let follower = nodes
         .iter()
@@ -599,6 +600,127 @@ async fn a_sequence_is_one_entry_applied_in_order_up_to_its_first_refusal() {
     assert!(matches!(one, Applied::Events(_)), "{one:?}");
     let none = leader.propose_sequence(Vec::new()).await;
     assert_eq!(none, Err(ClusterError::EmptySequence));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// A rolling upgrade: while one member says it reads one command per
+/// entry (an older version, or one held back), nobody writes sequences,
+/// and a sequence proposed anywhere is written command by command with
+/// the same answer. Once that member reads sequences, they are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sequence_is_written_until_every_member_reads_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let nodes = cluster(dir.path(), 3, &secret, |cfg| {
+        if cfg.id == 3 {
+            cfg.log_format = LogFormat::Commands;
+        }
+    })
+    .await;
+    aura_raft::testkit::formats_agreed(&nodes).await;
+    let leader = aura_raft::testkit::leader_of(&nodes).await;
+    for n in &nodes {
+        assert_eq!(n.log_format(), LogFormat::Commands, "node {}", n.id());
+        assert_eq!(n.status().log_format, 1);
+    }
+    let namespace = |t: &str, ns: &str, n: u8| {
+        let body = CommandBody::CreateNamespace {
+            namespace: ns.parse().unwrap(),
+            display_name: ns.to_owned(),
+        };
+        command(t, n, body)
+    };
+    // Proposed on every node, so that followers and leader both choose.
+    for (i, n) in nodes.iter().enumerate() {
+        let t = format!("t{i}");
+        let mut feed = n.subscribe();
+        let seq = vec![
+            create_tenant(&t, 7),
+            namespace(&t, "prod", 8),
+            namespace(&t, "prod", 9),
+            namespace(&t, "dev", 10),
+        ];
+        let answer = n.propose_sequence(seq).await.expect("committed");
+        let Applied::Sequence(applied) = answer else {
+            panic!("a sequence answered as {answer:?}");
+        };
+        assert_eq!(applied.events.len(), 2, "{applied:?}");
+        assert!(applied.refused.is_some(), "the second `prod` is refused");
+        // The tenant and the first `prod` (a refusal that is not audited
+        // publishes nothing).
+        let (first, second) = (feed.recv().await.unwrap(), feed.recv().await.unwrap());
+        assert!(
+            first.index < second.index,
+            "node {}: one entry per command, found {} and {}",
+            n.id(),
+            first.index,
+            second.index
+        );
+    }
+    // A follower that has not yet heard the leader's format may forward a
+    // sequence: the leader writes it command by command all the same.
+    let mut feed = leader.subscribe();
+    let peer = PeerClient::new(2, secret.clone(), Faults::default());
+    let forwarded = vec![
+        aura_raft::Proposal::sequence(vec![create_tenant("fwd", 13), namespace("fwd", "prod", 14)])
+            .unwrap(),
+    ];
+    let answers: Vec<Result<aura_raft::types::Committed, ClusterError>> = peer
+        .post_json(
+            None,
+            &leader.local_addr().to_string(),
+            "/cluster/propose-batch",
+            &forwarded,
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the leader answers");
+    let committed = answers[0].as_ref().expect("committed");
+    let Applied::Sequence(applied) = &committed.applied else {
+        panic!("a sequence answered as {:?}", committed.applied);
+    };
+    assert_eq!((applied.events.len(), applied.refused.is_none()), (2, true));
+    let (first, second) = (feed.recv().await.unwrap(), feed.recv().await.unwrap());
+    assert!(
+        first.index < second.index,
+        "{} {}",
+        first.index,
+        second.index
+    );
+    assert_eq!(second.index, committed.index, "the last entry's index");
+
+    caught_up(&nodes.iter().collect::<Vec<_>>(), &leader).await;
+    let digests: Vec<_> = nodes.iter().map(Node::digest).collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+
+    // Node 3 is upgraded: restarted saying it reads sequences.
+    let mut nodes = nodes;
+    let held = nodes.pop().unwrap();
+    let addr = held.local_addr();
+    held.shutdown().await;
+    let upgraded = Node::start(config(
+        3,
+        dir.path(),
+        &secret,
+        Bootstrap::Form(BTreeMap::new()),
+        addr.port(),
+    ))
+    .await
+    .unwrap();
+    nodes.push(upgraded);
+    aura_raft::testkit::formats_agreed(&nodes).await;
+    let leader = aura_raft::testkit::leader_of(&nodes).await;
+    assert_eq!(leader.log_format(), LogFormat::Sequences);
+    let mut feed = leader.subscribe();
+    let seq = vec![create_tenant("late", 11), namespace("late", "prod", 12)];
+    leader.propose_sequence(seq).await.expect("committed");
+    let (first, second) = (feed.recv().await.unwrap(), feed.recv().await.unwrap());
+    assert_eq!(
+        first.index, second.index,
+        "one entry once all read sequences"
+    );
     for n in &nodes {
         n.shutdown().await;
     }

@@ -150,6 +150,10 @@ async fn status(client: &PeerClient, addr: &str, json: bool) -> anyhow::Result<E
         idx(status.purged)
     );
     println!("state digest: {}", status.state_digest);
+    match status.log_format {
+        0 => println!("log format: not reported (an older version)"),
+        f => println!("log format written: {f}"),
+    }
     println!(
         "{:<4} {:<8} {:<14} {:<22} {:>8} {:>6}",
         "ID", "ROLE", "REGION", "ADDRESS", "MATCHED", "LAG"

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use aura_api::gateway::limits::{Limits, Rate};
-use aura_raft::{Bootstrap, ClusterSecret, Node, NodeConfig, NodeInfo, Timing};
+use aura_raft::{Bootstrap, ClusterSecret, LogFormat, Node, NodeConfig, NodeInfo, Timing};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// size (docs/replication.md).
     #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
     snapshot_every: u64,
+    /// The newest log entry format this node lets the cluster write: 2
+    /// (commands committed together in one entry) or 1, which holds the
+    /// whole cluster at one command per entry so that the nodes can still
+    /// be downgraded (docs/replication.md).
+    #[arg(long, env = "AURA_LOG_FORMAT", default_value = "2")]
+    log_format: LogFormat,
     /// Redis shared by all API nodes: the gateway's replay cache and rate
     /// limits (redis://[user:password@]host:port[/db]). Without it each
     /// node keeps its own.
@@ -186,6 +192,7 @@ impl ServeArgs {
             bootstrap,
             timing: self.timing()?,
             snapshot_every: self.snapshot_every,
+            log_format: self.log_format,
         })
     }
 }

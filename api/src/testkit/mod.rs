@@ -150,7 +150,7 @@ impl TestServer {
             })
             .await
         };
-        aura_raft::testkit::leader_of(&nodes).await;
+        aura_raft::testkit::formats_agreed(&nodes).await;
         let (url, pg_database) = match db {
             Db::Sqlite => (Store::sqlite_url(&dir), None),
             Db::Postgres => {
