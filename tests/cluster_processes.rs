@@ -73,6 +73,17 @@ async fn the_cluster_cli_shows_and_changes_membership() {
         );
     }
     assert!(out.contains("MATCHED") && out.contains("LAG"), "{out}");
+    // Every member reads sequences, so within a heartbeat or two of the
+    // election the leader writes them.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, out, _) = cluster.cli(leader, &["status"]);
+        if out.contains("log format written: 2") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Node 4 joins as a learner and is promoted.
     cluster.restart(4);
