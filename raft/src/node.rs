@@ -80,6 +80,18 @@ pub enum ClusterError {
 /// What a write Raft refused means to its proposer: `NoLeader` (with the
 /// leader, when known) for a refusal before the entry reached any log,
 /// which is safe to retry; otherwise the outcome is unknown.
+fn write_refusal(e: ClientWriteError<AuraRaft>) -> (ClusterError, Option<(NodeId, NodeInfo)>) {
+    match e {
+        ClientWriteError::ForwardToLeader(f) => {
+            (ClusterError::NoLeader, f.leader_id.zip(f.leader_node))
+        }
+        e => {
+            tracing::warn!(error = %e, "proposal outcome unknown");
+            (ClusterError::Unknown, None)
+        }
+    }
+}
+
 /// A sequence's commands written as entries of their own, one after the
 /// other up to the first refused, with the last one's log index: what a
 /// node does while not every member reads sequences ([`crate::log_format`]).
@@ -108,18 +120,6 @@ where
         }
     }
     Ok((Applied::Sequence(done), last))
-}
-
-fn write_refusal(e: ClientWriteError<AuraRaft>) -> (ClusterError, Option<(NodeId, NodeInfo)>) {
-    match e {
-        ClientWriteError::ForwardToLeader(f) => {
-            (ClusterError::NoLeader, f.leader_id.zip(f.leader_node))
-        }
-        e => {
-            tracing::warn!(error = %e, "proposal outcome unknown");
-            (ClusterError::Unknown, None)
-        }
-    }
 }
 
 /// How fresh a read must be.
@@ -459,6 +459,8 @@ impl Node {
     /// [`Node::propose`] otherwise. A sequence of one command is
     /// proposed as that command, and answered as it would be
     /// ([`Applied::into_sequence`] reads every answer as a sequence's).
+    /// While not every member reads sequences ([`Node::log_format`]), the
+    /// commands are written one entry each, with the same answer.
     #[tracing::instrument(skip_all, fields(commands = cmds.len()))]
     pub async fn propose_sequence(&self, cmds: Vec<Command>) -> Result<Applied, ClusterError> {
         if cmds.len() > 1 && self.log_format() < LogFormat::Sequences {

@@ -178,8 +178,9 @@ fn unplanned(
 }
 
 /// Plans one mission. The reasoner's exchange is recorded in the mission's
-/// working state in the same log entry as the plan it gave, so a mission
-/// whose exchange is recorded is never planned twice: its recorded plan is
+/// working state in the same log entry as the plan it gave (in entries of
+/// their own while the cluster writes no sequences), and a mission whose
+/// exchange is recorded is never planned twice: its recorded plan is
 /// submitted.
 ///
 /// A mission that waits on a model is marked PLANNING first, so that the
