@@ -113,6 +113,46 @@ async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
     assert_eq!(manual["state"], "CREATED");
 }
 
+/// While a member reads only one command per entry (mid rolling upgrade),
+/// the executor's commands go one entry each and missions still run to
+/// the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missions_run_to_the_end_while_a_member_reads_one_command_per_entry() {
+    let tool = RecordingTool::start().await;
+    let (config, _secrets) = aura_api::testkit::executor_config(2);
+    let nodes = TestServer::start_cluster_with(3, Db::Sqlite, config, |cfg| {
+        if cfg.id == 3 {
+            cfg.log_format = aura_raft::LogFormat::Commands;
+        }
+    })
+    .await;
+    let g = GovernedTenant::create(&nodes[0], "acme", &tool.url).await;
+    let mut feed = nodes[0].node.subscribe();
+    for i in 0..4 {
+        create(&g, &format!("m-{i}"), json!({"aura.executor": "builtin"})).await;
+    }
+    for i in 0..4 {
+        let m = closed(&g, &format!("m-{i}")).await;
+        assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    }
+    // What goes together in one entry otherwise: the reasoner's exchange
+    // with the plan, a call's result with its step's report.
+    let entries = entries_of(&mut feed, "m-3");
+    let has = |kinds: &Vec<String>, kind: &str| kinds.iter().any(|k| k == kind);
+    assert!(has(&entries.concat(), "step_reported"), "{entries:?}");
+    let together = |kinds: &Vec<String>| {
+        (has(kinds, "state_data_written") && has(kinds, "plan_decided"))
+            || (has(kinds, "tool_call_completed") && has(kinds, "step_reported"))
+    };
+    assert!(
+        !entries.iter().any(together),
+        "one command per entry, found {entries:?}"
+    );
+    for n in nodes.into_iter().rev() {
+        n.stop().await;
+    }
+}
+
 /// The log entries of the mission's commands that `feed` has carried so
 /// far, each as the kinds of its events.
 fn entries_of(

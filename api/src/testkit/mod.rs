@@ -129,6 +129,17 @@ impl TestServer {
     /// production deployment does. The first server owns the temporary
     /// directory and the PostgreSQL database: stop it last.
     pub async fn start_cluster(n: u64, db: Db, config: ApiConfig) -> Vec<TestServer> {
+        Self::start_cluster_with(n, db, config, |_| {}).await
+    }
+
+    /// [`TestServer::start_cluster`] with each node's engine configuration
+    /// changed by `adjust` (for `n` > 1).
+    pub async fn start_cluster_with(
+        n: u64,
+        db: Db,
+        config: ApiConfig,
+        adjust: impl Fn(&mut aura_raft::NodeConfig),
+    ) -> Vec<TestServer> {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_owned();
         // The serve default's snapshot interval, not the raft tests' tiny
@@ -147,6 +158,7 @@ impl TestServer {
         } else {
             aura_raft::testkit::cluster(&dir, n, &aura_raft::ClusterSecret::random(), |cfg| {
                 cfg.snapshot_every = 10_000;
+                adjust(cfg);
             })
             .await
         };
