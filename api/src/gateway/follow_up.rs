@@ -13,14 +13,12 @@ use aura_engine::machine::CommandBody;
 use aura_engine::mission::CallResult;
 use aura_raft::SequenceApplied;
 
-use crate::problem::Problem;
-
 type Then = Box<dyn FnOnce(&CallResult) -> Vec<CommandBody> + Send>;
 
 /// The commands to commit after a successful result, made from it.
 pub struct FollowUp {
     then: Option<Then>,
-    committed: Option<Result<SequenceApplied, Problem>>,
+    committed: Option<SequenceApplied>,
 }
 
 impl FollowUp {
@@ -41,16 +39,16 @@ impl FollowUp {
         self.then.take().map(|then| then(result))
     }
 
-    pub(super) fn record(&mut self, committed: Result<SequenceApplied, Problem>) {
+    pub(super) fn record(&mut self, committed: SequenceApplied) {
         self.committed = Some(committed);
     }
 
-    /// What became of the commands: `None` when they were not proposed
+    /// What became of the commands: `None` when they were not committed
     /// (the call failed, or its result was recorded before this request,
-    /// or recording it was refused), so they are still to do; otherwise
-    /// what each applied one produced, up to the first refused, or why
-    /// the entry's outcome is not known.
-    pub fn committed(&self) -> Option<&Result<SequenceApplied, Problem>> {
+    /// or recording it was refused or its outcome is unknown), so they are
+    /// still to do; otherwise what each applied one produced, up to the
+    /// first refused.
+    pub fn committed(&self) -> Option<&SequenceApplied> {
         self.committed.as_ref()
     }
 }

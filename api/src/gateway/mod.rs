@@ -882,10 +882,10 @@ async fn complete_then(
     let mut events = applied.events.into_iter();
     match (events.next(), applied.refused) {
         (Some(completed), refused) => {
-            follow_up.record(Ok(SequenceApplied {
+            follow_up.record(SequenceApplied {
                 events: events.collect(),
                 refused,
-            }));
+            });
             Ok(completed)
         }
         (None, Some(refused)) => Err(ProposeError::Refused(refused)),

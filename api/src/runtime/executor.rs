@@ -541,8 +541,7 @@ async fn run_steps(
         match follow_up.committed() {
             // Not proposed: the report is still to make.
             None => {}
-            Some(Err(p)) => return Err(p.detail.clone()),
-            Some(Ok(then)) => {
+            Some(then) => {
                 // `then.events` holds the report's events, then the next
                 // dispatch's or the seal's. A refused report means the
                 // lease was lost; a refused seal stops here as well.

@@ -44,9 +44,7 @@ impl ClosedForm {
             })
         })
     }
-}
 
-impl ClosedForm {
     pub(crate) fn is_kept(&self) -> bool {
         self.0.get().is_some()
     }
