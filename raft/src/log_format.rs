@@ -51,6 +51,14 @@ impl LogFormat {
         self as u8
     }
 
+    /// The level as [`HEADER`] carries it.
+    pub(crate) fn header_value(self) -> &'static str {
+        match self {
+            LogFormat::Commands => "1",
+            LogFormat::Sequences => "2",
+        }
+    }
+
     /// The format a peer announced. A level newer than this version knows
     /// still reads everything this version writes.
     fn from_level(level: u8) -> LogFormat {

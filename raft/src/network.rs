@@ -160,7 +160,7 @@ impl PeerClient {
             req = req.header(name, value);
         }
         // Only a follower's append reads it (see `log_format`).
-        req = req.header(log_format::HEADER, self.formats.leading().to_string());
+        req = req.header(log_format::HEADER, self.formats.leading().header_value());
         let resp = req
             .body(body)
             .send()

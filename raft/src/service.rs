@@ -94,7 +94,7 @@ async fn authenticate(
             let mut response = next.run(req).await;
             response.headers_mut().insert(
                 log_format::HEADER,
-                axum::http::HeaderValue::from(u16::from(ctx.node.formats().own().level())),
+                axum::http::HeaderValue::from_static(ctx.node.formats().own().header_value()),
             );
             response
         }
