@@ -395,6 +395,67 @@ fn tampered_snapshots_are_refused() {
     ));
 }
 
+/// A snapshot written by the version before the state digest took each
+/// mission by its digest (format 2, `tests/fixtures/README.md`).
+const SNAPSHOT_V2: &str = include_str!("fixtures/engine-snapshot-v2.json");
+
+#[test]
+fn format_2_snapshots_are_restored_and_checked_against_their_own_digest() {
+    let state = EngineState::restore(SNAPSHOT_V2.as_bytes()).expect("a format 2 snapshot restores");
+    let closed = |s: &EngineState| {
+        s.tenants()
+            .flat_map(|t| t.missions().values())
+            .filter(|m| m.state().is_closed())
+            .count()
+    };
+    assert!(closed(&state) > 0, "the fixture holds closed missions");
+    // Written again, it is format 3, and reads back as the same state.
+    let again = state.snapshot();
+    assert!(String::from_utf8_lossy(&again[..40]).contains("aura.engine-snapshot/3"));
+    assert!(EngineState::restore(&again).unwrap() == state);
+    // The version 2 digest still covers every mission whole.
+    let edited = SNAPSHOT_V2.replacen("Simulated mission", "Simulated missi0n", 1);
+    assert_ne!(edited, SNAPSHOT_V2);
+    assert!(matches!(
+        EngineState::restore(edited.as_bytes()),
+        Err(aura_engine::machine::SnapshotError::DigestMismatch { .. })
+    ));
+    let unknown = SNAPSHOT_V2.replacen("aura.engine-snapshot/2", "aura.engine-snapshot/9", 1);
+    assert!(matches!(
+        EngineState::restore(unknown.as_bytes()),
+        Err(aura_engine::machine::SnapshotError::Format(f)) if f == "aura.engine-snapshot/9"
+    ));
+}
+
+#[test]
+fn an_edit_to_a_closed_mission_in_a_snapshot_is_caught_through_its_digest() {
+    let mut state = EngineState::new();
+    let shape = aura_engine::sim::WorkloadShape {
+        tenants: 1,
+        missions: 6,
+        ..Default::default()
+    };
+    for cmd in aura_engine::sim::generate(5, shape) {
+        let _ = state.apply(&cmd);
+    }
+    assert!(
+        state
+            .tenants()
+            .flat_map(|t| t.missions().values())
+            .all(|m| m.state().is_closed())
+    );
+    // Twice, so the second is written from what is kept of closed missions.
+    let _ = state.snapshot();
+    let snap = String::from_utf8(state.snapshot()).unwrap();
+    assert!(EngineState::restore(snap.as_bytes()).unwrap() == state);
+    let edited = snap.replacen("Simulated mission", "Simulated missi0n", 1);
+    assert_ne!(edited, snap);
+    assert!(matches!(
+        EngineState::restore(edited.as_bytes()),
+        Err(aura_engine::machine::SnapshotError::DigestMismatch { .. })
+    ));
+}
+
 #[test]
 fn bad_definitions_are_refused_with_reasons_and_change_nothing() {
     let mut w = World::new();

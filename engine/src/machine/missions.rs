@@ -49,15 +49,21 @@ impl Deref for Missions {
     }
 }
 
-/// The map as it would be written, with closed missions written from the
-/// encodings kept of them (made now if there are none yet).
+/// In JSON, the map of missions, closed ones written from the text kept
+/// of them (made now if there is none yet). In the canonical encoding,
+/// which only the state digest reads, each mission is its digest: a
+/// closed mission's is kept, so digesting the state costs 32 bytes per
+/// closed mission rather than the mission's whole encoding, and the
+/// state digest still commits to every byte of every mission.
 impl Serialize for Missions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let human = s.is_human_readable();
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (id, m) in &self.0 {
-            match m.closed_form() {
-                Some(encoded) => map.serialize_entry(id, encoded)?,
-                None => map.serialize_entry(id, m)?,
+            match (human, m.closed_form()) {
+                (false, _) => map.serialize_entry(id, &m.digest())?,
+                (true, Some(kept)) => map.serialize_entry(id, &kept.json)?,
+                (true, None) => map.serialize_entry(id, m)?,
             }
         }
         map.end()
@@ -74,6 +80,7 @@ impl<'de> Deserialize<'de> for Missions {
 mod tests {
     use super::*;
     use crate::canonical;
+    use crate::digest::Digest;
     use crate::machine::state::EngineState;
     use crate::sim::{WorkloadShape, generate};
 
@@ -93,12 +100,15 @@ mod tests {
         t.missions.clone()
     }
 
-    /// The map written without anything kept: each mission as itself.
+    /// The map written without anything kept: each mission as itself in
+    /// JSON, and as its digest encoded afresh in the canonical encoding.
     fn plain(m: &Missions) -> (String, Vec<u8>) {
         let map: &BTreeMap<MissionId, Mission> = m;
+        let digests: BTreeMap<&MissionId, Digest> =
+            map.iter().map(|(id, m)| (id, m.digest_now())).collect();
         (
             serde_json::to_string(map).unwrap(),
-            canonical::to_bytes(map).unwrap(),
+            canonical::to_bytes(&digests).unwrap(),
         )
     }
 

@@ -13,6 +13,7 @@ pub mod rejection;
 mod saga;
 pub mod snapshot;
 pub mod state;
+mod state_digest_v2;
 mod tool_calls;
 
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};

@@ -1,13 +1,20 @@
 //! Snapshots of the whole engine state, for Raft snapshot transfer and for
 //! fast restarts. A snapshot carries the state digest it was taken at and
 //! is refused on restore if the state no longer matches it.
+//!
+//! Format 3 carries the state digest of version 3. Format 2 (the same
+//! JSON, with the version 2 digest) is still restored, so a node upgraded
+//! in place reads the snapshot it left, and a member not yet upgraded can
+//! send it one.
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::machine::state::EngineState;
+use crate::machine::state_digest_v2;
 
-pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/2";
+pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/3";
+const SNAPSHOT_FORMAT_V2: &str = "aura.engine-snapshot/2";
 
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -28,7 +35,7 @@ struct SnapshotIn {
 pub enum SnapshotError {
     #[error("snapshot is not readable: {0}")]
     Malformed(#[from] serde_json::Error),
-    #[error("snapshot format `{0}` is not {SNAPSHOT_FORMAT}")]
+    #[error("snapshot format `{0}` is neither {SNAPSHOT_FORMAT} nor {SNAPSHOT_FORMAT_V2}")]
     Format(String),
     #[error("snapshot cannot be restored: {0}")]
     Derived(String),
@@ -60,14 +67,16 @@ impl EngineState {
 
     pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
         let snap: SnapshotIn = serde_json::from_slice(bytes)?;
-        if snap.format != SNAPSHOT_FORMAT {
-            return Err(SnapshotError::Format(snap.format));
-        }
+        let digest: fn(&EngineState) -> Digest = match snap.format.as_str() {
+            SNAPSHOT_FORMAT => EngineState::digest,
+            SNAPSHOT_FORMAT_V2 => state_digest_v2::digest,
+            _ => return Err(SnapshotError::Format(snap.format)),
+        };
         let mut state = snap.state;
         for t in state.tenants.values_mut() {
             t.rebuild_derived().map_err(SnapshotError::Derived)?;
         }
-        let found = state.digest();
+        let found = digest(&state);
         if found != snap.digest {
             return Err(SnapshotError::DigestMismatch {
                 expected: snap.digest,

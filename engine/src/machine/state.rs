@@ -25,7 +25,11 @@ use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{RoutingTable, ToolSpec};
 use crate::time::Timestamp;
 
-pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/2");
+/// Version 3 commits to each mission through its digest
+/// ([`crate::machine::missions::Missions`]); version 2, which format 2
+/// snapshots carry, encoded every mission whole
+/// ([`crate::machine::state_digest_v2`]).
+pub const STATE_DOMAIN: Domain = Domain::new("aura.engine-state/3");
 
 /// Which bundles a namespace's decisions use.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

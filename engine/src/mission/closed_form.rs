@@ -1,12 +1,12 @@
 //! A closed mission's encodings, made once.
 //!
 //! A closed mission never changes again, yet every snapshot wrote it out
-//! anew: its JSON for the snapshot's body and its canonical bytes for the
-//! state digest the snapshot carries. The state only grows, so a
-//! long-running node spent more and more of each snapshot re-encoding the
-//! same closed missions (over a tenth of a busy 3-node cluster's CPU). The
-//! first snapshot after a mission closes keeps both encodings, and later
-//! snapshots copy them.
+//! anew: its JSON for the snapshot's body and its digest for the state
+//! digest the snapshot carries. The state only grows, so a long-running
+//! node spent more and more of each snapshot re-encoding the same closed
+//! missions (over a tenth of a busy 3-node cluster's CPU). The first
+//! snapshot after a mission closes keeps its JSON text and its digest, and
+//! later snapshots copy the one and hash the other's 32 bytes.
 //!
 //! This is derived data, like the subject cache: never replicated or
 //! compared, and dropped whenever the mission is handed out for change
@@ -15,10 +15,9 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::canonical::{self, Encoded};
+use crate::digest::Digest;
 use crate::mission::record::Mission;
 
 /// The encodings of a mission as it is now; filled on first use, which is
@@ -26,11 +25,11 @@ use crate::mission::record::Mission;
 #[derive(Clone, Default)]
 pub(crate) struct ClosedForm(OnceLock<Arc<Encodings>>);
 
-/// A mission's JSON text and canonical bytes, as `serde_json` and the
-/// canonical encoder write them.
+/// A mission's JSON text, as `serde_json` writes it, and its digest
+/// ([`Mission::digest`]).
 pub(crate) struct Encodings {
-    json: Box<RawValue>,
-    canonical: Box<[u8]>,
+    pub(crate) json: Box<RawValue>,
+    pub(crate) digest: Digest,
 }
 
 impl ClosedForm {
@@ -38,9 +37,7 @@ impl ClosedForm {
         self.0.get_or_init(|| {
             Arc::new(Encodings {
                 json: serde_json::value::to_raw_value(mission).expect("a mission serializes"),
-                canonical: canonical::to_bytes(mission)
-                    .expect("a mission is encodable")
-                    .into_boxed_slice(),
+                digest: mission.digest_now(),
             })
         })
     }
@@ -67,17 +64,5 @@ impl fmt::Debug for ClosedForm {
         } else {
             "ClosedForm(none)"
         })
-    }
-}
-
-/// JSON serializers get the text, the canonical encoder the bytes: the
-/// same output the mission itself gives each of them.
-impl Serialize for Encodings {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            self.json.serialize(s)
-        } else {
-            Encoded(&self.canonical).serialize(s)
-        }
     }
 }
