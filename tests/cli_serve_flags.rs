@@ -53,7 +53,7 @@ fn bad_executor_flags_are_refused_with_the_reason() {
             "--executor-lease-ms 5 is outside",
         ),
         (vec!["--secrets-dir", file], "is not a directory"),
-        (vec!["--log-format", "3"], "log format `3` is not 1"),
+        (vec!["--log-format", "4"], "log format `4` is not 1"),
     ] {
         let (ok, stderr) = serve(&flags);
         assert!(!ok, "{flags:?} was accepted");

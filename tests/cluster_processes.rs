@@ -73,12 +73,12 @@ async fn the_cluster_cli_shows_and_changes_membership() {
         );
     }
     assert!(out.contains("MATCHED") && out.contains("LAG"), "{out}");
-    // Every member reads sequences, so within a heartbeat or two of the
-    // election the leader writes them.
+    // Every member reads the newest format, so within a heartbeat or two
+    // of the election the leader writes it.
     let start = std::time::Instant::now();
     loop {
         let (_, out, _) = cluster.cli(leader, &["status"]);
-        if out.contains("log format written: 2") {
+        if out.contains("log format written: 3") {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "{out}");

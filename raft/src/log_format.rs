@@ -1,7 +1,8 @@
-//! Which forms of log entry the cluster may write.
+//! Which forms of log entry, and of snapshot, the cluster may write.
 //!
 //! A node reads every entry form that older versions wrote, but an older
-//! node cannot read a newer form: an entry it cannot read stops it. In a
+//! node cannot read a newer form: an entry it cannot read stops it, and a
+//! snapshot it cannot read leaves it behind. In a
 //! rolling upgrade the old and new versions serve side by side, so the
 //! leader writes a form only once every member has said that it reads it.
 //!
@@ -41,11 +42,15 @@ pub enum LogFormat {
     Commands = 1,
     /// Also sequences of commands in one entry ([`crate::Proposal`]).
     Sequences = 2,
+    /// Also snapshots whose state digest takes each mission by its digest
+    /// (`aura.engine-snapshot/3`). Below it a node writes its snapshots
+    /// in format 2, and a member sends one in format 2 to a peer below it.
+    MissionDigests = 3,
 }
 
 impl LogFormat {
     /// The newest format this version reads and writes.
-    pub const NEWEST: LogFormat = LogFormat::Sequences;
+    pub const NEWEST: LogFormat = LogFormat::MissionDigests;
 
     pub fn level(self) -> u8 {
         self as u8
@@ -56,16 +61,17 @@ impl LogFormat {
         match self {
             LogFormat::Commands => "1",
             LogFormat::Sequences => "2",
+            LogFormat::MissionDigests => "3",
         }
     }
 
     /// The format a peer announced. A level newer than this version knows
     /// still reads everything this version writes.
     fn from_level(level: u8) -> LogFormat {
-        if level >= LogFormat::Sequences.level() {
-            LogFormat::Sequences
-        } else {
-            LogFormat::Commands
+        match level {
+            0 | 1 => LogFormat::Commands,
+            2 => LogFormat::Sequences,
+            _ => LogFormat::MissionDigests,
         }
     }
 
@@ -85,7 +91,9 @@ impl fmt::Display for LogFormat {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("log format `{0}` is not 1 (one command per entry) or 2 (sequences too)")]
+#[error(
+    "log format `{0}` is not 1 (one command per entry), 2 (sequences too) or 3 (snapshots with mission digests too)"
+)]
 pub struct UnknownLogFormat(String);
 
 impl FromStr for LogFormat {
@@ -94,6 +102,7 @@ impl FromStr for LogFormat {
         match s.trim() {
             "1" => Ok(LogFormat::Commands),
             "2" => Ok(LogFormat::Sequences),
+            "3" => Ok(LogFormat::MissionDigests),
             other => Err(UnknownLogFormat(other.to_owned())),
         }
     }
@@ -164,6 +173,14 @@ impl LogFormats {
         }
     }
 
+    /// The format `peer` last answered with; one not heard from yet
+    /// counts as the oldest.
+    pub(crate) fn of(&self, peer: NodeId) -> LogFormat {
+        self.peers()
+            .get(&peer)
+            .map_or(LogFormat::Commands, |h| h.format)
+    }
+
     /// The format this node writes while it leads: the oldest among it and
     /// the members it sends to.
     pub(crate) fn leading(&self) -> LogFormat {
@@ -202,6 +219,9 @@ mod tests {
         assert_eq!(f.leading(), LogFormat::Commands, "3 runs an older version");
         f.heard(3, Some("7"));
         assert_eq!(f.leading(), LogFormat::Sequences, "3 runs a newer one");
+        assert_eq!(f.of(3), LogFormat::MissionDigests);
+        assert_eq!(f.of(2), LogFormat::Sequences);
+        assert_eq!(f.of(4), LogFormat::Commands, "4 is unheard");
         f.heard(9, Some("1"));
         assert_eq!(f.leading(), LogFormat::Sequences, "9 is no member");
         f.client_opened(3);
@@ -238,7 +258,8 @@ mod tests {
     fn operators_name_formats_by_number() {
         assert_eq!("1".parse::<LogFormat>().unwrap(), LogFormat::Commands);
         assert_eq!(" 2".parse::<LogFormat>().unwrap(), LogFormat::Sequences);
-        let e = "3".parse::<LogFormat>().unwrap_err().to_string();
-        assert!(e.contains("`3`"), "{e}");
+        assert_eq!("3".parse::<LogFormat>().unwrap(), LogFormat::MissionDigests);
+        let e = "4".parse::<LogFormat>().unwrap_err().to_string();
+        assert!(e.contains("`4`"), "{e}");
     }
 }

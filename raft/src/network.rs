@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aura_engine::machine::EngineState;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -345,7 +346,21 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<AuraRaft>, StreamingError<AuraRaft>> {
-        let body = encode_snapshot(&vote, &snapshot.meta, &snapshot.snapshot);
+        let converted;
+        let data: &[u8] = if self.client.formats.of(self.target) < LogFormat::MissionDigests {
+            // A member that reads no newer format gets the one it reads.
+            let data = snapshot.snapshot.clone();
+            converted = tokio::task::spawn_blocking(move || {
+                EngineState::snapshot_as_format_2(&data).map(|s| s.into_owned())
+            })
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            &converted
+        } else {
+            &snapshot.snapshot
+        };
+        let body = encode_snapshot(&vote, &snapshot.meta, data);
         let send = self.client.post_bytes(
             Some(self.target),
             &self.addr,

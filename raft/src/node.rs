@@ -257,10 +257,11 @@ impl Node {
                 "raft log had a torn tail from a crash; cut it"
             );
         }
-        let store = EngineStore::open(&dir).map_err(|source| StartError::StateMachine {
-            dir: dir.display().to_string(),
-            source,
-        })?;
+        let store =
+            EngineStore::open(&dir, cfg.log_format).map_err(|source| StartError::StateMachine {
+                dir: dir.display().to_string(),
+                source,
+            })?;
         let formats = Arc::new(LogFormats::new(cfg.log_format));
         let client = PeerClient::for_node(
             cfg.id,

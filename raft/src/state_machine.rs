@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::log_file::sync_dir;
+use crate::log_format::LogFormat;
 use crate::types::{
     Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotData, SnapshotMeta,
     StoredMembership,
@@ -58,6 +59,8 @@ struct Shared {
     stats: AppliedStats,
     snapshots: SnapshotStats,
     feed: broadcast::Sender<Arc<FeedItem>>,
+    /// Snapshots are built in engine snapshot format 2 ([`LogFormat`]).
+    snapshots_in_format_2: bool,
 }
 
 /// What one applied command did, as live subscribers see it. Every node
@@ -139,7 +142,9 @@ struct Header {
 
 impl EngineStore {
     /// Opens the state machine in `dir`, restoring the latest snapshot.
-    pub fn open(dir: &Path) -> io::Result<EngineStore> {
+    /// It builds snapshots in the newest form `format` allows, so that a
+    /// node held at an older format can still be downgraded.
+    pub fn open(dir: &Path, format: LogFormat) -> io::Result<EngineStore> {
         std::fs::create_dir_all(dir)?;
         let mut current = Current::default();
         let mut stored = None;
@@ -161,6 +166,7 @@ impl EngineStore {
                 stats: AppliedStats::default(),
                 snapshots: SnapshotStats::default(),
                 feed: broadcast::channel(FEED_CAPACITY).0,
+                snapshots_in_format_2: format < LogFormat::MissionDigests,
             }),
         })
     }
@@ -362,7 +368,11 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
                     last_log_id: c.last_applied,
                     last_membership: c.membership.clone(),
                 },
-                Arc::new(c.engine.snapshot_with_capacity(capacity)),
+                Arc::new(if self.shared.snapshots_in_format_2 {
+                    c.engine.snapshot_in_format_2()
+                } else {
+                    c.engine.snapshot_with_capacity(capacity)
+                }),
             )
         };
         let store = self.clone();

@@ -286,6 +286,72 @@ async fn a_lagging_learner_catches_up_through_a_snapshot() {
     }
 }
 
+/// The engine snapshot format in node `id`'s `snapshot.bin`, whose body
+/// begins `{"format":"aura.engine-snapshot/N",`.
+fn snapshot_format(dir: &Path, id: u64) -> String {
+    let bytes = std::fs::read(dir.join(format!("node-{id}/raft/snapshot.bin"))).unwrap();
+    let body = &bytes[bytes.iter().position(|b| *b == b'\n').unwrap() + 1..];
+    let head = &body[..body.iter().position(|b| *b == b',').unwrap()];
+    String::from_utf8_lossy(head)
+        .split('"')
+        .nth(3)
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_held_at_an_older_format_gets_and_builds_snapshots_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let nodes = three_nodes(dir.path(), &secret).await;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = leader_of(&all).await;
+    propose_all(&leader, &workload(40)).await;
+    assert!(leader.status().purged.is_some_and(|p| p > 1));
+    assert_eq!(
+        snapshot_format(dir.path(), leader.id()),
+        "aura.engine-snapshot/3"
+    );
+
+    // A learner held at format 2, as a version before format 3 would be.
+    let mut cfg = config(
+        4,
+        dir.path(),
+        &secret,
+        Bootstrap::Join(leader.local_addr().to_string()),
+        free_port(),
+    );
+    cfg.log_format = LogFormat::Sequences;
+    let learner = Node::start(cfg).await.unwrap();
+    let applied = leader.status().applied;
+    wait_for(
+        "the learner to catch up",
+        Duration::from_secs(30),
+        async || (learner.status().applied >= applied).then_some(()),
+    )
+    .await;
+    let installed = learner.status().snapshot.expect("a snapshot was installed");
+    assert_eq!(snapshot_format(dir.path(), 4), "aura.engine-snapshot/2");
+    assert_eq!(learner.digest(), leader.digest());
+
+    // The snapshots it builds itself are format 2 too.
+    propose_all(&leader, &workload(40)).await;
+    wait_for(
+        "the learner's own snapshot",
+        Duration::from_secs(30),
+        async || (learner.status().snapshot > Some(installed)).then_some(()),
+    )
+    .await;
+    assert_eq!(snapshot_format(dir.path(), 4), "aura.engine-snapshot/2");
+    assert_eq!(
+        snapshot_format(dir.path(), leader.id()),
+        "aura.engine-snapshot/3"
+    );
+    for n in nodes.iter().chain([&learner]) {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_the_wrong_secret_can_neither_join_nor_send_rpcs() {
     let dir = tempfile::tempdir().unwrap();
@@ -712,7 +778,7 @@ async fn no_sequence_is_written_until_every_member_reads_sequences() {
     nodes.push(upgraded);
     aura_raft::testkit::formats_agreed(&nodes).await;
     let leader = aura_raft::testkit::leader_of(&nodes).await;
-    assert_eq!(leader.log_format(), LogFormat::Sequences);
+    assert_eq!(leader.log_format(), LogFormat::NEWEST);
     let mut feed = leader.subscribe();
     let seq = vec![create_tenant("late", 11), namespace("late", "prod", 12)];
     leader.propose_sequence(seq).await.expect("committed");

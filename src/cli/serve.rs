@@ -80,11 +80,12 @@ pub struct ServeArgs {
     /// size (docs/replication.md).
     #[arg(long, env = "AURA_SNAPSHOT_EVERY", default_value_t = 10_000)]
     snapshot_every: u64,
-    /// The newest log entry format this node lets the cluster write: 2
-    /// (commands committed together in one entry) or 1, which holds the
-    /// whole cluster at one command per entry so that the nodes can still
-    /// be downgraded (docs/replication.md).
-    #[arg(long, env = "AURA_LOG_FORMAT", default_value = "2")]
+    /// The newest log entry and snapshot format this node lets the
+    /// cluster write: 3 (snapshots whose state digest takes missions by
+    /// their digests), 2 (commands committed together in one entry) or 1
+    /// (one command per entry). An older one holds the whole cluster at it
+    /// so that the nodes can still be downgraded (docs/replication.md).
+    #[arg(long, env = "AURA_LOG_FORMAT", default_value = "3")]
     log_format: LogFormat,
     /// Redis shared by all API nodes: the gateway's replay cache and rate
     /// limits (redis://[user:password@]host:port[/db]). Without it each

@@ -5,7 +5,9 @@
 //! Format 3 carries the state digest of version 3. Format 2 (the same
 //! JSON, with the version 2 digest) is still restored, so a node upgraded
 //! in place reads the snapshot it left, and a member not yet upgraded can
-//! send it one.
+//! send it one; and still written, for members that read no newer one.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,9 @@ use crate::machine::state_digest_v2;
 
 pub const SNAPSHOT_FORMAT: &str = "aura.engine-snapshot/3";
 const SNAPSHOT_FORMAT_V2: &str = "aura.engine-snapshot/2";
+
+/// How every snapshot this version writes in format 2 begins.
+const FORMAT_2_START: &[u8] = br#"{"format":"aura.engine-snapshot/2""#;
 
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -52,17 +57,39 @@ impl EngineState {
     /// a snapshot is the whole state, and growing its buffer from empty
     /// copies it over and over into fresh pages.
     pub fn snapshot_with_capacity(&self, capacity: usize) -> Vec<u8> {
+        self.write_snapshot(capacity, SNAPSHOT_FORMAT, self.digest())
+    }
+
+    /// The snapshot in format 2, which versions before format 3 read; it
+    /// costs the version 2 digest, which encodes every mission whole.
+    pub fn snapshot_in_format_2(&self) -> Vec<u8> {
+        self.write_snapshot(0, SNAPSHOT_FORMAT_V2, state_digest_v2::digest(self))
+    }
+
+    fn write_snapshot(&self, capacity: usize, format: &'static str, digest: Digest) -> Vec<u8> {
         let mut out = Vec::with_capacity(capacity);
         serde_json::to_writer(
             &mut out,
             &SnapshotOut {
-                format: SNAPSHOT_FORMAT,
-                digest: self.digest(),
+                format,
+                digest,
                 state: self,
             },
         )
         .expect("engine state serializes");
         out
+    }
+
+    /// `snapshot` in format 2, for a member whose version reads no newer
+    /// one: as it is if it already is, else restored (and so checked) and
+    /// written again.
+    pub fn snapshot_as_format_2(snapshot: &[u8]) -> Result<Cow<'_, [u8]>, SnapshotError> {
+        if snapshot.starts_with(FORMAT_2_START) {
+            return Ok(Cow::Borrowed(snapshot));
+        }
+        Ok(Cow::Owned(
+            EngineState::restore(snapshot)?.snapshot_in_format_2(),
+        ))
     }
 
     pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
