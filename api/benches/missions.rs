@@ -58,21 +58,32 @@ async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> Gove
 }
 
 /// Log entries the first node has applied so far, the commands in them
-/// (an executor commits some together), and how many it refused.
-fn applied(nodes: &[TestServer]) -> [u64; 3] {
+/// (an executor commits some together), how many it refused, and the
+/// snapshots it built, their bytes and the bytes written for them.
+fn applied(nodes: &[TestServer]) -> [u64; 6] {
     let stats = nodes[0].node.applied_stats();
-    [&stats.entries, &stats.commands, &stats.refused].map(|n| n.load(Ordering::Relaxed))
+    let snapshots = nodes[0].node.snapshot_stats();
+    [
+        &stats.entries,
+        &stats.commands,
+        &stats.refused,
+        &snapshots.built,
+        &snapshots.bytes,
+        &snapshots.written,
+    ]
+    .map(|n| n.load(Ordering::Relaxed))
 }
 
 /// Creates `missions` missions from `clients` clients, round-robin over
 /// the nodes, and waits until all are closed; missions per second, and
-/// the entries, commands and refusals per mission meanwhile.
+/// the entries, commands, refusals and snapshot bytes per mission
+/// meanwhile.
 async fn run(
     nodes: &[TestServer],
     g: &GovernedTenant,
     missions: usize,
     clients: usize,
-) -> (f64, [f64; 3]) {
+) -> (f64, [f64; 6]) {
     let tenant: TenantId = g.tenant.parse().expect("tenant id");
     let before = applied(nodes);
     let next = Arc::new(AtomicUsize::new(0));
@@ -141,7 +152,7 @@ async fn run(
     let rate = missions as f64 / start.elapsed().as_secs_f64();
     let after = applied(nodes);
     let per = |i: usize| (after[i] - before[i]) as f64 / missions as f64;
-    (rate, [0, 1, 2].map(per))
+    (rate, [0, 1, 2, 3, 4, 5].map(per))
 }
 
 fn main() {
@@ -160,12 +171,19 @@ fn main() {
         println!(
             "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
-        let ((r1, [e1, c1, x1]), (r3, [e3, c3, x3])) = (r1, r3);
+        let ((r1, [e1, c1, x1, n1, s1, w1]), (r3, [e3, c3, x3, n3, s3, w3])) = (r1, r3);
+        let m = missions as f64;
         println!(
-            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused)"
+            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written",
+            n1 * m,
+            s1 / 1024.0,
+            w1 / 1024.0
         );
         println!(
-            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused)   ({:.2}x of 1 node)",
+            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written   ({:.2}x of 1 node)",
+            n3 * m,
+            s3 / 1024.0,
+            w3 / 1024.0,
             r3 / r1
         );
         println!("  tool calls seen: {}", tool.calls().len());

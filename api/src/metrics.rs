@@ -169,6 +169,12 @@ impl Metrics {
             "Bytes serialized into those snapshots.",
             &snapshots.bytes,
         );
+        counter(
+            &mut out,
+            "aura_raft_snapshot_bytes_written_total",
+            "Bytes written to disk for snapshots built or installed (a sealed audit segment is written once).",
+            &snapshots.written,
+        );
         out.push_str("# HELP aura_policy_decisions_total Policy decisions applied, by outcome.\n");
         out.push_str("# TYPE aura_policy_decisions_total counter\n");
         for (i, outcome) in ["permit", "escalate", "deny"].iter().enumerate() {

@@ -9,7 +9,8 @@
 //!   checksummed records, acknowledged only after `fdatasync`, with group
 //!   commit.
 //! - [`state_machine`]: the engine state and its snapshots;
-//!   [`snapshot_schedule`]: when to build one.
+//!   [`snapshot_schedule`]: when to build one; [`snapshot_file`]: the
+//!   latest on disk, sealed audit segments written once.
 //! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
 //!   authenticated with an HMAC under the cluster secret.
 //! - [`config`], [`node`]: starting a node and the client path (propose,
@@ -27,6 +28,7 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod service;
+pub mod snapshot_file;
 pub mod snapshot_schedule;
 pub mod state_machine;
 pub mod testkit;

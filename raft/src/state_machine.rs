@@ -3,40 +3,37 @@
 //!
 //! The log is the source of truth and the engine state is derived from it.
 //! What is persisted of the state is the latest snapshot (in the engine's
-//! own snapshot format, which carries and checks the state digest); on
+//! own snapshot format, which carries and checks the state digest; on disk
+//! as [`crate::snapshot_file`] lays it out); on
 //! start the node loads it and openraft re-applies the committed entries
 //! that follow it. Applying is deterministic, so every replica and every
 //! restart arrives at the same digest.
 
 use std::borrow::Cow;
 use std::fmt::Debug;
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
 use aura_engine::ids::{MissionId, TenantId};
+use aura_engine::machine::snapshot_pieces::SnapshotPiece;
 use aura_engine::machine::{Command, EngineState, Event, Rejection};
 use aura_engine::time::Timestamp;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::log_file::sync_dir;
 use crate::log_format::LogFormat;
+use crate::snapshot_file::SnapshotFiles;
 use crate::types::{
     Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotData, SnapshotMeta,
     StoredMembership,
 };
-
-const SNAPSHOT_FILE: &str = "snapshot.bin";
-const SNAPSHOT_FORMAT: &str = "aura.raft-snapshot/1";
 
 #[derive(Debug, Default)]
 struct Current {
@@ -53,7 +50,7 @@ struct Stored {
 
 #[derive(Debug)]
 struct Shared {
-    dir: PathBuf,
+    files: SnapshotFiles,
     current: RwLock<Current>,
     snapshot: Mutex<Option<Stored>>,
     stats: AppliedStats,
@@ -124,20 +121,16 @@ pub struct SnapshotStats {
     pub built: AtomicU64,
     /// Bytes serialized into them, in all.
     pub bytes: AtomicU64,
+    /// Bytes written to disk for them and for snapshots installed: less
+    /// than serialized, as a sealed audit segment is written once
+    /// ([`crate::snapshot_file`]).
+    pub written: AtomicU64,
 }
 
 /// The engine as a Raft state machine. Cheap to clone; clones share state.
 #[derive(Clone, Debug)]
 pub struct EngineStore {
     shared: Arc<Shared>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Header {
-    format: String,
-    meta: SnapshotMeta,
-    len: u64,
-    sha256: String,
 }
 
 impl EngineStore {
@@ -148,7 +141,8 @@ impl EngineStore {
         std::fs::create_dir_all(dir)?;
         let mut current = Current::default();
         let mut stored = None;
-        if let Some((meta, data)) = read_snapshot(&dir.join(SNAPSHOT_FILE))? {
+        let (files, found) = SnapshotFiles::open(dir)?;
+        if let Some((meta, data)) = found {
             current.engine = EngineState::restore(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             current.last_applied = meta.last_log_id;
@@ -160,7 +154,7 @@ impl EngineStore {
         }
         Ok(EngineStore {
             shared: Arc::new(Shared {
-                dir: dir.to_owned(),
+                files,
                 current: RwLock::new(current),
                 snapshot: Mutex::new(stored),
                 stats: AppliedStats::default(),
@@ -266,8 +260,23 @@ impl EngineStore {
             .map_or(0, |s| s.data.len() as u64)
     }
 
-    fn store_snapshot(&self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
-        write_snapshot(&self.shared.dir.join(SNAPSHOT_FILE), &meta, &data)?;
+    /// Writes a snapshot, in `pieces` if it was built here, and keeps it
+    /// as the latest.
+    fn store_snapshot(
+        &self,
+        meta: SnapshotMeta,
+        data: Arc<Vec<u8>>,
+        pieces: Option<Vec<SnapshotPiece>>,
+    ) -> io::Result<()> {
+        let files = &self.shared.files;
+        let written = match &pieces {
+            Some(pieces) => files.write_pieces(&meta, pieces)?,
+            None => files.write_whole(&meta, &data)?,
+        };
+        self.shared
+            .snapshots
+            .written
+            .fetch_add(written.bytes, Relaxed);
         *self
             .shared
             .snapshot
@@ -275,58 +284,6 @@ impl EngineStore {
             .unwrap_or_else(|e| e.into_inner()) = Some(Stored { meta, data });
         Ok(())
     }
-}
-
-fn read_snapshot(path: &Path) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let invalid = |why: String| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {why}", path.display()),
-        )
-    };
-    let nl = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or_else(|| invalid("no snapshot header".into()))?;
-    let header: Header = serde_json::from_slice(&bytes[..nl])
-        .map_err(|e| invalid(format!("bad snapshot header: {e}")))?;
-    if header.format != SNAPSHOT_FORMAT {
-        return Err(invalid(format!(
-            "snapshot format `{}` is not {SNAPSHOT_FORMAT}",
-            header.format
-        )));
-    }
-    let data = bytes[nl + 1..].to_vec();
-    if data.len() as u64 != header.len || Digest::of(&data).to_hex() != header.sha256 {
-        return Err(invalid("snapshot body does not match its header".into()));
-    }
-    Ok(Some((header.meta, data)))
-}
-
-/// Written to a temporary file and renamed over the old one, so a crash
-/// leaves the old snapshot or the new one, never half of either.
-fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-    let header = Header {
-        format: SNAPSHOT_FORMAT.into(),
-        meta: meta.clone(),
-        len: data.len() as u64,
-        sha256: Digest::of(data).to_hex(),
-    };
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &header)?;
-        f.write_all(b"\n")?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(path)
 }
 
 /// Applies one entry's commands in order; a sequence stops at its first
@@ -357,27 +314,35 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // The state only grows: room for the last snapshot and an eighth
-        // more is nearly always enough.
-        let last = usize::try_from(self.snapshot_bytes()).unwrap_or(0);
-        let capacity = last.saturating_add(last / 8);
-        let (meta, data) = {
+        let (meta, built) = {
             let c = self.current();
-            (
-                SnapshotMeta {
-                    last_log_id: c.last_applied,
-                    last_membership: c.membership.clone(),
-                },
-                Arc::new(if self.shared.snapshots_in_format_2 {
-                    c.engine.snapshot_in_format_2()
-                } else {
-                    c.engine.snapshot_with_capacity(capacity)
-                }),
-            )
+            let meta = SnapshotMeta {
+                last_log_id: c.last_applied,
+                last_membership: c.membership.clone(),
+            };
+            // Pieces share the sealed audit segments with the state, so
+            // the state is read-locked only while the rest is written.
+            let built = if self.shared.snapshots_in_format_2 {
+                Err(c.engine.snapshot_in_format_2())
+            } else {
+                Ok(c.engine.snapshot_pieces())
+            };
+            (meta, built)
+        };
+        let (data, pieces) = match built {
+            Ok(pieces) => {
+                let len = pieces.iter().map(|p| p.bytes().len()).sum();
+                let mut data = Vec::with_capacity(len);
+                for p in &pieces {
+                    data.extend_from_slice(p.bytes());
+                }
+                (Arc::new(data), Some(pieces))
+            }
+            Err(whole) => (Arc::new(whole), None),
         };
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d, pieces))
             .await
             .map_err(io::Error::other)??;
         let stats = self.snapshot_stats();
@@ -455,7 +420,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         let data = snapshot;
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d, None))
             .await
             .map_err(io::Error::other)??;
         let mut c = self.current_mut();

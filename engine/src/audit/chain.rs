@@ -179,6 +179,11 @@ impl Default for AuditLog {
 }
 
 impl AuditLog {
+    /// The sealed segments, oldest first.
+    pub fn sealed(&self) -> &[SealedSegment] {
+        &self.sealed
+    }
+
     pub fn len(&self) -> u64 {
         (self.sealed.len() * SEGMENT_LEN + self.open.len()) as u64
     }

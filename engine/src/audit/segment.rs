@@ -115,6 +115,11 @@ impl SealedSegment {
         &self.entries
     }
 
+    /// The JSON array of the segment's records, as snapshots carry it.
+    pub fn body(&self) -> &Arc<RawValue> {
+        &self.body
+    }
+
     /// The segment's records, decoded from its body.
     pub fn records(&self) -> Vec<AuditRecord> {
         // The body was written by `seal` from records of this type.

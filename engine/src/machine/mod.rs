@@ -12,6 +12,7 @@ pub mod missions;
 pub mod rejection;
 mod saga;
 pub mod snapshot;
+pub mod snapshot_pieces;
 pub mod state;
 mod state_digest_v2;
 mod tool_calls;

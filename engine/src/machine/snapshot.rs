@@ -68,8 +68,18 @@ impl EngineState {
 
     fn write_snapshot(&self, capacity: usize, format: &'static str, digest: Digest) -> Vec<u8> {
         let mut out = Vec::with_capacity(capacity);
+        self.write_snapshot_as(&mut out, format, digest);
+        out
+    }
+
+    /// The snapshot, into `out`.
+    pub(crate) fn write_snapshot_to(&self, out: impl std::io::Write) {
+        self.write_snapshot_as(out, SNAPSHOT_FORMAT, self.digest());
+    }
+
+    fn write_snapshot_as(&self, out: impl std::io::Write, format: &'static str, digest: Digest) {
         serde_json::to_writer(
-            &mut out,
+            out,
             &SnapshotOut {
                 format,
                 digest,
@@ -77,7 +87,6 @@ impl EngineState {
             },
         )
         .expect("engine state serializes");
-        out
     }
 
     /// `snapshot` in format 2, for a member whose version reads no newer
