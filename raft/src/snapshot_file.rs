@@ -80,7 +80,9 @@ struct SegmentFile {
 pub(crate) struct SnapshotFiles {
     dir: PathBuf,
     /// The segment files the snapshot on disk names: those a new snapshot
-    /// need not write again.
+    /// need not write again. Held for the whole of a write, so that a
+    /// snapshot installed while another is being written cannot remove
+    /// the segment files the other names.
     on_disk: Mutex<BTreeMap<String, SegmentFile>>,
 }
 
@@ -214,7 +216,8 @@ impl SnapshotFiles {
             sha256: Digest::of(body).to_hex(),
             pieces: Vec::new(),
         };
-        let written = self.write_file(&header, &[body])?;
+        let mut on_disk = self.on_disk();
+        let written = self.write_file(&mut on_disk, &header, &[body])?;
         Ok(Written {
             bytes: written,
             segment_files: 0,
@@ -229,7 +232,7 @@ impl SnapshotFiles {
         pieces: &[SnapshotPiece],
     ) -> io::Result<Written> {
         let mut written = Written::default();
-        let known = self.on_disk().clone();
+        let mut on_disk = self.on_disk();
         let mut entries = Vec::with_capacity(pieces.len());
         let mut bytes: Vec<&[u8]> = Vec::new();
         let mut new_segments = false;
@@ -242,7 +245,7 @@ impl SnapshotFiles {
                     bytes.push(b);
                 }
                 SnapshotPiece::Segment(s) => {
-                    let file = match known.get(s.name()) {
+                    let file = match on_disk.get(s.name()) {
                         Some(file) => file.clone(),
                         None => {
                             if !new_segments {
@@ -279,13 +282,18 @@ impl SnapshotFiles {
             sha256: hex(sha.finalize().into()),
             pieces: entries,
         };
-        written.bytes += self.write_file(&header, &bytes)?;
+        written.bytes += self.write_file(&mut on_disk, &header, &bytes)?;
         Ok(written)
     }
 
     /// Puts `snapshot.bin` in place, then removes the segment files it
     /// does not name.
-    fn write_file(&self, header: &Header, bytes: &[&[u8]]) -> io::Result<u64> {
+    fn write_file(
+        &self,
+        on_disk: &mut BTreeMap<String, SegmentFile>,
+        header: &Header,
+        bytes: &[&[u8]],
+    ) -> io::Result<u64> {
         let mut head = serde_json::to_vec(header)?;
         head.push(b'\n');
         let mut parts = vec![head.as_slice()];
@@ -294,7 +302,7 @@ impl SnapshotFiles {
         sync_dir(&self.path())?;
         let segments = segments_of(&header.pieces);
         self.remove_segments_but(&segments);
-        *self.on_disk() = segments;
+        *on_disk = segments;
         Ok(parts.iter().map(|p| p.len() as u64).sum())
     }
 
