@@ -446,14 +446,20 @@ mod tests {
         assert_eq!(w.segment_files, after as u64);
     }
 
-    #[test]
-    fn a_damaged_or_missing_segment_file_is_named() {
+    /// A snapshot of [`workload`]'s first half, written in pieces.
+    fn written() -> (tempfile::TempDir, EngineState, SnapshotFiles) {
         let dir = tempfile::tempdir().unwrap();
         let (state, _) = workload();
         let (files, _) = SnapshotFiles::open(dir.path()).unwrap();
         files
             .write_pieces(&meta(), &state.snapshot_pieces())
             .unwrap();
+        (dir, state, files)
+    }
+
+    #[test]
+    fn a_damaged_or_missing_segment_file_is_named() {
+        let (dir, _, _) = written();
         let segment = std::fs::read_dir(dir.path().join(SEGMENTS))
             .unwrap()
             .next()
@@ -476,12 +482,7 @@ mod tests {
 
     #[test]
     fn a_leftover_segment_file_is_removed_by_the_next_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = workload();
-        let (files, _) = SnapshotFiles::open(dir.path()).unwrap();
-        files
-            .write_pieces(&meta(), &state.snapshot_pieces())
-            .unwrap();
+        let (dir, state, files) = written();
         let n = segment_files(dir.path());
         // As a crash between a segment file and `snapshot.bin` leaves.
         let stray = dir.path().join(SEGMENTS).join("other.0.x.json");

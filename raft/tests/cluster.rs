@@ -226,11 +226,10 @@ async fn a_cut_off_node_cannot_commit_and_catches_up_after_healing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_learner_catches_up_through_a_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = ClusterSecret::random();
-    let nodes = three_nodes(dir.path(), &secret).await;
+/// Three nodes whose leader has purged its log behind a snapshot, so a
+/// node joining now can only catch up through one; and that leader.
+async fn three_nodes_past_a_snapshot(dir: &Path, secret: &ClusterSecret) -> (Vec<Node>, Node) {
+    let nodes = three_nodes(dir, secret).await;
     let all: Vec<&Node> = nodes.iter().collect();
     let leader = leader_of(&all).await;
     propose_all(&leader, &workload(40)).await;
@@ -239,6 +238,16 @@ async fn a_lagging_learner_catches_up_through_a_snapshot() {
         status.purged.is_some_and(|p| p > 1),
         "the leader should have purged its log behind a snapshot: {status:?}"
     );
+    (nodes, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_learner_catches_up_through_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let (nodes, leader) = three_nodes_past_a_snapshot(dir.path(), &secret).await;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let status = leader.status();
 
     let port = free_port();
     let learner = Node::start(config(
@@ -303,11 +312,7 @@ fn snapshot_format(dir: &Path, id: u64) -> String {
 async fn a_member_held_at_an_older_format_gets_and_builds_snapshots_it_reads() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
-    let nodes = three_nodes(dir.path(), &secret).await;
-    let all: Vec<&Node> = nodes.iter().collect();
-    let leader = leader_of(&all).await;
-    propose_all(&leader, &workload(40)).await;
-    assert!(leader.status().purged.is_some_and(|p| p > 1));
+    let (nodes, leader) = three_nodes_past_a_snapshot(dir.path(), &secret).await;
     assert_eq!(
         snapshot_format(dir.path(), leader.id()),
         "aura.engine-snapshot/3"
