@@ -346,21 +346,21 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<AuraRaft>, StreamingError<AuraRaft>> {
-        let converted;
-        let data: &[u8] = if self.client.formats.of(self.target) < LogFormat::MissionDigests {
-            // A member that reads no newer format gets the one it reads.
-            let data = snapshot.snapshot.clone();
-            converted = tokio::task::spawn_blocking(move || {
-                EngineState::snapshot_as_format_2(&data).map(|s| s.into_owned())
-            })
-            .await
-            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
-            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-            &converted
-        } else {
-            &snapshot.snapshot
-        };
-        let body = encode_snapshot(&vote, &snapshot.meta, data);
+        let older = self.client.formats.of(self.target) < LogFormat::MissionDigests;
+        let data = snapshot.snapshot.clone();
+        let body = tokio::task::spawn_blocking(move || {
+            let bytes = data.to_bytes();
+            if older {
+                // A member that reads no newer format gets the one it reads.
+                EngineState::snapshot_as_format_2(&bytes)
+                    .map(|b| encode_snapshot(&vote, &snapshot.meta, &b))
+            } else {
+                Ok(encode_snapshot(&vote, &snapshot.meta, &bytes))
+            }
+        })
+        .await
+        .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
+        .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let send = self.client.post_bytes(
             Some(self.target),
             &self.addr,

@@ -170,7 +170,7 @@ async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
     }
     let snap = Snapshot {
         meta,
-        snapshot: std::sync::Arc::new(data),
+        snapshot: std::sync::Arc::new(crate::types::SnapshotBody::Whole(data)),
     };
     raft_result(ctx.node.raft().install_full_snapshot(vote, snap).await)
 }

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
 use aura_engine::ids::{MissionId, TenantId};
-use aura_engine::machine::snapshot_pieces::SnapshotPiece;
 use aura_engine::machine::{Command, EngineState, Event, Rejection};
 use aura_engine::time::Timestamp;
 use futures_util::StreamExt;
@@ -31,8 +30,8 @@ use tokio::sync::broadcast;
 use crate::log_format::LogFormat;
 use crate::snapshot_file::SnapshotFiles;
 use crate::types::{
-    Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotData, SnapshotMeta,
-    StoredMembership,
+    Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotBody, SnapshotData,
+    SnapshotMeta, StoredMembership,
 };
 
 #[derive(Debug, Default)]
@@ -45,7 +44,7 @@ struct Current {
 #[derive(Clone, Debug)]
 struct Stored {
     meta: SnapshotMeta,
-    data: Arc<Vec<u8>>,
+    data: SnapshotData,
 }
 
 #[derive(Debug)]
@@ -149,7 +148,7 @@ impl EngineStore {
             current.membership = meta.last_membership.clone();
             stored = Some(Stored {
                 meta,
-                data: Arc::new(data),
+                data: Arc::new(SnapshotBody::Whole(data)),
             });
         }
         Ok(EngineStore {
@@ -262,16 +261,11 @@ impl EngineStore {
 
     /// Writes a snapshot, in `pieces` if it was built here, and keeps it
     /// as the latest.
-    fn store_snapshot(
-        &self,
-        meta: SnapshotMeta,
-        data: Arc<Vec<u8>>,
-        pieces: Option<Vec<SnapshotPiece>>,
-    ) -> io::Result<()> {
+    fn store_snapshot(&self, meta: SnapshotMeta, data: SnapshotData) -> io::Result<()> {
         let files = &self.shared.files;
-        let written = match &pieces {
-            Some(pieces) => files.write_pieces(&meta, pieces)?,
-            None => files.write_whole(&meta, &data)?,
+        let written = match &*data {
+            SnapshotBody::Pieces(pieces) => files.write_pieces(&meta, pieces)?,
+            SnapshotBody::Whole(bytes) => files.write_whole(&meta, bytes)?,
         };
         self.shared
             .snapshots
@@ -314,35 +308,24 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (meta, built) = {
+        let (meta, data) = {
             let c = self.current();
             let meta = SnapshotMeta {
                 last_log_id: c.last_applied,
                 last_membership: c.membership.clone(),
             };
             // Pieces share the sealed audit segments with the state, so
-            // the state is read-locked only while the rest is written.
+            // they are neither copied nor kept twice.
             let built = if self.shared.snapshots_in_format_2 {
-                Err(c.engine.snapshot_in_format_2())
+                SnapshotBody::Whole(c.engine.snapshot_in_format_2())
             } else {
-                Ok(c.engine.snapshot_pieces())
+                SnapshotBody::Pieces(c.engine.snapshot_pieces())
             };
-            (meta, built)
-        };
-        let (data, pieces) = match built {
-            Ok(pieces) => {
-                let len = pieces.iter().map(|p| p.bytes().len()).sum();
-                let mut data = Vec::with_capacity(len);
-                for p in &pieces {
-                    data.extend_from_slice(p.bytes());
-                }
-                (Arc::new(data), Some(pieces))
-            }
-            Err(whole) => (Arc::new(whole), None),
+            (meta, Arc::new(built))
         };
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d, pieces))
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
             .await
             .map_err(io::Error::other)??;
         let stats = self.snapshot_stats();
@@ -415,12 +398,12 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let engine = EngineState::restore(&snapshot)
+        let engine = EngineState::restore(&snapshot.to_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let data = snapshot;
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d, None))
+        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
             .await
             .map_err(io::Error::other)??;
         let mut c = self.current_mut();

@@ -238,7 +238,46 @@ pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<Aur
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<AuraRaft>;
 /// Snapshot bytes are shared, not copied, between the stored snapshot,
 /// the transfers to followers and the file writer.
-pub type SnapshotData = std::sync::Arc<Vec<u8>>;
+pub type SnapshotData = std::sync::Arc<SnapshotBody>;
+
+/// The engine snapshot's bytes.
+#[derive(Debug)]
+pub enum SnapshotBody {
+    /// As received from a leader, or read back from disk.
+    Whole(Vec<u8>),
+    /// As built here: the sealed audit segments are the state's own
+    /// bytes, shared, so the latest snapshot kept in memory costs only
+    /// the rest of the state (and the pieces are what
+    /// [`crate::snapshot_file`] writes).
+    Pieces(Vec<aura_engine::machine::snapshot_pieces::SnapshotPiece>),
+}
+
+impl SnapshotBody {
+    pub fn len(&self) -> usize {
+        match self {
+            SnapshotBody::Whole(b) => b.len(),
+            SnapshotBody::Pieces(p) => p.iter().map(|p| p.bytes().len()).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in one piece: joined (a copy) if built here.
+    pub fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            SnapshotBody::Whole(b) => std::borrow::Cow::Borrowed(b),
+            SnapshotBody::Pieces(pieces) => {
+                let mut out = Vec::with_capacity(self.len());
+                for p in pieces {
+                    out.extend_from_slice(p.bytes());
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+}
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
 
 #[cfg(test)]
