@@ -61,7 +61,8 @@ impl Serialize for Missions {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (id, m) in &self.0 {
             match (human, m.closed_form()) {
-                (false, _) => map.serialize_entry(id, &m.digest())?,
+                (false, Some(kept)) => map.serialize_entry(id, &kept.digest)?,
+                (false, None) => map.serialize_entry(id, &m.digest())?,
                 (true, Some(kept)) => map.serialize_entry(id, &kept.json)?,
                 (true, None) => map.serialize_entry(id, m)?,
             }
@@ -105,7 +106,7 @@ mod tests {
     fn plain(m: &Missions) -> (String, Vec<u8>) {
         let map: &BTreeMap<MissionId, Mission> = m;
         let digests: BTreeMap<&MissionId, Digest> =
-            map.iter().map(|(id, m)| (id, m.digest_now())).collect();
+            map.iter().map(|(id, m)| (id, m.digest())).collect();
         (
             serde_json::to_string(map).unwrap(),
             canonical::to_bytes(&digests).unwrap(),

@@ -37,7 +37,7 @@ impl ClosedForm {
         self.0.get_or_init(|| {
             Arc::new(Encodings {
                 json: serde_json::value::to_raw_value(mission).expect("a mission serializes"),
-                digest: mission.digest_now(),
+                digest: mission.digest(),
             })
         })
     }

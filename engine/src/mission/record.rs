@@ -347,16 +347,11 @@ impl Mission {
 
     /// The digest of everything the engine keeps about the mission: equal
     /// for the live mission and the one its audit record rebuilds.
+    ///
+    /// Always encoded afresh: only a mission inside the state's map
+    /// ([`crate::machine::missions::Missions`]), whose changes all drop
+    /// what is kept of it, reads a kept digest.
     pub fn digest(&self) -> Digest {
-        match self.closed_form() {
-            Some(kept) => kept.digest,
-            None => self.digest_now(),
-        }
-    }
-
-    /// The digest encoded afresh, for the encodings kept of a closed
-    /// mission (which [`Mission::digest`] reads back).
-    pub(crate) fn digest_now(&self) -> Digest {
         canonical::digest(MISSION_DOMAIN, self).expect("a mission is encodable")
     }
     pub fn namespace(&self) -> &NamespaceId {
