@@ -53,6 +53,25 @@ pub fn node_config(
     }
 }
 
+/// Starts a node again on the port it listened on before. The port may
+/// still be held for a moment, by a socket of the stopped node or by a
+/// client connection the OS gave it meanwhile, so a busy port is tried
+/// again for a few seconds.
+pub async fn restart(cfg: NodeConfig) -> Node {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Node::start(cfg.clone()).await {
+            Ok(node) => return node,
+            Err(crate::node::StartError::Listen { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node {} does not start again: {e}", cfg.id),
+        }
+    }
+}
+
 /// A one-node cluster that has elected itself.
 pub async fn single_node(dir: &Path) -> Node {
     let node = Node::start(node_config(

@@ -771,15 +771,14 @@ async fn no_sequence_is_written_until_every_member_reads_sequences() {
     let held = nodes.pop().unwrap();
     let addr = held.local_addr();
     held.shutdown().await;
-    let upgraded = Node::start(config(
+    let upgraded = aura_raft::testkit::restart(config(
         3,
         dir.path(),
         &secret,
         Bootstrap::Form(BTreeMap::new()),
         addr.port(),
     ))
-    .await
-    .unwrap();
+    .await;
     nodes.push(upgraded);
     aura_raft::testkit::formats_agreed(&nodes).await;
     let leader = aura_raft::testkit::leader_of(&nodes).await;
