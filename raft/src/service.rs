@@ -165,12 +165,23 @@ async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
     };
     // Check the engine snapshot before openraft sees it: a snapshot that
     // does not restore must be refused, not installed.
-    if let Err(e) = aura_engine::machine::EngineState::restore(&data) {
-        return (StatusCode::BAD_REQUEST, format!("snapshot refused: {e}")).into_response();
-    }
+    let checked = tokio::task::spawn_blocking(move || {
+        aura_engine::machine::EngineState::restore(&data).map(|state| (data, state))
+    })
+    .await;
+    let (bytes, state) = match checked {
+        Ok(Ok(restored)) => restored,
+        Ok(Err(e)) => {
+            return (StatusCode::BAD_REQUEST, format!("snapshot refused: {e}")).into_response();
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
     let snap = Snapshot {
         meta,
-        snapshot: std::sync::Arc::new(crate::types::SnapshotBody::Whole(data)),
+        snapshot: std::sync::Arc::new(crate::types::SnapshotBody::Received {
+            bytes,
+            restored: std::sync::Mutex::new(Some(Box::new(state))),
+        }),
     };
     raft_result(ctx.node.raft().install_full_snapshot(vote, snap).await)
 }

@@ -265,7 +265,9 @@ impl EngineStore {
         let files = &self.shared.files;
         let written = match &*data {
             SnapshotBody::Pieces(pieces) => files.write_pieces(&meta, pieces)?,
-            SnapshotBody::Whole(bytes) => files.write_whole(&meta, bytes)?,
+            SnapshotBody::Whole(bytes) | SnapshotBody::Received { bytes, .. } => {
+                files.write_whole(&meta, bytes)?
+            }
         };
         self.shared
             .snapshots
@@ -398,8 +400,16 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let engine = EngineState::restore(&snapshot.to_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let engine = match snapshot.take_restored() {
+            Some(engine) => engine,
+            None => {
+                let data = snapshot.clone();
+                tokio::task::spawn_blocking(move || EngineState::restore(&data.to_bytes()))
+                    .await
+                    .map_err(io::Error::other)?
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            }
+        };
         let data = snapshot;
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());

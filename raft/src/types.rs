@@ -241,10 +241,17 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<AuraRaft>;
 pub type SnapshotData = std::sync::Arc<SnapshotBody>;
 
 /// The engine snapshot's bytes.
-#[derive(Debug)]
 pub enum SnapshotBody {
-    /// As received from a leader, or read back from disk.
+    /// As read back from disk.
     Whole(Vec<u8>),
+    /// As received from a leader, with the state the cluster listener
+    /// restored from it to check it (a snapshot that does not restore is
+    /// refused before openraft sees it): installing takes that state
+    /// rather than restoring the bytes a second time.
+    Received {
+        bytes: Vec<u8>,
+        restored: std::sync::Mutex<Option<Box<aura_engine::machine::EngineState>>>,
+    },
     /// As built here: the sealed audit segments are the state's own
     /// bytes, shared, so the latest snapshot kept in memory costs only
     /// the rest of the state (and the pieces are what
@@ -252,10 +259,34 @@ pub enum SnapshotBody {
     Pieces(Vec<aura_engine::machine::snapshot_pieces::SnapshotPiece>),
 }
 
+/// The variant and length: a snapshot is far too large to print.
+impl std::fmt::Debug for SnapshotBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            SnapshotBody::Whole(_) => "Whole",
+            SnapshotBody::Received { .. } => "Received",
+            SnapshotBody::Pieces(_) => "Pieces",
+        };
+        write!(f, "SnapshotBody::{kind}({} bytes)", self.len())
+    }
+}
+
 impl SnapshotBody {
+    /// The state restored from this snapshot on receipt, if it was and
+    /// has not been taken yet.
+    pub fn take_restored(&self) -> Option<aura_engine::machine::EngineState> {
+        match self {
+            SnapshotBody::Received { restored, .. } => {
+                let taken = restored.lock().unwrap_or_else(|e| e.into_inner()).take();
+                taken.map(|state| *state)
+            }
+            SnapshotBody::Whole(_) | SnapshotBody::Pieces(_) => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
-            SnapshotBody::Whole(b) => b.len(),
+            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => b.len(),
             SnapshotBody::Pieces(p) => p.iter().map(|p| p.bytes().len()).sum(),
         }
     }
@@ -267,7 +298,9 @@ impl SnapshotBody {
     /// The bytes in one piece: joined (a copy) if built here.
     pub fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            SnapshotBody::Whole(b) => std::borrow::Cow::Borrowed(b),
+            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => {
+                std::borrow::Cow::Borrowed(b)
+            }
             SnapshotBody::Pieces(pieces) => {
                 let mut out = Vec::with_capacity(self.len());
                 for p in pieces {
@@ -287,6 +320,24 @@ mod tests {
     use aura_engine::time::Timestamp;
 
     use super::*;
+
+    #[test]
+    fn a_received_snapshot_hands_over_its_restored_state_once() {
+        let state = aura_engine::machine::EngineState::new();
+        let bytes = state.snapshot();
+        let body = SnapshotBody::Received {
+            bytes: bytes.clone(),
+            restored: std::sync::Mutex::new(Some(Box::new(state))),
+        };
+        assert_eq!(&*body.to_bytes(), &bytes[..]);
+        assert!(body.take_restored().is_some());
+        assert!(body.take_restored().is_none(), "taken already");
+        assert!(SnapshotBody::Whole(bytes.clone()).take_restored().is_none());
+        assert_eq!(
+            format!("{body:?}"),
+            format!("SnapshotBody::Received({} bytes)", bytes.len())
+        );
+    }
 
     fn create(i: u8) -> Command {
         Command {
