@@ -147,6 +147,37 @@ async fn a_restarted_node_has_the_same_state_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_back_the_sealed_audit_segments_its_snapshots_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = one_node(dir.path(), &secret).await;
+    // Enough audit records to seal segments in each tenant, and to build
+    // a snapshot after they are sealed (snapshots thin out as the state
+    // grows).
+    propose_all(&node, &workload(800)).await;
+    let segments = dir.path().join("node-1/raft/segments");
+    let count = || std::fs::read_dir(&segments).map_or(0, |d| d.count());
+    wait_for(
+        "a snapshot holding sealed segments",
+        Duration::from_secs(30),
+        async || (count() >= 2).then_some(()),
+    )
+    .await;
+    let before = node.status();
+    node.shutdown().await;
+
+    let node = one_node(dir.path(), &secret).await;
+    wait_for(
+        "replay to the last applied entry",
+        Duration::from_secs(30),
+        async || (node.status().applied >= before.applied).then_some(()),
+    )
+    .await;
+    assert_eq!(node.digest(), before.state_digest);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_node_cannot_commit_and_catches_up_after_healing() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
