@@ -452,6 +452,16 @@ fn mission_script(
     script
 }
 
+/// The state after every command of [`generate`]'s workload was applied
+/// (the refused ones change nothing).
+pub fn state_after(seed: u64, shape: WorkloadShape) -> crate::machine::EngineState {
+    let mut state = crate::machine::EngineState::new();
+    for cmd in generate(seed, shape) {
+        let _ = state.apply(&cmd);
+    }
+    state
+}
+
 /// Generates the commands of a workload. The same seed and shape always
 /// give the same commands.
 pub fn generate(seed: u64, shape: WorkloadShape) -> Vec<Command> {

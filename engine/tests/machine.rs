@@ -435,15 +435,14 @@ fn format_2_snapshots_are_restored_and_checked_against_their_own_digest() {
 
 #[test]
 fn an_edit_to_a_closed_mission_in_a_snapshot_is_caught_through_its_digest() {
-    let mut state = EngineState::new();
-    let shape = aura_engine::sim::WorkloadShape {
-        tenants: 1,
-        missions: 6,
-        ..Default::default()
-    };
-    for cmd in aura_engine::sim::generate(5, shape) {
-        let _ = state.apply(&cmd);
-    }
+    let state = aura_engine::sim::state_after(
+        5,
+        aura_engine::sim::WorkloadShape {
+            tenants: 1,
+            missions: 6,
+            ..Default::default()
+        },
+    );
     assert!(
         state
             .tenants()

@@ -292,12 +292,17 @@ fn to_rpc_error(e: CallError) -> RPCError<AuraRaft> {
 }
 
 /// A snapshot on the wire: `u32le header length, JSON {vote, meta}, data`.
-pub fn encode_snapshot(vote: &Vote, meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
+/// The data comes as `parts`, so that a snapshot built in pieces is copied
+/// once, into the body.
+pub fn encode_snapshot(vote: &Vote, meta: &SnapshotMeta, parts: &[&[u8]]) -> Vec<u8> {
     let header = serde_json::to_vec(&(vote, meta)).expect("snapshot header serializes");
-    let mut out = Vec::with_capacity(4 + header.len() + data.len());
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(4 + header.len() + len);
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
-    out.extend_from_slice(data);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     out
 }
 
@@ -349,13 +354,12 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         let older = self.client.formats.of(self.target) < LogFormat::MissionDigests;
         let data = snapshot.snapshot.clone();
         let body = tokio::task::spawn_blocking(move || {
-            let bytes = data.to_bytes();
             if older {
                 // A member that reads no newer format gets the one it reads.
-                EngineState::snapshot_as_format_2(&bytes)
-                    .map(|b| encode_snapshot(&vote, &snapshot.meta, &b))
+                EngineState::snapshot_as_format_2(&data.to_bytes())
+                    .map(|b| encode_snapshot(&vote, &snapshot.meta, &[&b]))
             } else {
-                Ok(encode_snapshot(&vote, &snapshot.meta, &bytes))
+                Ok(encode_snapshot(&vote, &snapshot.meta, &data.parts()))
             }
         })
         .await

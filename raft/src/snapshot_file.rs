@@ -122,7 +122,7 @@ impl SnapshotFiles {
 
     fn read(&self) -> io::Result<Option<Found>> {
         let path = self.path();
-        let bytes = match std::fs::read(&path) {
+        let mut bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -147,7 +147,12 @@ impl SnapshotFiles {
             ));
         }
         let body = match header.format.as_str() {
-            WHOLE if header.pieces.is_empty() => after.to_vec(),
+            // The body in place of the file's bytes: a start-up holds one
+            // copy of the whole snapshot, not two.
+            WHOLE if header.pieces.is_empty() => {
+                bytes.drain(..=nl);
+                bytes
+            }
             IN_PIECES => self.join(&header.pieces, after, header.len)?,
             other => {
                 return Err(invalid(

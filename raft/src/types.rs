@@ -295,22 +295,23 @@ impl SnapshotBody {
         self.len() == 0
     }
 
+    /// The bytes, in the order they go.
+    pub fn parts(&self) -> Vec<&[u8]> {
+        match self {
+            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => vec![b],
+            SnapshotBody::Pieces(pieces) => pieces.iter().map(|p| p.bytes()).collect(),
+        }
+    }
+
     /// The bytes in one piece: joined (a copy) if built here.
     pub fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self {
-            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => {
-                std::borrow::Cow::Borrowed(b)
-            }
-            SnapshotBody::Pieces(pieces) => {
-                let mut out = Vec::with_capacity(self.len());
-                for p in pieces {
-                    out.extend_from_slice(p.bytes());
-                }
-                std::borrow::Cow::Owned(out)
-            }
+        match self.parts()[..] {
+            [one] => std::borrow::Cow::Borrowed(one),
+            ref parts => std::borrow::Cow::Owned(parts.concat()),
         }
     }
 }
+
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
 
 #[cfg(test)]

@@ -82,20 +82,18 @@ mod tests {
     use super::*;
     use crate::canonical;
     use crate::digest::Digest;
-    use crate::machine::state::EngineState;
-    use crate::sim::{WorkloadShape, generate};
+    use crate::sim::{WorkloadShape, state_after};
 
     /// A tenant's missions after a simulated workload, some closed.
     fn missions() -> Missions {
-        let mut state = EngineState::default();
-        let shape = WorkloadShape {
-            tenants: 1,
-            missions: 40,
-            ..WorkloadShape::default()
-        };
-        for cmd in generate(3, shape) {
-            let _ = state.apply(&cmd);
-        }
+        let state = state_after(
+            3,
+            WorkloadShape {
+                tenants: 1,
+                missions: 40,
+                ..WorkloadShape::default()
+            },
+        );
         let t = state.tenants().next().expect("a tenant");
         assert!(t.missions().values().any(|m| m.state().is_closed()));
         t.missions.clone()

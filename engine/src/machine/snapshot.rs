@@ -49,26 +49,19 @@ pub enum SnapshotError {
 }
 
 impl EngineState {
+    /// The snapshot in one buffer. A node builds its snapshots as pieces
+    /// ([`EngineState::snapshot_pieces`]), which are these bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.snapshot_with_capacity(0)
-    }
-
-    /// The snapshot, written into a buffer of `capacity` bytes at first:
-    /// a snapshot is the whole state, and growing its buffer from empty
-    /// copies it over and over into fresh pages.
-    pub fn snapshot_with_capacity(&self, capacity: usize) -> Vec<u8> {
-        self.write_snapshot(capacity, SNAPSHOT_FORMAT, self.digest())
+        let mut out = Vec::new();
+        self.write_snapshot_to(&mut out);
+        out
     }
 
     /// The snapshot in format 2, which versions before format 3 read; it
     /// costs the version 2 digest, which encodes every mission whole.
     pub fn snapshot_in_format_2(&self) -> Vec<u8> {
-        self.write_snapshot(0, SNAPSHOT_FORMAT_V2, state_digest_v2::digest(self))
-    }
-
-    fn write_snapshot(&self, capacity: usize, format: &'static str, digest: Digest) -> Vec<u8> {
-        let mut out = Vec::with_capacity(capacity);
-        self.write_snapshot_as(&mut out, format, digest);
+        let mut out = Vec::new();
+        self.write_snapshot_as(&mut out, SNAPSHOT_FORMAT_V2, state_digest_v2::digest(self));
         out
     }
 

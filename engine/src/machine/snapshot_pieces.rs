@@ -57,7 +57,7 @@ impl SnapshotPiece {
 }
 
 impl EngineState {
-    /// The snapshot ([`EngineState::snapshot_with_capacity`]) as pieces.
+    /// The snapshot ([`EngineState::snapshot`]) as pieces.
     pub fn snapshot_pieces(&self) -> Vec<SnapshotPiece> {
         let segments = self
             .tenants
@@ -145,22 +145,20 @@ impl io::Write for PieceWriter {
 
 #[cfg(test)]
 mod tests {
-    use crate::machine::state::EngineState;
-    use crate::sim::{WorkloadShape, generate};
+    use crate::sim::{WorkloadShape, state_after};
 
     use super::SnapshotPiece;
 
     #[test]
     fn segments_come_out_shared_and_the_pieces_are_the_snapshot() {
-        let mut state = EngineState::new();
-        let shape = WorkloadShape {
-            tenants: 1,
-            missions: 300,
-            ..WorkloadShape::default()
-        };
-        for cmd in generate(7, shape) {
-            let _ = state.apply(&cmd);
-        }
+        let state = state_after(
+            7,
+            WorkloadShape {
+                tenants: 1,
+                missions: 300,
+                ..WorkloadShape::default()
+            },
+        );
         let sealed: usize = state.tenants().map(|t| t.audit().sealed().len()).sum();
         assert!(sealed >= 2, "the workload seals segments: {sealed}");
         let pieces = state.snapshot_pieces();
