@@ -112,6 +112,26 @@ fn create_tenant(tenant: &str, n: u8) -> Command {
     command(tenant, n, body)
 }
 
+/// Stops the one node `node` and starts it again on its data: once it
+/// has replayed to where it was, its state digest is the same.
+async fn restarted_at_the_same_digest(dir: &Path, secret: &ClusterSecret, node: Node) -> Node {
+    let before = node.status();
+    node.shutdown().await;
+    let node = one_node(dir, secret).await;
+    wait_for(
+        "replay to the last applied entry",
+        Duration::from_secs(30),
+        async || (node.status().applied >= before.applied).then_some(()),
+    )
+    .await;
+    assert_eq!(
+        node.digest(),
+        before.state_digest,
+        "state after restart differs"
+    );
+    node
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_has_the_same_state_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,25 +141,11 @@ async fn a_restarted_node_has_the_same_state_digest() {
     leader_of(&[&node]).await;
     let events = propose_all(&node, &cmds).await;
     assert!(events > cmds.len() / 2, "the workload should mostly apply");
-    let before = node.status();
     assert!(
-        before.snapshot.is_some(),
+        node.status().snapshot.is_some(),
         "a snapshot should have been built (every 40 entries)"
     );
-    node.shutdown().await;
-
-    let node = one_node(dir.path(), &secret).await;
-    wait_for(
-        "replay to the last applied entry",
-        Duration::from_secs(20),
-        async || (node.status().applied >= before.applied).then_some(()),
-    )
-    .await;
-    assert_eq!(
-        node.digest(),
-        before.state_digest,
-        "state after restart differs"
-    );
+    let node = restarted_at_the_same_digest(dir.path(), &secret, node).await;
     // And a restart is not the end of writing.
     let more = workload(32);
     propose_all(&node, &more[more.len() - 5..]).await;
@@ -163,17 +169,7 @@ async fn a_restart_reads_back_the_sealed_audit_segments_its_snapshots_wrote() {
         async || (count() >= 2).then_some(()),
     )
     .await;
-    let before = node.status();
-    node.shutdown().await;
-
-    let node = one_node(dir.path(), &secret).await;
-    wait_for(
-        "replay to the last applied entry",
-        Duration::from_secs(30),
-        async || (node.status().applied >= before.applied).then_some(()),
-    )
-    .await;
-    assert_eq!(node.digest(), before.state_digest);
+    let node = restarted_at_the_same_digest(dir.path(), &secret, node).await;
     node.shutdown().await;
 }
 
