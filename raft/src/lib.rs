@@ -29,6 +29,7 @@ pub mod network;
 pub mod node;
 pub mod service;
 pub mod snapshot_file;
+mod snapshot_packs;
 pub mod snapshot_schedule;
 pub mod state_machine;
 pub mod testkit;

@@ -10,9 +10,11 @@
 //!   SHA-256 of the bytes after the header), then the pieces that are
 //!   bytes, back to back.
 //! - `segments/{name}.json`: one file per sealed audit segment
-//!   ([`SegmentPiece`]), written by the first snapshot that holds it and
-//!   shared by every later one. The header carries each one's length and
-//!   SHA-256, checked when it is read.
+//!   ([`SegmentPiece`]), and one per pack of closed missions
+//!   ([`crate::snapshot_packs`]), written by the first snapshot that holds
+//!   it and shared by every later one. The header carries each one's
+//!   length and SHA-256, checked when it is read. A pack is named like a
+//!   segment file, so a version that knows only segments reads it.
 //!
 //! Put back together in order the pieces are the engine snapshot, which
 //! carries and checks the state digest. A snapshot received whole from the
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::log_file::sync_dir;
+use crate::snapshot_packs;
 use crate::types::SnapshotMeta;
 
 const FILE: &str = "snapshot.bin";
@@ -92,9 +95,10 @@ pub(crate) type Found = (SnapshotMeta, Vec<u8>);
 /// What one write did, for the node's metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
-    /// Bytes written to disk, segment files and `snapshot.bin`.
+    /// Bytes written to disk: segment files, packs and `snapshot.bin`.
     pub bytes: u64,
     pub segment_files: u64,
+    pub pack_files: u64,
 }
 
 impl SnapshotFiles {
@@ -225,12 +229,13 @@ impl SnapshotFiles {
         let written = self.write_file(&mut on_disk, &header, &[body])?;
         Ok(Written {
             bytes: written,
-            segment_files: 0,
+            ..Written::default()
         })
     }
 
     /// Writes the snapshot `pieces` make (format 2): only the segment
-    /// files not on disk yet, then `snapshot.bin`.
+    /// files and packs of closed missions not on disk yet, then
+    /// `snapshot.bin`.
     pub(crate) fn write_pieces(
         &self,
         meta: &SnapshotMeta,
@@ -240,39 +245,60 @@ impl SnapshotFiles {
         let mut on_disk = self.on_disk();
         let mut entries = Vec::with_capacity(pieces.len());
         let mut bytes: Vec<&[u8]> = Vec::new();
-        let mut new_segments = false;
-        for piece in pieces {
-            match piece {
+        let mut new_files = false;
+        let mut at = 0;
+        while at < pieces.len() {
+            let (name, shared, is_pack) = match &pieces[at] {
                 SnapshotPiece::Bytes(b) => {
                     entries.push(Piece::Bytes {
                         len: b.len() as u64,
                     });
                     bytes.push(b);
+                    at += 1;
+                    continue;
                 }
                 SnapshotPiece::Segment(s) => {
-                    let file = match on_disk.get(s.name()) {
-                        Some(file) => file.clone(),
-                        None => {
-                            if !new_segments {
-                                std::fs::create_dir_all(self.dir.join(SEGMENTS))?;
-                                new_segments = true;
-                            }
-                            let data = s.bytes();
-                            write_renamed(&self.segment_path(s.name()), &[data])?;
-                            written.bytes += data.len() as u64;
-                            written.segment_files += 1;
-                            SegmentFile {
-                                name: s.name().to_owned(),
-                                len: data.len() as u64,
-                                sha256: Digest::of(data).to_hex(),
-                            }
-                        }
-                    };
-                    entries.push(Piece::Segment(file));
+                    at += 1;
+                    (s.name().to_owned(), &pieces[at - 1..at], false)
                 }
-            }
+                SnapshotPiece::ClosedMission(_) => {
+                    let end = snapshot_packs::pack_end(pieces, at);
+                    let pack = &pieces[at..end];
+                    at = end;
+                    (snapshot_packs::pack_name(pack), pack, true)
+                }
+            };
+            let file = match on_disk.get(&name) {
+                Some(file) => file.clone(),
+                None => {
+                    if !new_files {
+                        std::fs::create_dir_all(self.dir.join(SEGMENTS))?;
+                        new_files = true;
+                    }
+                    let parts: Vec<&[u8]> = shared.iter().map(|p| p.bytes()).collect();
+                    write_renamed(&self.segment_path(&name), &parts)?;
+                    let mut sha = Sha256::new();
+                    let mut len = 0;
+                    for part in &parts {
+                        sha.update(part);
+                        len += part.len() as u64;
+                    }
+                    written.bytes += len;
+                    if is_pack {
+                        written.pack_files += 1;
+                    } else {
+                        written.segment_files += 1;
+                    }
+                    SegmentFile {
+                        name,
+                        len,
+                        sha256: hex(sha.finalize().into()),
+                    }
+                }
+            };
+            entries.push(Piece::Segment(file));
         }
-        if new_segments {
+        if new_files {
             // The new files' names are durable before anything names them.
             sync_dir(&self.segment_path("any"))?;
         }
@@ -377,8 +403,28 @@ mod tests {
         }
     }
 
+    /// Segment files and packs.
     fn segment_files(dir: &Path) -> usize {
         std::fs::read_dir(dir.join(SEGMENTS)).map_or(0, |d| d.count())
+    }
+
+    fn pack_files(dir: &Path) -> usize {
+        pack_names(&header(dir)).len()
+    }
+
+    fn header(dir: &Path) -> Header {
+        let bytes = std::fs::read(dir.join(FILE)).unwrap();
+        let nl = bytes.iter().position(|b| *b == b'\n').unwrap();
+        serde_json::from_slice(&bytes[..nl]).unwrap()
+    }
+
+    /// The packs `header` names, and their lengths.
+    fn pack_names(header: &Header) -> BTreeMap<String, u64> {
+        segments_of(&header.pieces)
+            .into_values()
+            .filter(|f| f.name.starts_with('_'))
+            .map(|f| (f.name, f.len))
+            .collect()
     }
 
     fn sealed(state: &EngineState) -> usize {
@@ -423,18 +469,16 @@ mod tests {
             .write_pieces(&meta(), &state.snapshot_pieces())
             .unwrap();
         assert_eq!(w.segment_files, (after - before) as u64, "only new ones");
-        // Everything but the segments already on disk, and a header.
+        // At most everything but the segments already on disk, and a
+        // header.
         let old: usize = state
             .tenants()
             .flat_map(|t| &t.audit().sealed()[..before])
             .map(|s| s.body().get().len())
             .sum();
         let rewritten = (state.snapshot().len() - old) as u64;
-        assert!(
-            w.bytes > rewritten && w.bytes < rewritten + 64 * 1024,
-            "{w:?}"
-        );
-        assert_eq!(segment_files(dir.path()), after);
+        assert!(w.bytes < rewritten + 64 * 1024, "{w:?}");
+        assert_eq!(segment_files(dir.path()) - pack_files(dir.path()), after);
         let (_, found) = SnapshotFiles::open(dir.path()).unwrap();
         assert_eq!(found.unwrap().1, state.snapshot());
 
@@ -449,6 +493,71 @@ mod tests {
             .write_pieces(&meta(), &state.snapshot_pieces())
             .unwrap();
         assert_eq!(w.segment_files, after as u64);
+    }
+
+    #[test]
+    fn closed_missions_are_packed_and_a_pack_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // One tenant's missions all run to the end, then another tenant's
+        // run: the first tenant's packs stay as they were.
+        let shape = |tenants| WorkloadShape {
+            tenants,
+            missions: 150,
+            ..WorkloadShape::default()
+        };
+        let mut state = EngineState::new();
+        for cmd in &generate(9, shape(1)) {
+            let _ = state.apply(cmd);
+        }
+        let second_tenant = aura_engine::sim::tenant_id(1);
+        let rest: Vec<_> = generate(9, shape(2))
+            .into_iter()
+            .filter(|c| c.tenant == second_tenant)
+            .collect();
+        let (files, _) = SnapshotFiles::open(dir.path()).unwrap();
+        let w = files
+            .write_pieces(&meta(), &state.snapshot_pieces())
+            .unwrap();
+        let first = pack_names(&header(dir.path()));
+        assert!(first.len() >= 2, "{first:?}");
+        assert_eq!(w.pack_files, first.len() as u64);
+        let closed = |s: &EngineState| {
+            s.tenants()
+                .flat_map(|t| t.missions().values())
+                .filter(|m| m.state().is_closed())
+                .count()
+        };
+        let closed_before = closed(&state);
+        assert!(first.len() < closed_before, "missions share packs");
+
+        for cmd in &rest {
+            let _ = state.apply(cmd);
+        }
+        assert!(closed(&state) > closed_before);
+        let w = files
+            .write_pieces(&meta(), &state.snapshot_pieces())
+            .unwrap();
+        let second = pack_names(&header(dir.path()));
+        let kept: Vec<&String> = first.keys().filter(|n| second.contains_key(*n)).collect();
+        assert_eq!(kept.len(), first.len(), "unchanged packs keep their names");
+        assert!(second.len() > first.len());
+        // Only the packs not on disk before were written, and the bytes
+        // written are the snapshot's but for the files kept.
+        assert_eq!(w.pack_files, (second.len() - kept.len()) as u64);
+        let kept_bytes: u64 = kept.iter().map(|n| first[*n]).sum();
+        let old_segments: usize = segments_of(&header(dir.path()).pieces)
+            .values()
+            .filter(|f| !f.name.starts_with('_'))
+            .count()
+            - w.segment_files as usize;
+        assert!(old_segments >= 1);
+        assert!(
+            w.bytes < state.snapshot().len() as u64 - kept_bytes + 64 * 1024,
+            "{w:?}"
+        );
+        assert_eq!(pack_files(dir.path()), second.len());
+        let (_, found) = SnapshotFiles::open(dir.path()).unwrap();
+        assert_eq!(found.unwrap().1, state.snapshot());
     }
 
     /// A snapshot of [`workload`]'s first half, written in pieces.

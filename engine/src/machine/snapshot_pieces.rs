@@ -1,13 +1,14 @@
 //! A snapshot as pieces, so that a store can keep what never changes once.
 //!
-//! Most of a long-lived state is its tenants' sealed audit segments
-//! (two thirds of it after a few thousand missions), and a sealed segment
-//! never changes. A snapshot written as one file rewrites all of them
-//! every time. Written as pieces, the segments come out as shared
-//! references to the bytes the state already holds, each with a name
-//! that identifies it across snapshots, and everything else as bytes:
-//! put back together in order, the pieces are exactly
-//! [`EngineState::snapshot`]'s bytes.
+//! Most of a long-lived state is what never changes again: its tenants'
+//! sealed audit segments (two thirds of it after a few thousand
+//! missions) and its closed missions (most of the rest). A snapshot
+//! written as one file rewrites all of them every time. Written as
+//! pieces, each of those comes out as a shared reference to the bytes the
+//! state already holds, with a name or a hash that identifies it across
+//! snapshots, and everything else as bytes: put back together in order,
+//! the pieces are exactly [`EngineState::snapshot`]'s bytes. Building a
+//! snapshot then copies only what is still open.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,14 +17,17 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::audit::segment::SealedSegment;
+use crate::digest::Digest;
 use crate::ids::TenantId;
 use crate::machine::state::EngineState;
+use crate::mission::closed_form::Encodings;
 
 /// One piece of a snapshot's bytes.
 #[derive(Clone, Debug)]
 pub enum SnapshotPiece {
     Bytes(Vec<u8>),
     Segment(SegmentPiece),
+    ClosedMission(ClosedMissionPiece),
 }
 
 /// A sealed audit segment's JSON, as the snapshot carries it.
@@ -47,11 +51,36 @@ impl SegmentPiece {
     }
 }
 
+/// A closed mission's JSON, as the snapshot carries it: the text kept of
+/// it since it closed ([`crate::mission::closed_form`]).
+#[derive(Clone)]
+pub struct ClosedMissionPiece {
+    encodings: Arc<Encodings>,
+}
+
+impl ClosedMissionPiece {
+    pub fn bytes(&self) -> &[u8] {
+        self.encodings.json.get().as_bytes()
+    }
+
+    /// The SHA-256 of [`ClosedMissionPiece::bytes`], made once with them.
+    pub fn sha256(&self) -> &Digest {
+        &self.encodings.json_sha256
+    }
+}
+
+impl std::fmt::Debug for ClosedMissionPiece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClosedMissionPiece({} bytes)", self.bytes().len())
+    }
+}
+
 impl SnapshotPiece {
     pub fn bytes(&self) -> &[u8] {
         match self {
             SnapshotPiece::Bytes(b) => b,
             SnapshotPiece::Segment(s) => s.bytes(),
+            SnapshotPiece::ClosedMission(m) => m.bytes(),
         }
     }
 }
@@ -63,49 +92,66 @@ impl EngineState {
             .tenants
             .values()
             .flat_map(|t| t.audit.sealed().iter().map(move |s| (&t.id, s)));
-        let mut out = PieceWriter::new(segments);
+        // Made now for a mission closed since the last snapshot, before
+        // the writer needs to know where each text is.
+        let closed = self
+            .tenants
+            .values()
+            .flat_map(|t| t.missions.values().filter_map(|m| m.closed_form()));
+        let mut out = PieceWriter::new(segments, closed);
         self.write_snapshot_to(&mut out);
         out.finish()
     }
 }
 
 /// Collects the JSON writer's output into pieces. serde_json writes a
-/// raw value (which is how a sealed segment serializes) with one
-/// `write_all` of the value's own bytes, so a write of exactly a sealed
-/// segment's bytes, at their address, is that segment, and becomes a
-/// shared piece. Any other write is copied; were serde_json to write a
-/// segment some other way, the pieces would still be the snapshot, only
-/// with the segment copied into bytes (`segments_come_out_shared` would
-/// say so).
+/// raw value (which is how a sealed segment and a closed mission's kept
+/// text serialize) with one `write_all` of the value's own bytes, so a
+/// write of exactly such bytes, at their address, is that segment or
+/// mission, and becomes a shared piece. Any other write is copied; were
+/// serde_json to write a raw value some other way, the pieces would still
+/// be the snapshot, only with the value copied into bytes (the tests
+/// `..._come_out_shared...` would say so).
 struct PieceWriter {
-    segments: HashMap<(usize, usize), SegmentPiece>,
-    /// The shortest segment's length: serde_json makes millions of small
-    /// writes, and none that short can be a segment.
+    shared: HashMap<(usize, usize), SnapshotPiece>,
+    /// The shortest shared piece's length: serde_json makes millions of
+    /// small writes, and none that short can be one.
     shortest: usize,
     pieces: Vec<SnapshotPiece>,
     bytes: Vec<u8>,
 }
 
 impl PieceWriter {
-    fn new<'a>(segments: impl Iterator<Item = (&'a TenantId, &'a SealedSegment)>) -> PieceWriter {
-        let segments = segments
-            .map(|(tenant, s)| {
-                let summary = s.summary();
-                let piece = SegmentPiece {
-                    name: format!("{tenant}.{}.{}", summary.first_seq, summary.last_hash),
-                    json: s.body().clone(),
-                };
+    fn new<'a>(
+        segments: impl Iterator<Item = (&'a TenantId, &'a SealedSegment)>,
+        closed: impl Iterator<Item = &'a Arc<Encodings>>,
+    ) -> PieceWriter {
+        let segments = segments.map(|(tenant, s)| {
+            let summary = s.summary();
+            SnapshotPiece::Segment(SegmentPiece {
+                name: format!("{tenant}.{}.{}", summary.first_seq, summary.last_hash),
+                json: s.body().clone(),
+            })
+        });
+        let closed = closed.map(|e| {
+            SnapshotPiece::ClosedMission(ClosedMissionPiece {
+                encodings: e.clone(),
+            })
+        });
+        let shared = segments
+            .chain(closed)
+            .map(|piece| {
                 let at = piece.bytes();
                 ((at.as_ptr() as usize, at.len()), piece)
             })
             .collect::<HashMap<_, _>>();
         PieceWriter {
-            shortest: segments
+            shortest: shared
                 .keys()
                 .map(|(_, len)| *len)
                 .min()
                 .unwrap_or(usize::MAX),
-            segments,
+            shared,
             pieces: Vec::new(),
             bytes: Vec::new(),
         }
@@ -125,13 +171,13 @@ impl io::Write for PieceWriter {
             self.bytes.extend_from_slice(buf);
             return Ok(buf.len());
         }
-        match self.segments.remove(&(buf.as_ptr() as usize, buf.len())) {
-            Some(segment) => {
+        match self.shared.remove(&(buf.as_ptr() as usize, buf.len())) {
+            Some(piece) => {
                 if !self.bytes.is_empty() {
                     let bytes = std::mem::take(&mut self.bytes);
                     self.pieces.push(SnapshotPiece::Bytes(bytes));
                 }
-                self.pieces.push(SnapshotPiece::Segment(segment));
+                self.pieces.push(piece);
             }
             None => self.bytes.extend_from_slice(buf),
         }
@@ -145,12 +191,13 @@ impl io::Write for PieceWriter {
 
 #[cfg(test)]
 mod tests {
+    use crate::digest::Digest;
     use crate::sim::{WorkloadShape, state_after};
 
     use super::SnapshotPiece;
 
     #[test]
-    fn segments_come_out_shared_and_the_pieces_are_the_snapshot() {
+    fn segments_and_closed_missions_come_out_shared_and_the_pieces_are_the_snapshot() {
         let state = state_after(
             7,
             WorkloadShape {
@@ -168,7 +215,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 SnapshotPiece::Segment(s) => Some(s.name()),
-                SnapshotPiece::Bytes(_) => None,
+                _ => None,
             })
             .collect();
         assert_eq!(names.len(), sealed, "every sealed segment is shared");
@@ -180,5 +227,28 @@ mod tests {
             "{names:?}"
         );
         assert_eq!(first.first_seq, 0);
+
+        // Every closed mission is its kept text, not a copy of it.
+        let kept: Vec<&[u8]> = t
+            .missions()
+            .values()
+            .filter_map(|m| m.closed_form())
+            .map(|e| e.json.get().as_bytes())
+            .collect();
+        assert!(kept.len() >= 10, "the workload closes missions");
+        let shared: Vec<&[u8]> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                SnapshotPiece::ClosedMission(m) => {
+                    assert_eq!(*m.sha256(), Digest::of(m.bytes()));
+                    Some(m.bytes())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shared.len(), kept.len(), "every closed mission is shared");
+        for (a, b) in shared.iter().zip(&kept) {
+            assert!(std::ptr::eq(*a, *b), "a closed mission's text was copied");
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! node spent more and more of each snapshot re-encoding the same closed
 //! missions (over a tenth of a busy 3-node cluster's CPU). The first
 //! snapshot after a mission closes keeps its JSON text and its digest, and
-//! later snapshots copy the one and hash the other's 32 bytes.
+//! later snapshots share the one (a snapshot built in pieces holds it,
+//! [`crate::machine::snapshot_pieces`]) and hash the other's 32 bytes.
 //!
 //! This is derived data, like the subject cache: never replicated or
 //! compared, and dropped whenever the mission is handed out for change
@@ -25,18 +26,26 @@ use crate::mission::record::Mission;
 #[derive(Clone, Default)]
 pub(crate) struct ClosedForm(OnceLock<Arc<Encodings>>);
 
-/// A mission's JSON text, as `serde_json` writes it, and its digest
-/// ([`Mission::digest`]).
+/// A mission's JSON text, as `serde_json` writes it, the SHA-256 of that
+/// text, and the mission's digest ([`Mission::digest`]).
+///
+/// The text's own hash is not the mission's digest: the digest is of the
+/// canonical encoding, and two missions equal in it (a JSON object's keys
+/// in another order) may have different texts. A store that names files
+/// by what is in them needs the text's.
 pub(crate) struct Encodings {
     pub(crate) json: Box<RawValue>,
+    pub(crate) json_sha256: Digest,
     pub(crate) digest: Digest,
 }
 
 impl ClosedForm {
-    pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Encodings {
+    pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Arc<Encodings> {
         self.0.get_or_init(|| {
+            let json = serde_json::value::to_raw_value(mission).expect("a mission serializes");
             Arc::new(Encodings {
-                json: serde_json::value::to_raw_value(mission).expect("a mission serializes"),
+                json_sha256: Digest::of(json.get().as_bytes()),
+                json,
                 digest: mission.digest(),
             })
         })
