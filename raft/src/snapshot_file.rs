@@ -10,7 +10,7 @@
 //!   SHA-256 of the bytes after the header), then the pieces that are
 //!   bytes, back to back.
 //! - `segments/{name}.json`: one file per sealed audit segment
-//!   ([`SegmentPiece`]), and one per pack of closed missions
+//!   ([`SegmentPiece`]), and one per pack of closed missions or tokens
 //!   ([`crate::snapshot_packs`]), written by the first snapshot that holds
 //!   it and shared by every later one. The header carries each one's
 //!   length and SHA-256, checked when it is read. A pack is named like a
@@ -234,7 +234,7 @@ impl SnapshotFiles {
     }
 
     /// Writes the snapshot `pieces` make (format 2): only the segment
-    /// files and packs of closed missions not on disk yet, then
+    /// files and packs of kept texts not on disk yet, then
     /// `snapshot.bin`.
     pub(crate) fn write_pieces(
         &self,
@@ -261,7 +261,7 @@ impl SnapshotFiles {
                     at += 1;
                     (s.name().to_owned(), &pieces[at - 1..at], false)
                 }
-                SnapshotPiece::ClosedMission(_) => {
+                SnapshotPiece::Kept(_) => {
                     let end = snapshot_packs::pack_end(pieces, at);
                     let pack = &pieces[at..end];
                     at = end;
@@ -422,7 +422,7 @@ mod tests {
     fn pack_names(header: &Header) -> BTreeMap<String, u64> {
         segments_of(&header.pieces)
             .into_values()
-            .filter(|f| f.name.starts_with('_'))
+            .filter(|f| f.name.starts_with(snapshot_packs::PACK_PREFIX))
             .map(|f| (f.name, f.len))
             .collect()
     }
@@ -496,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn closed_missions_are_packed_and_a_pack_is_written_once() {
+    fn closed_missions_and_tokens_are_packed_and_a_pack_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         // One tenant's missions all run to the end, then another tenant's
         // run: the first tenant's packs stay as they were.
@@ -519,7 +519,7 @@ mod tests {
             .write_pieces(&meta(), &state.snapshot_pieces())
             .unwrap();
         let first = pack_names(&header(dir.path()));
-        assert!(first.len() >= 2, "{first:?}");
+        assert!(first.len() >= 4, "{first:?}");
         assert_eq!(w.pack_files, first.len() as u64);
         let closed = |s: &EngineState| {
             s.tenants()
@@ -528,7 +528,7 @@ mod tests {
                 .count()
         };
         let closed_before = closed(&state);
-        assert!(first.len() < closed_before, "missions share packs");
+        assert!(first.len() < closed_before, "texts share packs");
 
         for cmd in &rest {
             let _ = state.apply(cmd);
@@ -547,7 +547,7 @@ mod tests {
         let kept_bytes: u64 = kept.iter().map(|n| first[*n]).sum();
         let old_segments: usize = segments_of(&header(dir.path()).pieces)
             .values()
-            .filter(|f| !f.name.starts_with('_'))
+            .filter(|f| !f.name.starts_with(snapshot_packs::PACK_PREFIX))
             .count()
             - w.segment_files as usize;
         assert!(old_segments >= 1);

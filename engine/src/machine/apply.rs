@@ -28,6 +28,7 @@ use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
     OpenMissions, Revocation, TenantState,
 };
+use crate::machine::tokens::Tokens;
 use crate::machine::tool_calls;
 use crate::mission::{
     AbortReason, AuthorityBoundary, DataBoundary, Frozen, Mission, MissionBoundary, MissionContext,
@@ -383,7 +384,7 @@ impl EngineState {
             agents: BTreeMap::new(),
             credentials: BTreeMap::new(),
             missions: Missions::default(),
-            tokens: BTreeMap::new(),
+            tokens: Tokens::default(),
             bundles: BTreeMap::new(),
             tools: BTreeMap::new(),
             audit: AuditLog::default(),

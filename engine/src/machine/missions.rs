@@ -63,7 +63,7 @@ impl Serialize for Missions {
             match (human, m.closed_form()) {
                 (false, Some(kept)) => map.serialize_entry(id, &kept.digest)?,
                 (false, None) => map.serialize_entry(id, &m.digest())?,
-                (true, Some(kept)) => map.serialize_entry(id, &kept.json)?,
+                (true, Some(kept)) => map.serialize_entry(id, &kept.text.json)?,
                 (true, None) => map.serialize_entry(id, m)?,
             }
         }

@@ -8,6 +8,7 @@ mod execution;
 pub mod fold;
 mod governance;
 pub mod invariants;
+pub(crate) mod kept_text;
 pub mod missions;
 pub mod rejection;
 mod saga;
@@ -15,6 +16,7 @@ pub mod snapshot;
 pub mod snapshot_pieces;
 pub mod state;
 mod state_digest_v2;
+pub mod tokens;
 mod tool_calls;
 
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};

@@ -2,13 +2,13 @@
 //!
 //! Most of a long-lived state is what never changes again: its tenants'
 //! sealed audit segments (two thirds of it after a few thousand
-//! missions) and its closed missions (most of the rest). A snapshot
-//! written as one file rewrites all of them every time. Written as
-//! pieces, each of those comes out as a shared reference to the bytes the
-//! state already holds, with a name or a hash that identifies it across
-//! snapshots, and everything else as bytes: put back together in order,
-//! the pieces are exactly [`EngineState::snapshot`]'s bytes. Building a
-//! snapshot then copies only what is still open.
+//! missions), closed missions and issued execution tokens (most of the
+//! rest). A snapshot written as one file rewrites all of them every time.
+//! Written as pieces, each of those comes out as a shared reference to
+//! the bytes the state already holds, with a name or a hash that
+//! identifies it across snapshots, and everything else as bytes: put back
+//! together in order, the pieces are exactly [`EngineState::snapshot`]'s
+//! bytes. Building a snapshot then copies only what is still open.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,15 +19,15 @@ use serde_json::value::RawValue;
 use crate::audit::segment::SealedSegment;
 use crate::digest::Digest;
 use crate::ids::TenantId;
+use crate::machine::kept_text::KeptText;
 use crate::machine::state::EngineState;
-use crate::mission::closed_form::Encodings;
 
 /// One piece of a snapshot's bytes.
 #[derive(Clone, Debug)]
 pub enum SnapshotPiece {
     Bytes(Vec<u8>),
     Segment(SegmentPiece),
-    ClosedMission(ClosedMissionPiece),
+    Kept(KeptPiece),
 }
 
 /// A sealed audit segment's JSON, as the snapshot carries it.
@@ -51,27 +51,27 @@ impl SegmentPiece {
     }
 }
 
-/// A closed mission's JSON, as the snapshot carries it: the text kept of
-/// it since it closed ([`crate::mission::closed_form`]).
+/// A closed mission's or an issued token's JSON, as the snapshot carries
+/// it: the text kept of it ([`crate::machine::kept_text`]).
 #[derive(Clone)]
-pub struct ClosedMissionPiece {
-    encodings: Arc<Encodings>,
+pub struct KeptPiece {
+    text: Arc<KeptText>,
 }
 
-impl ClosedMissionPiece {
+impl KeptPiece {
     pub fn bytes(&self) -> &[u8] {
-        self.encodings.json.get().as_bytes()
+        self.text.bytes()
     }
 
-    /// The SHA-256 of [`ClosedMissionPiece::bytes`], made once with them.
+    /// The SHA-256 of [`KeptPiece::bytes`], made once with them.
     pub fn sha256(&self) -> &Digest {
-        &self.encodings.json_sha256
+        &self.text.sha256
     }
 }
 
-impl std::fmt::Debug for ClosedMissionPiece {
+impl std::fmt::Debug for KeptPiece {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClosedMissionPiece({} bytes)", self.bytes().len())
+        write!(f, "KeptPiece({} bytes)", self.bytes().len())
     }
 }
 
@@ -80,7 +80,7 @@ impl SnapshotPiece {
         match self {
             SnapshotPiece::Bytes(b) => b,
             SnapshotPiece::Segment(s) => s.bytes(),
-            SnapshotPiece::ClosedMission(m) => m.bytes(),
+            SnapshotPiece::Kept(k) => k.bytes(),
         }
     }
 }
@@ -92,23 +92,23 @@ impl EngineState {
             .tenants
             .values()
             .flat_map(|t| t.audit.sealed().iter().map(move |s| (&t.id, s)));
-        // Made now for a mission closed since the last snapshot, before
-        // the writer needs to know where each text is.
-        let closed = self
-            .tenants
-            .values()
-            .flat_map(|t| t.missions.values().filter_map(|m| m.closed_form()));
-        let mut out = PieceWriter::new(segments, closed);
+        // A closed mission's is made now if it closed since the last
+        // snapshot, before the writer needs to know where each text is.
+        let kept = self.tenants.values().flat_map(|t| {
+            let closed = t.missions.values().filter_map(|m| m.closed_form());
+            closed.map(|e| &e.text).chain(t.tokens.texts())
+        });
+        let mut out = PieceWriter::new(segments, kept);
         self.write_snapshot_to(&mut out);
         out.finish()
     }
 }
 
 /// Collects the JSON writer's output into pieces. serde_json writes a
-/// raw value (which is how a sealed segment and a closed mission's kept
-/// text serialize) with one `write_all` of the value's own bytes, so a
-/// write of exactly such bytes, at their address, is that segment or
-/// mission, and becomes a shared piece. Any other write is copied; were
+/// raw value (which is how a sealed segment and a kept text serialize)
+/// with one `write_all` of the value's own bytes, so a write of exactly
+/// such bytes, at their address, is that segment or text, and becomes a
+/// shared piece. Any other write is copied; were
 /// serde_json to write a raw value some other way, the pieces would still
 /// be the snapshot, only with the value copied into bytes (the tests
 /// `..._come_out_shared...` would say so).
@@ -124,7 +124,7 @@ struct PieceWriter {
 impl PieceWriter {
     fn new<'a>(
         segments: impl Iterator<Item = (&'a TenantId, &'a SealedSegment)>,
-        closed: impl Iterator<Item = &'a Arc<Encodings>>,
+        kept: impl Iterator<Item = &'a Arc<KeptText>>,
     ) -> PieceWriter {
         let segments = segments.map(|(tenant, s)| {
             let summary = s.summary();
@@ -133,13 +133,9 @@ impl PieceWriter {
                 json: s.body().clone(),
             })
         });
-        let closed = closed.map(|e| {
-            SnapshotPiece::ClosedMission(ClosedMissionPiece {
-                encodings: e.clone(),
-            })
-        });
+        let kept = kept.map(|text| SnapshotPiece::Kept(KeptPiece { text: text.clone() }));
         let shared = segments
-            .chain(closed)
+            .chain(kept)
             .map(|piece| {
                 let at = piece.bytes();
                 ((at.as_ptr() as usize, at.len()), piece)
@@ -197,7 +193,7 @@ mod tests {
     use super::SnapshotPiece;
 
     #[test]
-    fn segments_and_closed_missions_come_out_shared_and_the_pieces_are_the_snapshot() {
+    fn segments_closed_missions_and_tokens_come_out_shared_and_the_pieces_are_the_snapshot() {
         let state = state_after(
             7,
             WorkloadShape {
@@ -228,27 +224,31 @@ mod tests {
         );
         assert_eq!(first.first_seq, 0);
 
-        // Every closed mission is its kept text, not a copy of it.
-        let kept: Vec<&[u8]> = t
+        // Every closed mission and every token is its kept text, not a
+        // copy of it.
+        let closed: Vec<&[u8]> = t
             .missions()
             .values()
             .filter_map(|m| m.closed_form())
-            .map(|e| e.json.get().as_bytes())
+            .map(|e| e.text.bytes())
             .collect();
-        assert!(kept.len() >= 10, "the workload closes missions");
+        assert!(closed.len() >= 10, "the workload closes missions");
+        let tokens: Vec<&[u8]> = t.tokens.texts().map(|k| k.bytes()).collect();
+        assert!(tokens.len() >= 10, "the workload issues tokens");
         let shared: Vec<&[u8]> = pieces
             .iter()
             .filter_map(|p| match p {
-                SnapshotPiece::ClosedMission(m) => {
-                    assert_eq!(*m.sha256(), Digest::of(m.bytes()));
-                    Some(m.bytes())
+                SnapshotPiece::Kept(k) => {
+                    assert_eq!(*k.sha256(), Digest::of(k.bytes()));
+                    Some(k.bytes())
                 }
                 _ => None,
             })
             .collect();
-        assert_eq!(shared.len(), kept.len(), "every closed mission is shared");
+        let kept: Vec<&[u8]> = closed.into_iter().chain(tokens).collect();
+        assert_eq!(shared.len(), kept.len(), "every kept text is shared");
         for (a, b) in shared.iter().zip(&kept) {
-            assert!(std::ptr::eq(*a, *b), "a closed mission's text was copied");
+            assert!(std::ptr::eq(*a, *b), "a kept text was copied");
         }
     }
 }

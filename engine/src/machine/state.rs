@@ -15,6 +15,7 @@ use crate::identity::keys::KeyPair;
 use crate::identity::token::ExecutionToken;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
 use crate::machine::missions::Missions;
+use crate::machine::tokens::Tokens;
 use crate::mission::{Mission, MissionState, StepTimeout, StepTimeouts};
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -290,7 +291,7 @@ pub struct TenantState {
     pub(crate) agents: BTreeMap<AgentId, AgentRecord>,
     pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
     pub(crate) missions: Missions,
-    pub(crate) tokens: BTreeMap<TokenId, ExecutionToken>,
+    pub(crate) tokens: Tokens,
     pub(crate) bundles: BTreeMap<Digest, BundleSource>,
     pub(crate) tools: BTreeMap<ToolName, ToolSpec>,
     pub(crate) audit: AuditLog,

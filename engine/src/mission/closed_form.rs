@@ -16,9 +16,8 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::value::RawValue;
-
 use crate::digest::Digest;
+use crate::machine::kept_text::KeptText;
 use crate::mission::record::Mission;
 
 /// The encodings of a mission as it is now; filled on first use, which is
@@ -26,26 +25,18 @@ use crate::mission::record::Mission;
 #[derive(Clone, Default)]
 pub(crate) struct ClosedForm(OnceLock<Arc<Encodings>>);
 
-/// A mission's JSON text, as `serde_json` writes it, the SHA-256 of that
-/// text, and the mission's digest ([`Mission::digest`]).
-///
-/// The text's own hash is not the mission's digest: the digest is of the
-/// canonical encoding, and two missions equal in it (a JSON object's keys
-/// in another order) may have different texts. A store that names files
-/// by what is in them needs the text's.
+/// A mission's JSON text ([`KeptText`]) and its digest
+/// ([`Mission::digest`]).
 pub(crate) struct Encodings {
-    pub(crate) json: Box<RawValue>,
-    pub(crate) json_sha256: Digest,
+    pub(crate) text: Arc<KeptText>,
     pub(crate) digest: Digest,
 }
 
 impl ClosedForm {
     pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Arc<Encodings> {
         self.0.get_or_init(|| {
-            let json = serde_json::value::to_raw_value(mission).expect("a mission serializes");
             Arc::new(Encodings {
-                json_sha256: Digest::of(json.get().as_bytes()),
-                json,
+                text: KeptText::of(mission),
                 digest: mission.digest(),
             })
         })
