@@ -87,6 +87,8 @@ pub(crate) struct SnapshotFiles {
     /// snapshot installed while another is being written cannot remove
     /// the segment files the other names.
     on_disk: Mutex<BTreeMap<String, SegmentFile>>,
+    /// [`snapshot_packs::PACK_BYTES`]; tests make packs smaller.
+    pack_bytes: u32,
 }
 
 /// A snapshot read back: its Raft metadata and the engine snapshot.
@@ -107,6 +109,7 @@ impl SnapshotFiles {
         let files = SnapshotFiles {
             dir: dir.to_owned(),
             on_disk: Mutex::new(BTreeMap::new()),
+            pack_bytes: snapshot_packs::PACK_BYTES,
         };
         let found = files.read()?;
         Ok((files, found))
@@ -262,7 +265,7 @@ impl SnapshotFiles {
                     (s.name().to_owned(), &pieces[at - 1..at], false)
                 }
                 SnapshotPiece::Kept(_) => {
-                    let end = snapshot_packs::pack_end(pieces, at);
+                    let end = snapshot_packs::pack_end(pieces, at, self.pack_bytes);
                     let pack = &pieces[at..end];
                     at = end;
                     (snapshot_packs::pack_name(pack), pack, true)
@@ -514,7 +517,8 @@ mod tests {
             .into_iter()
             .filter(|c| c.tenant == second_tenant)
             .collect();
-        let (files, _) = SnapshotFiles::open(dir.path()).unwrap();
+        let (mut files, _) = SnapshotFiles::open(dir.path()).unwrap();
+        files.pack_bytes = 64 * 1024;
         let w = files
             .write_pieces(&meta(), &state.snapshot_pieces())
             .unwrap();

@@ -7,7 +7,7 @@
 //! order, with the bytes between them, which are the next one's key) are
 //! packed. Where a pack ends is decided by the texts themselves, not by
 //! counting: a pack ends after a text whose hash, read as a number, falls
-//! below its length in [`PACK_BYTES`] (so packs hold about that many
+//! below its length in the pack size (so packs hold about that many
 //! bytes whatever the texts' sizes), or where the run of kept texts ends.
 //! A mission that closes or changes then changes its own pack and at most
 //! the one after it, not every pack after it, and a pack that did not
@@ -16,8 +16,11 @@
 use aura_engine::machine::snapshot_pieces::{KeptPiece, SnapshotPiece};
 use sha2::{Digest as _, Sha256};
 
-/// The bytes a pack holds on average.
-pub(crate) const PACK_BYTES: u32 = 128 * 1024;
+/// The bytes a pack holds on average. Creating a file costs more than
+/// writing a megabyte on a busy ext4 (finding a free inode dominated
+/// snapshot writes with 128 KiB packs), and a change rewrites one pack or
+/// two.
+pub(crate) const PACK_BYTES: u32 = 1024 * 1024;
 
 /// The bytes between two kept texts are the second one's key, a comma
 /// and a colon: this long at most (ids are at most 128 bytes).
@@ -27,21 +30,21 @@ const SEPARATOR_MAX: usize = 160;
 /// pack and a sealed segment (`{tenant}.…`) never share a name.
 pub(crate) const PACK_PREFIX: &str = "_kept.";
 
-/// Whether a pack ends after `text`: with a chance of its length in
-/// [`PACK_BYTES`], decided by its hash.
-fn ends_pack(text: &KeptPiece) -> bool {
+/// Whether a pack of about `pack_bytes` ends after `text`: with a
+/// chance of its length in `pack_bytes`, decided by its hash.
+fn ends_pack(text: &KeptPiece, pack_bytes: u32) -> bool {
     let h = text.sha256().0;
-    let draw = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) % PACK_BYTES;
+    let draw = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) % pack_bytes;
     (draw as usize) < text.bytes().len()
 }
 
-/// The end (exclusive) of the pack that starts at `pieces[start]`, a kept
-/// text.
-pub(crate) fn pack_end(pieces: &[SnapshotPiece], start: usize) -> usize {
+/// The end (exclusive) of the pack of about `pack_bytes` that starts at
+/// `pieces[start]`, a kept text.
+pub(crate) fn pack_end(pieces: &[SnapshotPiece], start: usize, pack_bytes: u32) -> usize {
     let mut end = start + 1;
     loop {
         if let Some(SnapshotPiece::Kept(last)) = pieces.get(end - 1)
-            && ends_pack(last)
+            && ends_pack(last, pack_bytes)
         {
             return end;
         }
