@@ -100,8 +100,11 @@ async fn run(
                 if i >= missions {
                     break;
                 }
+                // The id is the server's, as an integrator gets by default
+                // (it begins with the creation time, which is what keeps
+                // snapshots' packs of closed missions stable).
                 let body = json!({
-                    "id": format!("m{i}"), "namespace": "prod", "agent": "bot",
+                    "namespace": "prod", "agent": "bot",
                     "definition": {"objective": "post, read back and mail", "tools": TOOLS,
                                    "authority": "L1", "timeout": 600_000},
                     "context": {"inputs": {"amount": 1}, "classification": "confidential",
