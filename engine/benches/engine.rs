@@ -30,15 +30,12 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 fn chain_verify(c: &mut Criterion) {
-    let mut state = EngineState::new();
     let shape = WorkloadShape {
         tenants: 1,
         missions: 1500,
         ..WorkloadShape::default()
     };
-    for cmd in sim::generate(42, shape) {
-        let _ = state.apply(&cmd);
-    }
+    let state = sim::state_after(42, shape);
     let tenant = sim::tenant_id(0);
     let records = state.tenant(&tenant).unwrap().audit().to_records();
     // The exact framed messages whose SHA-256 are the entry hashes.

@@ -12,16 +12,12 @@ use aura_engine::sim::{self, WorkloadShape};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn state_of(missions: u32) -> EngineState {
-    let mut state = EngineState::new();
     let shape = WorkloadShape {
         tenants: 1,
         missions,
         ..WorkloadShape::default()
     };
-    for cmd in sim::generate(11, shape) {
-        let _ = state.apply(&cmd);
-    }
-    state
+    sim::state_after(11, shape)
 }
 
 fn snapshot(c: &mut Criterion) {

@@ -4,7 +4,6 @@ use aura_engine::audit::export::Failure;
 use aura_engine::audit::merkle::{verify_consistency, verify_inclusion};
 use aura_engine::audit::{VerifyError, VerifyOptions, verify_export, write_export};
 use aura_engine::identity::KeyPair;
-use aura_engine::machine::EngineState;
 use aura_engine::sim::{self, SimRng, WorkloadShape};
 use serde_json::Value;
 
@@ -14,16 +13,13 @@ struct Export {
 }
 
 fn export() -> Export {
-    let mut state = EngineState::new();
     let shape = WorkloadShape {
         tenants: 1,
         missions: 40,
         checkpoint_every: 16,
         ..WorkloadShape::default()
     };
-    for cmd in sim::generate(11, shape) {
-        let _ = state.apply(&cmd);
-    }
+    let state = sim::state_after(11, shape);
     let t = state.tenant(&sim::tenant_id(0)).unwrap();
     let mut out = Vec::new();
     write_export(&mut out, t.id(), &t.public_key(), t.audit()).unwrap();
@@ -230,17 +226,14 @@ fn a_tampered_consistency_proof_is_detected() {
 
 #[test]
 fn proofs_from_engine_state_verify_and_tampered_ones_fail() {
-    let mut state = EngineState::new();
-    for cmd in sim::generate(
+    let state = sim::state_after(
         5,
         WorkloadShape {
             tenants: 1,
             missions: 30,
             ..WorkloadShape::default()
         },
-    ) {
-        let _ = state.apply(&cmd);
-    }
+    );
     let audit = state.tenant(&sim::tenant_id(0)).unwrap().audit();
     let tree = audit.tree();
     let size = tree.len();

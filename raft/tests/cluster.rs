@@ -153,7 +153,7 @@ async fn a_restarted_node_has_the_same_state_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_reads_back_the_sealed_audit_segments_its_snapshots_wrote() {
+async fn a_restart_reads_back_the_sealed_segments_and_packs_its_snapshots_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let secret = ClusterSecret::random();
     let node = one_node(dir.path(), &secret).await;
@@ -162,11 +162,23 @@ async fn a_restart_reads_back_the_sealed_audit_segments_its_snapshots_wrote() {
     // grows).
     propose_all(&node, &workload(800)).await;
     let segments = dir.path().join("node-1/raft/segments");
-    let count = || std::fs::read_dir(&segments).map_or(0, |d| d.count());
+    // Sealed audit segments, and packs of closed missions and tokens.
+    let count = || {
+        let names: Vec<String> = std::fs::read_dir(&segments).map_or(Vec::new(), |d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        });
+        let packs = names.iter().filter(|n| n.starts_with("_kept.")).count();
+        (names.len() - packs, packs)
+    };
     wait_for(
-        "a snapshot holding sealed segments",
+        "a snapshot holding sealed segments and packs",
         Duration::from_secs(30),
-        async || (count() >= 2).then_some(()),
+        async || {
+            let (segments, packs) = count();
+            (segments >= 2 && packs >= 1).then_some(())
+        },
     )
     .await;
     let node = restarted_at_the_same_digest(dir.path(), &secret, node).await;

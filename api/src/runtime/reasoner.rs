@@ -418,12 +418,8 @@ mod tests {
     /// given it (without its own records) alongside the inputs.
     #[tokio::test]
     async fn the_reasoner_is_given_the_missions_working_memory() {
-        use aura_engine::machine::EngineState;
         use aura_engine::sim;
-        let mut state = EngineState::default();
-        for cmd in sim::generate(3, sim::WorkloadShape::default()) {
-            let _ = state.apply(&cmd);
-        }
+        let state = sim::state_after(3, sim::WorkloadShape::default());
         let m = state
             .tenants()
             .flat_map(|t| t.missions().values())
