@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aura_engine::machine::EngineState;
+use axum::body::Bytes;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -306,7 +307,9 @@ pub fn encode_snapshot(vote: &Vote, meta: &SnapshotMeta, parts: &[&[u8]]) -> Vec
     out
 }
 
-pub fn decode_snapshot(bytes: &[u8]) -> Result<(Vote, SnapshotMeta, Vec<u8>), String> {
+/// The data is a view of `bytes`, not a copy: a snapshot is as large as
+/// the state.
+pub fn decode_snapshot(bytes: &Bytes) -> Result<(Vote, SnapshotMeta, Bytes), String> {
     let len = bytes
         .get(..4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
@@ -314,7 +317,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(Vote, SnapshotMeta, Vec<u8>), St
     let header = bytes.get(4..4 + len).ok_or("snapshot header truncated")?;
     let (vote, meta): (Vote, SnapshotMeta) =
         serde_json::from_slice(header).map_err(|e| format!("bad snapshot header: {e}"))?;
-    Ok((vote, meta, bytes[4 + len..].to_vec()))
+    Ok((vote, meta, bytes.slice(4 + len..)))
 }
 
 impl RaftNetworkV2<AuraRaft> for Peer {
@@ -395,5 +398,27 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<AuraRaft>, RPCError<AuraRaft>> {
         self.rpc("/raft/transfer-leader", &req, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_on_the_wire_decodes_to_a_view_of_the_request_body() {
+        let vote = Vote::new(3, 1);
+        let meta = SnapshotMeta::default();
+        let body = Bytes::from(encode_snapshot(&vote, &meta, &[b"{\"a\":", b"1}"]));
+        let (v, m, data) = decode_snapshot(&body).unwrap();
+        assert_eq!((v, m), (vote, meta));
+        assert_eq!(&data[..], b"{\"a\":1}");
+        let end = body.as_ptr() as usize + body.len();
+        assert_eq!(
+            data.as_ptr() as usize,
+            end - data.len(),
+            "the data is the body's own bytes"
+        );
+        assert!(decode_snapshot(&Bytes::from_static(b"\x09\0\0\0{}")).is_err());
     }
 }

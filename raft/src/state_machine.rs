@@ -265,9 +265,8 @@ impl EngineStore {
         let files = &self.shared.files;
         let written = match &*data {
             SnapshotBody::Pieces(pieces) => files.write_pieces(&meta, pieces)?,
-            SnapshotBody::Whole(bytes) | SnapshotBody::Received { bytes, .. } => {
-                files.write_whole(&meta, bytes)?
-            }
+            SnapshotBody::Whole(bytes) => files.write_whole(&meta, bytes)?,
+            SnapshotBody::Received { bytes, .. } => files.write_whole(&meta, bytes)?,
         };
         self.shared
             .snapshots

@@ -249,7 +249,8 @@ pub enum SnapshotBody {
     /// refused before openraft sees it): installing takes that state
     /// rather than restoring the bytes a second time.
     Received {
-        bytes: Vec<u8>,
+        /// The request body's own bytes, not a copy of them.
+        bytes: axum::body::Bytes,
         restored: std::sync::Mutex<Option<Box<aura_engine::machine::EngineState>>>,
     },
     /// As built here: the sealed audit segments are the state's own
@@ -284,10 +285,19 @@ impl SnapshotBody {
         }
     }
 
+    /// The bytes, when they are one buffer (not built here).
+    fn whole(&self) -> Option<&[u8]> {
+        match self {
+            SnapshotBody::Whole(b) => Some(b),
+            SnapshotBody::Received { bytes, .. } => Some(bytes),
+            SnapshotBody::Pieces(_) => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
-            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => b.len(),
             SnapshotBody::Pieces(p) => p.iter().map(|p| p.bytes().len()).sum(),
+            _ => self.whole().map_or(0, <[u8]>::len),
         }
     }
 
@@ -298,8 +308,8 @@ impl SnapshotBody {
     /// The bytes, in the order they go.
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
-            SnapshotBody::Whole(b) | SnapshotBody::Received { bytes: b, .. } => vec![b],
             SnapshotBody::Pieces(pieces) => pieces.iter().map(|p| p.bytes()).collect(),
+            _ => self.whole().into_iter().collect(),
         }
     }
 
@@ -327,7 +337,7 @@ mod tests {
         let state = aura_engine::machine::EngineState::new();
         let bytes = state.snapshot();
         let body = SnapshotBody::Received {
-            bytes: bytes.clone(),
+            bytes: bytes.clone().into(),
             restored: std::sync::Mutex::new(Some(Box::new(state))),
         };
         assert_eq!(&*body.to_bytes(), &bytes[..]);
