@@ -141,14 +141,24 @@ impl EngineStore {
         let mut current = Current::default();
         let mut stored = None;
         let (files, found) = SnapshotFiles::open(dir)?;
+        let in_format_2 = format < LogFormat::MissionDigests;
         if let Some((meta, data)) = found {
             current.engine = EngineState::restore(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             current.last_applied = meta.last_log_id;
             current.membership = meta.last_membership.clone();
+            // Kept as pieces of the restored state rather than as the
+            // bytes read: those are as large as the state and would be
+            // held until the next snapshot. Building the pieces makes the
+            // closed missions' texts, which that snapshot would make.
+            let data = if in_format_2 {
+                SnapshotBody::Whole(data)
+            } else {
+                SnapshotBody::Pieces(current.engine.snapshot_pieces())
+            };
             stored = Some(Stored {
                 meta,
-                data: Arc::new(SnapshotBody::Whole(data)),
+                data: Arc::new(data),
             });
         }
         Ok(EngineStore {
@@ -159,7 +169,7 @@ impl EngineStore {
                 stats: AppliedStats::default(),
                 snapshots: SnapshotStats::default(),
                 feed: broadcast::channel(FEED_CAPACITY).0,
-                snapshots_in_format_2: format < LogFormat::MissionDigests,
+                snapshots_in_format_2: in_format_2,
             }),
         })
     }
@@ -434,5 +444,47 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
             meta: s.meta,
             snapshot: s.data,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aura_engine::sim::{WorkloadShape, state_after};
+
+    use super::*;
+    use crate::types::SnapshotMeta;
+
+    /// The body of the snapshot a store opened in `dir` keeps in memory.
+    fn kept(dir: &Path, format: LogFormat) -> Arc<SnapshotBody> {
+        let store = EngineStore::open(dir, format).unwrap();
+        let stored = store.shared.snapshot.lock().unwrap();
+        stored.as_ref().expect("a snapshot").data.clone()
+    }
+
+    #[test]
+    fn a_snapshot_read_at_start_is_kept_as_pieces_of_the_restored_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_after(
+            2,
+            WorkloadShape {
+                tenants: 1,
+                missions: 60,
+                ..WorkloadShape::default()
+            },
+        );
+        let (files, _) = SnapshotFiles::open(dir.path()).unwrap();
+        let meta = SnapshotMeta {
+            last_log_id: None,
+            last_membership: Default::default(),
+        };
+        files.write_pieces(&meta, &state.snapshot_pieces()).unwrap();
+
+        let body = kept(dir.path(), LogFormat::NEWEST);
+        assert!(matches!(*body, SnapshotBody::Pieces(_)), "{body:?}");
+        assert_eq!(&*body.to_bytes(), &state.snapshot()[..]);
+        // A node held below format 3 keeps what it read: it sends and
+        // writes format 2.
+        let held = kept(dir.path(), LogFormat::Sequences);
+        assert!(matches!(*held, SnapshotBody::Whole(_)), "{held:?}");
     }
 }
