@@ -16,6 +16,15 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest of `parts` joined, without joining them.
+    pub fn of_parts(parts: &[&[u8]]) -> Digest {
+        let mut sha = Sha256::new();
+        for part in parts {
+            sha.update(part);
+        }
+        Digest(sha.finalize().into())
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -17,9 +17,10 @@
 //!   segment file, so a version that knows only segments reads it.
 //!
 //! Put back together in order the pieces are the engine snapshot, which
-//! carries and checks the state digest. A snapshot received whole from the
-//! leader, and every snapshot of a node held below log format 3 (which
-//! older versions must still read), is written whole in format
+//! carries and checks the state digest. A snapshot received from the
+//! leader is written in pieces of the state it installs, like one built
+//! here. Every snapshot of a node held below log format 3 (which older
+//! versions must still read) is written whole in format
 //! `aura.raft-snapshot/1`: the header, then the body. Both are read.
 //!
 //! Every file is written to a temporary name, synced and renamed, and
@@ -36,7 +37,6 @@ use std::sync::Mutex;
 use aura_engine::Digest;
 use aura_engine::machine::snapshot_pieces::SnapshotPiece;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::log_file::sync_dir;
 use crate::snapshot_packs;
@@ -280,12 +280,7 @@ impl SnapshotFiles {
                     }
                     let parts: Vec<&[u8]> = shared.iter().map(|p| p.bytes()).collect();
                     write_renamed(&self.segment_path(&name), &parts)?;
-                    let mut sha = Sha256::new();
-                    let mut len = 0;
-                    for part in &parts {
-                        sha.update(part);
-                        len += part.len() as u64;
-                    }
+                    let len = parts.iter().map(|p| p.len() as u64).sum();
                     written.bytes += len;
                     if is_pack {
                         written.pack_files += 1;
@@ -295,7 +290,7 @@ impl SnapshotFiles {
                     SegmentFile {
                         name,
                         len,
-                        sha256: hex(sha.finalize().into()),
+                        sha256: Digest::of_parts(&parts).to_hex(),
                     }
                 }
             };
@@ -305,15 +300,11 @@ impl SnapshotFiles {
             // The new files' names are durable before anything names them.
             sync_dir(&self.segment_path("any"))?;
         }
-        let mut sha = Sha256::new();
-        for b in &bytes {
-            sha.update(b);
-        }
         let header = Header {
             format: IN_PIECES.into(),
             meta: meta.clone(),
             len: pieces.iter().map(|p| p.bytes().len() as u64).sum(),
-            sha256: hex(sha.finalize().into()),
+            sha256: Digest::of_parts(&bytes).to_hex(),
             pieces: entries,
         };
         written.bytes += self.write_file(&mut on_disk, &header, &bytes)?;
@@ -372,10 +363,6 @@ fn segments_of(pieces: &[Piece]) -> BTreeMap<String, SegmentFile> {
             Piece::Bytes { .. } => None,
         })
         .collect()
-}
-
-fn hex(sha: [u8; 32]) -> String {
-    Digest(sha).to_hex()
 }
 
 /// Writes `parts` to a temporary file, syncs it and renames it to `path`;

@@ -147,19 +147,12 @@ impl EngineStore {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             current.last_applied = meta.last_log_id;
             current.membership = meta.last_membership.clone();
-            // Kept as pieces of the restored state rather than as the
-            // bytes read: those are as large as the state and would be
-            // held until the next snapshot. Building the pieces makes the
-            // closed missions' texts, which that snapshot would make.
-            let data = if in_format_2 {
-                SnapshotBody::Whole(data)
-            } else {
-                SnapshotBody::Pieces(current.engine.snapshot_pieces())
-            };
-            stored = Some(Stored {
-                meta,
-                data: Arc::new(data),
-            });
+            let data = kept_form(
+                in_format_2,
+                &current.engine,
+                Arc::new(SnapshotBody::Whole(data)),
+            );
+            stored = Some(Stored { meta, data });
         }
         Ok(EngineStore {
             shared: Arc::new(Shared {
@@ -269,8 +262,8 @@ impl EngineStore {
             .map_or(0, |s| s.data.len() as u64)
     }
 
-    /// Writes a snapshot, in `pieces` if it was built here, and keeps it
-    /// as the latest.
+    /// Writes a snapshot, in pieces unless it is one buffer (a node
+    /// writing format 2), and keeps it as the latest.
     fn store_snapshot(&self, meta: SnapshotMeta, data: SnapshotData) -> io::Result<()> {
         let files = &self.shared.files;
         let written = match &*data {
@@ -288,6 +281,20 @@ impl EngineStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Stored { meta, data });
         Ok(())
+    }
+}
+
+/// The form a snapshot is kept in, in memory and on disk, once `engine` is
+/// the state it holds: pieces of that state, which share with it all that
+/// never changes (sealed segments, closed missions, tokens), rather than
+/// the bytes read or received, which are as large as the state and would
+/// be held until the next snapshot. A node writing format 2 keeps the
+/// bytes it has, which older versions read.
+fn kept_form(in_format_2: bool, engine: &EngineState, body: SnapshotData) -> SnapshotData {
+    if in_format_2 {
+        body
+    } else {
+        Arc::new(SnapshotBody::Pieces(engine.snapshot_pieces()))
     }
 }
 
@@ -419,12 +426,15 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
             }
         };
-        let data = snapshot;
         let store = self.clone();
-        let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
-            .await
-            .map_err(io::Error::other)??;
+        let m = meta.clone();
+        let engine = tokio::task::spawn_blocking(move || {
+            let in_format_2 = store.shared.snapshots_in_format_2;
+            let data = kept_form(in_format_2, &engine, snapshot);
+            store.store_snapshot(m, data).map(|()| engine)
+        })
+        .await
+        .map_err(io::Error::other)??;
         let mut c = self.current_mut();
         c.engine = engine;
         c.last_applied = meta.last_log_id;

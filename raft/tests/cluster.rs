@@ -314,6 +314,9 @@ async fn a_lagging_learner_catches_up_through_a_snapshot() {
         "the learner should have installed a snapshot: {s:?}"
     );
     assert_eq!(learner.digest(), leader.digest());
+    // Installed as pieces of the state it holds, as it would have built
+    // it, not as the bytes received.
+    assert_eq!(stored_format(dir.path(), 4), "aura.raft-snapshot/2");
 
     // Promote it, and it votes and replicates like the others.
     learner
@@ -334,11 +337,27 @@ async fn a_lagging_learner_catches_up_through_a_snapshot() {
     }
 }
 
+/// Node `id`'s `snapshot.bin`: its header line, and what follows it.
+fn snapshot_file(dir: &Path, id: u64) -> (serde_json::Value, Vec<u8>) {
+    let mut bytes = std::fs::read(dir.join(format!("node-{id}/raft/snapshot.bin"))).unwrap();
+    let nl = bytes.iter().position(|b| *b == b'\n').unwrap();
+    let header = serde_json::from_slice(&bytes[..nl]).unwrap();
+    bytes.drain(..=nl);
+    (header, bytes)
+}
+
+/// The format of node `id`'s `snapshot.bin`, on its header line.
+fn stored_format(dir: &Path, id: u64) -> String {
+    snapshot_file(dir, id).0["format"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The engine snapshot format in node `id`'s `snapshot.bin`, whose body
 /// begins `{"format":"aura.engine-snapshot/N",`.
 fn snapshot_format(dir: &Path, id: u64) -> String {
-    let bytes = std::fs::read(dir.join(format!("node-{id}/raft/snapshot.bin"))).unwrap();
-    let body = &bytes[bytes.iter().position(|b| *b == b'\n').unwrap() + 1..];
+    let (_, body) = snapshot_file(dir, id);
     let head = &body[..body.iter().position(|b| *b == b',').unwrap()];
     String::from_utf8_lossy(head)
         .split('"')

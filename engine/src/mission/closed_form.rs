@@ -23,22 +23,21 @@ use crate::mission::record::Mission;
 /// The encodings of a mission as it is now; filled on first use, which is
 /// only ever made of a closed mission.
 #[derive(Clone, Default)]
-pub(crate) struct ClosedForm(OnceLock<Arc<Encodings>>);
+pub(crate) struct ClosedForm(OnceLock<Encodings>);
 
-/// A mission's JSON text ([`KeptText`]) and its digest
-/// ([`Mission::digest`]).
+/// A mission's JSON text ([`KeptText`]), shared with the snapshots that
+/// hold it, and its digest ([`Mission::digest`]).
+#[derive(Clone)]
 pub(crate) struct Encodings {
     pub(crate) text: Arc<KeptText>,
     pub(crate) digest: Digest,
 }
 
 impl ClosedForm {
-    pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Arc<Encodings> {
-        self.0.get_or_init(|| {
-            Arc::new(Encodings {
-                text: KeptText::of(mission),
-                digest: mission.digest(),
-            })
+    pub(crate) fn of<'a>(&'a self, mission: &Mission) -> &'a Encodings {
+        self.0.get_or_init(|| Encodings {
+            text: KeptText::of(mission),
+            digest: mission.digest(),
         })
     }
 

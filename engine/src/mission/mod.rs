@@ -2,7 +2,7 @@
 //! boundary, working state and sealed outcome.
 
 pub mod boundary;
-pub(crate) mod closed_form;
+mod closed_form;
 pub mod context;
 pub mod definition;
 pub mod execution;

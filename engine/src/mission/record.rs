@@ -3,7 +3,6 @@
 //! sealed outcome.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -298,7 +297,7 @@ impl Mission {
 
     /// The mission's encodings, once it is closed (made on first use and
     /// then kept).
-    pub(crate) fn closed_form(&self) -> Option<&Arc<Encodings>> {
+    pub(crate) fn closed_form(&self) -> Option<&Encodings> {
         self.state.is_closed().then(|| self.closed_form.of(self))
     }
 
