@@ -184,6 +184,18 @@ fn main() {
                 r.p99.as_secs_f64() * 1e3
             );
         }
+        // What no implementation of the call path can go below on one
+        // node: a governed call is two HTTP exchanges (agent to gateway,
+        // gateway to tool), each at least a direct call, and two durable
+        // commits one after the other (the request before the tool is
+        // called, the result before the answer), each at least one
+        // append+fdatasync.
+        let floor = 2 * rows[0].1.p50 + 2 * sync;
+        println!(
+            "  floor of one governed call on 1 node: 2 direct-call p50 + 2 fdatasync p50 = {:.2} ms ({:.1}x fdatasync)",
+            floor.as_secs_f64() * 1e3,
+            floor.as_secs_f64() / sync.as_secs_f64()
+        );
         let ratio = |a: usize, b: usize| rows[a].1.per_second / rows[b].1.per_second;
         println!(
             "  governed / direct throughput: 1 node {:.3}x, 3 nodes {:.3}x; 1-client p50: 1 node {:.1}x, 3 nodes {:.1}x of direct",
