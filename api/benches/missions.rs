@@ -58,12 +58,13 @@ async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> Gove
 }
 
 /// Log entries the first node has applied so far, the commands in them
-/// (an executor commits some together), how many it refused, and the
-/// snapshots it built, their bytes and the bytes written for them.
-fn applied(nodes: &[TestServer]) -> [u64; 6] {
+/// (an executor commits some together), how many it refused, the
+/// snapshots it built, their bytes and the bytes written for them, and
+/// the log appends and fdatasyncs of all the nodes.
+fn applied(nodes: &[TestServer]) -> [u64; 8] {
     let stats = nodes[0].node.applied_stats();
     let snapshots = nodes[0].node.snapshot_stats();
-    [
+    let [e, c, r, b, s, w] = [
         &stats.entries,
         &stats.commands,
         &stats.refused,
@@ -71,7 +72,14 @@ fn applied(nodes: &[TestServer]) -> [u64; 6] {
         &snapshots.bytes,
         &snapshots.written,
     ]
-    .map(|n| n.load(Ordering::Relaxed))
+    .map(|n| n.load(Ordering::Relaxed));
+    let log = |f: fn(&aura_raft::log_writer::WriterStats) -> &std::sync::atomic::AtomicU64| {
+        nodes
+            .iter()
+            .map(|n| f(n.node.log().stats()).load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    [e, c, r, b, s, w, log(|l| &l.appends), log(|l| &l.syncs)]
 }
 
 /// Creates `missions` missions from `clients` clients, round-robin over
@@ -83,7 +91,7 @@ async fn run(
     g: &GovernedTenant,
     missions: usize,
     clients: usize,
-) -> (f64, [f64; 6]) {
+) -> (f64, [f64; 8]) {
     let tenant: TenantId = g.tenant.parse().expect("tenant id");
     let before = applied(nodes);
     let next = Arc::new(AtomicUsize::new(0));
@@ -155,7 +163,7 @@ async fn run(
     let rate = missions as f64 / start.elapsed().as_secs_f64();
     let after = applied(nodes);
     let per = |i: usize| (after[i] - before[i]) as f64 / missions as f64;
-    (rate, [0, 1, 2, 3, 4, 5].map(per))
+    (rate, [0, 1, 2, 3, 4, 5, 6, 7].map(per))
 }
 
 fn main() {
@@ -174,16 +182,17 @@ fn main() {
         println!(
             "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
-        let ((r1, [e1, c1, x1, n1, s1, w1]), (r3, [e3, c3, x3, n3, s3, w3])) = (r1, r3);
+        let ((r1, [e1, c1, x1, n1, s1, w1, a1, y1]), (r3, [e3, c3, x3, n3, s3, w3, a3, y3])) =
+            (r1, r3);
         let m = missions as f64;
         println!(
-            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written",
+            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {y1:.2} fdatasyncs/mission ({a1:.2} log appends)",
             n1 * m,
             s1 / 1024.0,
             w1 / 1024.0
         );
         println!(
-            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written   ({:.2}x of 1 node)",
+            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {y3:.2} fdatasyncs/mission on 3 logs ({a3:.2} log appends)   ({:.2}x of 1 node)",
             n3 * m,
             s3 / 1024.0,
             w3 / 1024.0,
