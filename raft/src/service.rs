@@ -166,7 +166,7 @@ async fn snapshot(State(ctx): State<Ctx>, body: Bytes) -> Response {
     // Check the engine snapshot before openraft sees it: a snapshot that
     // does not restore must be refused, not installed.
     let checked = tokio::task::spawn_blocking(move || {
-        aura_engine::machine::EngineState::restore(&data).map(|state| (data, state))
+        aura_engine::machine::RestoredState::of(&data).map(|state| (data, state))
     })
     .await;
     let (bytes, state) = match checked {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
 use aura_engine::ids::{MissionId, TenantId};
-use aura_engine::machine::{Command, EngineState, Event, Rejection};
+use aura_engine::machine::{Command, EngineState, Event, Rejection, RestoredState};
 use aura_engine::time::Timestamp;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
@@ -30,8 +30,8 @@ use tokio::sync::broadcast;
 use crate::log_format::LogFormat;
 use crate::snapshot_file::SnapshotFiles;
 use crate::types::{
-    Applied, AuraRaft, LogId, Proposal, SequenceApplied, Snapshot, SnapshotBody, SnapshotData,
-    SnapshotMeta, StoredMembership,
+    Applied, AuraRaft, BodyForm, LogId, Proposal, SequenceApplied, Snapshot, SnapshotBody,
+    SnapshotData, SnapshotMeta, StoredMembership,
 };
 
 #[derive(Debug, Default)]
@@ -143,15 +143,12 @@ impl EngineStore {
         let (files, found) = SnapshotFiles::open(dir)?;
         let in_format_2 = format < LogFormat::MissionDigests;
         if let Some((meta, data)) = found {
-            current.engine = EngineState::restore(&data)
+            let restored = RestoredState::of(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let data = kept_form(in_format_2, &restored, Arc::new(SnapshotBody::Whole(data)));
+            current.engine = restored.state;
             current.last_applied = meta.last_log_id;
             current.membership = meta.last_membership.clone();
-            let data = kept_form(
-                in_format_2,
-                &current.engine,
-                Arc::new(SnapshotBody::Whole(data)),
-            );
             stored = Some(Stored { meta, data });
         }
         Ok(EngineStore {
@@ -266,10 +263,9 @@ impl EngineStore {
     /// writing format 2), and keeps it as the latest.
     fn store_snapshot(&self, meta: SnapshotMeta, data: SnapshotData) -> io::Result<()> {
         let files = &self.shared.files;
-        let written = match &*data {
-            SnapshotBody::Pieces(pieces) => files.write_pieces(&meta, pieces)?,
-            SnapshotBody::Whole(bytes) => files.write_whole(&meta, bytes)?,
-            SnapshotBody::Received { bytes, .. } => files.write_whole(&meta, bytes)?,
+        let written = match data.form() {
+            BodyForm::Pieces(pieces) => files.write_pieces(&meta, pieces)?,
+            BodyForm::Whole(bytes) => files.write_whole(&meta, bytes)?,
         };
         self.shared
             .snapshots
@@ -284,17 +280,17 @@ impl EngineStore {
     }
 }
 
-/// The form a snapshot is kept in, in memory and on disk, once `engine` is
-/// the state it holds: pieces of that state, which share with it all that
+/// The form a snapshot is kept in, in memory and on disk, once `restored`
+/// is the state it holds: pieces of that state, which share with it all that
 /// never changes (sealed segments, closed missions, tokens), rather than
 /// the bytes read or received, which are as large as the state and would
 /// be held until the next snapshot. A node writing format 2 keeps the
 /// bytes it has, which older versions read.
-fn kept_form(in_format_2: bool, engine: &EngineState, body: SnapshotData) -> SnapshotData {
+fn kept_form(in_format_2: bool, restored: &RestoredState, body: SnapshotData) -> SnapshotData {
     if in_format_2 {
         body
     } else {
-        Arc::new(SnapshotBody::Pieces(engine.snapshot_pieces()))
+        Arc::new(SnapshotBody::Pieces(restored.snapshot_pieces()))
     }
 }
 
@@ -416,11 +412,11 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let engine = match snapshot.take_restored() {
-            Some(engine) => engine,
+        let restored = match snapshot.take_restored() {
+            Some(restored) => restored,
             None => {
                 let data = snapshot.clone();
-                tokio::task::spawn_blocking(move || EngineState::restore(&data.to_bytes()))
+                tokio::task::spawn_blocking(move || RestoredState::of(&data.to_bytes()))
                     .await
                     .map_err(io::Error::other)?
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
@@ -430,8 +426,8 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         let m = meta.clone();
         let engine = tokio::task::spawn_blocking(move || {
             let in_format_2 = store.shared.snapshots_in_format_2;
-            let data = kept_form(in_format_2, &engine, snapshot);
-            store.store_snapshot(m, data).map(|()| engine)
+            let data = kept_form(in_format_2, &restored, snapshot);
+            store.store_snapshot(m, data).map(|()| restored.state)
         })
         .await
         .map_err(io::Error::other)??;

@@ -251,7 +251,7 @@ pub enum SnapshotBody {
     Received {
         /// The request body's own bytes, not a copy of them.
         bytes: axum::body::Bytes,
-        restored: std::sync::Mutex<Option<Box<aura_engine::machine::EngineState>>>,
+        restored: std::sync::Mutex<Option<Box<aura_engine::machine::RestoredState>>>,
     },
     /// As built here: the sealed audit segments are the state's own
     /// bytes, shared, so the latest snapshot kept in memory costs only
@@ -275,7 +275,7 @@ impl std::fmt::Debug for SnapshotBody {
 impl SnapshotBody {
     /// The state restored from this snapshot on receipt, if it was and
     /// has not been taken yet.
-    pub fn take_restored(&self) -> Option<aura_engine::machine::EngineState> {
+    pub fn take_restored(&self) -> Option<aura_engine::machine::RestoredState> {
         match self {
             SnapshotBody::Received { restored, .. } => {
                 let taken = restored.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -285,19 +285,20 @@ impl SnapshotBody {
         }
     }
 
-    /// The bytes, when they are one buffer (not built here).
-    fn whole(&self) -> Option<&[u8]> {
+    /// The bytes as they are held: one buffer (read or received), or
+    /// pieces (built here).
+    pub(crate) fn form(&self) -> BodyForm<'_> {
         match self {
-            SnapshotBody::Whole(b) => Some(b),
-            SnapshotBody::Received { bytes, .. } => Some(bytes),
-            SnapshotBody::Pieces(_) => None,
+            SnapshotBody::Whole(b) => BodyForm::Whole(b),
+            SnapshotBody::Received { bytes, .. } => BodyForm::Whole(bytes),
+            SnapshotBody::Pieces(p) => BodyForm::Pieces(p),
         }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            SnapshotBody::Pieces(p) => p.iter().map(|p| p.bytes().len()).sum(),
-            _ => self.whole().map_or(0, <[u8]>::len),
+        match self.form() {
+            BodyForm::Whole(b) => b.len(),
+            BodyForm::Pieces(p) => p.iter().map(|p| p.bytes().len()).sum(),
         }
     }
 
@@ -307,9 +308,9 @@ impl SnapshotBody {
 
     /// The bytes, in the order they go.
     pub fn parts(&self) -> Vec<&[u8]> {
-        match self {
-            SnapshotBody::Pieces(pieces) => pieces.iter().map(|p| p.bytes()).collect(),
-            _ => self.whole().into_iter().collect(),
+        match self.form() {
+            BodyForm::Whole(b) => vec![b],
+            BodyForm::Pieces(p) => p.iter().map(|p| p.bytes()).collect(),
         }
     }
 
@@ -320,6 +321,12 @@ impl SnapshotBody {
             ref parts => std::borrow::Cow::Owned(parts.concat()),
         }
     }
+}
+
+/// See [`SnapshotBody::form`].
+pub(crate) enum BodyForm<'a> {
+    Whole(&'a [u8]),
+    Pieces(&'a [aura_engine::machine::snapshot_pieces::SnapshotPiece]),
 }
 
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
@@ -334,8 +341,8 @@ mod tests {
 
     #[test]
     fn a_received_snapshot_hands_over_its_restored_state_once() {
-        let state = aura_engine::machine::EngineState::new();
-        let bytes = state.snapshot();
+        let bytes = aura_engine::machine::EngineState::new().snapshot();
+        let state = aura_engine::machine::RestoredState::of(&bytes).unwrap();
         let body = SnapshotBody::Received {
             bytes: bytes.clone().into(),
             restored: std::sync::Mutex::new(Some(Box::new(state))),

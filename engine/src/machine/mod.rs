@@ -23,5 +23,5 @@ pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningS
 pub use event::{CarriedMission, Event, HeldStep};
 pub use fold::{FoldError, replay_mission, replay_mission_latest_run};
 pub use rejection::Rejection;
-pub use snapshot::SnapshotError;
+pub use snapshot::{RestoredState, SnapshotError};
 pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};

@@ -53,7 +53,7 @@ impl EngineState {
     /// ([`EngineState::snapshot_pieces`]), which are these bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.write_snapshot_to(&mut out);
+        self.write_snapshot_to(&mut out, self.digest());
         out
     }
 
@@ -65,9 +65,9 @@ impl EngineState {
         out
     }
 
-    /// The snapshot, into `out`.
-    pub(crate) fn write_snapshot_to(&self, out: impl std::io::Write) {
-        self.write_snapshot_as(out, SNAPSHOT_FORMAT, self.digest());
+    /// The snapshot, into `out`; `digest` is this state's.
+    pub(crate) fn write_snapshot_to(&self, out: impl std::io::Write, digest: Digest) {
+        self.write_snapshot_as(out, SNAPSHOT_FORMAT, digest);
     }
 
     fn write_snapshot_as(&self, out: impl std::io::Write, format: &'static str, digest: Digest) {
@@ -95,6 +95,23 @@ impl EngineState {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
+        RestoredState::of(bytes).map(|r| r.state)
+    }
+}
+
+/// A state restored from a snapshot and checked against the snapshot's
+/// digest. When that is the digest this version writes (format 3), it is
+/// kept: writing the state again right away (a node keeps what it read or
+/// installed as pieces of the state) then need not compute it a second
+/// time, which at start-up would be a second pass over the whole state.
+#[derive(Debug)]
+pub struct RestoredState {
+    pub state: EngineState,
+    digest: Option<Digest>,
+}
+
+impl RestoredState {
+    pub fn of(bytes: &[u8]) -> Result<RestoredState, SnapshotError> {
         let snap: SnapshotIn = serde_json::from_slice(bytes)?;
         let digest: fn(&EngineState) -> Digest = match snap.format.as_str() {
             SNAPSHOT_FORMAT => EngineState::digest,
@@ -112,6 +129,16 @@ impl EngineState {
                 found,
             });
         }
-        Ok(state)
+        let current = snap.format == SNAPSHOT_FORMAT;
+        Ok(RestoredState {
+            state,
+            digest: current.then_some(found),
+        })
+    }
+
+    /// The state's snapshot as pieces ([`EngineState::snapshot_pieces`]).
+    pub fn snapshot_pieces(&self) -> Vec<crate::machine::snapshot_pieces::SnapshotPiece> {
+        let digest = self.digest.unwrap_or_else(|| self.state.digest());
+        self.state.snapshot_pieces_with(digest)
     }
 }

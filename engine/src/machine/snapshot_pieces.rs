@@ -88,6 +88,11 @@ impl SnapshotPiece {
 impl EngineState {
     /// The snapshot ([`EngineState::snapshot`]) as pieces.
     pub fn snapshot_pieces(&self) -> Vec<SnapshotPiece> {
+        self.snapshot_pieces_with(self.digest())
+    }
+
+    /// The same, with this state's digest already known.
+    pub(crate) fn snapshot_pieces_with(&self, digest: Digest) -> Vec<SnapshotPiece> {
         let segments = self
             .tenants
             .values()
@@ -99,7 +104,7 @@ impl EngineState {
             closed.map(|e| &e.text).chain(t.tokens.texts())
         });
         let mut out = PieceWriter::new(segments, kept);
-        self.write_snapshot_to(&mut out);
+        self.write_snapshot_to(&mut out, digest);
         out.finish()
     }
 }
