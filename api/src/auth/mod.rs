@@ -77,13 +77,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some((id, secret)) = text.and_then(key::parse) else {
         return unauthorized("the Authorization header does not hold an AURA API key");
     };
-    let stored = match state.store.key(id).await {
+    let stored = match state.store.key_with_holder(id).await {
         Ok(k) => k,
         Err(e) => return crate::error::store(e).into_response(),
     };
     // Unknown id and wrong secret answer alike.
-    let Some(stored) =
-        stored.filter(|k| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
+    let Some((stored, holder_active)) =
+        stored.filter(|(k, _)| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
     else {
         return unauthorized("the API key is not valid");
     };
@@ -94,7 +94,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if stored.expires_at.is_some_and(|t| t <= now) {
         return unauthorized("the API key has expired");
     }
-    let caller = match caller_of(&state, stored).await {
+    if holder_active == Some(false) {
+        return unauthorized("the API key's user is no longer active");
+    }
+    let caller = match caller_of(stored) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -103,7 +106,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
-async fn caller_of(state: &AppState, k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
+fn caller_of(k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
     let corrupt =
         || Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response();
     let roles = role::parse_list(&k.roles).map_err(|_| corrupt())?;
@@ -117,17 +120,6 @@ async fn caller_of(state: &AppState, k: crate::store::keys::StoredKey) -> Result
         .map(UserId::new)
         .transpose()
         .map_err(|_| corrupt())?;
-    if let (Some(t), Some(u)) = (&tenant, &user) {
-        let active = state
-            .store
-            .user(t.as_str(), u.as_str())
-            .await
-            .map_err(|e| crate::error::store(e).into_response())?
-            .is_some_and(|u| u.active);
-        if !active {
-            return Err(unauthorized("the API key's user is no longer active"));
-        }
-    }
     Ok(Caller {
         key_id: k.id,
         tenant,

@@ -2,10 +2,11 @@
 //! SHA-256 of the secret half (never the secret).
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    RelationDef, sea_query::Expr,
 };
 
-use super::entities::api_key;
+use super::entities::{api_key, user};
 use super::{Store, StoreError};
 
 pub use api_key::Model as StoredKey;
@@ -28,10 +29,24 @@ impl Store {
         Ok(k)
     }
 
-    pub async fn key(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
-        Ok(api_key::Entity::find_by_id(id.to_owned())
+    /// The key with whether the tenant user it was issued to is active
+    /// (`None` for a key issued to no tenant user; `Some(false)` when that
+    /// user is gone). One query: authentication reads both on every
+    /// request.
+    pub async fn key_with_holder(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredKey, Option<bool>)>, StoreError> {
+        let found = api_key::Entity::find_by_id(id.to_owned())
+            .select_also(user::Entity)
+            .join(JoinType::LeftJoin, holder())
             .one(self.db())
-            .await?)
+            .await?;
+        Ok(found.map(|(key, holder)| {
+            let active = (key.tenant.is_some() && key.user_id.is_some())
+                .then(|| holder.is_some_and(|u| u.active));
+            (key, active)
+        }))
     }
 
     /// A tenant's keys (`None`: the platform keys).
@@ -67,4 +82,12 @@ impl Store {
             .await?;
         Ok(r.rows_affected == 1)
     }
+}
+
+/// A key's user: the user of the key's tenant with the key's user id.
+fn holder() -> RelationDef {
+    api_key::Entity::belongs_to(user::Entity)
+        .from((api_key::Column::Tenant, api_key::Column::UserId))
+        .to((user::Column::Tenant, user::Column::Id))
+        .into()
 }

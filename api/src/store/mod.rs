@@ -58,7 +58,12 @@ impl Store {
         if url.starts_with("sqlite:") {
             // One writer at a time is SQLite's rule; a small pool keeps
             // readers concurrent without piling up lock waits.
-            opts.max_connections(4).min_connections(1);
+            // A connection is a file handle that cannot go stale the way a
+            // server connection can, so it is not pinged before each use
+            // (a round trip to the connection's worker thread per query).
+            opts.max_connections(4)
+                .min_connections(1)
+                .test_before_acquire(false);
         }
         let db = Database::connect(opts).await?;
         if db.get_database_backend() == DatabaseBackend::Sqlite {
