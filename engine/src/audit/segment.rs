@@ -42,8 +42,10 @@ pub struct SealedSegment {
     /// The entries stay decoded: chain checks, proofs and lookups by
     /// sequence number read them, and they are small next to payloads.
     entries: Arc<[AuditEntry]>,
-    /// The JSON array of the segment's records, written at sealing.
-    body: Arc<RawValue>,
+    /// The JSON array of the segment's records, written at sealing. The
+    /// text stays in the allocation serde_json wrote it to (an
+    /// `Arc<RawValue>` would copy a megabyte or so into one of its own).
+    body: Arc<Box<RawValue>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,7 +69,7 @@ impl SealedSegment {
         let body = serde_json::value::to_raw_value(&records).expect("audit records serialize");
         SealedSegment {
             entries: records.into_iter().map(|r| r.entry).collect(),
-            body: Arc::from(body),
+            body: Arc::new(body),
         }
     }
 
@@ -116,7 +118,7 @@ impl SealedSegment {
     }
 
     /// The JSON array of the segment's records, as snapshots carry it.
-    pub fn body(&self) -> &Arc<RawValue> {
+    pub fn body(&self) -> &Arc<Box<RawValue>> {
         &self.body
     }
 
@@ -142,7 +144,7 @@ impl Eq for SealedSegment {}
 impl Serialize for SealedSegment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            (*self.body).serialize(s)
+            self.body.serialize(s)
         } else {
             self.summary().serialize(s)
         }
@@ -172,7 +174,7 @@ impl<'de> Deserialize<'de> for SealedSegment {
         let records: Vec<EntryOf> = serde_json::from_str(body.get()).map_err(D::Error::custom)?;
         Ok(SealedSegment {
             entries: records.into_iter().map(|r| r.entry).collect(),
-            body: Arc::from(body),
+            body: Arc::new(body),
         })
     }
 }

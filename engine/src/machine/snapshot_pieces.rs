@@ -34,7 +34,7 @@ pub enum SnapshotPiece {
 #[derive(Clone, Debug)]
 pub struct SegmentPiece {
     name: String,
-    json: Arc<RawValue>,
+    json: Arc<Box<RawValue>>,
 }
 
 impl SegmentPiece {
