@@ -22,32 +22,49 @@ use crate::auth::{ClusterSecret, now_ms};
 use crate::log_format::{self, LogFormat, LogFormats};
 use crate::types::{AuraRaft, NodeId, NodeInfo, Snapshot, SnapshotMeta, Vote};
 
-/// Peers this node pretends it cannot reach, in both directions. Tests use
-/// it to partition a cluster without touching the host's network.
+/// Peers this node pretends it cannot reach. Tests use it to partition a
+/// cluster without touching the host's network: a cut peer is neither
+/// called nor heard, a peer this node is deaf to is called but not heard
+/// (a one-way partition).
 #[derive(Clone, Debug, Default)]
-pub struct Faults(Arc<RwLock<BTreeSet<NodeId>>>);
+pub struct Faults(Arc<RwLock<FaultSet>>);
+
+#[derive(Debug, Default)]
+struct FaultSet {
+    cut: BTreeSet<NodeId>,
+    deaf_to: BTreeSet<NodeId>,
+}
 
 impl Faults {
     pub fn cut(&self, peer: NodeId) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(peer);
+        self.write().cut.insert(peer);
+    }
+    /// Refuses `peer`'s requests while still sending it this node's own.
+    pub fn deafen(&self, peer: NodeId) {
+        self.write().deaf_to.insert(peer);
     }
     pub fn heal(&self, peer: NodeId) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&peer);
+        let mut f = self.write();
+        f.cut.remove(&peer);
+        f.deaf_to.remove(&peer);
     }
     pub fn heal_all(&self) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.write() = FaultSet::default();
     }
+    /// Whether calls to `peer` are refused.
     pub fn is_cut(&self, peer: NodeId) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&peer)
+        self.read().cut.contains(&peer)
+    }
+    /// Whether requests from `peer` are refused.
+    pub fn refuses_from(&self, peer: NodeId) -> bool {
+        let f = self.read();
+        f.cut.contains(&peer) || f.deaf_to.contains(&peer)
+    }
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, FaultSet> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, FaultSet> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 

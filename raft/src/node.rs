@@ -52,6 +52,10 @@ pub enum StartError {
 /// How long a proposal waits for a leader to be elected before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a follower waits to apply a write it forwarded before it
+/// answers [`ClusterError::CommittedNotApplied`].
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a proposal, read or membership change did not happen.
 #[derive(Debug, thiserror::Error, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum ClusterError {
@@ -71,6 +75,12 @@ pub enum ClusterError {
     Membership(String),
     #[error("timed out waiting for this node to catch up")]
     CatchUpTimeout,
+    #[error(
+        "the write was committed (log index {index}) but this node has not applied it within {}s; \
+         it is durable, so do not repeat it: read its result again shortly, or from another node",
+        CATCH_UP_WAIT.as_secs()
+    )]
+    CommittedNotApplied { index: u64 },
     #[error("node {0} is not a member of the cluster")]
     UnknownNode(NodeId),
     #[error("a sequence of commands cannot be empty")]
@@ -508,11 +518,10 @@ impl Node {
                         id,
                         addr: leader.addr,
                     };
-                    let r = self.inner.forwarder.forward(leader, proposal.clone()).await;
-                    if let Ok(c) = &r {
-                        self.catch_up_to(c.index).await;
+                    match self.inner.forwarder.forward(leader, proposal.clone()).await {
+                        Ok(c) => self.catch_up_to(c.index).await.map(|()| c.applied),
+                        Err(e) => Err(e),
                     }
-                    r.map(|c| c.applied)
                 }
                 Err((e, None)) => Err(e),
             };
@@ -527,21 +536,22 @@ impl Node {
 
     /// Waits until this node has applied the log up to `index`, where the
     /// leader committed a write forwarded from here. The write is committed
-    /// whatever happens here; if catching up takes over 10 s, the answer
-    /// goes out anyway.
-    async fn catch_up_to(&self, index: u64) {
-        let caught_up = self
-            .inner
+    /// whatever happens here, but the caller reads this node's state next
+    /// (an API handler builds its answer from it): a node that has not
+    /// caught up within [`CATCH_UP_WAIT`] says the write is committed
+    /// rather than answer from a state without it (a created mission
+    /// would read as missing, and be created again).
+    async fn catch_up_to(&self, index: u64) -> Result<(), ClusterError> {
+        self.inner
             .raft
-            .wait(Some(Duration::from_secs(10)))
+            .wait(Some(CATCH_UP_WAIT))
             .applied_index_at_least(Some(index), "a forwarded write")
-            .await;
-        if caught_up.is_err() {
-            tracing::warn!(
-                index,
-                "answering a forwarded write before this node applied it"
-            );
-        }
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                tracing::warn!(index, "a forwarded write is committed but not applied here");
+                ClusterError::CommittedNotApplied { index }
+            })
     }
 
     async fn wait_for_leader(&self, deadline: tokio::time::Instant) {

@@ -82,7 +82,7 @@ async fn authenticate(
         .verify(parts.method.as_str(), &path, header, &bytes, now_ms())
     {
         Ok(peer) => {
-            if ctx.node.faults().is_cut(peer) {
+            if ctx.node.faults().refuses_from(peer) {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cut off by fault injection",
