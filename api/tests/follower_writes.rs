@@ -10,19 +10,35 @@ use aura_raft::node::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// The cluster's leader, or one of its followers.
+fn member(nodes: &[TestServer], leader: bool) -> &TestServer {
+    nodes
+        .iter()
+        .find(|n| (n.node.progress().role == Role::Leader) == leader)
+        .expect("a member in that role")
+}
+
+/// Tenant `acme`, created through `node`: its admin's key.
+async fn acme_admin_key(node: &TestServer) -> String {
+    node.platform()
+        .create_tenant("acme")
+        .await
+        .expect("tenant created through the follower")
+        .admin_key
+        .key
+}
+
+async fn stop_all(mut nodes: Vec<TestServer>) {
+    while let Some(n) = nodes.pop() {
+        n.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_a_follower_is_visible_there_at_once() {
     let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
-    let follower = nodes
-        .iter()
-        .find(|n| n.node.progress().role != Role::Leader)
-        .expect("a follower");
-    let created = follower
-        .platform()
-        .create_tenant("acme")
-        .await
-        .expect("tenant created through the follower");
-    let admin = follower.client(&created.admin_key.key);
+    let follower = member(&nodes, false);
+    let admin = follower.client(&acme_admin_key(follower).await);
     for i in 0..20 {
         let id = format!("ns{i}");
         admin
@@ -35,10 +51,7 @@ async fn a_write_through_a_follower_is_visible_there_at_once() {
             .unwrap_or_else(|e| panic!("namespace {id} not visible on the follower: {e:?}"));
         assert_eq!(shown["id"], id.as_str());
     }
-    let mut nodes = nodes;
-    while let Some(n) = nodes.pop() {
-        n.stop().await;
-    }
+    stop_all(nodes).await;
 }
 
 /// A follower that forwarded a write but does not receive the log back
@@ -50,20 +63,9 @@ async fn a_write_through_a_follower_is_visible_there_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed() {
     let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
-    let leader = nodes
-        .iter()
-        .find(|n| n.node.progress().role == Role::Leader)
-        .expect("a leader");
-    let follower = nodes
-        .iter()
-        .find(|n| n.node.progress().role != Role::Leader)
-        .expect("a follower");
-    let created = follower
-        .platform()
-        .create_tenant("acme")
-        .await
-        .expect("tenant created through the follower");
-    let admin = follower.client(&created.admin_key.key);
+    let (leader, follower) = (member(&nodes, true), member(&nodes, false));
+    let key = acme_admin_key(follower).await;
+    let admin = follower.client(&key);
 
     follower.node.faults().deafen(leader.node.id());
     let r = admin
@@ -86,7 +88,7 @@ async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed()
         "{detail}"
     );
     // Committed: the leader has it already.
-    let on_leader = leader.client(&created.admin_key.key);
+    let on_leader = leader.client(&key);
     on_leader
         .get::<Value>("/v1/tenants/acme/namespaces/late")
         .await
@@ -114,8 +116,5 @@ async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut nodes = nodes;
-    while let Some(n) = nodes.pop() {
-        n.stop().await;
-    }
+    stop_all(nodes).await;
 }
