@@ -26,7 +26,8 @@ pub fn store(e: StoreError) -> Problem {
 pub fn cluster(e: ClusterError) -> Problem {
     let kind = match e {
         // The command may have been applied: the caller must not assume
-        // either way, and an Idempotency-Key retry tells.
+        // either way. An Idempotency-Key does not tell yet: the middleware
+        // releases the key on any 5xx, so a retry runs the command again.
         ClusterError::Unknown | ClusterError::EmptySequence => ProblemKind::Internal,
         _ => ProblemKind::Unavailable,
     };
