@@ -23,7 +23,7 @@ async fn acme_admin_key(node: &TestServer) -> String {
     node.platform()
         .create_tenant("acme")
         .await
-        .expect("tenant created through the follower")
+        .expect("tenant created")
         .admin_key
         .key
 }

@@ -146,7 +146,7 @@ impl EngineStore {
             let restored = RestoredState::of(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             let data = kept_form(in_format_2, &restored, Arc::new(SnapshotBody::Whole(data)));
-            current.engine = restored.state;
+            current.engine = restored.into_state();
             current.last_applied = meta.last_log_id;
             current.membership = meta.last_membership.clone();
             stored = Some(Stored { meta, data });
@@ -427,7 +427,9 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         let engine = tokio::task::spawn_blocking(move || {
             let in_format_2 = store.shared.snapshots_in_format_2;
             let data = kept_form(in_format_2, &restored, snapshot);
-            store.store_snapshot(m, data).map(|()| restored.state)
+            store
+                .store_snapshot(m, data)
+                .map(|()| restored.into_state())
         })
         .await
         .map_err(io::Error::other)??;

@@ -83,7 +83,22 @@ pub mod api_key {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        /// The user of the key's tenant with the key's user id: the user
+        /// the key was issued to.
+        #[sea_orm(
+            belongs_to = "super::user::Entity",
+            from = "(Column::Tenant, Column::UserId)",
+            to = "(super::user::Column::Tenant, super::user::Column::Id)"
+        )]
+        Holder,
+    }
+
+    impl Related<super::user::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Holder.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -2,8 +2,7 @@
 //! SHA-256 of the secret half (never the secret).
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationDef, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
 };
 
 use super::entities::{api_key, user};
@@ -38,8 +37,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(StoredKey, Option<bool>)>, StoreError> {
         let found = api_key::Entity::find_by_id(id.to_owned())
-            .select_also(user::Entity)
-            .join(JoinType::LeftJoin, holder())
+            .find_also_related(user::Entity)
             .one(self.db())
             .await?;
         Ok(found.map(|(key, holder)| {
@@ -82,12 +80,4 @@ impl Store {
             .await?;
         Ok(r.rows_affected == 1)
     }
-}
-
-/// A key's user: the user of the key's tenant with the key's user id.
-fn holder() -> RelationDef {
-    api_key::Entity::belongs_to(user::Entity)
-        .from((api_key::Column::Tenant, api_key::Column::UserId))
-        .to((user::Column::Tenant, user::Column::Id))
-        .into()
 }

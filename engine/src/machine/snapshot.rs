@@ -95,7 +95,7 @@ impl EngineState {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<EngineState, SnapshotError> {
-        RestoredState::of(bytes).map(|r| r.state)
+        RestoredState::of(bytes).map(RestoredState::into_state)
     }
 }
 
@@ -104,9 +104,11 @@ impl EngineState {
 /// kept: writing the state again right away (a node keeps what it read or
 /// installed as pieces of the state) then need not compute it a second
 /// time, which at start-up would be a second pass over the whole state.
+/// The state is only handed out whole ([`RestoredState::into_state`]), so
+/// the digest kept cannot outlive a change to it.
 #[derive(Debug)]
 pub struct RestoredState {
-    pub state: EngineState,
+    state: EngineState,
     digest: Option<Digest>,
 }
 
@@ -134,6 +136,10 @@ impl RestoredState {
             state,
             digest: current.then_some(found),
         })
+    }
+
+    pub fn into_state(self) -> EngineState {
+        self.state
     }
 
     /// The state's snapshot as pieces ([`EngineState::snapshot_pieces`]).
