@@ -25,13 +25,15 @@ pub fn store(e: StoreError) -> Problem {
 
 pub fn cluster(e: ClusterError) -> Problem {
     let kind = match e {
-        // The command may have been applied: the caller must not assume
-        // either way. An Idempotency-Key does not tell yet: the middleware
-        // releases the key on any 5xx, so a retry runs the command again.
         ClusterError::Unknown | ClusterError::EmptySequence => ProblemKind::Internal,
         _ => ProblemKind::Unavailable,
     };
-    Problem::new(kind, e.to_string())
+    let mut problem = Problem::new(kind, e.to_string());
+    // The caller must not assume either way; the Idempotency-Key
+    // middleware keeps this answer for retries instead of running the
+    // command again.
+    problem.may_have_taken_effect = e.may_have_applied();
+    problem
 }
 
 /// A refusal by the engine's rules. Unknown things are 404, things that

@@ -2,7 +2,8 @@
 //! recorded and every retry with the same request gets it back, with
 //! nothing done twice. The same key with a different request is refused;
 //! a retry while the first is still running waits for nothing and gets a
-//! 409 it can retry.
+//! 409 it can retry. A server error is not recorded, so its retry runs
+//! again, except one after which the write may have taken effect.
 
 use aura_engine::Digest;
 use axum::body::Body;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
 use crate::error;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::{MayHaveTakenEffect, Problem, ProblemKind};
 use crate::server::AppState;
 use crate::store::idempotency::{Claim, RecordedResponse};
 use crate::time::now_millis;
@@ -85,19 +86,72 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         )
         .into_response(),
         Ok(Claim::Fresh) => {
+            let mut unfinished = Unfinished {
+                state: state.clone(),
+                principal: caller.key_id.clone(),
+                key: key.clone(),
+                running: true,
+            };
             let resp = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
+            unfinished.running = false;
             record(&state, &caller.key_id, &key, resp).await
         }
     }
 }
 
-/// Records the response (a server error is forgotten instead, so that the
-/// retry runs again) and returns it.
+/// Guards a first request while its handler runs. Should the handler be
+/// dropped part way (the request timed out, its client went away, it
+/// panicked), the write may have been proposed already, so the key is
+/// recorded with that unknown outcome instead of being left claimed,
+/// which a retry would take over and run again.
+struct Unfinished {
+    state: AppState,
+    principal: String,
+    key: String,
+    running: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (state, principal, key) = (
+            self.state.clone(),
+            std::mem::take(&mut self.principal),
+            std::mem::take(&mut self.key),
+        );
+        tracing::warn!(
+            key,
+            "request with an Idempotency-Key stopped before it finished"
+        );
+        runtime.spawn(async move {
+            let mut cut_off = Problem::new(
+                ProblemKind::Timeout,
+                "the first request with this Idempotency-Key stopped before it finished (it \
+                 timed out, or its client went away) and may have taken effect, so it is not \
+                 run again under this key: read what it would have changed to learn its \
+                 outcome, or send it with a new key",
+            );
+            cut_off.may_have_taken_effect = true;
+            record(&state, &principal, &key, cut_off.into_response()).await;
+        });
+    }
+}
+
+/// Records the response and returns it. A server error is forgotten
+/// instead, so that the retry runs again, unless the request may have
+/// taken effect: running it again could then do it twice, so retries get
+/// that error, which says how to learn the outcome.
 async fn record(state: &AppState, principal: &str, key: &str, resp: Response) -> Response {
     let (parts, body) = resp.into_parts();
-    if parts.status.is_server_error() {
+    let unsettled = parts.extensions.get::<MayHaveTakenEffect>().is_some();
+    if parts.status.is_server_error() && !unsettled {
         if let Err(e) = state.store.release_idempotent(principal, key).await {
             tracing::warn!(error = %e, "cannot release idempotency key");
         }

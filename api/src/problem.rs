@@ -168,7 +168,21 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub retry: Option<serde_json::Value>,
+    /// For an error after which the write may have taken effect, or took
+    /// effect in part: the resource it creates or changes, to read to
+    /// learn its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The write may have taken effect despite this error, so an
+    /// `Idempotency-Key` retry must not run it again.
+    #[serde(skip)]
+    pub may_have_taken_effect: bool,
 }
+
+/// Marks a response whose request may have taken effect although it
+/// failed (see [`Problem::may_have_taken_effect`]).
+#[derive(Clone, Copy, Debug)]
+pub struct MayHaveTakenEffect;
 
 impl Problem {
     pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
@@ -182,6 +196,8 @@ impl Problem {
             code: None,
             decision: None,
             retry: None,
+            resource: None,
+            may_have_taken_effect: false,
         }
     }
 
@@ -214,6 +230,15 @@ impl Problem {
         self.errors = errors;
         self
     }
+
+    /// Names the resource a write whose outcome is unknown would have
+    /// created or changed; other problems stay as they are.
+    pub fn with_resource_if_unsettled(mut self, resource: impl FnOnce() -> String) -> Problem {
+        if self.may_have_taken_effect {
+            self.resource = Some(resource());
+        }
+        self
+    }
 }
 
 impl IntoResponse for Problem {
@@ -223,6 +248,9 @@ impl IntoResponse for Problem {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if self.may_have_taken_effect {
+            resp.extensions_mut().insert(MayHaveTakenEffect);
+        }
         resp
     }
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use aura_api::ApiConfig;
-use aura_api::testkit::{Db, TestServer};
+use aura_api::testkit::agent::GovernedTenant;
+use aura_api::testkit::{Client, Db, Raw, TestServer};
 use aura_raft::node::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -116,5 +117,135 @@ async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stop_all(nodes).await;
+}
+
+/// A mission of tenant `acme`'s agent `bot` with no id: the server
+/// chooses one.
+fn mission_without_id() -> Value {
+    json!({
+        "namespace": "prod", "agent": "bot",
+        "definition": {"objective": "post invoices", "tools": ["erp.post"],
+                       "authority": "L2", "timeout": 3_600_000},
+        "context": {"inputs": {}, "classification": "confidential"}
+    })
+}
+
+async fn create_with_key(admin: &Client, key: &str) -> Raw {
+    admin
+        .raw(
+            Method::POST,
+            "/v1/tenants/acme/missions",
+            Some(&mission_without_id()),
+            &[("idempotency-key", key)],
+        )
+        .await
+}
+
+/// The ids of tenant `acme`'s missions, as the leader has them.
+async fn missions_on(leader: &TestServer, key: &str) -> Vec<String> {
+    let listed: Value = leader
+        .client(key)
+        .get("/v1/tenants/acme/missions?namespace=prod")
+        .await
+        .expect("missions listed");
+    listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits until `path` reads on the node `admin` calls.
+async fn caught_up(admin: &Client, path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while admin.get::<Value>(path).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A create whose outcome a node cannot give (committed, not yet applied
+/// there) names the mission it made, and a retry with the same
+/// Idempotency-Key gets that answer again instead of creating a second
+/// mission under another server-chosen id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_a_write_that_may_have_taken_effect_does_not_run_it_again() {
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let (leader, follower) = (member(&nodes, true), member(&nodes, false));
+    // Set up through the follower, so that it has applied all of it.
+    let acme = GovernedTenant::create(follower, "acme", "http://127.0.0.1:9/unused").await;
+
+    follower.node.faults().deafen(leader.node.id());
+    let first = create_with_key(&acme.admin, "create-1").await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        first.body
+    );
+    let resource = first.body["resource"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the problem names the mission: {}", first.body))
+        .to_owned();
+    follower.node.faults().heal_all();
+    caught_up(&acme.admin, &resource).await;
+
+    let retry = create_with_key(&acme.admin, "create-1").await;
+    assert_eq!(retry.status, first.status, "{:?}", retry.body);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    assert_eq!(retry.body["resource"], resource.as_str());
+    let ids = missions_on(leader, acme.admin.key().expect("a key")).await;
+    assert_eq!(ids.len(), 1, "one mission, not one per attempt: {ids:?}");
+    assert!(resource.ends_with(&ids[0]), "{resource} names {}", ids[0]);
+    stop_all(nodes).await;
+}
+
+/// A request cut off by its timeout while its write was under way leaves
+/// its Idempotency-Key answering that the outcome is unknown, rather than
+/// claimed until a retry may take it over and run the write again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_off_mid_write_keeps_its_key_from_running_again() {
+    let config = ApiConfig {
+        request_timeout: Duration::from_secs(2),
+        ..ApiConfig::default()
+    };
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, config).await;
+    let (leader, follower) = (member(&nodes, true), member(&nodes, false));
+    let acme = GovernedTenant::create(follower, "acme", "http://127.0.0.1:9/unused").await;
+
+    // The follower waits to apply the create longer than the timeout.
+    follower.node.faults().deafen(leader.node.id());
+    let first = create_with_key(&acme.admin, "create-1").await;
+    assert_eq!(
+        first.body["type"], "urn:aura:problem:timeout",
+        "{:?}",
+        first.body
+    );
+    follower.node.faults().heal_all();
+    let key = acme.admin.key().expect("a key");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while missions_on(follower, key).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let retry = create_with_key(&acme.admin, "create-1").await;
+    assert_eq!(
+        retry
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().ok()),
+        Some(Some("true")),
+        "{:?}",
+        retry.body
+    );
+    let detail = retry.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("may have taken effect"), "{detail}");
+    assert_eq!(missions_on(leader, key).await.len(), 1);
     stop_all(nodes).await;
 }

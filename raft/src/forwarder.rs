@@ -221,6 +221,12 @@ async fn request(
         // The leader applied some or all of them, but which answer is
         // whose cannot be told.
         Ok(_) => vec![Err(ClusterError::Unknown); part.len()],
+        // Sent, but the answer was lost or unreadable: the leader may
+        // have applied them. Retrying as if it had not would apply twice.
+        Err(e @ (CallError::NoAnswer { .. } | CallError::Malformed { .. })) => {
+            tracing::warn!(error = %e, "forwarded commands' outcome unknown");
+            vec![Err(ClusterError::Unknown); part.len()]
+        }
         Err(e) => vec![Err(ClusterError::LeaderUnreachable(e.to_string())); part.len()],
     }
 }
@@ -249,5 +255,52 @@ mod tests {
             let bytes: usize = p.iter().map(|c| c.len() + 1).sum();
             assert!(p.len() == 1 || bytes <= MAX_REQUEST_BYTES);
         }
+    }
+
+    /// A leader at a fresh loopback address that reads one request and
+    /// then, by `answer`, hangs up or writes those bytes.
+    async fn leader_that(answer: Option<&'static [u8]>) -> Leader {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 64 * 1024];
+            let _ = conn.read(&mut buf).await;
+            if let Some(bytes) = answer {
+                let _ = conn.write_all(bytes).await;
+            }
+        });
+        Leader { id: 1, addr }
+    }
+
+    fn client() -> PeerClient {
+        let secret = crate::auth::ClusterSecret::random();
+        PeerClient::new(2, secret, crate::network::Faults::default())
+    }
+
+    #[tokio::test]
+    async fn commands_the_leader_may_have_received_have_an_unknown_outcome() {
+        let part = vec![b"{}".to_vec(), b"{}".to_vec()];
+        let hung_up = request(&client(), &leader_that(None).await, &part).await;
+        assert_eq!(hung_up, vec![Err(ClusterError::Unknown); 2]);
+        let garbled = leader_that(Some(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n[1,2,",
+        ));
+        let garbled = request(&client(), &garbled.await, &part).await;
+        assert_eq!(garbled, vec![Err(ClusterError::Unknown); 2]);
+    }
+
+    #[tokio::test]
+    async fn commands_that_never_left_can_be_sent_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let part = vec![b"{}".to_vec()];
+        let answer = request(&client(), &Leader { id: 1, addr }, &part).await;
+        assert!(
+            matches!(&answer[..], [Err(ClusterError::LeaderUnreachable(_))]),
+            "{answer:?}"
+        );
     }
 }

@@ -71,8 +71,14 @@ impl Faults {
 /// Why a signed call to a peer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The request never reached the peer (no connection was made), so
+    /// the peer did nothing with it.
     #[error("peer {addr} is unreachable: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// The request may have reached the peer, but no whole answer came
+    /// back (timeout, connection lost): the peer may have acted on it.
+    #[error("peer {addr} did not answer: {reason}")]
+    NoAnswer { addr: String, reason: String },
     #[error("peer {addr} answered {status}: {body}")]
     Status {
         addr: String,
@@ -180,21 +186,21 @@ impl PeerClient {
         }
         // Only a follower's append reads it (see `log_format`).
         req = req.header(log_format::HEADER, self.formats.leading().header_value());
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable {
-                addr: addr.into(),
-                reason: error_chain(&e),
-            })?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            let (addr, reason) = (addr.into(), error_chain(&e));
+            if e.is_connect() {
+                CallError::Unreachable { addr, reason }
+            } else {
+                CallError::NoAnswer { addr, reason }
+            }
+        })?;
         if let Some(peer) = target {
             let header = resp.headers().get(log_format::HEADER);
             self.formats
                 .heard(peer, header.and_then(|v| v.to_str().ok()));
         }
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| CallError::Unreachable {
+        let bytes = resp.bytes().await.map_err(|e| CallError::NoAnswer {
             addr: addr.into(),
             reason: error_chain(&e),
         })?;
@@ -304,7 +310,11 @@ impl Peer {
 
 fn to_rpc_error(e: CallError) -> RPCError<AuraRaft> {
     match e {
-        CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+        // openraft backs off from an unreachable peer; a peer too slow
+        // to answer needs the same.
+        CallError::Unreachable { .. } | CallError::NoAnswer { .. } => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }
@@ -395,7 +405,9 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         let bytes = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             r = send => r.map_err(|e| match e {
-                CallError::Unreachable { .. } => StreamingError::Unreachable(Unreachable::new(&e)),
+                CallError::Unreachable { .. } | CallError::NoAnswer { .. } => {
+                    StreamingError::Unreachable(Unreachable::new(&e))
+                }
                 _ => StreamingError::Network(NetworkError::new(&e)),
             })?,
         };

@@ -64,7 +64,8 @@ pub enum ClusterError {
     #[error("the leader could not be reached: {0}")]
     LeaderUnreachable(String),
     #[error(
-        "leadership changed while the command was in flight; it may or may not have been applied"
+        "the command's outcome is unknown (leadership changed, or the leader's answer was lost, \
+         while it was in flight); it may or may not have been applied"
     )]
     Unknown,
     #[error("not enough members answer to confirm leadership")]
@@ -85,6 +86,18 @@ pub enum ClusterError {
     UnknownNode(NodeId),
     #[error("a sequence of commands cannot be empty")]
     EmptySequence,
+}
+
+impl ClusterError {
+    /// Whether the command may have been applied despite the error: a
+    /// caller must not run it again as if it had not (see
+    /// `docs/replication.md`).
+    pub fn may_have_applied(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Unknown | ClusterError::CommittedNotApplied { .. }
+        )
+    }
 }
 
 /// What a write Raft refused means to its proposer: `NoLeader` (with the

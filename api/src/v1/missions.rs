@@ -195,14 +195,23 @@ pub async fn create(
         context: req.context,
         limits: req.limits.unwrap_or_default(),
     };
-    state.propose(&scope.tenant, scope.actor(), body).await?;
+    let location = format!("/v1/tenants/{}/missions/{id}", scope.tenant);
+    // A client that let the server choose the id can find the mission
+    // only through this, should the create's outcome be unknown.
+    state
+        .propose(&scope.tenant, scope.actor(), body)
+        .await
+        .map_err(|p| p.with_resource_if_unsettled(|| location.clone()))?;
     if let Some(steps) = req.plan {
-        plan(&state, &scope, &id, steps).await?;
+        plan(&state, &scope, &id, steps).await.map_err(|mut p| {
+            // The mission exists by now, whatever became of its plan, so
+            // running this request again would create another.
+            p.may_have_taken_effect |= p.status >= 500;
+            p.resource = Some(location.clone());
+            p
+        })?;
     }
-    Ok(created(
-        format!("/v1/tenants/{}/missions/{id}", scope.tenant),
-        &summary(&state, &scope.tenant, &id)?,
-    ))
+    Ok(created(location, &summary(&state, &scope.tenant, &id)?))
 }
 
 async fn plan<R>(
