@@ -22,8 +22,8 @@ use crate::time::now_millis;
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// Longest a first attempt may hold its key before a retry may take it
-/// over (its server must have died: requests time out well before this).
+/// Longest a first attempt may hold its key before it counts as abandoned
+/// (its server must have stopped: requests time out well before this).
 const STALE_AFTER_MS: i64 = 5 * 60 * 1000;
 
 const REPLAYED_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
@@ -60,13 +60,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .into_response();
         }
     };
-    let mut material = Vec::with_capacity(bytes.len() + 128);
-    material.extend_from_slice(parts.method.as_str().as_bytes());
-    material.push(b'\n');
-    material.extend_from_slice(parts.uri.to_string().as_bytes());
-    material.push(b'\n');
-    material.extend_from_slice(&bytes);
-    let digest = Digest::of(&material).to_hex();
+    let digest = request_digest(&parts.method, &parts.uri.to_string(), &bytes);
 
     let claim = state
         .store
@@ -85,6 +79,10 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             "the first request with this Idempotency-Key is still being handled; retry shortly",
         )
         .into_response(),
+        Ok(Claim::Abandoned) => {
+            let resp = record(&state, &caller.key_id, &key, cut_off().into_response()).await;
+            replayed(resp)
+        }
         Ok(Claim::Fresh) => {
             let mut unfinished = Unfinished {
                 state: state.clone(),
@@ -131,17 +129,34 @@ impl Drop for Unfinished {
             "request with an Idempotency-Key stopped before it finished"
         );
         runtime.spawn(async move {
-            let mut cut_off = Problem::new(
-                ProblemKind::Timeout,
-                "the first request with this Idempotency-Key stopped before it finished (it \
-                 timed out, or its client went away) and may have taken effect, so it is not \
-                 run again under this key: read what it would have changed to learn its \
-                 outcome, or send it with a new key",
-            );
-            cut_off.may_have_taken_effect = true;
-            record(&state, &principal, &key, cut_off.into_response()).await;
+            record(&state, &principal, &key, cut_off().into_response()).await;
         });
     }
+}
+
+/// The answer to a key whose first request stopped part way.
+fn cut_off() -> Problem {
+    let mut p = Problem::new(
+        ProblemKind::Timeout,
+        "the first request with this Idempotency-Key stopped before it finished (it timed \
+         out, its client went away or its server stopped) and may have taken effect, so it \
+         is not run again under this key: read what it would have changed to learn its \
+         outcome, or send it with a new key",
+    );
+    p.may_have_taken_effect = true;
+    p
+}
+
+/// What identifies a request under its key: method, path and query, and
+/// body. A retry must match it exactly.
+pub fn request_digest(method: &Method, uri: &str, body: &[u8]) -> String {
+    let mut material = Vec::with_capacity(body.len() + uri.len() + 16);
+    material.extend_from_slice(method.as_str().as_bytes());
+    material.push(b'\n');
+    material.extend_from_slice(uri.as_bytes());
+    material.push(b'\n');
+    material.extend_from_slice(body);
+    Digest::of(&material).to_hex()
 }
 
 /// Records the response and returns it. A server error is forgotten
@@ -187,6 +202,12 @@ async fn record(state: &AppState, principal: &str, key: &str, resp: Response) ->
     Response::from_parts(parts, Body::from(bytes))
 }
 
+fn replayed(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    resp
+}
+
 fn replay(r: RecordedResponse) -> Response {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
@@ -198,7 +219,5 @@ fn replay(r: RecordedResponse) -> Response {
             resp.headers_mut().insert(n, v);
         }
     }
-    resp.headers_mut()
-        .insert(REPLAYED, HeaderValue::from_static("true"));
-    resp
+    replayed(resp)
 }

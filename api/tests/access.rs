@@ -2,6 +2,7 @@
 //! each against SQLite and a real PostgreSQL.
 
 use aura_api::Role;
+use aura_api::store::idempotency::Claim;
 use aura_api::testkit::{Db, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -339,6 +340,45 @@ async fn an_idempotency_key_replays_the_first_response_and_creates_nothing_new()
             )
             .await;
         assert_eq!(r.status, StatusCode::CONFLICT, "ran again, found it exists");
+        s.stop().await;
+    }
+}
+
+/// A key claimed by a request whose server stopped part way (the claim
+/// is older than any request runs) is not run again: the write may have
+/// taken effect before the server stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_claimed_by_a_stopped_server_is_not_run_again() {
+    for db in Db::ALL {
+        let s = TestServer::start(db).await;
+        let admin = s.tenant_admin("acme").await;
+        let path = "/v1/tenants/acme/namespaces";
+        let body = json!({"id": "ops", "display_name": "Operations"});
+        let (key_id, _) = aura_api::auth::key::parse(admin.key().unwrap()).unwrap();
+        let digest = aura_api::idempotency::request_digest(
+            &Method::POST,
+            path,
+            &serde_json::to_vec(&body).unwrap(),
+        );
+        // What a server that stopped an hour ago, mid-request, left.
+        let an_hour_ago = aura_api::time::now_millis() - 3_600_000;
+        let claim = s
+            .store
+            .claim_idempotent(key_id, "ns-1", &digest, an_hour_ago, 300_000)
+            .await
+            .unwrap();
+        assert_eq!(claim, Claim::Fresh);
+
+        let key = [("idempotency-key", "ns-1")];
+        for _ in 0..2 {
+            let r = admin.raw(Method::POST, path, Some(&body), &key).await;
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+            assert_eq!(r.headers["idempotent-replayed"], "true");
+            let detail = r.body["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("may have taken effect"), "{detail}");
+        }
+        let ns: Vec<Value> = admin.get(path).await.unwrap();
+        assert!(ns.is_empty(), "ran again: {ns:?}");
         s.stop().await;
     }
 }

@@ -26,11 +26,15 @@ pub enum Claim {
     Mismatch,
     /// The first request with this key is still being handled.
     InProgress,
+    /// The first request with this key was never finished: it claimed the
+    /// key longer ago than any request runs, so its server stopped part
+    /// way, perhaps after its write took effect.
+    Abandoned,
 }
 
 impl Store {
     /// Claims `key` for `principal`. A claim left unfinished for longer
-    /// than `stale_after_ms` (its server died mid-request) is taken over.
+    /// than `stale_after_ms` is [`Claim::Abandoned`].
     pub async fn claim_idempotent(
         &self,
         principal: &str,
@@ -87,22 +91,7 @@ impl Store {
                     body: body.unwrap_or_default(),
                 }))
             }
-            (None, _) if now - rec.created_at > stale_after_ms => {
-                // Take over only if nobody else did in between.
-                let r = idempotency_record::Entity::update_many()
-                    .col_expr(idempotency_record::Column::CreatedAt, Expr::value(now))
-                    .filter(idempotency_record::Column::Principal.eq(principal))
-                    .filter(idempotency_record::Column::Key.eq(key))
-                    .filter(idempotency_record::Column::CreatedAt.eq(rec.created_at))
-                    .filter(idempotency_record::Column::Status.is_null())
-                    .exec(self.db())
-                    .await?;
-                Ok(if r.rows_affected == 1 {
-                    Claim::Fresh
-                } else {
-                    Claim::InProgress
-                })
-            }
+            (None, _) if now - rec.created_at > stale_after_ms => Ok(Claim::Abandoned),
             (None, _) => Ok(Claim::InProgress),
         }
     }
