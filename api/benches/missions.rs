@@ -4,7 +4,8 @@
 //! eight states), on one node and on a three-node loopback cluster in the
 //! same run. `cargo bench -p aura-api --bench missions`
 //! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load,
-//! `AURA_BENCH_EXECUTOR_CONCURRENCY` the missions each node runs at once).
+//! `AURA_BENCH_EXECUTOR_CONCURRENCY` the missions each node runs at once,
+//! `AURA_BENCH_ONLY=1` or `3` runs one cluster size alone).
 
 mod support;
 
@@ -166,44 +167,56 @@ async fn run(
     (rate, [0, 1, 2, 3, 4, 5, 6, 7].map(per))
 }
 
+/// The cluster sizes to measure: both, unless `AURA_BENCH_ONLY` names
+/// one (a phase alone is what a profiler or valgrind should see).
+fn phases() -> Vec<u64> {
+    match std::env::var("AURA_BENCH_ONLY").ok().as_deref() {
+        None => vec![1, 3],
+        Some("1") => vec![1],
+        Some("3") => vec![3],
+        Some(other) => {
+            eprintln!("AURA_BENCH_ONLY must be 1 or 3 (nodes), not `{other}`");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     let missions = support::env_usize("AURA_BENCH_MISSIONS", 200);
     let clients = support::env_usize("AURA_BENCH_CLIENTS", 16);
     let concurrency = support::env_usize("AURA_BENCH_EXECUTOR_CONCURRENCY", 32);
+    let phases = phases();
     let rt = support::runtime();
     rt.block_on(async move {
         let tool = support::noop_tool().await;
-        let one = TestServer::start_cluster(1, Db::Sqlite, config(concurrency)).await;
-        let three = TestServer::start_cluster(3, Db::Sqlite, config(concurrency)).await;
-        let g1 = setup(&one, &tool, "bench").await;
-        let g3 = setup(&three, &tool, "bench").await;
-        let r1 = run(&one, &g1, missions, clients).await;
-        let r3 = run(&three, &g3, missions, clients).await;
         println!(
             "full missions (8 states, 3 gateway tool steps, scripted reasoner, auto-PERMIT); {missions} missions, {clients} creating clients, executor concurrency {concurrency}"
         );
-        let ((r1, [e1, c1, x1, n1, s1, w1, a1, y1]), (r3, [e3, c3, x3, n3, s3, w3, a3, y3])) =
-            (r1, r3);
         let m = missions as f64;
-        println!(
-            "  1 node   {r1:>8.1} missions/s   {e1:.1} entries/mission ({c1:.1} commands, {x1:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {y1:.2} fdatasyncs/mission ({a1:.2} log appends)",
-            n1 * m,
-            s1 / 1024.0,
-            w1 / 1024.0
-        );
-        println!(
-            "  3 nodes  {r3:>8.1} missions/s   {e3:.1} entries/mission ({c3:.1} commands, {x3:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {y3:.2} fdatasyncs/mission on 3 logs ({a3:.2} log appends)   ({:.2}x of 1 node)",
-            n3 * m,
-            s3 / 1024.0,
-            w3 / 1024.0,
-            r3 / r1
-        );
+        let mut one_node = None;
+        for n in phases {
+            let nodes = TestServer::start_cluster(n, Db::Sqlite, config(concurrency)).await;
+            let g = setup(&nodes, &tool, "bench").await;
+            let (rate, [e, c, x, snaps, built, written, appends, syncs]) =
+                run(&nodes, &g, missions, clients).await;
+            let (label, logs, ratio) = match (n, one_node) {
+                (1, _) => ("1 node ", "", String::new()),
+                (_, Some(r1)) => ("3 nodes", " on 3 logs", format!("   ({:.2}x of 1 node)", rate / r1)),
+                _ => ("3 nodes", " on 3 logs", String::new()),
+            };
+            println!(
+                "  {label}  {rate:>8.1} missions/s   {e:.1} entries/mission ({c:.1} commands, {x:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {syncs:.2} fdatasyncs/mission{logs} ({appends:.2} log appends){ratio}",
+                snaps * m,
+                built / 1024.0,
+                written / 1024.0,
+            );
+            if n == 1 {
+                one_node = Some(rate);
+            }
+            for node in nodes.into_iter().rev() {
+                node.stop().await;
+            }
+        }
         println!("  tool calls seen: {}", tool.calls().len());
-        for n in three.into_iter().rev() {
-            n.stop().await;
-        }
-        for n in one {
-            n.stop().await;
-        }
     });
 }
