@@ -2,13 +2,28 @@
 //! SHA-256 of the secret half (never the secret).
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    IdenStatic, QueryFilter, QueryOrder, QueryTrait, SelectA, SelectB, Statement, sea_query::Expr,
 };
 
 use super::entities::{api_key, user};
 use super::{Store, StoreError};
 
 pub use api_key::Model as StoredKey;
+
+/// The statement [`Store::key_with_holder`] runs, with the key id as its
+/// one parameter.
+pub(super) fn key_with_holder_sql(backend: DbBackend) -> String {
+    let stmt = api_key::Entity::find_by_id(String::new())
+        .find_also_related(user::Entity)
+        .build(backend);
+    assert_eq!(
+        stmt.values.map_or(0, |v| v.0.len()),
+        1,
+        "the key id is the statement's only parameter"
+    );
+    stmt.sql
+}
 
 impl Store {
     pub async fn insert_key(&self, k: StoredKey) -> Result<StoredKey, StoreError> {
@@ -36,15 +51,17 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(StoredKey, Option<bool>)>, StoreError> {
-        let found = api_key::Entity::find_by_id(id.to_owned())
-            .find_also_related(user::Entity)
-            .one(self.db())
-            .await?;
-        Ok(found.map(|(key, holder)| {
-            let active = (key.tenant.is_some() && key.user_id.is_some())
-                .then(|| holder.is_some_and(|u| u.active));
-            (key, active)
-        }))
+        let stmt =
+            Statement::from_sql_and_values(self.backend(), &*self.key_with_holder_sql, [id.into()]);
+        let Some(row) = self.db().query_one(stmt).await? else {
+            return Ok(None);
+        };
+        // The column prefixes `find_also_related` gives each side.
+        let key = StoredKey::from_query_result(&row, SelectA.as_str())?;
+        let holder = user::Model::from_query_result_optional(&row, SelectB.as_str())?;
+        let active = (key.tenant.is_some() && key.user_id.is_some())
+            .then(|| holder.is_some_and(|u| u.active));
+        Ok(Some((key, active)))
     }
 
     /// A tenant's keys (`None`: the platform keys).

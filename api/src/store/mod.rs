@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod keys;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aura_migrations::{Migrator, MigratorTrait};
@@ -41,6 +42,10 @@ impl From<DbErr> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The SQL of [`Store::key_with_holder`], asked on every request,
+    /// built once: sea-query spends about as long building a statement
+    /// as SQLite does answering this one.
+    key_with_holder_sql: Arc<str>,
 }
 
 impl Store {
@@ -72,7 +77,11 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
         Migrator::up(&db, None).await?;
-        Ok(Store { db })
+        let key_with_holder_sql = keys::key_with_holder_sql(db.get_database_backend()).into();
+        Ok(Store {
+            db,
+            key_with_holder_sql,
+        })
     }
 
     pub fn db(&self) -> &DatabaseConnection {
