@@ -93,7 +93,7 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
                 let span = tracing::info_span!("plan", tenant = %tenant, mission = %m.id());
                 planners.spawn(
                     async move {
-                        plan(&state, &secrets, &tenant, &m, &reasoner).await;
+                        Box::pin(plan(&state, &secrets, &tenant, &m, &reasoner)).await;
                         planning.release(&key);
                     }
                     .instrument(span),
@@ -105,10 +105,15 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             running.take(key.clone());
             let (state, config, running) = (state.clone(), config.clone(), running.clone());
             let span = tracing::info_span!("execute", tenant = %key.0, mission = %key.1);
+            // Claiming and driving (and planning, above) are boxed: their
+            // futures are large (a whole mission's steps, gateway calls
+            // included), and a task's future is copied whole when it is
+            // spawned and again as the task changes stage, which was most
+            // of what a spawn cost.
             workers.spawn(
                 async move {
-                    if let Some(job) = claim(&state, &config, &key).await
-                        && let Err(why) = drive(&state, &job, config.lease).await
+                    if let Some(job) = Box::pin(claim(&state, &config, &key)).await
+                        && let Err(why) = Box::pin(drive(&state, &job, config.lease)).await
                     {
                         tracing::info!(%why, "executor stopped a mission");
                     }
