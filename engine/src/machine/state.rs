@@ -12,8 +12,7 @@ use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
-use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::machine::missions::Missions;
 use crate::machine::tokens::Tokens;
 use crate::mission::{Mission, MissionState, StepTimeout, StepTimeouts};
@@ -358,7 +357,7 @@ impl TenantState {
             .claimable_at(now)
             .filter_map(|id| self.missions.get(id))
     }
-    pub fn tokens(&self) -> &BTreeMap<TokenId, ExecutionToken> {
+    pub fn tokens(&self) -> &Tokens {
         &self.tokens
     }
     pub fn audit(&self) -> &AuditLog {

@@ -19,9 +19,9 @@ use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::identity::keys::KeyPair;
-use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName};
+use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, ToolName};
 use crate::machine::state::{AgentRecord, CredentialRecord, EngineState, Namespace, TenantState};
+use crate::machine::tokens::Tokens;
 use crate::mission::Mission;
 use crate::policy::bundle::BundleSource;
 use crate::policy::routing::ToolSpec;
@@ -45,7 +45,7 @@ struct TenantV2<'a> {
     agents: &'a BTreeMap<AgentId, AgentRecord>,
     credentials: &'a BTreeMap<u64, CredentialRecord>,
     missions: &'a BTreeMap<MissionId, Mission>,
-    tokens: &'a BTreeMap<TokenId, ExecutionToken>,
+    tokens: &'a Tokens,
     bundles: &'a BTreeMap<Digest, BundleSource>,
     tools: &'a BTreeMap<ToolName, ToolSpec>,
     audit: &'a AuditLog,
