@@ -199,11 +199,15 @@ fn main() {
             let g = setup(&nodes, &tool, "bench").await;
             let (rate, [e, c, x, snaps, built, written, appends, syncs]) =
                 run(&nodes, &g, missions, clients).await;
-            let (label, logs, ratio) = match (n, one_node) {
-                (1, _) => ("1 node ", "", String::new()),
-                (_, Some(r1)) => ("3 nodes", " on 3 logs", format!("   ({:.2}x of 1 node)", rate / r1)),
-                _ => ("3 nodes", " on 3 logs", String::new()),
+            let (label, logs) = if n == 1 {
+                ("1 node ", "")
+            } else {
+                ("3 nodes", " on 3 logs")
             };
+            let ratio = one_node
+                .filter(|_| n > 1)
+                .map(|r1| format!("   ({:.2}x of 1 node)", rate / r1))
+                .unwrap_or_default();
             println!(
                 "  {label}  {rate:>8.1} missions/s   {e:.1} entries/mission ({c:.1} commands, {x:.2} refused); {:.0} snapshots, {:.1} KiB/mission built, {:.1} written; {syncs:.2} fdatasyncs/mission{logs} ({appends:.2} log appends){ratio}",
                 snaps * m,

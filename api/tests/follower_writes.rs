@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aura_api::ApiConfig;
 use aura_api::testkit::agent::GovernedTenant;
-use aura_api::testkit::{Client, Db, Raw, TestServer};
+use aura_api::testkit::{Client, Db, Raw, TestServer, eventually};
 use aura_raft::node::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -96,27 +96,27 @@ async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed()
         .expect("the write is on the leader");
 
     follower.node.faults().heal_all();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let namespaces = || async {
         let r = admin
             .raw(Method::GET, "/v1/tenants/acme/namespaces", None, &[])
             .await;
-        let ids: Vec<&str> = r
-            .body
+        r.body
             .as_array()
-            .map(|a| a.iter().filter_map(|n| n["id"].as_str()).collect())
-            .unwrap_or_default();
-        if ids.contains(&"late") {
-            assert_eq!(ids.iter().filter(|i| **i == "late").count(), 1);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the follower never caught up: {:?}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n["id"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    eventually("the follower shows `late`", || async {
+        namespaces().await.iter().any(|i| i == "late")
+    })
+    .await;
+    assert_eq!(
+        namespaces().await.iter().filter(|i| *i == "late").count(),
+        1
+    );
     stop_all(nodes).await;
 }
 
@@ -157,18 +157,6 @@ async fn missions_on(leader: &TestServer, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `path` reads on the node `admin` calls.
-async fn caught_up(admin: &Client, path: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while admin.get::<Value>(path).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the follower never caught up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A create whose outcome a node cannot give (committed, not yet applied
 /// there) names the mission it made, and a retry with the same
 /// Idempotency-Key gets that answer again instead of creating a second
@@ -193,7 +181,10 @@ async fn a_retry_of_a_write_that_may_have_taken_effect_does_not_run_it_again() {
         .unwrap_or_else(|| panic!("the problem names the mission: {}", first.body))
         .to_owned();
     follower.node.faults().heal_all();
-    caught_up(&acme.admin, &resource).await;
+    eventually("the follower shows the mission", || async {
+        acme.admin.get::<Value>(&resource).await.is_ok()
+    })
+    .await;
 
     let retry = create_with_key(&acme.admin, "create-1").await;
     assert_eq!(retry.status, first.status, "{:?}", retry.body);
@@ -228,11 +219,10 @@ async fn a_request_cut_off_mid_write_keeps_its_key_from_running_again() {
     );
     follower.node.faults().heal_all();
     let key = acme.admin.key().expect("a key");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while missions_on(follower, key).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "never applied");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the follower applies the create", || async {
+        !missions_on(follower, key).await.is_empty()
+    })
+    .await;
 
     let retry = create_with_key(&acme.admin, "create-1").await;
     assert_eq!(

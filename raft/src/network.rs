@@ -308,14 +308,22 @@ impl Peer {
     }
 }
 
+impl CallError {
+    /// Whether openraft should back off from the peer: it is unreachable,
+    /// or too slow to answer, which needs the same.
+    fn peer_unreachable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Unreachable { .. } | CallError::NoAnswer { .. }
+        )
+    }
+}
+
 fn to_rpc_error(e: CallError) -> RPCError<AuraRaft> {
-    match e {
-        // openraft backs off from an unreachable peer; a peer too slow
-        // to answer needs the same.
-        CallError::Unreachable { .. } | CallError::NoAnswer { .. } => {
-            RPCError::Unreachable(Unreachable::new(&e))
-        }
-        _ => RPCError::Network(NetworkError::new(&e)),
+    if e.peer_unreachable() {
+        RPCError::Unreachable(Unreachable::new(&e))
+    } else {
+        RPCError::Network(NetworkError::new(&e))
     }
 }
 
@@ -404,11 +412,10 @@ impl RaftNetworkV2<AuraRaft> for Peer {
         );
         let bytes = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
-            r = send => r.map_err(|e| match e {
-                CallError::Unreachable { .. } | CallError::NoAnswer { .. } => {
-                    StreamingError::Unreachable(Unreachable::new(&e))
-                }
-                _ => StreamingError::Network(NetworkError::new(&e)),
+            r = send => r.map_err(|e| if e.peer_unreachable() {
+                StreamingError::Unreachable(Unreachable::new(&e))
+            } else {
+                StreamingError::Network(NetworkError::new(&e))
             })?,
         };
         let r: Remote<SnapshotResponse<AuraRaft>> = serde_json::from_slice(&bytes)

@@ -33,6 +33,23 @@ impl Db {
     pub const ALL: [Db; 2] = [Db::Sqlite, Db::Postgres];
 }
 
+/// Waits until `check` holds, asking every 100 ms; panics naming `what`
+/// after 20 s (a cluster that has not caught up by then will not).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("AURA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
