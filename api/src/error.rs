@@ -24,11 +24,14 @@ pub fn store(e: StoreError) -> Problem {
 }
 
 pub fn cluster(e: ClusterError) -> Problem {
-    let kind = match e {
-        ClusterError::Unknown | ClusterError::EmptySequence => ProblemKind::Internal,
-        _ => ProblemKind::Unavailable,
-    };
-    let mut problem = Problem::new(kind, e.to_string());
+    fn kind(e: &ClusterError) -> ProblemKind {
+        match e {
+            ClusterError::Unknown | ClusterError::EmptySequence => ProblemKind::Internal,
+            ClusterError::PartlyApplied { cause, .. } => kind(cause),
+            _ => ProblemKind::Unavailable,
+        }
+    }
+    let mut problem = Problem::new(kind(&e), e.to_string());
     // The caller must not assume either way; the Idempotency-Key
     // middleware keeps this answer for retries instead of running the
     // command again.
@@ -76,4 +79,23 @@ pub fn rejection(r: Rejection) -> Problem {
         _ => ProblemKind::Rejected,
     };
     Problem::new(kind, r.to_string()).with_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_partly_applied_is_unavailable_and_never_run_again() {
+        let partly = ClusterError::PartlyApplied {
+            applied: 1,
+            cause: Box::new(ClusterError::NoLeader),
+        };
+        let p = cluster(partly);
+        assert_eq!(p.status, 503);
+        assert!(p.may_have_taken_effect, "the first command took effect");
+        let none = cluster(ClusterError::NoLeader);
+        assert_eq!(none.status, 503);
+        assert!(!none.may_have_taken_effect);
+    }
 }

@@ -10,6 +10,7 @@ mod executor;
 mod follower_writes;
 mod gateway;
 mod gateway_shared;
+mod missions;
 mod openapi;
 mod reasoners;
 mod retries_and_sagas;

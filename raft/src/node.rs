@@ -86,6 +86,13 @@ pub enum ClusterError {
     UnknownNode(NodeId),
     #[error("a sequence of commands cannot be empty")]
     EmptySequence,
+    #[error(
+        "the first {applied} commands of the sequence were applied and the rest were not, because {cause}"
+    )]
+    PartlyApplied {
+        applied: usize,
+        cause: Box<ClusterError>,
+    },
 }
 
 impl ClusterError {
@@ -95,7 +102,9 @@ impl ClusterError {
     pub fn may_have_applied(&self) -> bool {
         matches!(
             self,
-            ClusterError::Unknown | ClusterError::CommittedNotApplied { .. }
+            ClusterError::Unknown
+                | ClusterError::CommittedNotApplied { .. }
+                | ClusterError::PartlyApplied { .. }
         )
     }
 }
@@ -120,7 +129,8 @@ fn write_refusal(e: ClientWriteError<AuraRaft>) -> (ClusterError, Option<(NodeId
 /// node does while not every member reads sequences ([`crate::log_format`]).
 /// The answer is the sequence's. Unlike a sequence, a failure part way
 /// leaves the commands before it committed, as with any separate
-/// proposals.
+/// proposals: the error then says so ([`ClusterError::PartlyApplied`]),
+/// so that no caller takes the sequence for one that never happened.
 async fn one_by_one<F, Fut>(
     cmds: Vec<Command>,
     mut write: F,
@@ -132,7 +142,16 @@ where
     let mut done = SequenceApplied::default();
     let mut last = 0;
     for cmd in cmds {
-        let (applied, index) = write(cmd).await?;
+        let (applied, index) = match write(cmd).await {
+            Ok(written) => written,
+            Err(cause) if done.events.is_empty() => return Err(cause),
+            Err(cause) => {
+                return Err(ClusterError::PartlyApplied {
+                    applied: done.events.len(),
+                    cause: Box::new(cause),
+                });
+            }
+        };
         last = index;
         if let Some(one) = applied.into_sequence() {
             done.events.extend(one.events);
@@ -918,4 +937,69 @@ pub enum MembershipChange {
     Promote(NodeId),
     Remove(NodeId),
     TransferLeader(NodeId),
+}
+
+#[cfg(test)]
+mod tests {
+    use aura_engine::actor::Actor;
+    use aura_engine::machine::command::{CommandBody, SigningSeed};
+    use aura_engine::time::Timestamp;
+
+    use super::*;
+
+    fn create(i: u8) -> Command {
+        Command {
+            tenant: format!("t{i}").parse().unwrap(),
+            at: Timestamp(1_000 + i64::from(i)),
+            actor: Actor::Platform,
+            body: CommandBody::CreateTenant {
+                display_name: format!("Tenant {i}"),
+                signing_key_seed: SigningSeed([i; 32]),
+            },
+            precondition: None,
+        }
+    }
+
+    /// Writes the first `succeeding` commands, then fails with `failure`.
+    async fn written(
+        succeeding: u64,
+        failure: ClusterError,
+    ) -> Result<(Applied, u64), ClusterError> {
+        let mut index = 0;
+        one_by_one(vec![create(1), create(2), create(3)], |_| {
+            index += 1;
+            let answer = if index <= succeeding {
+                Ok((Applied::Events(Vec::new()), index))
+            } else {
+                Err(failure.clone())
+            };
+            async move { answer }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_sequence_written_one_by_one_that_fails_part_way_says_it_was_partly_applied() {
+        let (applied, last) = written(3, ClusterError::NoLeader).await.unwrap();
+        assert_eq!(last, 3);
+        let done = applied.into_sequence().unwrap();
+        assert_eq!((done.events.len(), done.refused), (3, None));
+
+        // Nothing written: the failure is the first command's, and a
+        // failure before any log took it may be retried.
+        let none = written(0, ClusterError::NoLeader).await.unwrap_err();
+        assert_eq!(none, ClusterError::NoLeader);
+        assert!(!none.may_have_applied());
+
+        let part = written(2, ClusterError::NoLeader).await.unwrap_err();
+        assert_eq!(
+            part,
+            ClusterError::PartlyApplied {
+                applied: 2,
+                cause: Box::new(ClusterError::NoLeader)
+            }
+        );
+        assert!(part.may_have_applied(), "the first two took effect");
+        assert!(part.to_string().contains("first 2 commands"), "{part}");
+    }
 }

@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::config::read_tenant;
 use super::{Page, created};
 use crate::auth::{Member, Operator, TenantScope};
+use crate::error;
 use crate::json::Body;
 use crate::problem::{Problem, ProblemKind};
 use crate::server::AppState;
@@ -196,58 +197,41 @@ pub async fn create(
         limits: req.limits.unwrap_or_default(),
     };
     let location = format!("/v1/tenants/{}/missions/{id}", scope.tenant);
-    // A client that let the server choose the id can find the mission
-    // only through this, should the create's outcome be unknown.
-    state
-        .propose(&scope.tenant, scope.actor(), body)
+    // The create and the plan go in one log entry, so the mission exists
+    // with its plan decided or not at all, short of a refused plan, which
+    // leaves it created. A client that let the server choose the id can
+    // find the mission only through the problem's `resource`, should the
+    // outcome be unknown or the plan refused.
+    let mut bodies = vec![body];
+    if let Some(steps) = req.plan {
+        bodies.extend(plan_commands(&id, steps, true));
+    }
+    let done = state
+        .propose_sequence(&scope.tenant, scope.actor(), bodies)
         .await
         .map_err(|p| p.with_resource_if_unsettled(|| location.clone()))?;
-    if let Some(steps) = req.plan {
-        plan(&state, &scope, &id, steps).await.map_err(|mut p| {
-            // The mission exists by now, whatever became of its plan, so
-            // running this request again would create another.
-            p.may_have_taken_effect |= p.status >= 500;
-            p.resource = Some(location.clone());
-            p
-        })?;
+    if let Some(refused) = done.refused {
+        let mut p = error::rejection(refused);
+        if !done.events.is_empty() {
+            p.resource = Some(location);
+        }
+        return Err(p);
     }
     Ok(created(location, &summary(&state, &scope.tenant, &id)?))
 }
 
-async fn plan<R>(
-    state: &AppState,
-    scope: &TenantScope<R>,
-    id: &MissionId,
-    steps: Vec<PlanStep>,
-) -> Result<Vec<Event>, Problem> {
-    let in_created = read_tenant(state, &scope.tenant, |t| {
-        t.missions()
-            .get(id)
-            .map(|m| m.state() == MissionState::Created)
-    })?
-    .ok_or_else(|| mission_missing(id.as_str()))?;
-    if in_created {
-        state
-            .propose(
-                &scope.tenant,
-                scope.actor(),
-                CommandBody::AdvanceMission {
-                    mission: id.clone(),
-                    step: Advance::BeginPlanning,
-                },
-            )
-            .await?;
-    }
-    state
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::SubmitPlan {
-                mission: id.clone(),
-                steps,
-            },
-        )
-        .await
+/// The commands that plan mission `id`, which starts planning first if
+/// it is still `in_created`.
+fn plan_commands(id: &MissionId, steps: Vec<PlanStep>, in_created: bool) -> Vec<CommandBody> {
+    let begin = in_created.then(|| CommandBody::AdvanceMission {
+        mission: id.clone(),
+        step: Advance::BeginPlanning,
+    });
+    let submit = CommandBody::SubmitPlan {
+        mission: id.clone(),
+        steps,
+    };
+    begin.into_iter().chain([submit]).collect()
 }
 
 /// Submits the mission's plan; policy decides it step by step.
@@ -267,7 +251,23 @@ pub async fn submit_plan(
     Body(req): Body<SubmitPlan>,
 ) -> Result<Json<MissionSummary>, Problem> {
     let id = mission_id(&path.1)?;
-    plan(&state, &scope, &id, req.steps).await?;
+    let in_created = read_tenant(&state, &scope.tenant, |t| {
+        t.missions()
+            .get(&id)
+            .map(|m| m.state() == MissionState::Created)
+    })?
+    .ok_or_else(|| mission_missing(id.as_str()))?;
+    let done = state
+        .propose_sequence(
+            &scope.tenant,
+            scope.actor(),
+            plan_commands(&id, req.steps, in_created),
+        )
+        .await
+        .map_err(|p| *p)?;
+    if let Some(refused) = done.refused {
+        return Err(error::rejection(refused));
+    }
     summary(&state, &scope.tenant, &id).map(Json)
 }
 
