@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aura_api::Role;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
-use aura_api::testkit::{Db, TestServer};
+use aura_api::testkit::{Db, TestServer, eventually_some};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -188,8 +188,7 @@ async fn an_approver_can_give_an_exhausted_call_more_attempts() {
         tokio::spawn(async move { run(&g, "held", &["erp.flaky"]).await })
     };
     // Both attempts fail; the step waits for an approver.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let held = eventually_some("the step waits for an approver", || async {
         // Not created yet is not a failure: the spawned task creates it.
         let m: Value = g
             .admin
@@ -197,15 +196,16 @@ async fn an_approver_can_give_an_exhausted_call_more_attempts() {
             .await
             .unwrap_or_default();
         if m["holds"]["0"]["approval"]["status"] == "pending" {
-            assert_eq!(
-                m["holds"]["0"]["kind"]["reason"], "retries_exhausted",
-                "{m}"
-            );
-            break;
+            Ok(m)
+        } else {
+            Err(m)
         }
-        assert!(Instant::now() < deadline, "no hold: {m}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        held["holds"]["0"]["kind"]["reason"], "retries_exhausted",
+        "{held}"
+    );
     assert_eq!(flaky.calls().len(), 2);
     approver
         .post::<_, Value>(

@@ -40,11 +40,30 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    let checked = eventually_some(what, || {
+        let holds = check();
+        async move { if holds.await { Ok(()) } else { Err("no") } }
+    });
+    checked.await
+}
+
+/// Waits until `check` yields a value and returns it, asking every
+/// 100 ms; after 20 s panics naming `what` and what `check` saw last.
+pub async fn eventually_some<T, Seen, F, Fut>(what: &str, mut check: F) -> T
+where
+    Seen: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Seen>>,
+{
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check().await {
+    loop {
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never happened: {what}"
+            "never happened: {what} (last seen: {seen})"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
