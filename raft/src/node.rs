@@ -941,24 +941,8 @@ pub enum MembershipChange {
 
 #[cfg(test)]
 mod tests {
-    use aura_engine::actor::Actor;
-    use aura_engine::machine::command::{CommandBody, SigningSeed};
-    use aura_engine::time::Timestamp;
-
     use super::*;
-
-    fn create(i: u8) -> Command {
-        Command {
-            tenant: format!("t{i}").parse().unwrap(),
-            at: Timestamp(1_000 + i64::from(i)),
-            actor: Actor::Platform,
-            body: CommandBody::CreateTenant {
-                display_name: format!("Tenant {i}"),
-                signing_key_seed: SigningSeed([i; 32]),
-            },
-            precondition: None,
-        }
-    }
+    use crate::types::tests::create;
 
     /// Writes the first `succeeding` commands, then fails with `failure`.
     async fn written(

@@ -332,7 +332,7 @@ pub(crate) enum BodyForm<'a> {
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<AuraRaft, SnapshotData>;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use aura_engine::actor::Actor;
     use aura_engine::machine::{CommandBody, SigningSeed};
     use aura_engine::time::Timestamp;
@@ -357,7 +357,8 @@ mod tests {
         );
     }
 
-    fn create(i: u8) -> Command {
+    /// A command creating tenant `t{i}`, for tests of what carries commands.
+    pub(crate) fn create(i: u8) -> Command {
         Command {
             tenant: format!("t{i}").parse().unwrap(),
             at: Timestamp(1_000 + i64::from(i)),
