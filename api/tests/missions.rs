@@ -42,29 +42,36 @@ async fn mission_ids(g: &GovernedTenant) -> Vec<String> {
         .collect()
 }
 
-/// A plan the engine refuses leaves the mission created, planning, and
-/// the problem names it: with a server-chosen id, the problem is the only
-/// way to find it. A create refused leaves nothing and names nothing.
+/// Bad input changes nothing: a plan the engine would refuse is refused
+/// before the mission is created, or, for a mission created without
+/// one, before it starts planning; a refused create leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_plan_names_the_mission_it_was_for_and_a_refused_create_leaves_nothing() {
+async fn a_plan_the_engine_would_refuse_creates_nothing_and_moves_nothing() {
     let s = TestServer::start(Db::Sqlite).await;
     let g = GovernedTenant::create(&s, "acme", "http://127.0.0.1:9/unused").await;
     let not_an_object = json!([{"tool": "erp.post", "arguments": 5}]);
+    let outside = json!([{"tool": "erp.delete", "arguments": {}}]);
 
     let (status, p) = create(&g, &mission(None, "prod", not_an_object.clone())).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(p["code"], "arguments_not_object", "{p}");
-    let resource = p["resource"]
-        .as_str()
-        .unwrap_or_else(|| panic!("the problem names the mission: {p}"));
-    let m: Value = g.admin.get(resource).await.unwrap();
-    assert_eq!(m["state"], "PLANNING", "{m}");
-    assert_eq!(mission_ids(&g).await, [m["id"].as_str().unwrap()]);
-
-    let (status, p) = create(&g, &mission(Some("m2"), "nowhere", not_an_object)).await;
+    assert!(p.get("resource").is_none(), "nothing was made: {p}");
+    let (status, p) = create(&g, &mission(Some("m1"), "prod", outside.clone())).await;
+    assert_eq!(p["code"], "tool_outside_boundary", "{status}: {p}");
+    let (status, p) = create(&g, &mission(Some("m2"), "nowhere", json!([]))).await;
+    assert_eq!(p["code"], "plan_size", "{status}: {p}");
+    let (status, p) = create(
+        &g,
+        &mission(
+            Some("m2"),
+            "nowhere",
+            json!([{"tool": "erp.post", "arguments": {}}]),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
     assert!(p.get("resource").is_none(), "nothing was made: {p}");
-    assert_eq!(mission_ids(&g).await.len(), 1);
+    assert!(mission_ids(&g).await.is_empty());
 
     // A plan the engine takes moves the mission on at once.
     let good = json!([{"tool": "erp.post", "arguments": {"amount": 10}}]);
@@ -72,7 +79,7 @@ async fn a_refused_plan_names_the_mission_it_was_for_and_a_refused_create_leaves
     assert_eq!(status, StatusCode::CREATED, "{m}");
     assert_eq!(m["state"], "PENDING_EXECUTION", "{m}");
 
-    // Planned later, from CREATED, the same way.
+    // Planned later, from CREATED: a bad plan leaves it CREATED.
     let mut unplanned = mission(Some("m4"), "prod", Value::Null);
     unplanned.as_object_mut().unwrap().remove("plan");
     let (status, m) = create(&g, &unplanned).await;
@@ -80,11 +87,26 @@ async fn a_refused_plan_names_the_mission_it_was_for_and_a_refused_create_leaves
         (status, &m["state"]),
         (StatusCode::CREATED, &json!("CREATED"))
     );
+    for bad in [not_an_object, outside] {
+        let r = g
+            .admin
+            .raw(
+                reqwest::Method::POST,
+                "/v1/tenants/acme/missions/m4/plan",
+                Some(&json!({"steps": bad})),
+                &[],
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{:?}", r.body);
+        let m: Value = g.admin.get("/v1/tenants/acme/missions/m4").await.unwrap();
+        assert_eq!(m["state"], "CREATED", "{m}");
+    }
     let m: Value = g
         .admin
         .post("/v1/tenants/acme/missions/m4/plan", &json!({"steps": good}))
         .await
         .unwrap();
     assert_eq!(m["state"], "PENDING_EXECUTION", "{m}");
+    assert_eq!(mission_ids(&g).await, ["m3", "m4"]);
     s.stop().await;
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aura_engine::Timestamp;
 use aura_engine::identity::token::ParameterRules;
 use aura_engine::ids::{AgentId, MissionId, NamespaceId, TokenId, ToolName};
-use aura_engine::machine::{Advance, Closing, CommandBody, Event};
+use aura_engine::machine::{Advance, Closing, CommandBody, Event, check_plan};
 use aura_engine::mission::{
     AbortReason, Mission as EngineMission, MissionContext, MissionDefinition, MissionState,
     OutcomeKind, PlanStep, RuntimeLimits,
@@ -188,20 +188,26 @@ pub async fn create(
     let namespace = NamespaceId::new(req.namespace)
         .map_err(|e| Problem::invalid("/namespace", e.to_string()))?;
     let agent = AgentId::new(req.agent).map_err(|e| Problem::invalid("/agent", e.to_string()))?;
+    let limits = req.limits.unwrap_or_default();
+    // A plan the engine would refuse is refused before anything is
+    // created: the mission's limits and tools are the request's.
+    if let Some(steps) = &req.plan {
+        check_plan(steps, &limits, &req.definition.tool_set()).map_err(error::rejection)?;
+    }
     let body = CommandBody::CreateMission {
         namespace,
         mission: id.clone(),
         agent,
         definition: req.definition,
         context: req.context,
-        limits: req.limits.unwrap_or_default(),
+        limits,
     };
     let location = format!("/v1/tenants/{}/missions/{id}", scope.tenant);
     // The create and the plan go in one log entry, so the mission exists
-    // with its plan decided or not at all, short of a refused plan, which
-    // leaves it created. A client that let the server choose the id can
-    // find the mission only through the problem's `resource`, should the
-    // outcome be unknown or the plan refused.
+    // with its plan decided or not at all. Only a refusal of the plan for
+    // a reason the check above cannot know would leave it created: the
+    // problem then names it in `resource`, as it does when the outcome is
+    // unknown, for a client that let the server choose the id.
     let mut bodies = vec![body];
     if let Some(steps) = req.plan {
         bodies.extend(plan_commands(&id, steps, true));
@@ -251,12 +257,17 @@ pub async fn submit_plan(
     Body(req): Body<SubmitPlan>,
 ) -> Result<Json<MissionSummary>, Problem> {
     let id = mission_id(&path.1)?;
+    // Checked before the mission starts planning, so that a plan the
+    // engine would refuse leaves a CREATED mission as it was.
     let in_created = read_tenant(&state, &scope.tenant, |t| {
-        t.missions()
-            .get(&id)
-            .map(|m| m.state() == MissionState::Created)
+        t.missions().get(&id).map(|m| {
+            let runtime = &m.boundary().get().runtime;
+            check_plan(&req.steps, &runtime.limits, &runtime.allowed_tools)
+                .map(|()| m.state() == MissionState::Created)
+        })
     })?
-    .ok_or_else(|| mission_missing(id.as_str()))?;
+    .ok_or_else(|| mission_missing(id.as_str()))?
+    .map_err(error::rejection)?;
     let done = state
         .propose_sequence(
             &scope.tenant,

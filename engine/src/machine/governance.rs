@@ -21,8 +21,8 @@ use crate::machine::saga;
 use crate::machine::state::{Namespace, RECENT_DECISIONS, RecentDecision, TenantState};
 use crate::machine::tool_calls::{self, Dispatch};
 use crate::mission::{
-    AuthorityLevel, HoldKind, Mission, MissionState, OutcomeKind, PlanStep, Step, StepOutcome,
-    StepReport,
+    AuthorityLevel, HoldKind, Mission, MissionState, OutcomeKind, PlanStep, RuntimeLimits, Step,
+    StepOutcome, StepReport,
 };
 use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, Vote};
 use crate::policy::bundle::{BundleSource, CompiledBundle};
@@ -474,28 +474,18 @@ pub(super) fn check_deadline(m: &Mission, c: &Ctx<'_>) -> Result<(), Rejection> 
     Ok(())
 }
 
-fn check_tools(m: &Mission, tools: impl IntoIterator<Item = ToolName>) -> Result<(), Rejection> {
-    let allowed = &m.boundary().get().runtime.allowed_tools;
-    for tool in tools {
-        if !allowed.contains(&tool) {
-            return Err(Rejection::ToolOutsideBoundary(tool));
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn submit_plan(
-    t: &mut TenantState,
-    c: &Ctx<'_>,
-    id: &MissionId,
+/// What is wrong with `steps` as a plan for a mission with these limits
+/// and tools, whatever else the state holds: its size, each step's
+/// arguments, retry policy and timeouts, and its tools. Submitting a plan
+/// checks it first; a caller can check a plan with it before committing
+/// anything the plan would follow, such as the create of its mission,
+/// whose boundary takes its limits and tools from the request.
+pub fn check_plan(
     steps: &[PlanStep],
-) -> Result<Vec<Event>, Rejection> {
-    let m = mission_for(t, id)?;
-    check_actor_may_act(c, m.agent())?;
-    m.check_step(Step::SubmitPlan)
-        .map_err(Rejection::IllegalTransition)?;
-    check_deadline(m, c)?;
-    let max = m.boundary().get().runtime.limits.max_steps;
+    limits: &RuntimeLimits,
+    allowed_tools: &BTreeSet<ToolName>,
+) -> Result<(), Rejection> {
+    let max = limits.max_steps;
     if steps.is_empty() || steps.len() > max as usize {
         return Err(Rejection::PlanSize {
             steps: steps.len(),
@@ -514,7 +504,34 @@ pub(super) fn submit_plan(
             t.validate().map_err(bad)?;
         }
     }
-    check_tools(m, steps.iter().map(|s| s.tool.clone()))?;
+    check_tools(allowed_tools, steps.iter().map(|s| s.tool.clone()))
+}
+
+fn check_tools(
+    allowed_tools: &BTreeSet<ToolName>,
+    tools: impl IntoIterator<Item = ToolName>,
+) -> Result<(), Rejection> {
+    for tool in tools {
+        if !allowed_tools.contains(&tool) {
+            return Err(Rejection::ToolOutsideBoundary(tool));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn submit_plan(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    steps: &[PlanStep],
+) -> Result<Vec<Event>, Rejection> {
+    let m = mission_for(t, id)?;
+    check_actor_may_act(c, m.agent())?;
+    m.check_step(Step::SubmitPlan)
+        .map_err(Rejection::IllegalTransition)?;
+    check_deadline(m, c)?;
+    let runtime = &m.boundary().get().runtime;
+    check_plan(steps, &runtime.limits, &runtime.allowed_tools)?;
 
     let bundle = m.boundary().get().policy.bundle;
     let evals: Vec<StepEval> = steps
@@ -787,7 +804,7 @@ pub(super) fn evaluate_tool_call(
         return Err(Rejection::NotExecuting(m.state()));
     }
     check_deadline(m, c)?;
-    check_tools(m, [tool.clone()])?;
+    check_tools(&m.boundary().get().runtime.allowed_tools, [tool.clone()])?;
     if !arguments.is_object() {
         return Err(Rejection::ArgumentsNotObject {
             step: step as usize,

@@ -22,6 +22,7 @@ mod tool_calls;
 pub use command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
 pub use event::{CarriedMission, Event, HeldStep};
 pub use fold::{FoldError, replay_mission, replay_mission_latest_run};
+pub use governance::check_plan;
 pub use rejection::Rejection;
 pub use snapshot::{RestoredState, SnapshotError};
 pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};
