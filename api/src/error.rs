@@ -1,7 +1,8 @@
 //! How failures below the API become problems.
 
+use aura_engine::machine::Event;
 use aura_engine::machine::rejection::Rejection;
-use aura_raft::ClusterError;
+use aura_raft::{ClusterError, SequenceApplied};
 
 use crate::problem::{Problem, ProblemKind};
 use crate::store::StoreError;
@@ -37,6 +38,20 @@ pub fn cluster(e: ClusterError) -> Problem {
     // command again.
     problem.may_have_taken_effect = e.may_have_applied();
     problem
+}
+
+/// A sequence's outcome for a request that needs all of it: its events,
+/// or the refusal that ended it, marked as having taken effect in part
+/// when commands before it were applied.
+pub fn sequence(done: SequenceApplied) -> Result<Vec<Vec<Event>>, Problem> {
+    match done.refused {
+        None => Ok(done.events),
+        Some(refused) => {
+            let mut p = rejection(refused);
+            p.may_have_taken_effect = !done.events.is_empty();
+            Err(p)
+        }
+    }
 }
 
 /// A refusal by the engine's rules. Unknown things are 404, things that
@@ -97,5 +112,24 @@ mod tests {
         let none = cluster(ClusterError::NoLeader);
         assert_eq!(none.status, 503);
         assert!(!none.may_have_taken_effect);
+    }
+
+    #[test]
+    fn a_sequence_refused_after_some_commands_took_effect_in_part() {
+        let refused = |applied: usize| SequenceApplied {
+            events: vec![Vec::new(); applied],
+            refused: Some(Rejection::NoTools),
+        };
+        let first = sequence(refused(0)).unwrap_err();
+        assert_eq!(first.status, 422);
+        assert!(!first.may_have_taken_effect, "nothing was applied");
+        let later = sequence(refused(1)).unwrap_err();
+        assert_eq!(later.status, 422);
+        assert!(later.may_have_taken_effect, "the first command was applied");
+        let all = SequenceApplied {
+            events: vec![Vec::new(); 2],
+            refused: None,
+        };
+        assert_eq!(sequence(all).unwrap().len(), 2);
     }
 }

@@ -173,8 +173,8 @@ pub struct Problem {
     /// learn its outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
-    /// The write may have taken effect despite this error, so an
-    /// `Idempotency-Key` retry must not run it again.
+    /// The write may have taken effect despite this error, or took effect
+    /// in part, so an `Idempotency-Key` retry must not run it again.
     #[serde(skip)]
     pub may_have_taken_effect: bool,
 }
@@ -231,8 +231,9 @@ impl Problem {
         self
     }
 
-    /// Names the resource a write whose outcome is unknown would have
-    /// created or changed; other problems stay as they are.
+    /// Names the resource a write whose outcome is unknown, or that took
+    /// effect in part, created or changed; other problems stay as they
+    /// are.
     pub fn with_resource_if_unsettled(mut self, resource: impl FnOnce() -> String) -> Problem {
         if self.may_have_taken_effect {
             self.resource = Some(resource());

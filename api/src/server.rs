@@ -183,6 +183,23 @@ impl AppState {
             Err(e) => Err(Box::new(error::cluster(e))),
         }
     }
+
+    /// [`AppState::propose_sequence`] for a request that needs every
+    /// command applied: a refusal is the request's problem, marked as
+    /// having taken effect (in part) when commands before it were applied,
+    /// just as a cluster error after which they may have been.
+    pub async fn propose_all(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        bodies: Vec<CommandBody>,
+    ) -> Result<Vec<Vec<Event>>, Problem> {
+        let done = self
+            .propose_sequence(tenant, actor, bodies)
+            .await
+            .map_err(|p| *p)?;
+        error::sequence(done)
+    }
 }
 
 /// The command `body` of `tenant`'s, accepted by this node at `at`.

@@ -42,7 +42,7 @@ where
 {
     let checked = eventually_some(what, || {
         let holds = check();
-        async move { if holds.await { Ok(()) } else { Err("no") } }
+        async move { if holds.await { Ok(()) } else { Err("not yet") } }
     });
     checked.await
 }

@@ -204,25 +204,18 @@ pub async fn create(
     };
     let location = format!("/v1/tenants/{}/missions/{id}", scope.tenant);
     // The create and the plan go in one log entry, so the mission exists
-    // with its plan decided or not at all. Only a refusal of the plan for
-    // a reason the check above cannot know would leave it created: the
-    // problem then names it in `resource`, as it does when the outcome is
-    // unknown, for a client that let the server choose the id.
+    // with its plan decided or not at all. Should the outcome be unknown
+    // (or the plan be refused for a reason the check above cannot know),
+    // the problem names the mission, for a client that let the server
+    // choose the id.
     let mut bodies = vec![body];
     if let Some(steps) = req.plan {
         bodies.extend(plan_commands(&id, steps, true));
     }
-    let done = state
-        .propose_sequence(&scope.tenant, scope.actor(), bodies)
+    state
+        .propose_all(&scope.tenant, scope.actor(), bodies)
         .await
         .map_err(|p| p.with_resource_if_unsettled(|| location.clone()))?;
-    if let Some(refused) = done.refused {
-        let mut p = error::rejection(refused);
-        if !done.events.is_empty() {
-            p.resource = Some(location);
-        }
-        return Err(p);
-    }
     Ok(created(location, &summary(&state, &scope.tenant, &id)?))
 }
 
@@ -268,17 +261,10 @@ pub async fn submit_plan(
     })?
     .ok_or_else(|| mission_missing(id.as_str()))?
     .map_err(error::rejection)?;
-    let done = state
-        .propose_sequence(
-            &scope.tenant,
-            scope.actor(),
-            plan_commands(&id, req.steps, in_created),
-        )
-        .await
-        .map_err(|p| *p)?;
-    if let Some(refused) = done.refused {
-        return Err(error::rejection(refused));
-    }
+    let bodies = plan_commands(&id, req.steps, in_created);
+    state
+        .propose_all(&scope.tenant, scope.actor(), bodies)
+        .await?;
     summary(&state, &scope.tenant, &id).map(Json)
 }
 
