@@ -6,6 +6,11 @@
 //! (`AURA_BENCH_MISSIONS`, `AURA_BENCH_CLIENTS` change the load,
 //! `AURA_BENCH_EXECUTOR_CONCURRENCY` the missions each node runs at once,
 //! `AURA_BENCH_ONLY=1` or `3` runs one cluster size alone).
+//!
+//! Next to each rate it gives the process's CPU time per mission (every
+//! node, the creating clients and the tool share the process) and the
+//! rate that CPU cost allows on this machine's cores: when the two are
+//! close, the run was bound by CPU, not by waiting.
 
 mod support;
 
@@ -83,20 +88,40 @@ fn applied(nodes: &[TestServer]) -> [u64; 8] {
     [e, c, r, b, s, w, log(|l| &l.appends), log(|l| &l.syncs)]
 }
 
+/// The CPU time this process has used so far, on all its threads.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let secs = u64::try_from(t.tv_sec).expect("CPU time is not negative");
+    let nanos = u32::try_from(t.tv_nsec).expect("nanoseconds fit u32");
+    Duration::new(secs, nanos)
+}
+
+/// What one run measured.
+struct Measured {
+    /// Missions per second.
+    rate: f64,
+    /// CPU time of the whole process per mission, in milliseconds.
+    cpu_ms: f64,
+    /// Per mission: entries, commands, refusals, snapshots, snapshot
+    /// bytes built and written, log appends and fdatasyncs.
+    per_mission: [f64; 8],
+}
+
 /// Creates `missions` missions from `clients` clients, round-robin over
-/// the nodes, and waits until all are closed; missions per second, and
-/// the entries, commands, refusals and snapshot bytes per mission
-/// meanwhile.
+/// the nodes, and waits until all are closed; missions per second, CPU
+/// per mission, and the entries, commands, refusals and snapshot bytes
+/// per mission meanwhile.
 async fn run(
     nodes: &[TestServer],
     g: &GovernedTenant,
     missions: usize,
     clients: usize,
-) -> (f64, [f64; 8]) {
+) -> Measured {
     let tenant: TenantId = g.tenant.parse().expect("tenant id");
     let before = applied(nodes);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (next, admin) = (next.clone(), g.admin.clone());
@@ -162,9 +187,14 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = missions as f64 / start.elapsed().as_secs_f64();
+    let cpu_ms = (process_cpu() - cpu_before).as_secs_f64() * 1000.0 / missions as f64;
     let after = applied(nodes);
     let per = |i: usize| (after[i] - before[i]) as f64 / missions as f64;
-    (rate, [0, 1, 2, 3, 4, 5, 6, 7].map(per))
+    Measured {
+        rate,
+        cpu_ms,
+        per_mission: [0, 1, 2, 3, 4, 5, 6, 7].map(per),
+    }
 }
 
 /// The cluster sizes to measure: both, unless `AURA_BENCH_ONLY` names
@@ -186,6 +216,7 @@ fn main() {
     let clients = support::env_usize("AURA_BENCH_CLIENTS", 16);
     let concurrency = support::env_usize("AURA_BENCH_EXECUTOR_CONCURRENCY", 32);
     let phases = phases();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let rt = support::runtime();
     rt.block_on(async move {
         let tool = support::noop_tool().await;
@@ -197,8 +228,11 @@ fn main() {
         for n in phases {
             let nodes = TestServer::start_cluster(n, Db::Sqlite, config(concurrency)).await;
             let g = setup(&nodes, &tool, "bench").await;
-            let (rate, [e, c, x, snaps, built, written, appends, syncs]) =
-                run(&nodes, &g, missions, clients).await;
+            let Measured {
+                rate,
+                cpu_ms,
+                per_mission: [e, c, x, snaps, built, written, appends, syncs],
+            } = run(&nodes, &g, missions, clients).await;
             let (label, logs) = if n == 1 {
                 ("1 node ", "")
             } else {
@@ -213,6 +247,10 @@ fn main() {
                 snaps * m,
                 built / 1024.0,
                 written / 1024.0,
+            );
+            println!(
+                "             {cpu_ms:.2} ms CPU/mission, for at most {:.0} missions/s on {cores} cores",
+                1000.0 * cores as f64 / cpu_ms,
             );
             if n == 1 {
                 one_node = Some(rate);
