@@ -10,12 +10,15 @@
 //! Next to each rate it gives the process's CPU time per mission (every
 //! node, the creating clients and the tool share the process) and the
 //! rate that CPU cost allows on this machine's cores: when the two are
-//! close, the run was bound by CPU, not by waiting.
+//! close, the run was bound by CPU, not by waiting. It also gives the
+//! share of that CPU each replica repeats for the same commands (applying
+//! them, writing its log, snapshotting), which on shared cores no number
+//! of nodes spreads out.
 
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aura_api::ApiConfig;
@@ -65,9 +68,11 @@ async fn setup(nodes: &[TestServer], tool: &RecordingTool, tenant: &str) -> Gove
 
 /// Log entries the first node has applied so far, the commands in them
 /// (an executor commits some together), how many it refused, the
-/// snapshots it built, their bytes and the bytes written for them, and
-/// the log appends and fdatasyncs of all the nodes.
-fn applied(nodes: &[TestServer]) -> [u64; 8] {
+/// snapshots it built, their bytes and the bytes written for them; the
+/// log appends and fdatasyncs of all the nodes; and the CPU nanoseconds
+/// all the nodes spent on what each replica repeats: applying, their
+/// logs' writers, their snapshots.
+fn applied(nodes: &[TestServer]) -> [u64; 11] {
     let stats = nodes[0].node.applied_stats();
     let snapshots = nodes[0].node.snapshot_stats();
     let [e, c, r, b, s, w] = [
@@ -79,13 +84,25 @@ fn applied(nodes: &[TestServer]) -> [u64; 8] {
         &snapshots.written,
     ]
     .map(|n| n.load(Ordering::Relaxed));
-    let log = |f: fn(&aura_raft::log_writer::WriterStats) -> &std::sync::atomic::AtomicU64| {
+    let all = |f: &dyn Fn(&aura_raft::Node) -> &AtomicU64| {
         nodes
             .iter()
-            .map(|n| f(n.node.log().stats()).load(Ordering::Relaxed))
+            .map(|n| f(&n.node).load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    [e, c, r, b, s, w, log(|l| &l.appends), log(|l| &l.syncs)]
+    [
+        e,
+        c,
+        r,
+        b,
+        s,
+        w,
+        all(&|n| &n.log().stats().appends),
+        all(&|n| &n.log().stats().syncs),
+        all(&|n| &n.applied_stats().cpu_nanos),
+        all(&|n| &n.log().stats().cpu_nanos),
+        all(&|n| &n.snapshot_stats().cpu_nanos),
+    ]
 }
 
 /// The CPU time this process has used so far, on all its threads.
@@ -105,6 +122,9 @@ struct Measured {
     /// Per mission: entries, commands, refusals, snapshots, snapshot
     /// bytes built and written, log appends and fdatasyncs.
     per_mission: [f64; 8],
+    /// CPU milliseconds per mission each replica spent applying, writing
+    /// its log and snapshotting (the mean over the nodes).
+    repeated_ms: [f64; 3],
 }
 
 /// Creates `missions` missions from `clients` clients, round-robin over
@@ -190,10 +210,12 @@ async fn run(
     let cpu_ms = (process_cpu() - cpu_before).as_secs_f64() * 1000.0 / missions as f64;
     let after = applied(nodes);
     let per = |i: usize| (after[i] - before[i]) as f64 / missions as f64;
+    let per_replica_ms = |i: usize| per(i) / 1e6 / nodes.len() as f64;
     Measured {
         rate,
         cpu_ms,
         per_mission: [0, 1, 2, 3, 4, 5, 6, 7].map(per),
+        repeated_ms: [8, 9, 10].map(per_replica_ms),
     }
 }
 
@@ -232,6 +254,7 @@ fn main() {
                 rate,
                 cpu_ms,
                 per_mission: [e, c, x, snaps, built, written, appends, syncs],
+                repeated_ms: [apply, log, snapshot],
             } = run(&nodes, &g, missions, clients).await;
             let (label, logs) = if n == 1 {
                 ("1 node ", "")
@@ -248,9 +271,11 @@ fn main() {
                 built / 1024.0,
                 written / 1024.0,
             );
+            let repeated = apply + log + snapshot;
             println!(
-                "             {cpu_ms:.2} ms CPU/mission, for at most {:.0} missions/s on {cores} cores",
+                "             {cpu_ms:.2} ms CPU/mission, for at most {:.0} missions/s on {cores} cores; each replica repeats {repeated:.2} ms of it (apply {apply:.2}, log {log:.2}, snapshots {snapshot:.2}): {:.2} ms on {n}",
                 1000.0 * cores as f64 / cpu_ms,
+                repeated * n as f64,
             );
             if n == 1 {
                 one_node = Some(rate);

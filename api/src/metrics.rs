@@ -131,12 +131,17 @@ impl Metrics {
             "Highest log index applied to the engine.",
             status.applied.unwrap_or(0),
         );
-        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let v = v.load(Relaxed);
+        let counter_of = |out: &mut String, name: &str, help: &str, v: &dyn std::fmt::Display| {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            counter_of(out, name, help, &v.load(Relaxed));
+        };
+        let seconds = |out: &mut String, name: &str, help: &str, nanos: &AtomicU64| {
+            counter_of(out, name, help, &(nanos.load(Relaxed) as f64 / 1e9));
         };
         counter(
             &mut out,
@@ -156,7 +161,27 @@ impl Metrics {
             "Committed commands the engine refused.",
             &stats.refused,
         );
+        // What every replica spends again for the same commands: on
+        // shared cores, the cluster's rate is bound by their sum.
+        seconds(
+            &mut out,
+            "aura_engine_apply_cpu_seconds_total",
+            "CPU time this node spent applying committed entries (every replica spends it again).",
+            &stats.cpu_nanos,
+        );
+        seconds(
+            &mut out,
+            "aura_raft_log_cpu_seconds_total",
+            "CPU time of this node's Raft log writer (writes and fdatasyncs).",
+            &node.log().stats().cpu_nanos,
+        );
         let snapshots = node.snapshot_stats();
+        seconds(
+            &mut out,
+            "aura_raft_snapshot_cpu_seconds_total",
+            "CPU time this node spent building and writing snapshots.",
+            &snapshots.cpu_nanos,
+        );
         counter(
             &mut out,
             "aura_raft_snapshots_built_total",

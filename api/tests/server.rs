@@ -104,8 +104,21 @@ async fn health_readiness_and_metrics() {
         "aura_policy_decisions_total{outcome=\"deny\"} 0",
         "aura_engine_commits_total ",
         "aura_engine_commands_total ",
+        "aura_raft_snapshot_cpu_seconds_total ",
     ] {
         assert!(text.contains(want), "metrics lack `{want}`:\n{text}");
+    }
+    // The node has applied and logged its bootstrap entries, at some cost.
+    for spent in [
+        "aura_engine_apply_cpu_seconds_total",
+        "aura_raft_log_cpu_seconds_total",
+    ] {
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(spent)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("metrics lack `{spent}`:\n{text}"));
+        let seconds: f64 = value.parse().expect("seconds");
+        assert!(seconds > 0.0, "{spent} is {value}");
     }
 }
 

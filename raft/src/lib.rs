@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+mod cpu_clock;
 pub mod forwarder;
 pub mod log_file;
 pub mod log_format;

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use openraft::storage::IOFlushed;
 
+use crate::cpu_clock;
 use crate::log_file::{self, MAX_BATCH_BYTES};
 use crate::types::AuraRaft;
 
@@ -52,12 +53,14 @@ impl Op {
     }
 }
 
-/// Counters for tests and benchmarks: how many syncs served how many
-/// appends.
+/// Counters for metrics, tests and benchmarks: how many syncs served how
+/// many appends, and what the writer's thread cost.
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub syncs: std::sync::atomic::AtomicU64,
     pub appends: std::sync::atomic::AtomicU64,
+    /// CPU time of the writer's thread (writes and syncs), in nanoseconds.
+    pub cpu_nanos: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn spawn(
@@ -130,6 +133,8 @@ fn run(path: PathBuf, mut file: File, rx: mpsc::Receiver<Op>, stats: &WriterStat
         for done in waiting {
             done.complete(&result);
         }
+        // The thread does nothing else, so its clock is the writer's cost.
+        stats.cpu_nanos.store(cpu_clock::thread_nanos(), Relaxed);
     }
 }
 

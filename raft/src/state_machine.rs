@@ -27,6 +27,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::broadcast;
 
+use crate::cpu_clock;
 use crate::log_format::LogFormat;
 use crate::snapshot_file::SnapshotFiles;
 use crate::types::{
@@ -86,6 +87,8 @@ pub struct AppliedStats {
     pub refused: AtomicU64,
     /// Policy decisions by outcome: permit, escalate, deny.
     pub decisions: [AtomicU64; 3],
+    /// CPU time spent applying entries, in nanoseconds.
+    pub cpu_nanos: AtomicU64,
 }
 
 impl AppliedStats {
@@ -124,6 +127,8 @@ pub struct SnapshotStats {
     /// than serialized, as a sealed audit segment is written once
     /// ([`crate::snapshot_file`]).
     pub written: AtomicU64,
+    /// CPU time spent building and writing them, in nanoseconds.
+    pub cpu_nanos: AtomicU64,
 }
 
 /// The engine as a Raft state machine. Cheap to clone; clones share state.
@@ -322,7 +327,8 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (meta, data) = {
+        let cpu = &self.shared.snapshots.cpu_nanos;
+        let (meta, data) = cpu_clock::counted(cpu, || {
             let c = self.current();
             let meta = SnapshotMeta {
                 last_log_id: c.last_applied,
@@ -336,12 +342,15 @@ impl RaftSnapshotBuilder<AuraRaft> for EngineStore {
                 SnapshotBody::Pieces(c.engine.snapshot_pieces())
             };
             (meta, Arc::new(built))
-        };
+        });
         let store = self.clone();
         let (m, d) = (meta.clone(), data.clone());
-        tokio::task::spawn_blocking(move || store.store_snapshot(m, d))
-            .await
-            .map_err(io::Error::other)??;
+        tokio::task::spawn_blocking(move || {
+            let cpu = &store.shared.snapshots.cpu_nanos;
+            cpu_clock::counted(cpu, || store.store_snapshot(m, d))
+        })
+        .await
+        .map_err(io::Error::other)??;
         let stats = self.snapshot_stats();
         stats.built.fetch_add(1, Relaxed);
         stats.bytes.fetch_add(data.len() as u64, Relaxed);
@@ -372,7 +381,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
             let mut proposal = None;
-            let applied = {
+            let applied = cpu_clock::counted(&self.shared.stats.cpu_nanos, || {
                 let mut c = self.current_mut();
                 let applied = match entry.payload {
                     EntryPayload::Blank => Applied::Nothing,
@@ -388,7 +397,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                 };
                 c.last_applied = Some(log_id);
                 applied
-            };
+            });
             self.shared.stats.count(&applied);
             match (proposal, responder) {
                 (Some(p), Some(r)) => {

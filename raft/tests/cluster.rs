@@ -583,6 +583,14 @@ async fn snapshots_thin_out_as_the_state_grows() {
     eprintln!("{applied} entries applied: {built} snapshots of {bytes} bytes in all");
     assert!(built >= 2, "{built} snapshots for {applied} entries");
     assert!(
+        stats.cpu_nanos.load(Relaxed) > 0,
+        "{built} snapshots counted no CPU"
+    );
+    assert!(
+        node.applied_stats().cpu_nanos.load(Relaxed) > 0,
+        "{applied} entries applied counted no CPU"
+    );
+    assert!(
         built * 2 < fixed_interval,
         "{built} snapshots for {applied} entries: a fixed interval of 40 builds {fixed_interval}"
     );

@@ -165,6 +165,10 @@ mod group_commit {
         let syncs = log.stats().syncs.load(Relaxed);
         assert_eq!(appends, 200);
         assert!(
+            log.stats().cpu_nanos.load(Relaxed) > 0,
+            "the writer's thread counted no CPU"
+        );
+        assert!(
             syncs < 40,
             "{appends} appends took {syncs} syncs: writes are not grouped"
         );
