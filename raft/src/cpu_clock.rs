@@ -1,15 +1,27 @@
-//! The CPU time of the calling thread, for the counters that say where a
-//! node's CPU goes. Applying entries, writing the log and building
-//! snapshots are the work every replica does again for the same command;
-//! a cluster on shared cores is bound by it long before anything done
-//! once per command (`docs/runtime.md`, "Throughput").
+//! CPU clocks, for the counters that say where a node's CPU goes.
+//! Applying entries, writing the log and building snapshots are the work
+//! every replica does again for the same command; a cluster on shared
+//! cores is bound by it long before anything done once per command
+//! (`docs/runtime.md`, "Throughput").
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use rustix::time::ClockId;
+
 /// CPU time the calling thread has used since it started, user and
 /// system, in nanoseconds.
-pub(crate) fn thread_nanos() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+pub fn thread_nanos() -> u64 {
+    nanos(ClockId::ThreadCPUTime)
+}
+
+/// CPU time the whole process has used, on all its threads, in
+/// nanoseconds.
+pub fn process_nanos() -> u64 {
+    nanos(ClockId::ProcessCPUTime)
+}
+
+fn nanos(clock: ClockId) -> u64 {
+    let t = rustix::time::clock_gettime(clock);
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)

@@ -13,6 +13,8 @@
 //!   latest on disk, sealed audit segments written once.
 //! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
 //!   authenticated with an HMAC under the cluster secret.
+//! - [`cpu_clock`]: the CPU clocks behind the counters of what every
+//!   replica repeats (apply, log writer, snapshots).
 //! - [`config`], [`node`]: starting a node and the client path (propose,
 //!   read, membership); [`forwarder`]: a follower's proposals sent to the
 //!   leader in batches; [`log_format`]: which entry forms the cluster
@@ -20,7 +22,7 @@
 
 pub mod auth;
 pub mod config;
-mod cpu_clock;
+pub mod cpu_clock;
 pub mod forwarder;
 pub mod log_file;
 pub mod log_format;
