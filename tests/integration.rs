@@ -15,3 +15,4 @@ mod cli_serve_flags;
 mod cluster_processes;
 mod continue_as_new;
 mod crash_recovery;
+mod test_kits;

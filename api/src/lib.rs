@@ -32,6 +32,7 @@ pub mod random;
 pub mod runtime;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
 pub mod v1;

@@ -35,6 +35,7 @@ pub mod snapshot_file;
 mod snapshot_packs;
 pub mod snapshot_schedule;
 pub mod state_machine;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod types;
 
