@@ -434,6 +434,23 @@ async fn malformed_bodies_point_at_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_paths_are_bad_requests() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let admin = s.tenant_admin("acme").await;
+    for path in [
+        "/v1/tenants/acme/missions/%00%ff",
+        "/v1/tenants/acme/namespaces/%c3%28",
+        "/v1/tenants/%ff/missions",
+    ] {
+        let r = admin.raw(Method::GET, path, None, &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert_eq!(r.body["type"], "urn:aura:problem:bad-request", "{path}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_needs_the_database() {
     let s = TestServer::start(Db::Postgres).await;
     let r = s.anonymous().raw(Method::GET, "/readyz", None, &[]).await;

@@ -186,9 +186,16 @@ impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let caller = caller(parts)?;
+        // The only way the parameters fail to parse is a segment that
+        // percent-decodes to bytes that are not UTF-8: the caller's path.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
+            .map_err(|_| {
+                Problem::new(
+                    ProblemKind::BadRequest,
+                    "a path segment is not valid percent-encoded UTF-8",
+                )
+            })?;
         let raw = params
             .iter()
             .find(|(k, _)| *k == "tenant")
