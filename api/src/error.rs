@@ -1,11 +1,78 @@
-//! How failures below the API become problems.
+//! How the application layer's errors become problems: the one place
+//! where domain failures meet HTTP.
 
-use aura_engine::machine::Event;
 use aura_engine::machine::rejection::Rejection;
-use aura_raft::{ClusterError, SequenceApplied};
+use aura_raft::ClusterError;
 
+use aura_engine::identity::dualtoken::DualTokenError;
+use aura_engine::mission::CallFailure;
+
+use crate::app::AppError;
+use crate::gateway::{ARGUMENTS_INVALID, CallError};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::StoreError;
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Problem {
+        let text = e.to_string();
+        match e {
+            AppError::NotFound { .. } => Problem::new(ProblemKind::NotFound, text),
+            AppError::Forbidden(_) => Problem::new(ProblemKind::Forbidden, text),
+            AppError::Invalid(errors) => {
+                Problem::new(ProblemKind::Validation, text).with_errors(errors)
+            }
+            AppError::Refused {
+                rejection: r,
+                partly_applied,
+            } => {
+                let mut p = rejection(r);
+                p.may_have_taken_effect = partly_applied;
+                p
+            }
+            AppError::Cluster(e) => cluster(e),
+            AppError::Store(e) => store(e),
+            AppError::Unavailable(_) => Problem::new(ProblemKind::Unavailable, text),
+            AppError::Internal(_) => Problem::new(ProblemKind::Internal, text),
+        }
+    }
+}
+
+impl From<CallError> for Problem {
+    fn from(e: CallError) -> Problem {
+        let text = e.to_string();
+        match e {
+            CallError::DualToken(e) => {
+                let kind = match e {
+                    DualTokenError::ToolOutOfScope(_)
+                    | DualTokenError::ParameterOutOfBounds { .. } => ProblemKind::Forbidden,
+                    _ => ProblemKind::DualTokenRefused,
+                };
+                Problem::new(kind, text).with_code(e.code())
+            }
+            CallError::Arguments(errors) => Problem::new(ProblemKind::Validation, text)
+                .with_code(ARGUMENTS_INVALID)
+                .with_errors(errors),
+            CallError::RateLimited { scope, .. } => {
+                Problem::new(ProblemKind::RateLimited, text).with_code(scope)
+            }
+            CallError::Denied(decision) => {
+                let mut p = Problem::new(ProblemKind::ToolCallDenied, text);
+                p.decision = serde_json::to_value(&decision).ok();
+                p
+            }
+            CallError::Failed { failure, retry, .. } => {
+                let mut p =
+                    Problem::new(ProblemKind::ToolCallFailed, text).with_code(failure.code());
+                if failure == CallFailure::Timeout {
+                    p.status = 504;
+                }
+                p.retry = retry.and_then(|r| serde_json::to_value(r).ok());
+                p
+            }
+            CallError::App(e) => e.into(),
+        }
+    }
+}
 
 pub fn store(e: StoreError) -> Problem {
     match e {
@@ -38,20 +105,6 @@ pub fn cluster(e: ClusterError) -> Problem {
     // command again.
     problem.may_have_taken_effect = e.may_have_applied();
     problem
-}
-
-/// A sequence's outcome for a request that needs all of it: its events,
-/// or the refusal that ended it, marked as having taken effect in part
-/// when commands before it were applied.
-pub fn sequence(done: SequenceApplied) -> Result<Vec<Vec<Event>>, Problem> {
-    match done.refused {
-        None => Ok(done.events),
-        Some(refused) => {
-            let mut p = rejection(refused);
-            p.may_have_taken_effect = !done.events.is_empty();
-            Err(p)
-        }
-    }
 }
 
 /// A refusal by the engine's rules. Unknown things are 404, things that
@@ -100,6 +153,31 @@ pub fn rejection(r: Rejection) -> Problem {
 mod tests {
     use super::*;
 
+    use crate::app::AppError;
+    use aura_raft::SequenceApplied;
+
+    #[test]
+    fn a_sequence_refused_after_some_commands_took_effect_in_part_is_not_run_again() {
+        let refused = |applied: usize| SequenceApplied {
+            events: vec![Vec::new(); applied],
+            refused: Some(Rejection::NoTools),
+        };
+        let problem = |done| Problem::from(crate::app::error::all_applied(done).unwrap_err());
+        let first = problem(refused(0));
+        assert_eq!(first.status, 422);
+        assert!(!first.may_have_taken_effect, "nothing was applied");
+        let later = problem(refused(1));
+        assert_eq!(later.status, 422);
+        assert!(later.may_have_taken_effect, "the first command was applied");
+    }
+
+    #[test]
+    fn not_found_reads_alike_for_every_hidden_thing() {
+        let p = Problem::from(AppError::not_found("tenant", "acme"));
+        assert_eq!(p.status, 404);
+        assert_eq!(p.detail, "tenant `acme` does not exist");
+    }
+
     #[test]
     fn a_sequence_partly_applied_is_unavailable_and_never_run_again() {
         let partly = ClusterError::PartlyApplied {
@@ -112,24 +190,5 @@ mod tests {
         let none = cluster(ClusterError::NoLeader);
         assert_eq!(none.status, 503);
         assert!(!none.may_have_taken_effect);
-    }
-
-    #[test]
-    fn a_sequence_refused_after_some_commands_took_effect_in_part() {
-        let refused = |applied: usize| SequenceApplied {
-            events: vec![Vec::new(); applied],
-            refused: Some(Rejection::NoTools),
-        };
-        let first = sequence(refused(0)).unwrap_err();
-        assert_eq!(first.status, 422);
-        assert!(!first.may_have_taken_effect, "nothing was applied");
-        let later = sequence(refused(1)).unwrap_err();
-        assert_eq!(later.status, 422);
-        assert!(later.may_have_taken_effect, "the first command was applied");
-        let all = SequenceApplied {
-            events: vec![Vec::new(); 2],
-            refused: None,
-        };
-        assert_eq!(sequence(all).unwrap().len(), 2);
     }
 }

@@ -42,14 +42,14 @@ pub struct Readiness {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let s = state.node.progress();
-    if let Err(e) = state.store.ping().await {
+    if let Err(e) = state.app.store().ping().await {
         return Problem::new(
             ProblemKind::NotReady,
             format!("the database does not answer: {e}"),
         )
         .into_response();
     }
-    if let Err(e) = state.gateway.ping().await {
+    if let Err(e) = state.app.gateway().ping().await {
         return Problem::new(
             ProblemKind::NotReady,
             format!("Redis (AURA_REDIS_URL) does not answer: {e}"),

@@ -63,7 +63,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let digest = request_digest(&parts.method, &parts.uri.to_string(), &bytes);
 
     let claim = state
-        .store
+        .app
+        .store()
         .claim_idempotent(&caller.key_id, &key, &digest, now_millis(), STALE_AFTER_MS)
         .await;
     match claim {
@@ -167,7 +168,7 @@ async fn record(state: &AppState, principal: &str, key: &str, resp: Response) ->
     let (parts, body) = resp.into_parts();
     let unsettled = parts.extensions.get::<MayHaveTakenEffect>().is_some();
     if parts.status.is_server_error() && !unsettled {
-        if let Err(e) = state.store.release_idempotent(principal, key).await {
+        if let Err(e) = state.app.store().release_idempotent(principal, key).await {
             tracing::warn!(error = %e, "cannot release idempotency key");
         }
         return Response::from_parts(parts, body);
@@ -191,7 +192,8 @@ async fn record(state: &AppState, principal: &str, key: &str, resp: Response) ->
         body: bytes.to_vec(),
     };
     if let Err(e) = state
-        .store
+        .app
+        .store()
         .finish_idempotent(principal, key, &recorded)
         .await
     {

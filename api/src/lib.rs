@@ -1,5 +1,9 @@
-//! AURA's HTTP API.
+//! AURA's application layer, its runtime and its HTTP API.
 //!
+//! - [`app`]: the application layer, one function per use case, which
+//!   every front door and the runtime call;
+//! - [`runtime`]: what moves missions without a person asking (executor,
+//!   reasoners, timers, compensator), on the application layer alone;
 //! - [`server`]: the axum router and the middleware every request passes
 //!   through (request ids, tracing, metrics, security headers, problem
 //!   details for every error, timeouts, body limits, optional CORS);
@@ -17,6 +21,7 @@
 // size (a handful of strings) costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
@@ -46,13 +51,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let timers = tokio::spawn(runtime::timers::run(state.clone(), runtime::timers::TICK));
-    let compensator = tokio::spawn(runtime::compensator::run(state.clone()));
+    let timers = tokio::spawn(runtime::timers::run(
+        state.app.clone(),
+        runtime::timers::TICK,
+    ));
+    let compensator = tokio::spawn(runtime::compensator::run(state.app.clone()));
     let executor = state
         .config
         .executor
         .clone()
-        .map(|config| tokio::spawn(runtime::executor::run(state.clone(), config)));
+        .map(|config| tokio::spawn(runtime::executor::run(state.app.clone(), config)));
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;

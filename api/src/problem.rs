@@ -130,13 +130,7 @@ impl ProblemKind {
     }
 }
 
-/// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FieldError {
-    /// JSON pointer (RFC 6901) to the field, e.g. `/definition/timeout_ms`.
-    pub pointer: String,
-    pub detail: String,
-}
+pub use crate::app::FieldError;
 
 /// An RFC 9457 problem details object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

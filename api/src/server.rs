@@ -12,11 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aura_engine::Actor;
-use aura_engine::ids::TenantId;
-use aura_engine::machine::rejection::Rejection;
-use aura_engine::machine::{Command, CommandBody, Event, Precondition};
-use aura_raft::{Applied, Node, SequenceApplied};
+use aura_raft::Node;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -37,12 +33,13 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::app::App;
 use crate::gateway::{Gateway, GatewayConfig, GatewayError};
 use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem, ProblemKind};
 use crate::store::Store;
-use crate::{auth, error, health, idempotency, time, v1};
+use crate::{auth, health, idempotency, v1};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -71,20 +68,20 @@ impl Default for ApiConfig {
     }
 }
 
+/// What the HTTP edge holds: the application it fronts, the node it runs
+/// on (for health, metrics and cluster status), and its own metrics and
+/// settings.
 #[derive(Clone)]
 pub struct AppState {
+    pub app: App,
     pub node: Node,
-    pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ApiConfig>,
-    pub gateway: Arc<Gateway>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("node", &self.node)
-            .finish()
+        f.debug_struct("AppState").field("app", &self.app).finish()
     }
 }
 
@@ -98,134 +95,12 @@ impl AppState {
     ) -> Result<AppState, GatewayError> {
         let gateway = Gateway::connect(&config.gateway).await?;
         Ok(AppState {
+            app: App::new(Arc::new(node.clone()), store, Arc::new(gateway)),
             node,
-            store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
-            gateway: Arc::new(gateway),
         })
     }
-
-    /// Proposes a command for `tenant`, stamped with the time now, and
-    /// returns its events once applied; refusals and cluster failures come
-    /// back as problems.
-    pub async fn propose(
-        &self,
-        tenant: &TenantId,
-        actor: Actor,
-        body: CommandBody,
-    ) -> Result<Vec<Event>, Problem> {
-        self.propose_if(tenant, actor, body, None).await
-    }
-
-    /// [`AppState::propose`] that the engine applies only if
-    /// `precondition` still holds when the command is applied.
-    pub async fn propose_if(
-        &self,
-        tenant: &TenantId,
-        actor: Actor,
-        body: CommandBody,
-        precondition: Option<Precondition>,
-    ) -> Result<Vec<Event>, Problem> {
-        self.try_propose(tenant, actor, body, precondition)
-            .await
-            .map_err(|e| match e {
-                ProposeError::Refused(r) => error::rejection(r),
-                ProposeError::Failed(p) => *p,
-            })
-    }
-
-    /// Proposes, handing back the engine's refusal as it is, for callers
-    /// that act on particular refusals.
-    pub async fn try_propose(
-        &self,
-        tenant: &TenantId,
-        actor: Actor,
-        body: CommandBody,
-        precondition: Option<Precondition>,
-    ) -> Result<Vec<Event>, ProposeError> {
-        let cmd = stamped(tenant, time::now(), actor, body, precondition);
-        match self.node.propose(cmd).await {
-            Ok(Applied::Events(events)) => Ok(events),
-            Ok(Applied::Refused(r)) => Err(ProposeError::Refused(r)),
-            Ok(Applied::Nothing | Applied::Sequence(_)) => Err(ProposeError::Failed(Box::new(
-                Problem::new(ProblemKind::Internal, "the command produced no outcome"),
-            ))),
-            Err(e) => Err(ProposeError::Failed(Box::new(error::cluster(e)))),
-        }
-    }
-
-    /// Proposes `bodies` for `tenant` as one log entry: applied back to
-    /// back, nothing else between them, each as it would be alone (its own
-    /// audit entry), all stamped with the time now. Returns the events of
-    /// each command applied and the refusal that ended the sequence, if
-    /// one did; the commands after it were not applied. For a worker with
-    /// several commands ready at once, one replication round instead of
-    /// one each.
-    pub async fn propose_sequence(
-        &self,
-        tenant: &TenantId,
-        actor: Actor,
-        bodies: Vec<CommandBody>,
-    ) -> Result<SequenceApplied, Box<Problem>> {
-        let at = time::now();
-        let cmds = bodies
-            .into_iter()
-            .map(|body| stamped(tenant, at, actor.clone(), body, None))
-            .collect();
-        match self.node.propose_sequence(cmds).await {
-            Ok(applied) => applied.into_sequence().ok_or_else(|| {
-                Box::new(Problem::new(
-                    ProblemKind::Internal,
-                    "the commands produced no outcome",
-                ))
-            }),
-            Err(e) => Err(Box::new(error::cluster(e))),
-        }
-    }
-
-    /// [`AppState::propose_sequence`] for a request that needs every
-    /// command applied: a refusal is the request's problem, marked as
-    /// having taken effect (in part) when commands before it were applied,
-    /// just as a cluster error after which they may have been.
-    pub async fn propose_all(
-        &self,
-        tenant: &TenantId,
-        actor: Actor,
-        bodies: Vec<CommandBody>,
-    ) -> Result<Vec<Vec<Event>>, Problem> {
-        let done = self
-            .propose_sequence(tenant, actor, bodies)
-            .await
-            .map_err(|p| *p)?;
-        error::sequence(done)
-    }
-}
-
-/// The command `body` of `tenant`'s, accepted by this node at `at`.
-fn stamped(
-    tenant: &TenantId,
-    at: aura_engine::Timestamp,
-    actor: Actor,
-    body: CommandBody,
-    precondition: Option<Precondition>,
-) -> Command {
-    Command {
-        tenant: tenant.clone(),
-        at,
-        actor,
-        body,
-        precondition,
-    }
-}
-
-/// Why a proposal did not produce events.
-#[derive(Debug)]
-pub enum ProposeError {
-    /// The engine's rules refused it (changing nothing).
-    Refused(Rejection),
-    /// It did not get applied, or its outcome is unknown.
-    Failed(Box<Problem>),
 }
 
 /// Request ids: 128 random bits, hex.

@@ -14,5 +14,6 @@ mod missions;
 mod openapi;
 mod reasoners;
 mod retries_and_sagas;
+mod runtime;
 mod server;
 mod work;

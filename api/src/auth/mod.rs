@@ -5,18 +5,13 @@
 //!   else, idempotency replays included, sees the request.
 //! * Handlers then declare what they need by their first extractor:
 //!   [`TenantScope<R>`] for a tenant's resources with role `R`, or
-//!   [`PlatformScope`] for tenant management. A handler cannot reach a
-//!   tenant's data without a scope, and a scope for another tenant than
-//!   the key's is a 404 indistinguishable from a tenant that does not
-//!   exist.
+//!   [`PlatformScope`] for tenant management. The scopes are the
+//!   application layer's ([`crate::app::scope`]), which checks them; here
+//!   they are only taken from the request.
 
 pub mod key;
 pub mod role;
 
-use std::collections::BTreeSet;
-use std::marker::PhantomData;
-
-use aura_engine::Actor;
 use aura_engine::ids::{TenantId, UserId};
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
@@ -26,34 +21,14 @@ use axum::response::{IntoResponse, Response};
 
 pub use role::Role;
 
+pub use crate::app::scope::{
+    Admin, AgentManager, Approver, Auditor, Caller, Member, Operator, PlatformScope, Requirement,
+    TenantScope, Worker,
+};
+
 use crate::problem::{Problem, ProblemKind};
 use crate::server::AppState;
 use crate::time::now_millis;
-
-/// Who is calling, as established from their API key.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub key_id: String,
-    /// `None` for a platform key.
-    pub tenant: Option<TenantId>,
-    /// The directory user the key acts for (every tenant key has one).
-    pub user: Option<UserId>,
-    pub roles: BTreeSet<Role>,
-}
-
-impl Caller {
-    /// Who the engine records as having asked.
-    pub fn actor(&self) -> Actor {
-        match &self.user {
-            Some(u) => Actor::User(u.clone()),
-            None => Actor::Platform,
-        }
-    }
-
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role) || (role.is_tenant_role() && self.roles.contains(&Role::Admin))
-    }
-}
 
 fn unauthorized(detail: &str) -> Response {
     let mut r = Problem::new(ProblemKind::Unauthorized, detail).into_response();
@@ -77,7 +52,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some((id, secret)) = text.and_then(key::parse) else {
         return unauthorized("the Authorization header does not hold an AURA API key");
     };
-    let stored = match state.store.key_with_holder(id).await {
+    let stored = match state.app.store().key_with_holder(id).await {
         Ok(k) => k,
         Err(e) => return crate::error::store(e).into_response(),
     };
@@ -136,46 +111,6 @@ fn caller(parts: &Parts) -> Result<Caller, Problem> {
         .ok_or_else(|| Problem::new(ProblemKind::Unauthorized, "this endpoint needs an API key"))
 }
 
-/// A role a handler requires; `None` admits any role of the tenant (for
-/// reads every member may make).
-pub trait Requirement: Send + Sync + 'static {
-    const ROLE: Option<Role>;
-}
-
-macro_rules! requirement {
-    ($($name:ident => $role:expr),* $(,)?) => {$(
-        #[derive(Debug)]
-        pub struct $name;
-        impl Requirement for $name {
-            const ROLE: Option<Role> = $role;
-        }
-    )*};
-}
-
-requirement! {
-    Member => None,
-    Admin => Some(Role::Admin),
-    Operator => Some(Role::Operator),
-    Approver => Some(Role::Approver),
-    Auditor => Some(Role::Auditor),
-    AgentManager => Some(Role::AgentManager),
-    Worker => Some(Role::Worker),
-}
-
-/// Access to one tenant (the `{tenant}` path segment) with role `R`.
-#[derive(Debug)]
-pub struct TenantScope<R> {
-    pub caller: Caller,
-    pub tenant: TenantId,
-    _role: PhantomData<R>,
-}
-
-impl<R> TenantScope<R> {
-    pub fn actor(&self) -> Actor {
-        self.caller.actor()
-    }
-}
-
 /// The 404 for a tenant the caller may not see, whether or not it exists.
 pub fn no_such_tenant(tenant: &str) -> Problem {
     Problem::not_found("tenant", tenant)
@@ -201,46 +136,14 @@ impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
             .find(|(k, _)| *k == "tenant")
             .map(|(_, v)| v.to_owned())
             .ok_or_else(|| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
-        let tenant = match TenantId::new(raw.clone()) {
-            Ok(t) if caller.tenant.as_ref() == Some(&t) => t,
-            _ => return Err(no_such_tenant(&raw)),
-        };
-        if !state.node.read_local(|s| s.tenant(&tenant).is_some()) {
-            return Err(no_such_tenant(&raw));
-        }
-        if let Some(role) = R::ROLE
-            && !caller.has(role)
-        {
-            return Err(Problem::new(
-                ProblemKind::Forbidden,
-                format!("this API key lacks the `{role}` role"),
-            ));
-        }
-        Ok(TenantScope {
-            caller,
-            tenant,
-            _role: PhantomData,
-        })
+        Ok(TenantScope::authorize(&state.app, caller, &raw)?)
     }
-}
-
-/// Platform administration: a platform key with `platform_admin`.
-#[derive(Debug)]
-pub struct PlatformScope {
-    pub caller: Caller,
 }
 
 impl FromRequestParts<AppState> for PlatformScope {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
-        let caller = caller(parts)?;
-        if caller.tenant.is_some() || !caller.has(Role::PlatformAdmin) {
-            return Err(Problem::new(
-                ProblemKind::Forbidden,
-                "only a platform key with the `platform_admin` role manages tenants",
-            ));
-        }
-        Ok(PlatformScope { caller })
+        Ok(PlatformScope::authorize(caller(parts)?)?)
     }
 }

@@ -49,8 +49,8 @@ use self::invoke::{ToolClient, ToolRequestBody};
 use self::limits::{Limiter, Limits, Verdict};
 use self::replay::ReplayCache;
 use self::schema::SchemaCache;
-use crate::problem::{Problem, ProblemKind};
-use crate::server::{AppState, ProposeError};
+use crate::app::error::joined;
+use crate::app::{App, AppError, FieldError};
 
 /// The path agents sign for a tool call.
 pub const TOOL_CALLS_PATH: &str = "/v1/gateway/tool-calls";
@@ -235,47 +235,84 @@ pub struct ToolCallOutcome {
     pub replayed: bool,
 }
 
-/// A refused call: the problem to answer with and, when the engine has
-/// not recorded it yet, the refusal to audit.
+/// Why the gateway refused a call, or how the tool call failed: domain
+/// words, which the HTTP edge maps to problems and the executor records as
+/// a step's failure reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The DualToken check failed, or the token does not allow the call.
+    #[error("{0}")]
+    DualToken(DualTokenError),
+    /// The arguments do not match the tool's input schema.
+    #[error("the arguments do not match the tool's input schema: {}", joined(.0))]
+    Arguments(Vec<FieldError>),
+    /// A rate limit was reached.
+    #[error("the {scope} rate limit ({rate}) is reached; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// Which limit: agent, tool or tenant.
+        scope: &'static str,
+        rate: String,
+        retry_after_ms: u64,
+    },
+    /// Policy denied the call.
+    #[error("policy denied the call ({})", reasons(.0))]
+    Denied(Box<DecisionRecord>),
+    /// The tool was called and failed (recorded); `retry` says whether the
+    /// same call may be sent again.
+    #[error("the tool call failed ({}): {message}", .failure.code())]
+    Failed {
+        failure: aura_engine::mission::CallFailure,
+        message: String,
+        retry: Option<RetryState>,
+    },
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+/// The audit code of a call whose arguments fail the tool's schema.
+pub const ARGUMENTS_INVALID: &str = "arguments-invalid";
+
+fn reasons(decision: &DecisionRecord) -> String {
+    decision
+        .determining
+        .iter()
+        .chain(decision.errors.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A refused call: why and, when the engine has not recorded it yet, the
+/// code to audit it under.
 struct Refusal {
-    problem: Problem,
-    audit: Option<(String, String)>,
+    error: CallError,
+    audit: Option<&'static str>,
     retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
-    fn audited(problem: Problem, code: &str) -> Refusal {
-        let reason = problem.detail.clone();
+    fn audited(error: CallError, code: &'static str) -> Refusal {
         Refusal {
-            problem,
-            audit: Some((code.to_owned(), reason)),
+            error,
+            audit: Some(code),
             retry_after_ms: None,
         }
     }
-    fn plain(problem: Problem) -> Refusal {
+    fn plain(error: impl Into<CallError>) -> Refusal {
         Refusal {
-            problem,
+            error: error.into(),
             audit: None,
             retry_after_ms: None,
         }
     }
 }
 
-/// A gateway refusal as the API returns it.
+/// A gateway refusal as its callers receive it: why, and when the same
+/// call may be sent again, if it may.
 #[derive(Debug)]
 pub struct GatewayRefusal {
-    pub problem: Problem,
+    pub error: CallError,
     pub retry_after_ms: Option<u64>,
-}
-
-fn dualtoken_problem(e: &DualTokenError) -> Problem {
-    let kind = match e {
-        DualTokenError::ToolOutOfScope(_) | DualTokenError::ParameterOutOfBounds { .. } => {
-            ProblemKind::Forbidden
-        }
-        _ => ProblemKind::DualTokenRefused,
-    };
-    Problem::new(kind, e.to_string()).with_code(e.code())
 }
 
 /// What the call path needs of the tool, read with the DualToken check.
@@ -295,8 +332,8 @@ impl ToolView {
 
 /// How the executor's call reaches its tool (the executor has no signed
 /// request for the check to read it with).
-fn executor_tool(state: &AppState, call: &ToolCallRequest) -> Option<ToolView> {
-    state.node.read_local(|s| {
+fn executor_tool(app: &App, call: &ToolCallRequest) -> Option<ToolView> {
+    app.read_local(|s| {
         s.tenant(&call.tenant)
             .and_then(|t| t.tools().get(&call.tool))
             .and_then(|spec| spec.invocation.as_ref().map(ToolView::of))
@@ -333,18 +370,15 @@ impl Gateway {
     ))]
     pub async fn call(
         &self,
-        state: &AppState,
+        app: &App,
         envelope: &ToolCallEnvelope,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
-        let result = match self.verify_envelope(state, envelope).await {
-            Ok((caller, tool)) => {
-                self.govern(state, &envelope.call, &caller, tool, None)
-                    .await
-            }
+        let result = match self.verify_envelope(app, envelope).await {
+            Ok((caller, tool)) => self.govern(app, &envelope.call, &caller, tool, None).await,
             Err(refusal) => Err(refusal),
         };
         let claimed = envelope.credential.claims.agent.clone();
-        self.settle(state, &envelope.call, claimed, result).await
+        self.settle(app, &envelope.call, claimed, result).await
     }
 
     /// The same path for the built-in executor, which runs inside this
@@ -365,24 +399,21 @@ impl Gateway {
     ))]
     pub async fn call_for_executor(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         caller: &Caller,
         dispatched: Option<Vec<Event>>,
         follow_up: &mut FollowUp,
     ) -> Result<ToolCallOutcome, GatewayRefusal> {
-        let tool = executor_tool(state, call);
+        let tool = executor_tool(app, call);
         let result = match dispatched {
             Some(events) => {
-                self.carry_out(state, call, caller, tool, events, Some(follow_up))
+                self.carry_out(app, call, caller, tool, events, Some(follow_up))
                     .await
             }
-            None => {
-                self.govern(state, call, caller, tool, Some(follow_up))
-                    .await
-            }
+            None => self.govern(app, call, caller, tool, Some(follow_up)).await,
         };
-        self.settle(state, call, caller.agent.clone(), result).await
+        self.settle(app, call, caller.agent.clone(), result).await
     }
 
     /// The executor's next call, checked ahead of time (schema, rate
@@ -393,18 +424,18 @@ impl Gateway {
     /// share of the rate limits.
     pub async fn check_for_executor(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         caller: &Caller,
     ) -> Option<CommandBody> {
-        let tool = executor_tool(state, call);
+        let tool = executor_tool(app, call);
         self.check(call, caller, tool.as_ref()).await.ok()
     }
 
     /// Records a refusal that needs it, then answers.
     async fn settle(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         claimed_agent: AgentId,
         result: Result<ToolCallOutcome, Refusal>,
@@ -412,25 +443,25 @@ impl Gateway {
         match result {
             Ok(outcome) => Ok(outcome),
             Err(refusal) => {
-                if let Some((code, reason)) = refusal.audit {
+                if let Some(code) = refusal.audit {
                     let body = CommandBody::RefuseToolCall {
                         mission: call.mission.clone(),
                         step: call.step,
                         tool: call.tool.clone(),
                         claimed_agent: Some(claimed_agent),
-                        code,
-                        reason: truncate(&reason, 2000),
+                        code: code.to_owned(),
+                        reason: truncate(&refusal.error.to_string(), 2000),
                     };
                     // Answered only once the refusal is on record.
-                    if let Err(p) = state.propose(&call.tenant, Actor::Runtime, body).await {
+                    if let Err(e) = app.propose(&call.tenant, Actor::Runtime, body).await {
                         return Err(GatewayRefusal {
-                            problem: p,
+                            error: e.into(),
                             retry_after_ms: None,
                         });
                     }
                 }
                 Err(GatewayRefusal {
-                    problem: refusal.problem,
+                    error: refusal.error,
                     retry_after_ms: refusal.retry_after_ms,
                 })
             }
@@ -440,18 +471,19 @@ impl Gateway {
     /// DualToken and the replay cache: who is calling.
     async fn verify_envelope(
         &self,
-        state: &AppState,
+        app: &App,
         envelope: &ToolCallEnvelope,
     ) -> Result<(Caller, Option<ToolView>), Refusal> {
         let now = crate::time::now();
-        let (principal, nonce, tool) = self.verify(state, envelope, now)?;
+        let (principal, nonce, tool) = self.verify(app, envelope, now)?;
         let first = self.replay.first_use(&nonce, now).await.map_err(|e| {
             tracing::error!(error = %e, "replay cache unavailable");
-            Refusal::plain(Problem::new(ProblemKind::Unavailable, e.to_string()))
+            Refusal::plain(AppError::Unavailable(e.to_string()))
         })?;
         if !first {
             let e = DualTokenError::ReplayedNonce;
-            return Err(Refusal::audited(dualtoken_problem(&e), e.code()));
+            let code = e.code();
+            return Err(Refusal::audited(CallError::DualToken(e), code));
         }
         let caller = Caller {
             actor: Actor::Agent(principal.agent.clone()),
@@ -464,20 +496,23 @@ impl Gateway {
 
     fn verify(
         &self,
-        state: &AppState,
+        app: &App,
         envelope: &ToolCallEnvelope,
         now: Timestamp,
     ) -> Result<(VerifiedPrincipal, NonceUse, Option<ToolView>), Refusal> {
         let call = &envelope.call;
         let claims = &envelope.request.claims;
         let body_digest = call.body_digest().map_err(|e| {
-            Refusal::plain(Problem::invalid("/call", format!("cannot be encoded: {e}")))
+            Refusal::plain(AppError::invalid(
+                "/call",
+                format!("cannot be encoded: {e}"),
+            ))
         })?;
         // Copy out what the check needs and verify outside the state's read
         // lock: an Ed25519 verification per call must not hold up applying
         // commands. (The engine checks revocation again when it dispatches.)
         let serial = envelope.credential.claims.serial;
-        let read = state.node.read_local(|s| {
+        let read = app.read_local(|s| {
             let t = s.tenant(&call.tenant)?;
             let revoked = t
                 .credentials()
@@ -498,8 +533,8 @@ impl Gateway {
             Some((trust, tool))
         });
         // A tenant that does not exist has no chain to record anything in.
-        let (trust, tool) =
-            read.ok_or_else(|| Refusal::plain(crate::auth::no_such_tenant(call.tenant.as_str())))?;
+        let (trust, tool) = read
+            .ok_or_else(|| Refusal::plain(AppError::not_found("tenant", call.tenant.as_str())))?;
         let bound = claims.method == "POST"
             && claims.path == TOOL_CALLS_PATH
             && claims.body_digest == body_digest;
@@ -523,7 +558,10 @@ impl Gateway {
         };
         match verified {
             Ok((principal, nonce)) => Ok((principal, nonce, tool)),
-            Err(e) => Err(Refusal::audited(dualtoken_problem(&e), e.code())),
+            Err(e) => {
+                let code = e.code();
+                Err(Refusal::audited(CallError::DualToken(e), code))
+            }
         }
     }
 
@@ -531,16 +569,16 @@ impl Gateway {
     /// the engine's decision and dispatch, the call, its result.
     async fn govern(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         caller: &Caller,
         tool: Option<ToolView>,
         follow_up: Option<&mut FollowUp>,
     ) -> Result<ToolCallOutcome, Refusal> {
         let dispatch = self.check(call, caller, tool.as_ref()).await?;
-        match self.dispatch(state, call, caller, dispatch).await? {
+        match self.dispatch(app, call, caller, dispatch).await? {
             Dispatched::Events(events) => {
-                self.carry_out(state, call, caller, tool, events, follow_up)
+                self.carry_out(app, call, caller, tool, events, follow_up)
                     .await
             }
             Dispatched::Recorded(outcome) => Ok(*outcome),
@@ -558,18 +596,10 @@ impl Gateway {
         if let Some(tool) = tool {
             let errors = self.schemas.violations(&tool.input_schema, &call.arguments);
             if !errors.is_empty() {
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.pointer, e.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let problem = Problem::new(
-                    ProblemKind::Validation,
-                    format!("the arguments do not match the tool's input schema: {detail}"),
-                )
-                .with_code("arguments-invalid")
-                .with_errors(errors);
-                return Err(Refusal::audited(problem, "arguments-invalid"));
+                return Err(Refusal::audited(
+                    CallError::Arguments(errors),
+                    ARGUMENTS_INVALID,
+                ));
             }
         }
         let cells = self.limits.cells(
@@ -585,23 +615,18 @@ impl Gateway {
                 retry_after_ms,
             }) => {
                 return Err(Refusal {
-                    problem: Problem::new(
-                        ProblemKind::RateLimited,
-                        format!(
-                            "the {scope} rate limit ({rate}) is reached; retry in {retry_after_ms} ms"
-                        ),
-                    )
-                    .with_code(scope),
+                    error: CallError::RateLimited {
+                        scope,
+                        rate: rate.to_string(),
+                        retry_after_ms,
+                    },
                     audit: None,
                     retry_after_ms: Some(retry_after_ms),
                 });
             }
             Err(e) => {
                 tracing::error!(error = %e, "rate limiter unavailable");
-                return Err(Refusal::plain(Problem::new(
-                    ProblemKind::Unavailable,
-                    e.to_string(),
-                )));
+                return Err(Refusal::plain(AppError::Unavailable(e.to_string())));
             }
         }
 
@@ -620,32 +645,37 @@ impl Gateway {
     /// it permits, the record that it is sent.
     async fn dispatch(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         caller: &Caller,
         dispatch: CommandBody,
     ) -> Result<Dispatched, Refusal> {
-        let events = match state
-            .try_propose(&call.tenant, caller.actor.clone(), dispatch, None)
+        let events = match app
+            .propose(&call.tenant, caller.actor.clone(), dispatch)
             .await
         {
             Ok(events) => events,
-            Err(ProposeError::Refused(Rejection::CallAlreadyCompleted { .. })) => {
+            Err(AppError::Refused {
+                rejection: Rejection::CallAlreadyCompleted { .. },
+                ..
+            }) => {
                 return self
-                    .recorded(state, call)
+                    .recorded(app, call)
                     .map(|o| Dispatched::Recorded(Box::new(o)));
             }
-            Err(ProposeError::Refused(r @ Rejection::RetryNotDue { not_before, .. })) => {
+            Err(
+                e @ AppError::Refused {
+                    rejection: Rejection::RetryNotDue { not_before, .. },
+                    ..
+                },
+            ) => {
                 return Err(Refusal {
-                    problem: crate::error::rejection(r),
+                    error: e.into(),
                     audit: None,
                     retry_after_ms: Some(wait_until(not_before)),
                 });
             }
-            Err(ProposeError::Refused(r)) => {
-                return Err(Refusal::plain(crate::error::rejection(r)));
-            }
-            Err(ProposeError::Failed(problem)) => return Err(Refusal::plain(*problem)),
+            Err(e) => return Err(Refusal::plain(e)),
         };
         Ok(Dispatched::Events(events))
     }
@@ -654,7 +684,7 @@ impl Gateway {
     /// answer; a permitted call is made and its result committed.
     async fn carry_out(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         caller: &Caller,
         tool: Option<ToolView>,
@@ -667,9 +697,8 @@ impl Gateway {
             _ => None,
         });
         let Some(decision) = decided else {
-            return Err(Refusal::plain(Problem::new(
-                ProblemKind::Internal,
-                "the engine decided nothing",
+            return Err(Refusal::plain(AppError::Internal(
+                "the engine decided nothing".into(),
             )));
         };
         let mut outcome = ToolCallOutcome {
@@ -686,24 +715,10 @@ impl Gateway {
         };
         match decision.decision {
             Decision::Deny => {
-                let mut problem = Problem::new(
-                    ProblemKind::ToolCallDenied,
-                    format!(
-                        "policy denied the call ({})",
-                        decision
-                            .determining
-                            .iter()
-                            .chain(decision.errors.iter())
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                );
-                problem.decision = serde_json::to_value(&decision).ok();
-                return Err(Refusal::plain(problem));
+                return Err(Refusal::plain(CallError::Denied(Box::new(decision))));
             }
             Decision::Escalate => {
-                outcome.approval = self.awaited(state, call);
+                outcome.approval = self.awaited(app, call);
                 return Ok(outcome);
             }
             Decision::Permit => {}
@@ -717,9 +732,8 @@ impl Gateway {
             } => Some((idempotency_key.clone(), target.clone(), endpoint.clone())),
             _ => None,
         }) else {
-            return Err(Refusal::plain(Problem::new(
-                ProblemKind::Internal,
-                "a permitted call was not dispatched",
+            return Err(Refusal::plain(AppError::Internal(
+                "a permitted call was not dispatched".into(),
             )));
         };
         let timeout_ms = tool.map_or(DEFAULT_CALL_TIMEOUT_MS, |t| t.timeout_ms);
@@ -742,7 +756,7 @@ impl Gateway {
             )
             .await;
         let (result, retry) = self
-            .complete(state, call, actor, result, follow_up)
+            .complete(app, call, actor, result, follow_up)
             .await
             .map_err(Refusal::plain)?;
         outcome.status = CallStatus::Completed;
@@ -756,12 +770,12 @@ impl Gateway {
     /// instead.
     async fn complete(
         &self,
-        state: &AppState,
+        app: &App,
         call: &ToolCallRequest,
         actor: Actor,
         result: CallResult,
         follow_up: Option<&mut FollowUp>,
-    ) -> Result<(CallResult, Option<RetryState>), Problem> {
+    ) -> Result<(CallResult, Option<RetryState>), AppError> {
         let body = |result: CallResult| CommandBody::CompleteToolCall {
             mission: call.mission.clone(),
             step: call.step,
@@ -780,35 +794,32 @@ impl Gateway {
                 let mut bodies = Vec::with_capacity(1 + then.len());
                 bodies.push(body(result.clone()));
                 bodies.extend(then);
-                complete_then(state, &call.tenant, actor.clone(), bodies, follow_up).await
+                complete_then(app, &call.tenant, actor.clone(), bodies, follow_up).await
             }
             None => {
-                state
-                    .try_propose(&call.tenant, actor.clone(), body(result.clone()), None)
+                app.propose(&call.tenant, actor.clone(), body(result.clone()))
                     .await
             }
         };
         match completed {
             Ok(events) => Ok((result, retry_of(events))),
-            Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
+            Err(AppError::Refused {
+                rejection: Rejection::ResultTooLarge { max },
+                ..
+            }) => {
                 let failed = CallResult::unrecordable("the tool's answer", max);
-                let events = state
+                let events = app
                     .propose(&call.tenant, actor, body(failed.clone()))
                     .await?;
                 Ok((failed, retry_of(events)))
             }
-            Err(ProposeError::Refused(r)) => Err(crate::error::rejection(r)),
-            Err(ProposeError::Failed(p)) => Err(*p),
+            Err(e) => Err(e),
         }
     }
 
     /// The recorded result of a call that completed before.
-    fn recorded(
-        &self,
-        state: &AppState,
-        call: &ToolCallRequest,
-    ) -> Result<ToolCallOutcome, Refusal> {
-        let found = state.node.read_local(|s| {
+    fn recorded(&self, app: &App, call: &ToolCallRequest) -> Result<ToolCallOutcome, Refusal> {
+        let found = app.read_local(|s| {
             let m = s.tenant(&call.tenant)?.missions().get(&call.mission)?;
             let record = m.tool_call(call.step, call.call)?.clone();
             let decision = m
@@ -821,14 +832,14 @@ impl Gateway {
             Some((record, decision))
         });
         let (record, decision) = found.ok_or_else(|| {
-            Refusal::plain(Problem::new(
-                ProblemKind::Internal,
-                "the completed call's record is not on this node yet",
+            Refusal::plain(AppError::Internal(
+                "the completed call's record is not on this node yet".into(),
             ))
         })?;
-        let result = record.result.clone().ok_or_else(|| {
-            Refusal::plain(Problem::new(ProblemKind::Internal, "no recorded result"))
-        })?;
+        let result = record
+            .result
+            .clone()
+            .ok_or_else(|| Refusal::plain(AppError::Internal("no recorded result".into())))?;
         let retry = record.retry.clone();
         finish(
             ToolCallOutcome {
@@ -848,8 +859,8 @@ impl Gateway {
         )
     }
 
-    fn awaited(&self, state: &AppState, call: &ToolCallRequest) -> Option<AwaitedApproval> {
-        state.node.read_local(|s| {
+    fn awaited(&self, app: &App, call: &ToolCallRequest) -> Option<AwaitedApproval> {
+        app.read_local(|s| {
             let m = s.tenant(&call.tenant)?.missions().get(&call.mission)?;
             let hold = m.holds().get(&call.step)?;
             Some(AwaitedApproval {
@@ -869,16 +880,13 @@ impl Gateway {
 /// the completion as a single proposal would, and records in `follow_up`
 /// what the rest gave.
 async fn complete_then(
-    state: &AppState,
+    app: &App,
     tenant: &aura_engine::ids::TenantId,
     actor: Actor,
     bodies: Vec<CommandBody>,
     follow_up: &mut FollowUp,
-) -> Result<Vec<Event>, ProposeError> {
-    let applied = state
-        .propose_sequence(tenant, actor, bodies)
-        .await
-        .map_err(ProposeError::Failed)?;
+) -> Result<Vec<Event>, AppError> {
+    let applied = app.propose_sequence(tenant, actor, bodies).await?;
     let mut events = applied.events.into_iter();
     match (events.next(), applied.refused) {
         (Some(completed), refused) => {
@@ -888,17 +896,16 @@ async fn complete_then(
             });
             Ok(completed)
         }
-        (None, Some(refused)) => Err(ProposeError::Refused(refused)),
-        (None, None) => Err(ProposeError::Failed(Box::new(Problem::new(
-            ProblemKind::Internal,
-            "the completion produced no outcome",
-        )))),
+        (None, Some(refused)) => Err(refused.into()),
+        (None, None) => Err(AppError::Internal(
+            "the completion produced no outcome".into(),
+        )),
     }
 }
 
-/// A succeeded call is the outcome; a failed one is a 502 (504 for a
-/// timeout) problem naming the failure and whether the same call may be
-/// sent again, recorded all the same.
+/// A succeeded call is the outcome; a failed one is refused with the
+/// failure and whether the same call may be sent again, recorded all the
+/// same.
 fn finish(
     mut outcome: ToolCallOutcome,
     result: CallResult,
@@ -912,22 +919,16 @@ fn finish(
         CallResult::Failed {
             failure, message, ..
         } => {
-            let code = failure.code();
-            let mut problem = Problem::new(
-                ProblemKind::ToolCallFailed,
-                format!("the tool call failed ({code}): {message}"),
-            )
-            .with_code(code);
-            if *failure == aura_engine::mission::CallFailure::Timeout {
-                problem.status = 504;
-            }
             let retry_after_ms = match &retry {
                 Some(RetryState::Scheduled { not_before, .. }) => Some(wait_until(*not_before)),
                 _ => None,
             };
-            problem.retry = retry.and_then(|r| serde_json::to_value(r).ok());
             Err(Refusal {
-                problem,
+                error: CallError::Failed {
+                    failure: *failure,
+                    message: message.clone(),
+                    retry,
+                },
                 audit: None,
                 retry_after_ms,
             })

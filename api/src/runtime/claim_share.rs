@@ -12,12 +12,12 @@
 //! each node still works through its own share first. External workers
 //! are not concerned; they claim whatever the queue gives them.
 
-use std::collections::BTreeSet;
-
 use aura_engine::ids::MissionId;
 use aura_engine::mission::{Mission, MissionState};
 use aura_engine::time::Timestamp;
-use aura_raft::{Node, NodeId};
+use aura_raft::NodeId;
+
+use crate::app::Engine;
 
 /// How long a queued mission waits for the node it is offered to before
 /// any node's executor may claim it.
@@ -32,14 +32,9 @@ pub struct ClaimShare {
 }
 
 impl ClaimShare {
-    pub fn of(node: &Node) -> ClaimShare {
-        // Only the voter ids: `Node::membership` would build the whole
-        // member list, addresses included, at every scan.
-        let voters: BTreeSet<NodeId> = node.raft().voter_ids().collect();
-        ClaimShare {
-            me: node.id(),
-            voters: voters.into_iter().collect(),
-        }
+    pub fn of(engine: &dyn Engine) -> ClaimShare {
+        let (me, voters) = engine.voters();
+        ClaimShare { me, voters }
     }
 
     /// The voter a queued mission is offered to first.

@@ -15,13 +15,12 @@ use aura_engine::machine::{CommandBody, EngineState};
 use aura_engine::mission::{CallResult, Compensation};
 use aura_engine::policy::routing::ToolSpec;
 use aura_engine::time::Timestamp;
-use aura_raft::node::Role;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::inflight::InFlight;
+use crate::app::{App, AppError};
 use crate::gateway::invoke::CompensationRequestBody;
-use crate::server::{AppState, ProposeError};
 use crate::time;
 
 /// How often the leader looks for due compensations besides reacting to
@@ -66,25 +65,25 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
 }
 
 /// Runs compensations until the task is dropped.
-pub async fn run(state: AppState) {
-    let mut feed = state.node.subscribe();
+pub async fn run(app: App) {
+    let mut feed = app.engine().subscribe();
     let inflight = InFlight::default();
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
-        if state.node.progress().role == Role::Leader {
-            let due = state.node.read_local(|s| due_at(s, time::now()));
+        if app.engine().is_leader() {
+            let due = app.read_local(|s| due_at(s, time::now()));
             for d in due {
                 let key = (d.tenant.clone(), d.mission.clone());
                 if !inflight.take(key.clone()) {
                     continue;
                 }
-                let state = state.clone();
+                let app = app.clone();
                 let inflight = inflight.clone();
                 let span = tracing::info_span!("compensation", tenant = %d.tenant, mission = %d.mission, step = d.compensation.step);
                 tasks.spawn(
                     async move {
-                        compensate(&state, &d).await;
+                        compensate(&app, &d).await;
                         inflight.release(&key);
                     }
                     .instrument(span),
@@ -100,9 +99,9 @@ pub async fn run(state: AppState) {
 }
 
 /// Sends one compensation and records its answer.
-async fn compensate(state: &AppState, d: &Due) {
+async fn compensate(app: &App, d: &Due) {
     let c = &d.compensation;
-    let propose = |body| state.try_propose(&d.tenant, Actor::Runtime, body, None);
+    let propose = |body| app.propose(&d.tenant, Actor::Runtime, body);
     if let Err(e) = propose(CommandBody::DispatchCompensation {
         mission: d.mission.clone(),
         step: c.step,
@@ -123,8 +122,8 @@ async fn compensate(state: &AppState, d: &Due) {
         compensates: &c.compensates,
         output: &c.original_output,
     };
-    let result = state
-        .gateway
+    let result = app
+        .gateway()
         .tool_client()
         .call(&c.call.endpoint, d.timeout_ms, &body)
         .await;
@@ -134,7 +133,10 @@ async fn compensate(state: &AppState, d: &Due) {
         result,
     };
     let recorded = match propose(complete(result)).await {
-        Err(ProposeError::Refused(Rejection::ResultTooLarge { max })) => {
+        Err(AppError::Refused {
+            rejection: Rejection::ResultTooLarge { max },
+            ..
+        }) => {
             // The undo happened; only its answer does not fit the record.
             propose(complete(CallResult::unrecordable(
                 "the compensation's answer",

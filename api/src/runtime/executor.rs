@@ -22,7 +22,6 @@ use aura_engine::mission::{
 use aura_engine::policy::authority::ApprovalStatus;
 use aura_engine::policy::reasoner::ReasonerConfig;
 use aura_engine::time::Millis;
-use aura_raft::node::Role;
 use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -33,8 +32,9 @@ use super::queue;
 use super::reasoner::{
     ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
 };
+use crate::app::work::claim_mission;
+use crate::app::{App, AppError};
 use crate::gateway::{CallStatus, Caller, FollowUp};
-use crate::server::{AppState, ProposeError};
 use crate::time;
 
 /// The context label that hands a mission to the built-in executor.
@@ -74,8 +74,8 @@ struct Job {
 /// Planning and claiming each run as tasks of their own, up to the
 /// configured concurrency: a slow reasoner or a commit in flight for one
 /// mission never holds up another's.
-pub async fn run(state: AppState, config: ExecutorConfig) {
-    let mut feed = state.node.subscribe();
+pub async fn run(app: App, config: ExecutorConfig) {
+    let mut feed = app.engine().subscribe();
     let (planning, running) = (InFlight::default(), InFlight::default());
     let (mut planners, mut workers) = (JoinSet::new(), JoinSet::new());
     loop {
@@ -83,17 +83,17 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
         while workers.try_join_next().is_some() {}
         // Planning is done by the leader alone, so two nodes never plan
         // the same mission; claims are safe from any node (leases).
-        if state.node.progress().role == Role::Leader {
+        if app.engine().is_leader() {
             let free = config.concurrency.saturating_sub(planners.len());
-            for (tenant, m, reasoner) in unplanned(&state, &planning, free) {
+            for (tenant, m, reasoner) in unplanned(&app, &planning, free) {
                 let key = (tenant.clone(), m.id().clone());
                 planning.take(key.clone());
-                let (state, secrets, planning) =
-                    (state.clone(), config.secrets.clone(), planning.clone());
+                let (app, secrets, planning) =
+                    (app.clone(), config.secrets.clone(), planning.clone());
                 let span = tracing::info_span!("plan", tenant = %tenant, mission = %m.id());
                 planners.spawn(
                     async move {
-                        Box::pin(plan(&state, &secrets, &tenant, &m, &reasoner)).await;
+                        Box::pin(plan(&app, &secrets, &tenant, &m, &reasoner)).await;
                         planning.release(&key);
                     }
                     .instrument(span),
@@ -101,9 +101,9 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             }
         }
         let free = config.concurrency.saturating_sub(workers.len());
-        for key in claimable(&state, &running, free) {
+        for key in claimable(&app, &running, free) {
             running.take(key.clone());
-            let (state, config, running) = (state.clone(), config.clone(), running.clone());
+            let (app, config, running) = (app.clone(), config.clone(), running.clone());
             let span = tracing::info_span!("execute", tenant = %key.0, mission = %key.1);
             // Claiming and driving (and planning, above) are boxed: their
             // futures are large (a whole mission's steps, gateway calls
@@ -112,8 +112,8 @@ pub async fn run(state: AppState, config: ExecutorConfig) {
             // of what a spawn cost.
             workers.spawn(
                 async move {
-                    if let Some(job) = Box::pin(claim(&state, &config, &key)).await
-                        && let Err(why) = Box::pin(drive(&state, &job, config.lease)).await
+                    if let Some(job) = Box::pin(claim(&app, &config, &key)).await
+                        && let Err(why) = Box::pin(drive(&app, &job, config.lease)).await
                     {
                         tracing::info!(%why, "executor stopped a mission");
                     }
@@ -159,11 +159,11 @@ fn may_open_work(item: &aura_raft::FeedItem) -> bool {
 /// that this node is not already planning: a CREATED one from the start,
 /// and one left in PLANNING by a node that died mid-way.
 fn unplanned(
-    state: &AppState,
+    app: &App,
     planning: &InFlight,
     limit: usize,
 ) -> Vec<(TenantId, Mission, ReasonerConfig)> {
-    state.node.read_local(|s| {
+    app.read_local(|s| {
         s.tenants()
             .flat_map(|t| {
                 t.unplanned_missions()
@@ -192,7 +192,7 @@ fn unplanned(
 /// wait shows; without a model (the scripted reasoner) the plan is at hand
 /// at once, and the start of planning goes in the same entry as the rest.
 async fn plan(
-    state: &AppState,
+    app: &App,
     secrets: &Secrets,
     tenant: &TenantId,
     m: &Mission,
@@ -207,7 +207,7 @@ async fn plan(
         };
         if config.model().is_none() {
             bodies.push(begin);
-        } else if let Err(e) = state.try_propose(tenant, Actor::Runtime, begin, None).await {
+        } else if let Err(e) = app.propose(tenant, Actor::Runtime, begin).await {
             tracing::debug!(error = ?e, "planning overtaken");
             return;
         }
@@ -223,7 +223,7 @@ async fn plan(
             steps: r.output,
         }),
         None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => return,
-        None => match plan_with(config, secrets, m, state).await {
+        None => match plan_with(config, secrets, m, app).await {
             Ok(exchange) => {
                 let record = serde_json::to_value(&exchange).expect("an exchange serializes");
                 bodies.push(CommandBody::WriteStateData {
@@ -247,10 +247,10 @@ async fn plan(
             },
         },
     }
-    let applied = match state.propose_sequence(tenant, Actor::Runtime, bodies).await {
+    let applied = match app.propose_sequence(tenant, Actor::Runtime, bodies).await {
         Ok(applied) => applied,
-        Err(p) => {
-            tracing::warn!(problem = ?p, "planning not recorded");
+        Err(e) => {
+            tracing::warn!(error = %e, "planning not recorded");
             return;
         }
     };
@@ -263,10 +263,7 @@ async fn plan(
         // again would only repeat it.
         Some(Rejection::StateData(e)) if records_exchange => {
             let note = format!("the reasoner's exchange cannot be recorded: {e}");
-            if let Err(e) = state
-                .try_propose(tenant, Actor::Runtime, fail(&id, note), None)
-                .await
-            {
+            if let Err(e) = app.propose(tenant, Actor::Runtime, fail(&id, note)).await {
                 tracing::warn!(error = ?e, "planning failure not recorded");
             }
         }
@@ -280,10 +277,10 @@ async fn plan_with(
     config: &ReasonerConfig,
     secrets: &Secrets,
     m: &Mission,
-    state: &AppState,
+    app: &App,
 ) -> Result<super::reasoner::PlanExchange, ReasonerError> {
     Reasoner::resolve(config, secrets)?
-        .plan(m, state.gateway.tool_client())
+        .plan(m, app.gateway().tool_client())
         .await
 }
 
@@ -356,13 +353,13 @@ struct RecordedPlan {
 /// slot, and no further once `limit` missions of this node's own share
 /// are found. A busy cluster's queue holds hundreds of missions, and every
 /// node scans it after every batch of commits.
-fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
+fn claimable(app: &App, running: &InFlight, limit: usize) -> Vec<(TenantId, MissionId)> {
     if limit == 0 {
         return Vec::new();
     }
     let now = time::now();
-    let share = ClaimShare::of(&state.node);
-    state.node.read_local(|s| {
+    let share = ClaimShare::of(app.engine());
+    app.read_local(|s| {
         let (mut mine, mut spare) = (Vec::new(), Vec::new());
         // Missions offered to another node and still in their grace
         // period (most of the queue, on three nodes) are passed over before
@@ -393,30 +390,26 @@ fn claimable(state: &AppState, running: &InFlight, limit: usize) -> Vec<(TenantI
 /// Claims the mission for this node; `None` when another worker took it
 /// first or the engine refused.
 async fn claim(
-    state: &AppState,
+    app: &App,
     config: &ExecutorConfig,
     (tenant, mission): &(TenantId, MissionId),
 ) -> Option<Job> {
-    let token = TokenId::new(format!("x-{}", crate::random::hex(8))).expect("valid id");
-    let body = CommandBody::ClaimMission {
-        mission: mission.clone(),
-        worker: config.worker.clone(),
-        lease: config.lease,
-        token: token.clone(),
-    };
-    match state.try_propose(tenant, Actor::Runtime, body, None).await {
-        Ok(events) => {
-            let epoch = events.iter().find_map(|e| match e {
-                Event::MissionClaimed { epoch, .. } => Some(*epoch),
-                _ => None,
-            })?;
-            Some(Job {
-                tenant: tenant.clone(),
-                mission: mission.clone(),
-                epoch,
-                token,
-            })
-        }
+    let claimed = claim_mission(
+        app,
+        tenant,
+        Actor::Runtime,
+        mission,
+        &config.worker,
+        config.lease,
+    )
+    .await;
+    match claimed {
+        Ok(claimed) => Some(Job {
+            tenant: tenant.clone(),
+            mission: mission.clone(),
+            epoch: claimed.epoch,
+            token: claimed.token,
+        }),
         Err(e) => {
             tracing::debug!(%tenant, %mission, error = ?e, "claim overtaken");
             None
@@ -426,7 +419,7 @@ async fn claim(
 
 /// Keeps the lease while the mission runs; ends when a heartbeat is
 /// refused (the lease is lost: the mission is someone else's now).
-async fn heartbeats(state: AppState, job: Job, lease: Millis) {
+async fn heartbeats(app: App, job: Job, lease: Millis) {
     let every = Duration::from_millis(lease.0 / 3);
     loop {
         tokio::time::sleep(every).await;
@@ -436,25 +429,18 @@ async fn heartbeats(state: AppState, job: Job, lease: Millis) {
             lease,
             progress: None,
         };
-        match state
-            .try_propose(&job.tenant, Actor::Runtime, body, None)
-            .await
-        {
+        match app.propose(&job.tenant, Actor::Runtime, body).await {
             Ok(_) => {}
-            Err(ProposeError::Refused(_)) => return,
-            Err(ProposeError::Failed(p)) => {
-                tracing::warn!(mission = %job.mission, problem = ?p, "heartbeat not recorded");
+            Err(AppError::Refused { .. }) => return,
+            Err(e) => {
+                tracing::warn!(mission = %job.mission, error = %e, "heartbeat not recorded");
             }
         }
     }
 }
 
-fn read_mission<R>(
-    state: &AppState,
-    job: &Job,
-    f: impl FnOnce(&Mission) -> Option<R>,
-) -> Option<R> {
-    state.node.read_local(|s| {
+fn read_mission<R>(app: &App, job: &Job, f: impl FnOnce(&Mission) -> Option<R>) -> Option<R> {
+    app.read_local(|s| {
         s.tenant(&job.tenant)
             .and_then(|t| t.missions().get(&job.mission))
             .and_then(f)
@@ -463,19 +449,19 @@ fn read_mission<R>(
 
 /// Runs the claimed mission from its first unreported step to its sealed
 /// outcome.
-async fn drive(state: &AppState, job: &Job, lease: Millis) -> Result<(), String> {
-    let keepalive = tokio::spawn(heartbeats(state.clone(), job.clone(), lease));
-    let result = run_steps(state, job, &keepalive).await;
+async fn drive(app: &App, job: &Job, lease: Millis) -> Result<(), String> {
+    let keepalive = tokio::spawn(heartbeats(app.clone(), job.clone(), lease));
+    let result = run_steps(app, job, &keepalive).await;
     keepalive.abort();
     result
 }
 
 async fn run_steps(
-    state: &AppState,
+    app: &App,
     job: &Job,
     keepalive: &tokio::task::JoinHandle<()>,
 ) -> Result<(), String> {
-    let (steps, mut outputs, agent) = read_mission(state, job, |m| {
+    let (steps, mut outputs, agent) = read_mission(app, job, |m| {
         Some((
             m.plan()?.steps.clone(),
             reported_outputs(m),
@@ -483,8 +469,7 @@ async fn run_steps(
         ))
     })
     .ok_or("the mission has no plan")?;
-    let serial = state
-        .node
+    let serial = app
         .read_local(|s| {
             s.tenant(&job.tenant)?
                 .active_credential(&agent, time::now())
@@ -510,10 +495,7 @@ async fn run_steps(
         let next = match steps.get(step as usize + 1) {
             Some(p) => {
                 let next = call_request(job, step + 1, p);
-                state
-                    .gateway
-                    .check_for_executor(state, &next, &caller)
-                    .await
+                app.gateway().check_for_executor(app, &next, &caller).await
             }
             None => None,
         };
@@ -541,7 +523,7 @@ async fn run_steps(
             caller: &caller,
             dispatched: dispatched.take(),
         };
-        let (outcome, output) = call_step(state, job, call, &mut follow_up, keepalive).await?;
+        let (outcome, output) = call_step(app, job, call, &mut follow_up, keepalive).await?;
         outputs.extend(output);
         match follow_up.committed() {
             // Not proposed: the report is still to make.
@@ -553,7 +535,7 @@ async fn run_steps(
                 if let Some(r) = &then.refused
                     && (then.events.is_empty() || last)
                 {
-                    return Err(crate::error::rejection(r.clone()).detail);
+                    return Err(r.to_string());
                 }
                 // A refused dispatch is dispatched again, and met, in the
                 // next step's call.
@@ -566,10 +548,9 @@ async fn run_steps(
             }
         }
         let failed = matches!(outcome, StepOutcome::Failed { .. });
-        state
-            .propose(&job.tenant, Actor::Runtime, report(job, step, outcome))
+        app.propose(&job.tenant, Actor::Runtime, report(job, step, outcome))
             .await
-            .map_err(|p| p.detail)?;
+            .map_err(|e| e.to_string())?;
         if failed {
             return Ok(());
         }
@@ -577,14 +558,13 @@ async fn run_steps(
     // Reached when the last report was committed on its own (its call's
     // result was recorded before, or this mission was taken over with
     // every step reported).
-    let outputs = read_mission(state, job, |m| {
+    let outputs = read_mission(app, job, |m| {
         (m.state() == MissionState::Executed).then(|| reported_outputs(m))
     });
     if let Some(outputs) = outputs {
-        state
-            .propose(&job.tenant, Actor::Runtime, seal(job, outputs))
+        app.propose(&job.tenant, Actor::Runtime, seal(job, outputs))
             .await
-            .map_err(|p| p.detail)?;
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -601,7 +581,7 @@ struct StepCall<'a> {
 /// scheduled retries and an approver's say on used-up retries. A
 /// succeeded call's outcome comes with its output.
 async fn call_step(
-    state: &AppState,
+    app: &App,
     job: &Job,
     mut call: StepCall<'_>,
     follow_up: &mut FollowUp,
@@ -609,10 +589,10 @@ async fn call_step(
 ) -> Result<(StepOutcome, Option<serde_json::Value>), String> {
     let step = call.request.step;
     loop {
-        let answer = state
-            .gateway
+        let answer = app
+            .gateway()
             .call_for_executor(
-                state,
+                app,
                 call.request,
                 call.caller,
                 call.dispatched.take(),
@@ -621,7 +601,7 @@ async fn call_step(
             .await;
         let refusal = match answer {
             Ok(o) if o.status == CallStatus::AwaitingApproval => {
-                if await_hold(state, job, step, keepalive).await? == ApprovalStatus::Approved {
+                if await_hold(app, job, step, keepalive).await? == ApprovalStatus::Approved {
                     continue;
                 }
                 let reason = format!("step {step}'s approval was rejected");
@@ -648,16 +628,13 @@ async fn call_step(
         }
         // Retries used up under a policy that escalates: an approver
         // decides whether the call gets more attempts.
-        let reason = if exhaustion_held(state, job, step) {
-            if await_hold(state, job, step, keepalive).await? == ApprovalStatus::Approved {
+        let reason = if exhaustion_held(app, job, step) {
+            if await_hold(app, job, step, keepalive).await? == ApprovalStatus::Approved {
                 continue;
             }
-            format!(
-                "{}; no approver allowed more attempts",
-                refusal.problem.detail
-            )
+            format!("{}; no approver allowed more attempts", refusal.error)
         } else {
-            refusal.problem.detail
+            refusal.error.to_string()
         };
         return Ok((StepOutcome::Failed { reason }, None));
     }
@@ -712,8 +689,8 @@ fn seal(job: &Job, outputs: Vec<serde_json::Value>) -> CommandBody {
 
 /// Whether the step waits for an approver after its call used up its
 /// retries.
-fn exhaustion_held(state: &AppState, job: &Job, step: u32) -> bool {
-    read_mission(state, job, |m| {
+fn exhaustion_held(app: &App, job: &Job, step: u32) -> bool {
+    read_mission(app, job, |m| {
         m.holds().get(&step).filter(|h| {
             matches!(h.kind, HoldKind::RetriesExhausted { .. })
                 && h.approval.status == ApprovalStatus::Pending
@@ -743,13 +720,13 @@ async fn sleep_holding(
 
 /// Waits until the held step's approval is decided.
 async fn await_hold(
-    state: &AppState,
+    app: &App,
     job: &Job,
     step: u32,
     keepalive: &tokio::task::JoinHandle<()>,
 ) -> Result<ApprovalStatus, String> {
     loop {
-        let status = read_mission(state, job, |m| {
+        let status = read_mission(app, job, |m| {
             m.holds().get(&step).map(|h| h.approval.status)
         });
         match status {

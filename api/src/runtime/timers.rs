@@ -15,10 +15,9 @@ use aura_engine::ids::TenantId;
 use aura_engine::machine::{Closing, CommandBody, EngineState};
 use aura_engine::mission::{AbortReason, MissionState, StepTimeout};
 use aura_engine::time::Timestamp;
-use aura_raft::node::Role;
 use tracing::Instrument;
 
-use crate::server::{AppState, ProposeError};
+use crate::app::{App, AppError};
 use crate::time;
 
 /// How often the leader looks for due timers.
@@ -112,31 +111,30 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
 }
 
 /// Runs the timers until the task is dropped.
-pub async fn run(state: AppState, tick: Duration) {
+pub async fn run(app: App, tick: Duration) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let progress = state.node.progress();
-        if progress.role != Role::Leader {
+        if !app.engine().is_leader() {
             continue;
         }
         let now = time::now();
-        let due = state.node.read_local(|s| due_at(s, now));
+        let due = app.read_local(|s| due_at(s, now));
         for (tenant, body) in due {
             let kind = body.kind();
             let span = tracing::info_span!("timer", %tenant, kind);
-            match state
-                .try_propose(&tenant, Actor::Runtime, body, None)
+            match app
+                .propose(&tenant, Actor::Runtime, body)
                 .instrument(span)
                 .await
             {
                 Ok(_) => tracing::debug!(%tenant, kind, "timer fired"),
-                Err(ProposeError::Refused(r)) => {
-                    tracing::debug!(%tenant, kind, refusal = %r, "timer overtaken")
+                Err(AppError::Refused { rejection, .. }) => {
+                    tracing::debug!(%tenant, kind, refusal = %rejection, "timer overtaken")
                 }
-                Err(ProposeError::Failed(p)) => {
-                    tracing::warn!(%tenant, kind, problem = ?p, "timer not recorded; retried next tick")
+                Err(e) => {
+                    tracing::warn!(%tenant, kind, error = %e, "timer not recorded; retried next tick")
                 }
             }
         }

@@ -103,7 +103,8 @@ pub async fn register(
     }
     if let Some(o) = &owner {
         let known = state
-            .store
+            .app
+            .store()
             .user(scope.tenant.as_str(), o.as_str())
             .await
             .map_err(crate::error::store)?
@@ -117,6 +118,7 @@ pub async fn register(
     }
     let at = now();
     let events = state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),
@@ -216,6 +218,7 @@ pub async fn revoke(
 ) -> Result<axum::http::StatusCode, Problem> {
     let (_, serial) = path;
     state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),

@@ -65,7 +65,8 @@ pub async fn inbox(
 ) -> Result<Json<Vec<PendingApproval>>, Problem> {
     let user = approver(&scope)?;
     let groups = state
-        .store
+        .app
+        .store()
         .groups_of(scope.tenant.as_str(), user.as_str())
         .await
         .map_err(error::store)?;
@@ -124,11 +125,13 @@ pub async fn decide(
     let user = approver(&scope)?;
     let mission = super::missions::mission_id(&path.1)?;
     let groups: BTreeSet<String> = state
-        .store
+        .app
+        .store()
         .groups_of(scope.tenant.as_str(), user.as_str())
         .await
         .map_err(error::store)?;
     state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),

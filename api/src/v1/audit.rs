@@ -99,6 +99,7 @@ pub async fn sign_checkpoint(
     State(state): State<AppState>,
 ) -> Result<Response, Problem> {
     state
+        .app
         .propose(&scope.tenant, scope.actor(), CommandBody::SignCheckpoint)
         .await?;
     let cp = read_tenant(&state, &scope.tenant, |t| {

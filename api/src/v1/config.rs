@@ -19,7 +19,7 @@ pub(crate) fn read_tenant<R>(
     f: impl FnOnce(&TenantState) -> R,
 ) -> Result<R, Problem> {
     state
-        .node
+        .app
         .read_local(|s| s.tenant(tenant).map(f))
         .ok_or_else(|| no_such_tenant(tenant.as_str()))
 }

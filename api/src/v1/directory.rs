@@ -122,7 +122,8 @@ pub async fn create_user(
         check_text("/email", e)?;
     }
     let u = state
-        .store
+        .app
+        .store()
         .insert_user(StoredUser {
             tenant: scope.tenant.to_string(),
             id: id.to_string(),
@@ -156,7 +157,8 @@ pub async fn list_users(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<User>>, Problem> {
     let users = state
-        .store
+        .app
+        .store()
         .users(scope.tenant.as_str())
         .await
         .map_err(error::store)?;
@@ -178,7 +180,8 @@ pub async fn get_user(
 ) -> Result<Json<User>, Problem> {
     let (_, user) = path;
     state
-        .store
+        .app
+        .store()
         .user(scope.tenant.as_str(), &user)
         .await
         .map_err(error::store)?
@@ -213,7 +216,8 @@ pub async fn delete_user(
         ));
     }
     let gone = state
-        .store
+        .app
+        .store()
         .delete_user(scope.tenant.as_str(), &user)
         .await
         .map_err(error::store)?;
@@ -242,7 +246,8 @@ pub async fn create_group(
     let id = directory_id("/id", &req.id)?;
     check_text("/display_name", &req.display_name)?;
     let g = state
-        .store
+        .app
+        .store()
         .insert_group(StoredGroup {
             tenant: scope.tenant.to_string(),
             id: id.to_string(),
@@ -274,8 +279,13 @@ pub async fn list_groups(
 ) -> Result<Json<Vec<Group>>, Problem> {
     let t = scope.tenant.as_str();
     let mut out = Vec::new();
-    for g in state.store.groups(t).await.map_err(error::store)? {
-        let members = state.store.members(t, &g.id).await.map_err(error::store)?;
+    for g in state.app.store().groups(t).await.map_err(error::store)? {
+        let members = state
+            .app
+            .store()
+            .members(t, &g.id)
+            .await
+            .map_err(error::store)?;
         out.push(group_view(g, members));
     }
     Ok(Json(out))
@@ -297,12 +307,18 @@ pub async fn get_group(
     let (_, group) = path;
     let t = scope.tenant.as_str();
     let g = state
-        .store
+        .app
+        .store()
         .group(t, &group)
         .await
         .map_err(error::store)?
         .ok_or_else(|| Problem::not_found("group", &group))?;
-    let members = state.store.members(t, &g.id).await.map_err(error::store)?;
+    let members = state
+        .app
+        .store()
+        .members(t, &g.id)
+        .await
+        .map_err(error::store)?;
     Ok(Json(group_view(g, members)))
 }
 
@@ -321,7 +337,8 @@ pub async fn delete_group(
 ) -> Result<StatusCode, Problem> {
     let (_, group) = path;
     let gone = state
-        .store
+        .app
+        .store()
         .delete_group(scope.tenant.as_str(), &group)
         .await
         .map_err(error::store)?;
@@ -348,7 +365,8 @@ pub async fn add_member(
     let (_, group, user) = path;
     let t = scope.tenant.as_str();
     if state
-        .store
+        .app
+        .store()
         .group(t, &group)
         .await
         .map_err(error::store)?
@@ -357,7 +375,8 @@ pub async fn add_member(
         return Err(Problem::not_found("group", &group));
     }
     if state
-        .store
+        .app
+        .store()
         .user(t, &user)
         .await
         .map_err(error::store)?
@@ -365,7 +384,7 @@ pub async fn add_member(
     {
         return Err(Problem::not_found("user", &user));
     }
-    match state.store.add_member(t, &group, &user).await {
+    match state.app.store().add_member(t, &group, &user).await {
         Ok(()) | Err(crate::store::StoreError::Conflict(_)) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(error::store(e)),
     }
@@ -386,7 +405,8 @@ pub async fn remove_member(
 ) -> Result<StatusCode, Problem> {
     let (_, group, user) = path;
     let gone = state
-        .store
+        .app
+        .store()
         .remove_member(scope.tenant.as_str(), &group, &user)
         .await
         .map_err(error::store)?;

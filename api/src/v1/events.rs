@@ -104,7 +104,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, Problem> {
     let mission = mission_id(&path.1)?;
     // Subscribe before reading, so no commit falls between the two.
-    let rx = state.node.subscribe();
+    let rx = state.app.engine().subscribe();
     let current = read_tenant(&state, &scope.tenant, |t| {
         t.missions().get(&mission).map(|m| {
             (

@@ -33,7 +33,7 @@ pub async fn call_tool(
     State(state): State<AppState>,
     Body(envelope): Body<ToolCallEnvelope>,
 ) -> Response {
-    match state.gateway.call(&state, &envelope).await {
+    match state.app.gateway().call(&state.app, &envelope).await {
         Ok(outcome) => {
             let status = match outcome.status {
                 CallStatus::Completed => StatusCode::OK,
@@ -42,7 +42,7 @@ pub async fn call_tool(
             (status, Json(outcome)).into_response()
         }
         Err(refusal) => {
-            let mut r = refusal.problem.into_response();
+            let mut r = Problem::from(refusal.error).into_response();
             if let Some(ms) = refusal.retry_after_ms {
                 let secs = ms.div_ceil(1000).max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -94,7 +94,12 @@ pub(crate) async fn mint_key(
         expires_at,
         revoked_at: None,
     };
-    state.store.insert_key(stored).await.map_err(error::store)?;
+    state
+        .app
+        .store()
+        .insert_key(stored)
+        .await
+        .map_err(error::store)?;
     Ok(KeyCreated {
         id: minted.id.clone(),
         key: minted.text.clone(),
@@ -133,7 +138,8 @@ pub async fn create(
     }
     let user = UserId::new(req.user_id).map_err(|e| Problem::invalid("/user_id", e.to_string()))?;
     let exists = state
-        .store
+        .app
+        .store()
         .user(scope.tenant.as_str(), user.as_str())
         .await
         .map_err(error::store)?
@@ -169,7 +175,8 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ApiKey>>, Problem> {
     let keys = state
-        .store
+        .app
+        .store()
         .keys(Some(scope.tenant.as_str()))
         .await
         .map_err(error::store)?;
@@ -191,7 +198,8 @@ pub async fn revoke(
 ) -> Result<StatusCode, Problem> {
     let (_, id) = path;
     let done = state
-        .store
+        .app
+        .store()
         .revoke_key(scope.tenant.as_str(), &id, now_millis())
         .await
         .map_err(error::store)?;

@@ -213,9 +213,10 @@ pub async fn create(
         bodies.extend(plan_commands(&id, steps, true));
     }
     state
+        .app
         .propose_all(&scope.tenant, scope.actor(), bodies)
         .await
-        .map_err(|p| p.with_resource_if_unsettled(|| location.clone()))?;
+        .map_err(|e| Problem::from(e).with_resource_if_unsettled(|| location.clone()))?;
     Ok(created(location, &summary(&state, &scope.tenant, &id)?))
 }
 
@@ -263,6 +264,7 @@ pub async fn submit_plan(
     .map_err(error::rejection)?;
     let bodies = plan_commands(&id, req.steps, in_created);
     state
+        .app
         .propose_all(&scope.tenant, scope.actor(), bodies)
         .await?;
     summary(&state, &scope.tenant, &id).map(Json)
@@ -392,6 +394,7 @@ pub async fn cancel(
 ) -> Result<Json<MissionSummary>, Problem> {
     let id = mission_id(&path.1)?;
     state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),
@@ -448,6 +451,7 @@ pub async fn issue_token(
     );
     let token = TokenId::new(format!("t-{}", crate::random::hex(8))).expect("valid id");
     let events = state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),

@@ -74,7 +74,10 @@ pub async fn create(
         namespace: id.clone(),
         display_name: req.display_name,
     };
-    state.propose(&scope.tenant, scope.actor(), body).await?;
+    state
+        .app
+        .propose(&scope.tenant, scope.actor(), body)
+        .await?;
     let view = read_namespace(&state, &scope, &id)?;
     Ok(created(
         format!("/v1/tenants/{}/namespaces/{id}", scope.tenant),
@@ -88,7 +91,7 @@ fn read_namespace<R>(
     id: &NamespaceId,
 ) -> Result<Namespace, Problem> {
     state
-        .node
+        .app
         .read_local(|s| {
             s.tenant(&scope.tenant)
                 .and_then(|t| t.namespaces().get(id))
@@ -106,7 +109,7 @@ pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Json<Vec<Namespace>> {
-    Json(state.node.read_local(|s| {
+    Json(state.app.read_local(|s| {
         s.tenant(&scope.tenant)
             .map(|t| {
                 t.namespaces()

@@ -172,6 +172,7 @@ pub async fn upload(
     })?;
     let version = bundle.version();
     state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),
@@ -456,6 +457,7 @@ async fn change_config<V: Serialize>(
     let (id, current) = read_ns(state, &scope.tenant, ns, |n| n.config_version(part))?;
     let precondition = if_match(headers, &id, part, current)?;
     state
+        .app
         .propose_if(&scope.tenant, scope.actor(), body(id), precondition)
         .await?;
     show_config(state, &scope.tenant, ns, part, view)

@@ -96,7 +96,7 @@ pub async fn create(
         .map_err(|e| Problem::invalid("/admin/user_id", e.to_string()))?;
     super::directory::check_text("/admin/user_name", &admin.user_name)?;
     super::directory::check_text("/admin/display_name", &admin.display_name)?;
-    if state.node.read_local(|s| s.tenant(&tenant).is_some()) {
+    if state.app.read_local(|s| s.tenant(&tenant).is_some()) {
         return Err(Problem::new(
             ProblemKind::Conflict,
             format!("tenant `{tenant}` already exists"),
@@ -107,7 +107,8 @@ pub async fn create(
     // administer.
     let at = now();
     let user = state
-        .store
+        .app
+        .store()
         .insert_user(User {
             tenant: tenant.to_string(),
             id: admin_id.to_string(),
@@ -123,11 +124,11 @@ pub async fn create(
     // same tenant that won must keep its directory.
     let undo = async |state: &AppState, key: Option<&str>| {
         if let Some(k) = key
-            && let Err(e) = state.store.delete_key(k).await
+            && let Err(e) = state.app.store().delete_key(k).await
         {
             tracing::error!(error = %e, "cannot remove the key of a tenant that was not created");
         }
-        if let Err(e) = state.store.delete_user(&user.tenant, &user.id).await {
+        if let Err(e) = state.app.store().delete_user(&user.tenant, &user.id).await {
             tracing::error!(error = %e, "cannot remove the admin of a tenant that was not created");
         }
     };
@@ -153,12 +154,12 @@ pub async fn create(
         display_name: req.display_name,
         signing_key_seed: SigningSeed(seed),
     };
-    if let Err(p) = state.propose(&tenant, scope.caller.actor(), body).await {
+    if let Err(p) = state.app.propose(&tenant, scope.caller.actor(), body).await {
         undo(&state, Some(&key.id)).await;
-        return Err(p);
+        return Err(p.into());
     }
     let view = state
-        .node
+        .app
         .read_local(|s| s.tenant(&tenant).map(Tenant::from))
         .ok_or_else(|| Problem::new(ProblemKind::Internal, "the tenant vanished"))?;
     Ok(created(
@@ -177,7 +178,7 @@ pub async fn create(
 pub async fn list(_: PlatformScope, State(state): State<AppState>) -> Json<Vec<Tenant>> {
     Json(
         state
-            .node
+            .app
             .read_local(|s| s.tenants().map(Tenant::from).collect()),
     )
 }
@@ -195,7 +196,7 @@ pub async fn get(
     State(state): State<AppState>,
 ) -> Result<Json<Tenant>, Problem> {
     state
-        .node
+        .app
         .read_local(|s| s.tenant(&scope.tenant).map(Tenant::from))
         .map(Json)
         .ok_or_else(|| crate::auth::no_such_tenant(scope.tenant.as_str()))

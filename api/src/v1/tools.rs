@@ -65,6 +65,7 @@ pub async fn put(
             .map_err(|why| Problem::invalid("/invocation/input_schema", why))?;
     }
     state
+        .app
         .propose(
             &scope.tenant,
             scope.actor(),

@@ -1,0 +1,138 @@
+//! Who is asking, and what they may reach. Every use case takes one of
+//! these, already authenticated by a front door: [`TenantScope<R>`] for a
+//! tenant's resources with role `R`, or [`PlatformScope`] for tenant
+//! management. A scope is made only by [`TenantScope::authorize`], which
+//! checks the tenant and the role, and tenant state is read only through
+//! the scope, so a use case cannot reach another tenant's data.
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+
+use aura_engine::Actor;
+use aura_engine::ids::{TenantId, UserId};
+use aura_engine::machine::TenantState;
+use aura_raft::Consistency;
+
+use super::{App, AppError};
+use crate::auth::Role;
+
+/// Who is calling, as a front door established it (an API key today).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key_id: String,
+    /// `None` for a platform key.
+    pub tenant: Option<TenantId>,
+    /// The directory user the key acts for (every tenant key has one).
+    pub user: Option<UserId>,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    /// Who the engine records as having asked.
+    pub fn actor(&self) -> Actor {
+        match &self.user {
+            Some(u) => Actor::User(u.clone()),
+            None => Actor::Platform,
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role) || (role.is_tenant_role() && self.roles.contains(&Role::Admin))
+    }
+}
+
+/// A role a use case requires; `None` admits any role of the tenant (for
+/// reads every member may make).
+pub trait Requirement: Send + Sync + 'static {
+    const ROLE: Option<Role>;
+}
+
+macro_rules! requirement {
+    ($($name:ident => $role:expr),* $(,)?) => {$(
+        #[derive(Debug)]
+        pub struct $name;
+        impl Requirement for $name {
+            const ROLE: Option<Role> = $role;
+        }
+    )*};
+}
+
+requirement! {
+    Member => None,
+    Admin => Some(Role::Admin),
+    Operator => Some(Role::Operator),
+    Approver => Some(Role::Approver),
+    Auditor => Some(Role::Auditor),
+    AgentManager => Some(Role::AgentManager),
+    Worker => Some(Role::Worker),
+}
+
+/// Access to one tenant with role `R`.
+#[derive(Debug)]
+pub struct TenantScope<R> {
+    pub caller: Caller,
+    pub tenant: TenantId,
+    _role: PhantomData<R>,
+}
+
+impl<R: Requirement> TenantScope<R> {
+    /// The caller's access to the tenant named `raw`: a tenant that is not
+    /// the caller's reads exactly like one that does not exist.
+    pub fn authorize(app: &App, caller: Caller, raw: &str) -> Result<Self, AppError> {
+        let hidden = || AppError::not_found("tenant", raw);
+        let tenant = match TenantId::new(raw.to_owned()) {
+            Ok(t) if caller.tenant.as_ref() == Some(&t) => t,
+            _ => return Err(hidden()),
+        };
+        if !app.read_local(|s| s.tenant(&tenant).is_some()) {
+            return Err(hidden());
+        }
+        if let Some(role) = R::ROLE
+            && !caller.has(role)
+        {
+            return Err(AppError::Forbidden(format!(
+                "this API key lacks the `{role}` role"
+            )));
+        }
+        Ok(TenantScope {
+            caller,
+            tenant,
+            _role: PhantomData,
+        })
+    }
+}
+
+impl<R> TenantScope<R> {
+    pub fn actor(&self) -> Actor {
+        self.caller.actor()
+    }
+
+    /// Reads this tenant's state at the requested consistency.
+    pub async fn read<T>(
+        &self,
+        app: &App,
+        consistency: Consistency,
+        f: impl FnOnce(&TenantState) -> T,
+    ) -> Result<T, AppError> {
+        app.read(consistency, |s| s.tenant(&self.tenant).map(f))
+            .await?
+            .ok_or_else(|| AppError::not_found("tenant", self.tenant.as_str()))
+    }
+}
+
+/// Platform administration: a platform key with `platform_admin`.
+#[derive(Debug)]
+pub struct PlatformScope {
+    pub caller: Caller,
+}
+
+impl PlatformScope {
+    pub fn authorize(caller: Caller) -> Result<PlatformScope, AppError> {
+        if caller.tenant.is_some() || !caller.has(Role::PlatformAdmin) {
+            return Err(AppError::Forbidden(
+                "only a platform key with the `platform_admin` role manages tenants".into(),
+            ));
+        }
+        Ok(PlatformScope { caller })
+    }
+}
