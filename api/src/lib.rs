@@ -7,6 +7,7 @@
 //! - [`server`]: the axum router and the middleware every request passes
 //!   through (request ids, tracing, metrics, security headers, problem
 //!   details for every error, timeouts, body limits, optional CORS);
+//! - [`consistency`]: linearizable reads by default, stale on request;
 //! - [`problem`]: RFC 9457 problem details with a stable type per error;
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`auth`]: API keys, the authentication middleware and the scopes
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod consistency;
 pub mod error;
 pub mod gateway;
 pub mod health;

@@ -3,6 +3,7 @@
 //! when the two differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
 //! aura-api --test integration openapi::`).
 
+use crate::consistency::DeclareParameter;
 use crate::v1;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -30,7 +31,7 @@ impl Modify for ApiKeyScheme {
         description = "Agent execution governance runtime. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is stable per kind of error.",
         license(name = "Apache-2.0"),
     ),
-    modifiers(&ApiKeyScheme),
+    modifiers(&ApiKeyScheme, &DeclareParameter),
     paths(
         crate::health::healthz, crate::health::readyz, crate::health::metrics,
         v1::tenants::create, v1::tenants::list, v1::tenants::get,

@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem, ProblemKind};
 use crate::store::Store;
-use crate::{auth, health, idempotency, v1};
+use crate::{auth, consistency, health, idempotency, v1};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -123,8 +123,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .merge(
             v1::router()
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    consistency::read_index,
+                ))
+                .merge(v1::node_router())
                 // Outermost first: authenticate, then idempotency, which
-                // needs to know whose key it is.
+                // needs to know whose key it is; reads then catch up with
+                // the cluster (all but the node's own status).
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     idempotency::idempotency,

@@ -239,3 +239,69 @@ async fn a_request_cut_off_mid_write_keeps_its_key_from_running_again() {
     assert_eq!(missions_on(leader, key).await.len(), 1);
     stop_all(nodes).await;
 }
+
+/// Reads are linearizable by default: a read through a follower after a
+/// write acknowledged by the leader sees that write, waiting for the
+/// follower to catch up if it must. `?consistency=stale` answers at once
+/// from the follower's own state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_any_node_sees_every_acknowledged_write() {
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let (leader, follower) = (member(&nodes, true), member(&nodes, false));
+    let key = acme_admin_key(leader).await;
+    let (writer, reader) = (leader.client(&key), follower.client(&key));
+    for i in 0..10 {
+        let id = format!("ns{i}");
+        writer.create_namespace("acme", &id).await.expect("created");
+        reader
+            .get::<Value>(&format!("/v1/tenants/acme/namespaces/{id}"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{id} written on the leader, not read on a follower: {e:?}")
+            });
+    }
+
+    // The follower hears nothing from the leader: it cannot have the write.
+    follower.node.faults().deafen(leader.node.id());
+    writer
+        .create_namespace("acme", "fresh")
+        .await
+        .expect("created");
+    let path = "/v1/tenants/acme/namespaces/fresh";
+    let stale = reader
+        .raw(Method::GET, &format!("{path}?consistency=stale"), None, &[])
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::NOT_FOUND,
+        "a stale read is this node's"
+    );
+    let healer = {
+        let faults = follower.node.faults().clone();
+        tokio::spawn(async move {
+            // Well inside the election timeout (400 ms at least), so the
+            // deaf follower does not start an election meanwhile.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            faults.heal_all();
+        })
+    };
+    let started = std::time::Instant::now();
+    let read = reader.raw(Method::GET, path, None, &[]).await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    assert_eq!(read.body["id"], "fresh");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the read waited for the follower to catch up"
+    );
+    healer.await.expect("healed");
+    let bad = reader
+        .raw(
+            Method::GET,
+            &format!("{path}?consistency=eventual"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{:?}", bad.body);
+    stop_all(nodes).await;
+}

@@ -77,15 +77,22 @@ pub struct TenantScope<R> {
 
 impl<R: Requirement> TenantScope<R> {
     /// The caller's access to the tenant named `raw`: a tenant that is not
-    /// the caller's reads exactly like one that does not exist.
-    pub fn authorize(app: &App, caller: Caller, raw: &str) -> Result<Self, AppError> {
+    /// the caller's reads exactly like one that does not exist. A tenant
+    /// this node does not know yet is looked for again once it has caught
+    /// up with the cluster, so a key minted with a new tenant works on
+    /// every node at once.
+    pub async fn authorize(app: &App, caller: Caller, raw: &str) -> Result<Self, AppError> {
         let hidden = || AppError::not_found("tenant", raw);
         let tenant = match TenantId::new(raw.to_owned()) {
             Ok(t) if caller.tenant.as_ref() == Some(&t) => t,
             _ => return Err(hidden()),
         };
-        if !app.read_local(|s| s.tenant(&tenant).is_some()) {
-            return Err(hidden());
+        let known = |app: &App| app.read_local(|s| s.tenant(&tenant).is_some());
+        if !known(app) {
+            app.engine().catch_up().await?;
+            if !known(app) {
+                return Err(hidden());
+            }
         }
         if let Some(role) = R::ROLE
             && !caller.has(role)

@@ -136,7 +136,7 @@ impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
             .find(|(k, _)| *k == "tenant")
             .map(|(_, v)| v.to_owned())
             .ok_or_else(|| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
-        Ok(TenantScope::authorize(&state.app, caller, &raw)?)
+        Ok(TenantScope::authorize(&state.app, caller, &raw).await?)
     }
 }
 

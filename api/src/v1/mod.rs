@@ -190,7 +190,12 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/missions/{mission}/execution",
             get(work::execution),
         )
-        .route("/v1/cluster", get(cluster::status))
+}
+
+/// Routes about this node itself, which answer from its own view even
+/// without a leader: no read index before them.
+pub fn node_router() -> Router<AppState> {
+    Router::new().route("/v1/cluster", get(cluster::status))
 }
 
 /// 201 Created with a `Location` header and the created resource.
