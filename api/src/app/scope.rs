@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use aura_engine::Actor;
 use aura_engine::ids::{TenantId, UserId};
 use aura_engine::machine::TenantState;
-use aura_raft::Consistency;
 
 use super::{App, AppError};
 use crate::auth::Role;
@@ -114,15 +113,13 @@ impl<R> TenantScope<R> {
         self.caller.actor()
     }
 
-    /// Reads this tenant's state at the requested consistency.
-    pub async fn read<T>(
-        &self,
-        app: &App,
-        consistency: Consistency,
-        f: impl FnOnce(&TenantState) -> T,
-    ) -> Result<T, AppError> {
-        app.read(consistency, |s| s.tenant(&self.tenant).map(f))
-            .await?
+    /// Reads this tenant's state as this node has applied it: the one way
+    /// a use case reads tenant state. How fresh that is, the front door
+    /// decided before calling (the REST edge catches up with the cluster's
+    /// read index before every read unless asked for a stale one:
+    /// `crate::consistency`).
+    pub fn read<T>(&self, app: &App, f: impl FnOnce(&TenantState) -> T) -> Result<T, AppError> {
+        app.read_local(|s| s.tenant(&self.tenant).map(f))
             .ok_or_else(|| AppError::not_found("tenant", self.tenant.as_str()))
     }
 }

@@ -16,7 +16,7 @@ use aura_engine::machine::{CommandBody, Event, TenantState};
 use aura_engine::mission::execution::{MAX_LEASE, MIN_LEASE};
 use aura_engine::mission::{Lease, Mission, PlanStep, StepOutcome, StepReport};
 use aura_engine::time::Millis;
-use aura_raft::{Consistency, FeedItem};
+use aura_raft::FeedItem;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -134,11 +134,7 @@ pub async fn claim_next(
     scope: &TenantScope<Worker>,
     ask: ClaimNext,
 ) -> Result<Option<Assignment>, AppError> {
-    let known = scope
-        .read(app, Consistency::Stale, |t| {
-            t.namespaces().contains_key(&ask.namespace)
-        })
-        .await?;
+    let known = scope.read(app, |t| t.namespaces().contains_key(&ask.namespace))?;
     if !known {
         return Err(AppError::not_found("namespace", ask.namespace.as_str()));
     }
@@ -154,13 +150,11 @@ pub async fn claim_next(
     let mut feed = app.engine().subscribe();
     loop {
         let now = time::now();
-        let found = scope
-            .read(app, Consistency::Stale, |t| {
-                queue::candidates(t, &ask.namespace, ask.agent.as_ref(), now, |_| true)
-                    .map(|m| m.id().clone())
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+        let found = scope.read(app, |t| {
+            queue::candidates(t, &ask.namespace, ask.agent.as_ref(), now, |_| true)
+                .map(|m| m.id().clone())
+                .collect::<Vec<_>>()
+        })?;
         for mission in found {
             let claimed = claim_mission(
                 app,
@@ -174,10 +168,7 @@ pub async fn claim_next(
             match claimed {
                 Ok(claimed) => {
                     return scope
-                        .read(app, Consistency::Stale, |t| {
-                            assignment(t, &mission, &claimed.events)
-                        })
-                        .await?
+                        .read(app, |t| assignment(t, &mission, &claimed.events))?
                         .map(Some)
                         .ok_or_else(|| {
                             AppError::Internal(
@@ -276,12 +267,11 @@ pub async fn heartbeat(
     };
     app.propose(&scope.tenant, scope.actor(), body).await?;
     scope
-        .read(app, Consistency::Stale, |t| {
+        .read(app, |t| {
             t.missions()
                 .get(mission)
                 .and_then(|m| m.execution().lease().map(LeaseView::from))
-        })
-        .await?
+        })?
         .ok_or_else(|| Rejection::LeaseLost { epoch }.into())
 }
 
@@ -339,29 +329,24 @@ pub async fn report_step(
         outcome,
     };
     app.propose(&scope.tenant, scope.actor(), body).await?;
-    read_execution(app, scope, mission, Consistency::Stale).await
+    read_execution(app, scope, mission)
 }
 
 /// Who executes the mission and how far they got.
-pub async fn execution(
+pub fn execution(
     app: &App,
     scope: &TenantScope<Member>,
     mission: &MissionId,
-    consistency: Consistency,
 ) -> Result<ExecutionView, AppError> {
-    read_execution(app, scope, mission, consistency).await
+    read_execution(app, scope, mission)
 }
 
-async fn read_execution<R>(
+fn read_execution<R>(
     app: &App,
     scope: &TenantScope<R>,
     mission: &MissionId,
-    consistency: Consistency,
 ) -> Result<ExecutionView, AppError> {
     scope
-        .read(app, consistency, |t| {
-            t.missions().get(mission).map(execution_view)
-        })
-        .await?
+        .read(app, |t| t.missions().get(mission).map(execution_view))?
         .ok_or_else(|| AppError::not_found("mission", mission.as_str()))
 }

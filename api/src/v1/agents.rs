@@ -11,7 +11,6 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::config::read_tenant;
 use super::created;
 use crate::auth::{AgentManager, Member, TenantScope};
 use crate::json::Body;
@@ -139,12 +138,13 @@ pub async fn register(
             _ => None,
         })
         .ok_or_else(|| Problem::new(ProblemKind::Internal, "no credential was issued"))?;
-    let agent_view = read_tenant(&state, &scope.tenant, |t| {
-        t.agents()
-            .get(&agent)
-            .map(|a| view(&agent, a, t.agent_is_active(&agent, now())))
-    })?
-    .ok_or_else(|| Problem::new(ProblemKind::Internal, "the agent vanished"))?;
+    let agent_view = scope
+        .read(&state.app, |t| {
+            t.agents()
+                .get(&agent)
+                .map(|a| view(&agent, a, t.agent_is_active(&agent, now())))
+        })?
+        .ok_or_else(|| Problem::new(ProblemKind::Internal, "the agent vanished"))?;
     Ok(created(
         format!("/v1/tenants/{}/agents/{agent}", scope.tenant),
         &AgentRegistered {
@@ -164,13 +164,13 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Agent>>, Problem> {
     let t = now();
-    read_tenant(&state, &scope.tenant, |ts| {
+    let found = scope.read(&state.app, |ts| {
         ts.agents()
             .iter()
             .map(|(id, a)| view(id, a, ts.agent_is_active(id, t)))
             .collect()
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 /// Shows an agent.
@@ -190,13 +190,14 @@ pub async fn get(
     let missing = || Problem::not_found("agent", &raw);
     let id = AgentId::new(raw.clone()).map_err(|_| missing())?;
     let t = now();
-    read_tenant(&state, &scope.tenant, |ts| {
-        ts.agents()
-            .get(&id)
-            .map(|a| view(&id, a, ts.agent_is_active(&id, t)))
-    })?
-    .map(Json)
-    .ok_or_else(missing)
+    scope
+        .read(&state.app, |ts| {
+            ts.agents()
+                .get(&id)
+                .map(|a| view(&id, a, ts.agent_is_active(&id, t)))
+        })?
+        .map(Json)
+        .ok_or_else(missing)
 }
 
 /// Revokes one of the tenant's credentials; the agent can no longer act

@@ -13,7 +13,6 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::config::read_tenant;
 use super::missions::MissionSummary;
 use crate::auth::{Approver, TenantScope};
 use crate::error;
@@ -70,7 +69,7 @@ pub async fn inbox(
         .groups_of(scope.tenant.as_str(), user.as_str())
         .await
         .map_err(error::store)?;
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         let mut out = Vec::new();
         for m in t.open_missions() {
             let Some(ns) = t.namespaces().get(m.namespace()) else {
@@ -102,8 +101,8 @@ pub async fn inbox(
             }
         }
         out
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 /// Approves or rejects a mission's plan or a held step.
@@ -144,9 +143,10 @@ pub async fn decide(
             },
         )
         .await?;
-    read_tenant(&state, &scope.tenant, |t| {
-        t.missions().get(&mission).map(MissionSummary::from)
-    })?
-    .map(Json)
-    .ok_or_else(|| Problem::new(ProblemKind::NotFound, "the mission vanished"))
+    scope
+        .read(&state.app, |t| {
+            t.missions().get(&mission).map(MissionSummary::from)
+        })?
+        .map(Json)
+        .ok_or_else(|| Problem::new(ProblemKind::NotFound, "the mission vanished"))
 }

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::config::read_tenant;
 use crate::auth::{Auditor, TenantScope};
 use crate::problem::{Problem, ProblemKind};
 use crate::server::AppState;
@@ -77,7 +76,7 @@ pub async fn entries(
         return Err(Problem::invalid("/limit", "must be 1 to 1000"));
     }
     let from = q.from.unwrap_or(0);
-    read_tenant(&state, &scope.tenant, |t| Entries {
+    let found = scope.read(&state.app, |t| Entries {
         entries: t
             .audit()
             .records_in(from, from.saturating_add(limit))
@@ -85,8 +84,8 @@ pub async fn entries(
             .map(|r| serde_json::to_value(r).expect("records serialize"))
             .collect(),
         total: t.audit().len(),
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 /// Signs a checkpoint over the chain as it is now.
@@ -102,10 +101,9 @@ pub async fn sign_checkpoint(
         .app
         .propose(&scope.tenant, scope.actor(), CommandBody::SignCheckpoint)
         .await?;
-    let cp = read_tenant(&state, &scope.tenant, |t| {
-        t.audit().checkpoints().last().cloned()
-    })?
-    .ok_or_else(|| Problem::new(ProblemKind::Internal, "no checkpoint was signed"))?;
+    let cp = scope
+        .read(&state.app, |t| t.audit().checkpoints().last().cloned())?
+        .ok_or_else(|| Problem::new(ProblemKind::Internal, "no checkpoint was signed"))?;
     Ok((axum::http::StatusCode::CREATED, Json(cp)).into_response())
 }
 
@@ -118,10 +116,10 @@ pub async fn checkpoints(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         serde_json::to_value(t.audit().checkpoints()).expect("checkpoints serialize")
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 fn hexes(v: Vec<aura_engine::Digest>) -> Vec<String> {
@@ -141,7 +139,7 @@ pub async fn inclusion(
     State(state): State<AppState>,
     Query(q): Query<InclusionQuery>,
 ) -> Result<Json<Proof>, Problem> {
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         let tree = t.audit().tree();
         let size = q.size.unwrap_or(tree.len());
         let path = tree
@@ -155,14 +153,14 @@ pub async fn inclusion(
             .entry(q.index)
             .ok_or_else(|| Problem::invalid("/index", "no such entry"))?
             .leaf_hash();
-        Ok(Proof {
+        Ok::<_, Problem>(Proof {
             size,
             root: root.to_hex(),
             leaf: Some(leaf.to_hex()),
             path: hexes(path),
         })
-    })?
-    .map(Json)
+    })??;
+    Ok(Json(found))
 }
 
 /// Proof that the tree of `from` entries is a prefix of the tree of `to`.
@@ -178,7 +176,7 @@ pub async fn consistency(
     State(state): State<AppState>,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<Proof>, Problem> {
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         let tree = t.audit().tree();
         let to = q.to.unwrap_or(tree.len());
         let path = tree
@@ -187,14 +185,14 @@ pub async fn consistency(
         let root = tree
             .root_at(to)
             .map_err(|e| Problem::invalid("/to", e.to_string()))?;
-        Ok(Proof {
+        Ok::<_, Problem>(Proof {
             size: to,
             root: root.to_hex(),
             leaf: None,
             path: hexes(path),
         })
-    })?
-    .map(Json)
+    })??;
+    Ok(Json(found))
 }
 
 /// The whole chain as an export (JSON Lines, `aura.audit-export/1`), for
@@ -207,11 +205,12 @@ pub async fn export(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,
 ) -> Result<Response, Problem> {
-    let bytes = read_tenant(&state, &scope.tenant, |t| {
-        let mut out = Vec::new();
-        write_export(&mut out, t.id(), &t.public_key(), t.audit()).map(|_| out)
-    })?
-    .map_err(|e| Problem::new(ProblemKind::Internal, format!("export failed: {e}")))?;
+    let bytes = scope
+        .read(&state.app, |t| {
+            let mut out = Vec::new();
+            write_export(&mut out, t.id(), &t.public_key(), t.audit()).map(|_| out)
+        })?
+        .map_err(|e| Problem::new(ProblemKind::Internal, format!("export failed: {e}")))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),

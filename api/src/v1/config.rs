@@ -1,28 +1,14 @@
-//! Shared pieces of the resource handlers: reading a tenant's engine
-//! state, and ETag / If-Match for editable configuration.
+//! Shared pieces of the resource handlers: ETag / If-Match for editable
+//! configuration.
 
 use aura_engine::Digest;
-use aura_engine::ids::{NamespaceId, TenantId};
-use aura_engine::machine::{ConfigPart, Precondition, TenantState};
+use aura_engine::ids::NamespaceId;
+use aura_engine::machine::{ConfigPart, Precondition};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::no_such_tenant;
 use crate::problem::{Problem, ProblemKind};
-use crate::server::AppState;
-
-/// Reads the tenant's applied state on this node.
-pub(crate) fn read_tenant<R>(
-    state: &AppState,
-    tenant: &TenantId,
-    f: impl FnOnce(&TenantState) -> R,
-) -> Result<R, Problem> {
-    state
-        .app
-        .read_local(|s| s.tenant(tenant).map(f))
-        .ok_or_else(|| no_such_tenant(tenant.as_str()))
-}
 
 /// A strong ETag: the engine's version of the configuration part.
 pub(crate) fn etag(version: Digest) -> String {

@@ -19,7 +19,6 @@ use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::config::read_tenant;
 use super::missions::mission_id;
 use crate::auth::{Member, TenantScope};
 use crate::problem::Problem;
@@ -105,15 +104,16 @@ pub async fn stream(
     let mission = mission_id(&path.1)?;
     // Subscribe before reading, so no commit falls between the two.
     let rx = state.app.engine().subscribe();
-    let current = read_tenant(&state, &scope.tenant, |t| {
-        t.missions().get(&mission).map(|m| {
-            (
-                serde_json::to_value(m).unwrap_or_default(),
-                m.state().is_closed(),
-            )
-        })
-    })?
-    .ok_or_else(|| Problem::not_found("mission", &path.1))?;
+    let current = scope
+        .read(&state.app, |t| {
+            t.missions().get(&mission).map(|m| {
+                (
+                    serde_json::to_value(m).unwrap_or_default(),
+                    m.state().is_closed(),
+                )
+            })
+        })?
+        .ok_or_else(|| Problem::not_found("mission", &path.1))?;
     let (record, closed) = current;
     let mut sub = Subscription {
         rx,

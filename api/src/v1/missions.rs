@@ -21,7 +21,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::config::read_tenant;
 use super::{Page, created};
 use crate::auth::{Member, Operator, TenantScope};
 use crate::error;
@@ -154,15 +153,16 @@ pub(crate) fn mission_id(raw: &str) -> Result<MissionId, Problem> {
     MissionId::new(raw).map_err(|_| mission_missing(raw))
 }
 
-fn summary(
+fn summary<R>(
     state: &AppState,
-    scope_tenant: &aura_engine::ids::TenantId,
+    scope: &TenantScope<R>,
     id: &MissionId,
 ) -> Result<MissionSummary, Problem> {
-    read_tenant(state, scope_tenant, |t| {
-        t.missions().get(id).map(MissionSummary::from)
-    })?
-    .ok_or_else(|| mission_missing(id.as_str()))
+    scope
+        .read(&state.app, |t| {
+            t.missions().get(id).map(MissionSummary::from)
+        })?
+        .ok_or_else(|| mission_missing(id.as_str()))
 }
 
 /// Creates a mission (and, with a plan, has policy decide it).
@@ -217,7 +217,7 @@ pub async fn create(
         .propose_all(&scope.tenant, scope.actor(), bodies)
         .await
         .map_err(|e| Problem::from(e).with_resource_if_unsettled(|| location.clone()))?;
-    Ok(created(location, &summary(&state, &scope.tenant, &id)?))
+    Ok(created(location, &summary(&state, &scope, &id)?))
 }
 
 /// The commands that plan mission `id`, which starts planning first if
@@ -253,21 +253,22 @@ pub async fn submit_plan(
     let id = mission_id(&path.1)?;
     // Checked before the mission starts planning, so that a plan the
     // engine would refuse leaves a CREATED mission as it was.
-    let in_created = read_tenant(&state, &scope.tenant, |t| {
-        t.missions().get(&id).map(|m| {
-            let runtime = &m.boundary().get().runtime;
-            check_plan(&req.steps, &runtime.limits, &runtime.allowed_tools)
-                .map(|()| m.state() == MissionState::Created)
-        })
-    })?
-    .ok_or_else(|| mission_missing(id.as_str()))?
-    .map_err(error::rejection)?;
+    let in_created = scope
+        .read(&state.app, |t| {
+            t.missions().get(&id).map(|m| {
+                let runtime = &m.boundary().get().runtime;
+                check_plan(&req.steps, &runtime.limits, &runtime.allowed_tools)
+                    .map(|()| m.state() == MissionState::Created)
+            })
+        })?
+        .ok_or_else(|| mission_missing(id.as_str()))?
+        .map_err(error::rejection)?;
     let bodies = plan_commands(&id, req.steps, in_created);
     state
         .app
         .propose_all(&scope.tenant, scope.actor(), bodies)
         .await?;
-    summary(&state, &scope.tenant, &id).map(Json)
+    summary(&state, &scope, &id).map(Json)
 }
 
 /// Lists missions, newest id last, filtered, a page at a time.
@@ -307,7 +308,7 @@ pub async fn list(
                 .ok_or_else(|| Problem::invalid("/cursor", "not a cursor from this API"))
         })
         .transpose()?;
-    let page = read_tenant(&state, &scope.tenant, |t| {
+    let page = scope.read(&state.app, |t| {
         let range = match &after {
             Some(a) => t
                 .missions()
@@ -365,15 +366,16 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let id = mission_id(&path.1)?;
-    read_tenant(&state, &scope.tenant, |t| {
-        t.missions().get(&id).map(|m| {
-            let mut record = serde_json::to_value(m).expect("missions serialize");
-            record["digest"] = serde_json::Value::String(m.digest().to_hex());
-            record
-        })
-    })?
-    .map(Json)
-    .ok_or_else(|| mission_missing(&path.1))
+    scope
+        .read(&state.app, |t| {
+            t.missions().get(&id).map(|m| {
+                let mut record = serde_json::to_value(m).expect("missions serialize");
+                record["digest"] = serde_json::Value::String(m.digest().to_hex());
+                record
+            })
+        })?
+        .map(Json)
+        .ok_or_else(|| mission_missing(&path.1))
 }
 
 /// Cancels the mission: it closes with outcome `cancelled`.
@@ -407,7 +409,7 @@ pub async fn cancel(
             },
         )
         .await?;
-    summary(&state, &scope.tenant, &id).map(Json)
+    summary(&state, &scope, &id).map(Json)
 }
 
 /// Issues an ExecutionToken to the mission's agent.
@@ -427,19 +429,20 @@ pub async fn issue_token(
     Body(req): Body<IssueToken>,
 ) -> Result<Response, Problem> {
     let id = mission_id(&path.1)?;
-    let (boundary_tools, deadline) = read_tenant(&state, &scope.tenant, |t| {
-        t.missions().get(&id).map(|m| {
-            (
-                m.definition()
-                    .tools
-                    .iter()
-                    .cloned()
-                    .collect::<BTreeSet<_>>(),
-                m.created_at().plus(m.definition().timeout),
-            )
-        })
-    })?
-    .ok_or_else(|| mission_missing(&path.1))?;
+    let (boundary_tools, deadline) = scope
+        .read(&state.app, |t| {
+            t.missions().get(&id).map(|m| {
+                (
+                    m.definition()
+                        .tools
+                        .iter()
+                        .cloned()
+                        .collect::<BTreeSet<_>>(),
+                    m.created_at().plus(m.definition().timeout),
+                )
+            })
+        })?
+        .ok_or_else(|| mission_missing(&path.1))?;
     let at = now();
     let ttl = req.ttl_ms.unwrap_or(15 * 60 * 1000);
     if ttl == 0 {

@@ -90,13 +90,10 @@ fn read_namespace<R>(
     scope: &TenantScope<R>,
     id: &NamespaceId,
 ) -> Result<Namespace, Problem> {
-    state
-        .app
-        .read_local(|s| {
-            s.tenant(&scope.tenant)
-                .and_then(|t| t.namespaces().get(id))
-                .map(|n| Namespace::of(id, n))
-        })
+    scope
+        .read(&state.app, |t| {
+            t.namespaces().get(id).map(|n| Namespace::of(id, n))
+        })?
         .ok_or_else(|| no_such_namespace(id.as_str()))
 }
 
@@ -108,17 +105,14 @@ fn read_namespace<R>(
 pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
-) -> Json<Vec<Namespace>> {
-    Json(state.app.read_local(|s| {
-        s.tenant(&scope.tenant)
-            .map(|t| {
-                t.namespaces()
-                    .iter()
-                    .map(|(id, n)| Namespace::of(id, n))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }))
+) -> Result<Json<Vec<Namespace>>, Problem> {
+    let namespaces = scope.read(&state.app, |t| {
+        t.namespaces()
+            .iter()
+            .map(|(id, n)| Namespace::of(id, n))
+            .collect()
+    })?;
+    Ok(Json(namespaces))
 }
 
 /// Shows a namespace.

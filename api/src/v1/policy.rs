@@ -20,7 +20,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::config::{if_match, read_tenant, tagged};
+use super::config::{if_match, tagged};
 use super::created;
 use super::namespaces::no_such_namespace;
 use crate::auth::{Admin, Member, TenantScope};
@@ -126,16 +126,15 @@ fn bundle_missing(raw: &str) -> Problem {
     )
 }
 
-fn compiled(
+fn compiled<R>(
     state: &AppState,
-    scope_tenant: &aura_engine::ids::TenantId,
+    scope: &TenantScope<R>,
     raw: &str,
 ) -> Result<std::sync::Arc<CompiledBundle>, Problem> {
     let version = Digest::from_hex(raw).map_err(|_| bundle_missing(raw))?;
-    read_tenant(state, scope_tenant, |t| {
-        t.compiled_bundle(&version).cloned()
-    })?
-    .ok_or_else(|| bundle_missing(raw))
+    scope
+        .read(&state.app, |t| t.compiled_bundle(&version).cloned())?
+        .ok_or_else(|| bundle_missing(raw))
 }
 
 /// Uploads a policy bundle. It is validated strictly against its schema;
@@ -201,7 +200,7 @@ pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<BundleSummary>>, Problem> {
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         t.bundles()
             .keys()
             .filter_map(|v| {
@@ -211,8 +210,8 @@ pub async fn list(
                 })
             })
             .collect()
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 /// Shows a bundle's source.
@@ -229,12 +228,11 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Bundle>, Problem> {
     let (_, raw) = path;
-    let b = compiled(&state, &scope.tenant, &raw)?;
+    let b = compiled(&state, &scope, &raw)?;
     let version = b.version();
-    let source = read_tenant(&state, &scope.tenant, |t| {
-        t.bundles().get(&version).cloned()
-    })?
-    .ok_or_else(|| bundle_missing(&raw))?;
+    let source = scope
+        .read(&state.app, |t| t.bundles().get(&version).cloned())?
+        .ok_or_else(|| bundle_missing(&raw))?;
     Ok(Json(Bundle {
         version: version.to_hex(),
         policy_ids: b.policy_ids().to_vec(),
@@ -264,10 +262,10 @@ pub async fn diff(
     Path(path): Path<(String, String, String)>,
 ) -> Result<Json<BundleDiff>, Problem> {
     let (_, from, to) = path;
-    let a = compiled(&state, &scope.tenant, &from)?;
-    let b = compiled(&state, &scope.tenant, &to)?;
+    let a = compiled(&state, &scope, &from)?;
+    let b = compiled(&state, &scope, &to)?;
     let (ta, tb) = (policy_texts(&a), policy_texts(&b));
-    let schema_changed = read_tenant(&state, &scope.tenant, |t| {
+    let schema_changed = scope.read(&state.app, |t| {
         let sa = t
             .bundles()
             .get(&a.version())
@@ -317,7 +315,7 @@ pub async fn run_tests(
     Body(req): Body<RunTests>,
 ) -> Result<Json<TestReport>, Problem> {
     let (_, raw) = path;
-    let b = compiled(&state, &scope.tenant, &raw)?;
+    let b = compiled(&state, &scope, &raw)?;
     let mut report = TestReport {
         passed: 0,
         failed: 0,
@@ -348,14 +346,15 @@ pub async fn run_tests(
     Ok(Json(report))
 }
 
-fn read_ns<R>(
+fn read_ns<S, R>(
     state: &AppState,
-    tenant: &aura_engine::ids::TenantId,
+    scope: &TenantScope<S>,
     raw: &str,
     f: impl FnOnce(&EngineNamespace) -> R,
 ) -> Result<(NamespaceId, R), Problem> {
     let id = NamespaceId::new(raw).map_err(|_| no_such_namespace(raw))?;
-    let r = read_tenant(state, tenant, |t| t.namespaces().get(&id).map(f))?
+    let r = scope
+        .read(&state.app, |t| t.namespaces().get(&id).map(f))?
         .ok_or_else(|| no_such_namespace(raw))?;
     Ok((id, r))
 }
@@ -385,13 +384,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    show_config(
-        &state,
-        &scope.tenant,
-        &path.1,
-        ConfigPart::Releases,
-        policy_view,
-    )
+    show_config(&state, &scope, &path.1, ConfigPart::Releases, policy_view)
 }
 
 /// Which change to the namespace's policy releases.
@@ -432,14 +425,14 @@ async fn release(
 }
 
 /// A configuration part with its ETag.
-fn show_config<V: Serialize>(
+fn show_config<S, V: Serialize>(
     state: &AppState,
-    tenant: &aura_engine::ids::TenantId,
+    scope: &TenantScope<S>,
     ns: &str,
     part: ConfigPart,
     view: impl FnOnce(&EngineNamespace) -> V,
 ) -> Result<Response, Problem> {
-    let (_, (v, version)) = read_ns(state, tenant, ns, |n| (view(n), n.config_version(part)))?;
+    let (_, (v, version)) = read_ns(state, scope, ns, |n| (view(n), n.config_version(part)))?;
     Ok(tagged(&v, version))
 }
 
@@ -454,13 +447,13 @@ async fn change_config<V: Serialize>(
     body: impl FnOnce(NamespaceId) -> CommandBody,
     view: impl FnOnce(&EngineNamespace) -> V,
 ) -> Result<Response, Problem> {
-    let (id, current) = read_ns(state, &scope.tenant, ns, |n| n.config_version(part))?;
+    let (id, current) = read_ns(state, scope, ns, |n| n.config_version(part))?;
     let precondition = if_match(headers, &id, part, current)?;
     state
         .app
         .propose_if(&scope.tenant, scope.actor(), body(id), precondition)
         .await?;
-    show_config(state, &scope.tenant, ns, part, view)
+    show_config(state, scope, ns, part, view)
 }
 
 /// Sets the namespace's stable bundle (no canary may be running).
@@ -557,7 +550,7 @@ pub async fn get_authority(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    show_config(&state, &scope.tenant, &path.1, ConfigPart::Authority, |n| {
+    show_config(&state, &scope, &path.1, ConfigPart::Authority, |n| {
         n.authority.clone()
     })
 }
@@ -607,7 +600,7 @@ pub async fn get_routing(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    show_config(&state, &scope.tenant, &path.1, ConfigPart::Routing, |n| {
+    show_config(&state, &scope, &path.1, ConfigPart::Routing, |n| {
         n.routing.clone()
     })
 }
@@ -658,7 +651,7 @@ pub async fn get_reasoner(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    show_config(&state, &scope.tenant, &path.1, ConfigPart::Reasoner, |n| {
+    show_config(&state, &scope, &path.1, ConfigPart::Reasoner, |n| {
         n.reasoner.clone()
     })
 }

@@ -195,9 +195,5 @@ pub async fn get(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Tenant>, Problem> {
-    state
-        .app
-        .read_local(|s| s.tenant(&scope.tenant).map(Tenant::from))
-        .map(Json)
-        .ok_or_else(|| crate::auth::no_such_tenant(scope.tenant.as_str()))
+    Ok(Json(scope.read(&state.app, |t| Tenant::from(t))?))
 }

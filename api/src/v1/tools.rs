@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::config::read_tenant;
 use crate::auth::{Admin, Member, TenantScope};
 use crate::json::Body;
 use crate::problem::Problem;
@@ -90,7 +89,7 @@ pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Tool>>, Problem> {
-    read_tenant(&state, &scope.tenant, |t| {
+    let found = scope.read(&state.app, |t| {
         t.tools()
             .iter()
             .map(|(n, s)| Tool {
@@ -98,8 +97,8 @@ pub async fn list(
                 spec: s.clone(),
             })
             .collect()
-    })
-    .map(Json)
+    })?;
+    Ok(Json(found))
 }
 
 /// Shows a tool.
@@ -118,12 +117,13 @@ pub async fn get(
     let (_, raw) = path;
     let missing = || Problem::not_found("tool", &raw);
     let name = ToolName::new(raw.clone()).map_err(|_| missing())?;
-    read_tenant(&state, &scope.tenant, |t| {
-        t.tools().get(&name).map(|s| Tool {
-            name: name.to_string(),
-            spec: s.clone(),
-        })
-    })?
-    .map(Json)
-    .ok_or_else(missing)
+    scope
+        .read(&state.app, |t| {
+            t.tools().get(&name).map(|s| Tool {
+                name: name.to_string(),
+                spec: s.clone(),
+            })
+        })?
+        .map(Json)
+        .ok_or_else(missing)
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use aura_engine::ids::{AgentId, NamespaceId, WorkerId};
 use aura_engine::mission::StepOutcome;
 use aura_engine::time::Millis;
-use aura_raft::Consistency;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -164,6 +163,6 @@ pub async fn execution(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<ExecutionView>, Problem> {
     let id = mission_id(&path.1)?;
-    let view = work::execution(&state.app, &scope, &id, Consistency::Stale).await?;
+    let view = work::execution(&state.app, &scope, &id)?;
     Ok(Json(view))
 }
