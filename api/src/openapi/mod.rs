@@ -3,6 +3,10 @@
 //! when the two differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
 //! aura-api --test integration openapi::`).
 
+mod responses;
+
+use self::responses::StandardResponses;
+
 use crate::consistency::DeclareParameter;
 use crate::v1;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -31,7 +35,7 @@ impl Modify for ApiKeyScheme {
         description = "Agent execution governance runtime. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is stable per kind of error.",
         license(name = "Apache-2.0"),
     ),
-    modifiers(&ApiKeyScheme, &DeclareParameter),
+    modifiers(&ApiKeyScheme, &DeclareParameter, &StandardResponses),
     paths(
         crate::health::healthz, crate::health::readyz, crate::health::metrics,
         v1::tenants::create, v1::tenants::list, v1::tenants::get,
