@@ -20,6 +20,8 @@ pub mod identity;
 pub mod ids;
 pub mod machine;
 pub mod mission;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod policy;
 pub mod sim;
 pub mod time;

@@ -169,20 +169,16 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolCallEnvelope {
-    /// `{tenant, mission, step, call?, tool, arguments}`; its canonical
-    /// digest is the signed request's `body_digest`.
-    #[schema(value_type = Object)]
+    /// The call; its canonical digest is the signed request's
+    /// `body_digest`.
     pub call: ToolCallRequest,
     /// The agent's AgentIdentity credential.
-    #[schema(value_type = Object)]
     pub credential: AgentCredential,
     /// The mission's ExecutionToken.
-    #[schema(value_type = Object)]
     pub token: ExecutionToken,
-    /// `{claims: {method: "POST", path: "/v1/gateway/tool-calls",
-    /// body_digest, timestamp, nonce, credential_serial, token}, signature}`
-    /// signed with the agent's identity key.
-    #[schema(value_type = Object)]
+    /// The HTTP request (`POST /v1/gateway/tool-calls`, the call's
+    /// digest, a timestamp and a nonce, the credential's serial and the
+    /// token's id) signed with the agent's identity key.
     pub request: SignedRequest,
 }
 

@@ -14,6 +14,7 @@ pub const CREDENTIAL_DOMAIN: Domain = Domain::new("aura.agent-credential/1");
 /// signed encoding; changing it means a new [`CREDENTIAL_DOMAIN`] version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentIdentityClaims {
     pub tenant: TenantId,
     pub agent: AgentId,
@@ -28,6 +29,7 @@ pub struct AgentIdentityClaims {
 /// A signed AgentIdentity credential.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCredential {
     pub claims: AgentIdentityClaims,
     pub signature: Signature,

@@ -118,6 +118,7 @@ impl DualTokenError {
 /// credential and token it presents with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestClaims {
     pub method: String,
     pub path: String,
@@ -130,6 +131,7 @@ pub struct RequestClaims {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedRequest {
     pub claims: RequestClaims,
     pub signature: Signature,

@@ -17,6 +17,7 @@ pub const TOKEN_DOMAIN: Domain = Domain::new("aura.execution-token/1");
 /// An inclusive numeric range for one argument.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NumericBound {
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -26,6 +27,7 @@ pub struct NumericBound {
 /// Pointer (RFC 6901), e.g. `/payment/amount`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParameterRules {
     /// Arguments that must be present and equal to exactly this value.
     #[serde(default)]
@@ -136,6 +138,7 @@ impl ParameterRules {
 /// What an ExecutionToken grants. Valid for one mission only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutionTokenClaims {
     pub token: TokenId,
     pub tenant: TenantId,
@@ -151,6 +154,7 @@ pub struct ExecutionTokenClaims {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutionToken {
     pub claims: ExecutionTokenClaims,
     pub signature: Signature,

@@ -20,6 +20,7 @@ pub const CALL_KEY_DOMAIN: Domain = Domain::new("aura.tool-call-key/1");
 /// of the signed request, so the signature covers every field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCallRequest {
     pub tenant: TenantId,
     pub mission: MissionId,

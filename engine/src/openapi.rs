@@ -1,0 +1,54 @@
+//! OpenAPI schemas of the engine's value types, for the API's document
+//! (feature `openapi`; the engine itself never needs them). Types that
+//! are written as strings (ids, digests, keys, signatures) say so here,
+//! with the pattern every valid value matches; structs derive theirs.
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+
+fn string(description: String, pattern: &str) -> RefOr<Schema> {
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some(description))
+            .pattern(Some(pattern))
+            .build(),
+    ))
+}
+
+/// A typed identifier's schema (see [`crate::ids`]).
+pub(crate) fn id(kind: &str) -> RefOr<Schema> {
+    string(
+        format!(
+            "A {kind}: 1 to 128 characters from a-z, 0-9, '-', '_' and '.', starting with a letter or digit."
+        ),
+        "^[a-z0-9][a-z0-9._-]{0,127}$",
+    )
+}
+
+macro_rules! string_schema {
+    ($name:ty, $description:literal, $pattern:literal) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                string($description.to_owned(), $pattern)
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+string_schema!(
+    crate::digest::Digest,
+    "A SHA-256 digest, lowercase hex.",
+    "^[0-9a-f]{64}$"
+);
+string_schema!(
+    crate::identity::keys::PublicKey,
+    "An Ed25519 public key, base64 (standard alphabet, padded).",
+    "^[A-Za-z0-9+/]{43}=$"
+);
+string_schema!(
+    crate::identity::keys::Signature,
+    "An Ed25519 signature, base64 (standard alphabet, padded).",
+    "^[A-Za-z0-9+/]{86}==$"
+);
