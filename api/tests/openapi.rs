@@ -48,6 +48,12 @@ fn every_operation_documents_the_problems_any_request_can_meet() {
             if method == "post" && path != "/v1/gateway/tool-calls" {
                 wanted.extend(["409", "422"]);
             }
+            let if_match = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match"));
+            if if_match {
+                wanted.extend(["412", "428"]);
+            }
             for status in wanted {
                 let r = &documented.get(status).unwrap_or_else(|| {
                     panic!("{method} {path} does not document {status}")

@@ -15,12 +15,14 @@
 //!   `application/json`), 422 (a field is invalid);
 //! - a POST under an API key (idempotency keys apply): 409 (the key's
 //!   first request is still running), 422 (the key was used for another
-//!   request).
+//!   request);
+//! - a change under `If-Match`: 412 (the configuration changed since it
+//!   was read), 428 (no `If-Match`).
 //!
 //! An operation's own description of a status wins over these.
 
 use utoipa::Modify;
-use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::gateway::TOOL_CALLS_PATH;
@@ -85,6 +87,16 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
             "422",
             "The Idempotency-Key was used for a different request",
         ));
+    }
+    let if_match = op.parameters.iter().flatten().any(|p| {
+        p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("if-match")
+    });
+    if if_match {
+        out.push((
+            "412",
+            "The configuration changed since its ETag was read: read it again",
+        ));
+        out.push(("428", "`If-Match` with the configuration's ETag is missing"));
     }
     out
 }

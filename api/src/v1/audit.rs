@@ -21,6 +21,7 @@ pub struct EntryRange {
     /// First sequence number (default 0).
     pub from: Option<u64>,
     /// At most this many (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 

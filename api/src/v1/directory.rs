@@ -197,6 +197,7 @@ pub async fn get_user(
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An administrator cannot remove their own user", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_user(
     scope: TenantScope<Admin>,
