@@ -8,10 +8,14 @@
 //!   propose commands and read state;
 //! - [`scope`]: who is asking and which tenant they may reach;
 //! - [`error`]: what a use case can fail with;
+//! - [`missions`]: create, plan, list, read, cancel; execution tokens;
+//! - [`approvals`]: approvers' inboxes and votes;
 //! - [`work`]: the worker protocol (claim, heartbeat, report).
 
+pub mod approvals;
 pub mod engine;
 pub mod error;
+pub mod missions;
 pub mod scope;
 pub mod work;
 

@@ -76,7 +76,10 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
     if op.request_body.is_some() {
         out.push(("413", "The body is larger than the server accepts"));
         out.push(("415", "The body is not `application/json`"));
-        out.push(("422", "A field of the body is invalid (`errors` names each)"));
+        out.push((
+            "422",
+            "A field of the body is invalid (`errors` names each)",
+        ));
     }
     if api_key && *method == HttpMethod::Post {
         out.push((
@@ -88,9 +91,10 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
             "The Idempotency-Key was used for a different request",
         ));
     }
-    let if_match = op.parameters.iter().flatten().any(|p| {
-        p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("if-match")
-    });
+    let if_match =
+        op.parameters.iter().flatten().any(|p| {
+            p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("if-match")
+        });
     if if_match {
         out.push((
             "412",

@@ -1,18 +1,17 @@
-//! Missions: created with a definition and context (and optionally a
-//! plan, which policy then decides), listed with filters and cursor
-//! pagination, shown with their whole record, cancelled; execution tokens
-//! for their agent.
+//! Missions over REST ([`crate::app::missions`] holds the use cases):
+//! created with a definition and context (and optionally a plan, which
+//! policy then decides), listed with filters and cursor pagination, shown
+//! with their whole record, cancelled; execution tokens for their agent.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aura_engine::Timestamp;
 use aura_engine::identity::token::ParameterRules;
-use aura_engine::ids::{AgentId, MissionId, NamespaceId, TokenId, ToolName};
-use aura_engine::machine::{Advance, Closing, CommandBody, Event, check_plan};
+use aura_engine::ids::{AgentId, MissionId, NamespaceId, ToolName};
 use aura_engine::mission::{
-    AbortReason, Mission as EngineMission, MissionContext, MissionDefinition, MissionState,
-    OutcomeKind, PlanStep, RuntimeLimits,
+    MissionContext, MissionDefinition, MissionState, PlanStep, RuntimeLimits,
 };
+use aura_engine::time::Millis;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -22,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Page, created};
+pub use crate::app::missions::MissionSummary;
+use crate::app::missions::{self, MissionQuery, NewMission, TokenRequest};
 use crate::auth::{Member, Operator, TenantScope};
-use crate::error;
 use crate::json::Body;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 use crate::server::AppState;
-use crate::time::now;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,39 +89,6 @@ pub struct IssueToken {
     pub ttl_ms: Option<u64>,
 }
 
-/// A mission in listings.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MissionSummary {
-    pub id: String,
-    pub namespace: String,
-    pub agent: String,
-    #[schema(value_type = String)]
-    pub state: MissionState,
-    pub objective: String,
-    pub created_at: String,
-    /// Once CLOSED: `succeeded`, `denied`, `rejected`, `cancelled`,
-    /// `timed_out` or `failed` (the signed outcome is in the full record).
-    #[schema(value_type = Option<String>)]
-    pub outcome: Option<OutcomeKind>,
-    /// Why it closed, for people.
-    pub outcome_reason: Option<String>,
-}
-
-impl From<&EngineMission> for MissionSummary {
-    fn from(m: &EngineMission) -> MissionSummary {
-        MissionSummary {
-            id: m.id().to_string(),
-            namespace: m.namespace().to_string(),
-            agent: m.agent().to_string(),
-            state: m.state(),
-            objective: m.definition().objective.clone(),
-            created_at: m.created_at().to_rfc3339(),
-            outcome: m.outcome().map(|o| o.outcome().kind),
-            outcome_reason: m.outcome().map(|o| o.outcome().reason.clone()),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MissionFilter {
@@ -141,29 +107,13 @@ pub struct MissionFilter {
     pub limit: Option<usize>,
 }
 
-fn new_mission_id() -> MissionId {
-    let rand = crate::random::hex(6);
-    MissionId::new(format!("m-{:012x}-{rand}", now().as_millis())).expect("valid id")
-}
-
-fn mission_missing(raw: &str) -> Problem {
-    Problem::not_found("mission", raw)
-}
-
+/// A mission id from a path: one that cannot be an id names no mission.
 pub(crate) fn mission_id(raw: &str) -> Result<MissionId, Problem> {
-    MissionId::new(raw).map_err(|_| mission_missing(raw))
+    MissionId::new(raw).map_err(|_| Problem::not_found("mission", raw))
 }
 
-fn summary<R>(
-    state: &AppState,
-    scope: &TenantScope<R>,
-    id: &MissionId,
-) -> Result<MissionSummary, Problem> {
-    scope
-        .read(&state.app, |t| {
-            t.missions().get(id).map(MissionSummary::from)
-        })?
-        .ok_or_else(|| mission_missing(id.as_str()))
+fn location(scope: &TenantScope<impl Sized>, id: &MissionId) -> String {
+    format!("/v1/tenants/{}/missions/{id}", scope.tenant)
 }
 
 /// Creates a mission (and, with a plan, has policy decide it).
@@ -184,55 +134,26 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     let id = match req.id {
         Some(raw) => MissionId::new(raw).map_err(|e| Problem::invalid("/id", e.to_string()))?,
-        None => new_mission_id(),
+        None => missions::new_id(),
     };
-    let namespace = NamespaceId::new(req.namespace)
-        .map_err(|e| Problem::invalid("/namespace", e.to_string()))?;
-    let agent = AgentId::new(req.agent).map_err(|e| Problem::invalid("/agent", e.to_string()))?;
-    let limits = req.limits.unwrap_or_default();
-    // A plan the engine would refuse is refused before anything is
-    // created: the mission's limits and tools are the request's.
-    if let Some(steps) = &req.plan {
-        check_plan(steps, &limits, &req.definition.tool_set()).map_err(error::rejection)?;
-    }
-    let body = CommandBody::CreateMission {
-        namespace,
-        mission: id.clone(),
-        agent,
+    let new = NewMission {
+        id: id.clone(),
+        namespace: NamespaceId::new(req.namespace)
+            .map_err(|e| Problem::invalid("/namespace", e.to_string()))?,
+        agent: AgentId::new(req.agent).map_err(|e| Problem::invalid("/agent", e.to_string()))?,
         definition: req.definition,
         context: req.context,
-        limits,
+        limits: req.limits.unwrap_or_default(),
+        plan: req.plan,
     };
-    let location = format!("/v1/tenants/{}/missions/{id}", scope.tenant);
-    // The create and the plan go in one log entry, so the mission exists
-    // with its plan decided or not at all. Should the outcome be unknown
-    // (or the plan be refused for a reason the check above cannot know),
+    let location = location(&scope, &id);
+    // Should the outcome be unknown, or the create be applied in part,
     // the problem names the mission, for a client that let the server
     // choose the id.
-    let mut bodies = vec![body];
-    if let Some(steps) = req.plan {
-        bodies.extend(plan_commands(&id, steps, true));
-    }
-    state
-        .app
-        .propose_all(&scope.tenant, scope.actor(), bodies)
+    let summary = missions::create(&state.app, &scope, new)
         .await
         .map_err(|e| Problem::from(e).with_resource_if_unsettled(|| location.clone()))?;
-    Ok(created(location, &summary(&state, &scope, &id)?))
-}
-
-/// The commands that plan mission `id`, which starts planning first if
-/// it is still `in_created`.
-fn plan_commands(id: &MissionId, steps: Vec<PlanStep>, in_created: bool) -> Vec<CommandBody> {
-    let begin = in_created.then(|| CommandBody::AdvanceMission {
-        mission: id.clone(),
-        step: Advance::BeginPlanning,
-    });
-    let submit = CommandBody::SubmitPlan {
-        mission: id.clone(),
-        steps,
-    };
-    begin.into_iter().chain([submit]).collect()
+    Ok(created(location, &summary))
 }
 
 /// Submits the mission's plan; policy decides it step by step.
@@ -252,24 +173,8 @@ pub async fn submit_plan(
     Body(req): Body<SubmitPlan>,
 ) -> Result<Json<MissionSummary>, Problem> {
     let id = mission_id(&path.1)?;
-    // Checked before the mission starts planning, so that a plan the
-    // engine would refuse leaves a CREATED mission as it was.
-    let in_created = scope
-        .read(&state.app, |t| {
-            t.missions().get(&id).map(|m| {
-                let runtime = &m.boundary().get().runtime;
-                check_plan(&req.steps, &runtime.limits, &runtime.allowed_tools)
-                    .map(|()| m.state() == MissionState::Created)
-            })
-        })?
-        .ok_or_else(|| mission_missing(id.as_str()))?
-        .map_err(error::rejection)?;
-    let bodies = plan_commands(&id, req.steps, in_created);
-    state
-        .app
-        .propose_all(&scope.tenant, scope.actor(), bodies)
-        .await?;
-    summary(&state, &scope, &id).map(Json)
+    let summary = missions::submit_plan(&state.app, &scope, &id, req.steps).await?;
+    Ok(Json(summary))
 }
 
 /// Lists missions, newest id last, filtered, a page at a time.
@@ -285,10 +190,6 @@ pub async fn list(
     State(state): State<AppState>,
     Query(f): Query<MissionFilter>,
 ) -> Result<Json<Page<MissionSummary>>, Problem> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Problem::invalid("/limit", "must be 1 to 500"));
-    }
     let state_filter = f
         .state
         .as_deref()
@@ -309,45 +210,28 @@ pub async fn list(
                 .ok_or_else(|| Problem::invalid("/cursor", "not a cursor from this API"))
         })
         .transpose()?;
-    let page = scope.read(&state.app, |t| {
-        let range = match &after {
-            Some(a) => t
-                .missions()
-                .range::<MissionId, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => t.missions().range::<MissionId, _>(..),
-        };
-        let mut items = Vec::new();
-        let mut more = false;
-        for (_, m) in range {
-            let keep = f
-                .namespace
-                .as_deref()
-                .is_none_or(|n| m.namespace().as_str() == n)
-                && f.agent.as_deref().is_none_or(|a| m.agent().as_str() == a)
-                && state_filter.is_none_or(|s| m.state() == s)
-                && f.created_after
-                    .is_none_or(|t| m.created_at() >= Timestamp(t))
-                && f.created_before
-                    .is_none_or(|t| m.created_at() < Timestamp(t));
-            if !keep {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(MissionSummary::from(m));
-        }
-        let next_cursor = more
-            .then(|| {
-                items
-                    .last()
-                    .map(|m| URL_SAFE_NO_PAD.encode(m.id.as_bytes()))
-            })
-            .flatten();
-        Page { items, next_cursor }
-    })?;
-    Ok(Json(page))
+    let query = MissionQuery {
+        namespace: f.namespace,
+        state: state_filter,
+        agent: f.agent,
+        created_after: f.created_after.map(Timestamp),
+        created_before: f.created_before.map(Timestamp),
+        after,
+        limit: f.limit.unwrap_or(50),
+    };
+    let page = missions::list(&state.app, &scope, &query)?;
+    let next_cursor = page
+        .more
+        .then(|| {
+            page.items
+                .last()
+                .map(|m| URL_SAFE_NO_PAD.encode(m.id.as_bytes()))
+        })
+        .flatten();
+    Ok(Json(Page {
+        items: page.items,
+        next_cursor,
+    }))
 }
 
 /// The mission's whole record: definition, frozen context and boundary,
@@ -367,16 +251,7 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let id = mission_id(&path.1)?;
-    scope
-        .read(&state.app, |t| {
-            t.missions().get(&id).map(|m| {
-                let mut record = serde_json::to_value(m).expect("missions serialize");
-                record["digest"] = serde_json::Value::String(m.digest().to_hex());
-                record
-            })
-        })?
-        .map(Json)
-        .ok_or_else(|| mission_missing(&path.1))
+    Ok(Json(missions::record(&state.app, &scope, &id)?))
 }
 
 /// Cancels the mission: it closes with outcome `cancelled`.
@@ -396,21 +271,9 @@ pub async fn cancel(
     Body(req): Body<CancelMission>,
 ) -> Result<Json<MissionSummary>, Problem> {
     let id = mission_id(&path.1)?;
-    state
-        .app
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::CloseMission {
-                mission: id.clone(),
-                closing: Closing::Abort {
-                    reason: AbortReason::Cancelled,
-                    note: req.reason,
-                },
-            },
-        )
-        .await?;
-    summary(&state, &scope, &id).map(Json)
+    Ok(Json(
+        missions::cancel(&state.app, &scope, &id, req.reason).await?,
+    ))
 }
 
 /// Issues an ExecutionToken to the mission's agent.
@@ -430,53 +293,11 @@ pub async fn issue_token(
     Body(req): Body<IssueToken>,
 ) -> Result<Response, Problem> {
     let id = mission_id(&path.1)?;
-    let (boundary_tools, deadline) = scope
-        .read(&state.app, |t| {
-            t.missions().get(&id).map(|m| {
-                (
-                    m.definition()
-                        .tools
-                        .iter()
-                        .cloned()
-                        .collect::<BTreeSet<_>>(),
-                    m.created_at().plus(m.definition().timeout),
-                )
-            })
-        })?
-        .ok_or_else(|| mission_missing(&path.1))?;
-    let at = now();
-    let ttl = req.ttl_ms.unwrap_or(15 * 60 * 1000);
-    if ttl == 0 {
-        return Err(Problem::invalid("/ttl_ms", "must be positive"));
-    }
-    let expires = Timestamp(
-        at.as_millis()
-            .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-    );
-    let token = TokenId::new(format!("t-{}", crate::random::hex(8))).expect("valid id");
-    let events = state
-        .app
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::IssueExecutionToken {
-                mission: id.clone(),
-                token,
-                tools: req.tools.unwrap_or(boundary_tools),
-                parameters: req.parameters,
-                expires_at: expires.min(deadline),
-            },
-        )
-        .await?;
-    let token = events
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ExecutionTokenIssued { token } => Some(token),
-            _ => None,
-        })
-        .ok_or_else(|| Problem::new(ProblemKind::Internal, "no token was issued"))?;
-    Ok(created(
-        format!("/v1/tenants/{}/missions/{id}", scope.tenant),
-        &token,
-    ))
+    let ask = TokenRequest {
+        tools: req.tools,
+        parameters: req.parameters,
+        ttl: req.ttl_ms.map(Millis),
+    };
+    let token = missions::issue_token(&state.app, &scope, &id, ask).await?;
+    Ok(created(location(&scope, &id), &token))
 }
