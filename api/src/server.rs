@@ -30,13 +30,12 @@ use tower_http::request_id::{
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::App;
 use crate::gateway::{Gateway, GatewayConfig, GatewayError};
 use crate::metrics::Metrics;
-use crate::openapi::ApiDoc;
+use crate::openapi::document_json;
 use crate::problem::{self, Problem, ProblemKind};
 use crate::store::Store;
 use crate::{auth, consistency, health, idempotency, v1};
@@ -141,7 +140,7 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .merge(v1::agent_router())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document_json()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());

@@ -55,9 +55,9 @@ fn every_operation_documents_the_problems_any_request_can_meet() {
                 wanted.extend(["412", "428"]);
             }
             for status in wanted {
-                let r = &documented.get(status).unwrap_or_else(|| {
-                    panic!("{method} {path} does not document {status}")
-                });
+                let r = &documented
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{method} {path} does not document {status}"));
                 let schema = &r["content"]["application/problem+json"]["schema"]["$ref"];
                 assert_eq!(
                     schema, "#/components/schemas/Problem",

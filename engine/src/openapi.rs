@@ -52,3 +52,20 @@ string_schema!(
     "An Ed25519 signature, base64 (standard alphabet, padded).",
     "^[A-Za-z0-9+/]{86}==$"
 );
+
+impl utoipa::PartialSchema for crate::mission::retry::Coefficient {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Number))
+                .description(Some(
+                    "A backoff multiplier, 1.0 to 10.0 (kept to thousandths).",
+                ))
+                .minimum(Some(crate::mission::retry::Coefficient::MIN))
+                .maximum(Some(crate::mission::retry::Coefficient::MAX))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for crate::mission::retry::Coefficient {}

@@ -102,7 +102,6 @@ pub struct Assignment {
     pub lease_expires_at: i64,
     /// The first step not yet reported: resume here.
     pub next_step: u32,
-    #[schema(value_type = Vec<Object>)]
     pub steps: Vec<PlanStep>,
     /// Steps already done, with their outputs.
     #[schema(value_type = Vec<Object>)]

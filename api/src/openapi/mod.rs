@@ -3,6 +3,7 @@
 //! when the two differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
 //! aura-api --test integration openapi::`).
 
+mod integers;
 mod responses;
 
 use self::responses::StandardResponses;
@@ -81,12 +82,17 @@ impl Modify for ApiKeyScheme {
 )]
 pub struct ApiDoc;
 
-/// The document as the server serves it, pretty-printed with a final
-/// newline (the checked-in form).
+/// The document as the server serves it at `/openapi.json`.
+pub fn document_json() -> serde_json::Value {
+    let mut v = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    integers::walk(&mut v);
+    v
+}
+
+/// The document pretty-printed with a final newline (the checked-in
+/// form).
 pub fn document() -> String {
-    let mut s = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes");
+    let mut s = serde_json::to_string_pretty(&document_json()).expect("JSON prints");
     s.push('\n');
     s
 }

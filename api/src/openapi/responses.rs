@@ -16,6 +16,7 @@
 //! - a POST under an API key (idempotency keys apply): 409 (the key's
 //!   first request is still running), 422 (the key was used for another
 //!   request);
+//! - query parameters besides `consistency`: 422 (one is out of range);
 //! - a change under `If-Match`: 412 (the configuration changed since it
 //!   was read), 428 (no `If-Match`).
 //!
@@ -89,6 +90,17 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
         out.push((
             "422",
             "The Idempotency-Key was used for a different request",
+        ));
+    }
+    let checked_query = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == ParameterIn::Query && p.name != crate::consistency::PARAM);
+    if checked_query {
+        out.push((
+            "422",
+            "A query parameter is out of range (`errors` names it)",
         ));
     }
     let if_match =

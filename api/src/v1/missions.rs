@@ -36,33 +36,27 @@ pub struct CreateMission {
     pub id: Option<String>,
     pub namespace: String,
     pub agent: String,
-    /// {objective, tools, authority (L1..L4), timeout (ms)}.
-    #[schema(value_type = Object)]
     pub definition: MissionDefinition,
-    /// {inputs (object), classification, labels}.
-    #[schema(value_type = Object)]
     pub context: MissionContext,
     /// {max_steps (1..10000, default 64), max_tool_calls (1..100000,
     /// default 256), max_run_entries (8..1000000, default 10000),
     /// max_run_bytes (4096..2^30, default 16 MiB)}: a run of the mission's
     /// audit record reaching either run limit is continued as new.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub limits: Option<RuntimeLimits>,
     /// A plan to submit at once: the mission moves to PLANNING and policy
     /// decides the plan (PERMIT → APPROVED and on into the namespace's
     /// queue, PENDING_EXECUTION; ESCALATE → WAITING_APPROVAL; DENY →
     /// CLOSED).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
     pub plan: Option<Vec<PlanStep>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitPlan {
-    /// Steps of {tool, arguments}.
-    #[schema(value_type = Vec<Object>)]
+    /// Each step's tool and arguments, and optionally its retry policy
+    /// and timeouts.
     pub steps: Vec<PlanStep>,
 }
 
@@ -77,11 +71,9 @@ pub struct CancelMission {
 pub struct IssueToken {
     /// Tools the token allows; default: the mission's whole boundary.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
     pub tools: Option<BTreeSet<ToolName>>,
-    /// Per-tool parameter rules ({fixed, bounds}).
+    /// Per-tool parameter rules.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub parameters: BTreeMap<ToolName, ParameterRules>,
     /// Lifetime in milliseconds (default 15 minutes, capped by the
     /// mission's deadline).

@@ -19,6 +19,7 @@ pub const BOUNDARY_DOMAIN: Domain = Domain::new("aura.mission-boundary/1");
 /// Authority levels, L1 (self-authorized, low risk) to L4 (board level).
 /// Ordered: a higher level may approve whatever a lower one may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuthorityLevel {
     L1,
     L2,
@@ -53,6 +54,7 @@ impl fmt::Display for AuthorityLevel {
 /// How sensitive data is. Ordered from least to most sensitive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DataClassification {
     Public,
     Internal,
@@ -92,15 +94,26 @@ pub struct DataBoundary {
 /// Runtime limits a caller may ask for at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeLimits {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
     pub max_steps: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub max_tool_calls: u32,
     /// A run of the mission's record holding this many entries is
     /// continued as new.
     #[serde(default = "default_max_run_entries")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 8, maximum = 1_000_000, default = 10_000)
+    )]
     pub max_run_entries: u32,
     /// Likewise for the bytes of those entries' payloads (as JSON).
     #[serde(default = "default_max_run_bytes")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 4096, maximum = 1_073_741_824, default = 16_777_216)
+    )]
     pub max_run_bytes: u64,
 }
 

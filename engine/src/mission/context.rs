@@ -16,8 +16,10 @@ pub const MAX_LABELS: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissionContext {
-    /// The mission's inputs: a JSON object.
+    /// The mission's inputs: a JSON object (at most 256 KiB encoded).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inputs: Value,
     /// The classification of the data the mission handles.
     pub classification: DataClassification,

@@ -17,14 +17,22 @@ pub const MAX_TIMEOUT: Millis = Millis::from_secs(30 * 24 * 3600);
 /// it expires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissionDefinition {
     /// What: a plain-language statement of the task.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub objective: String,
-    /// How: the tools the mission may use, by registered name.
+    /// How: the tools the mission may use, by registered name, each once.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 64))]
     pub tools: Vec<ToolName>,
     /// Who approves: the authority level the mission needs.
     pub authority: AuthorityLevel,
-    /// When it expires, counted from creation.
+    /// When it expires, counted from creation, in milliseconds (1 s to 30
+    /// days).
+    #[cfg_attr(feature = "openapi", schema(value_type = u64, minimum = 1000, maximum = 2_592_000_000_u64))]
     pub timeout: Millis,
 }
 

@@ -141,8 +141,12 @@ impl MissionStateData {
 /// One step of a mission's plan: a tool and its arguments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanStep {
     pub tool: ToolName,
+    /// The call's arguments: a JSON object, free-form (the tool's input
+    /// schema says what it takes).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub arguments: Value,
     /// How this step's calls are retried, when not as the tool says.
     #[serde(default)]

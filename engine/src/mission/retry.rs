@@ -60,6 +60,7 @@ impl<'de> Deserialize<'de> for Coefficient {
 /// What happens when a call has used up its retries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OnExhaustion {
     /// The step fails for good; completed steps are compensated.
     #[default]
@@ -73,6 +74,7 @@ pub enum OnExhaustion {
 /// the default policy: three attempts, 1 s then 2 s apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryPolicy {
     /// Wait before the second attempt.
     pub initial_interval_ms: u64,

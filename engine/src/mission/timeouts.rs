@@ -21,6 +21,7 @@ pub const MAX_STALLS: u32 = 100;
 /// step (which wins). Each is off when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepTimeouts {
     /// From the step becoming free for a worker (the mission queued, or its
     /// last worker's lease gone) to a worker claiming it. When it passes,

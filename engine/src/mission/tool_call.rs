@@ -31,6 +31,9 @@ pub struct ToolCallRequest {
     #[serde(default)]
     pub call: u32,
     pub tool: ToolName,
+    /// A JSON object, free-form (the tool's input schema says what it
+    /// takes).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub arguments: Value,
 }
 
@@ -54,6 +57,7 @@ pub fn idempotency_key(
 /// Why a call produced no usable result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallFailure {
     /// No answer within the tool's timeout.
     Timeout,
