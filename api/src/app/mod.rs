@@ -9,14 +9,18 @@
 //! - [`scope`]: who is asking and which tenant they may reach;
 //! - [`error`]: what a use case can fail with;
 //! - [`missions`]: create, plan, list, read, cancel; execution tokens;
+//! - [`agents`]: agents and their credentials;
 //! - [`approvals`]: approvers' inboxes and votes;
+//! - [`tools`]: the tool registry;
 //! - [`work`]: the worker protocol (claim, heartbeat, report).
 
+pub mod agents;
 pub mod approvals;
 pub mod engine;
 pub mod error;
 pub mod missions;
 pub mod scope;
+pub mod tools;
 pub mod work;
 
 use std::sync::Arc;

@@ -1,10 +1,7 @@
-//! Agents: registered with their public key and org unit, which issues
-//! their AgentIdentity credential; credentials are revocable.
+//! Agents over REST ([`crate::app::agents`] holds the use cases).
 
-use aura_engine::Timestamp;
-use aura_engine::identity::PublicKey;
+use aura_engine::identity::{AgentCredential, PublicKey};
 use aura_engine::ids::{AgentId, OrgUnitId, UserId};
-use aura_engine::machine::{AgentRecord, CommandBody, Event};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -12,13 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::created;
+pub use crate::app::agents::Agent;
+use crate::app::agents::{self, DEFAULT_VALID_DAYS, NewAgent};
 use crate::auth::{AgentManager, Member, TenantScope};
 use crate::json::Body;
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 use crate::server::AppState;
-use crate::time::now;
-
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,33 +33,11 @@ pub struct RegisterAgent {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Agent {
-    pub id: String,
-    pub org_unit: String,
-    pub owner: Option<String>,
-    /// Serials of its credentials, oldest first.
-    pub credentials: Vec<u64>,
-    /// Whether a credential is valid and unrevoked now.
-    pub active: bool,
-}
-
-fn view(id: &AgentId, a: &AgentRecord, active: bool) -> Agent {
-    Agent {
-        id: id.to_string(),
-        org_unit: a.org_unit.to_string(),
-        owner: a.owner.as_ref().map(ToString::to_string),
-        credentials: a.credentials.clone(),
-        active,
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AgentRegistered {
     pub agent: Agent,
     /// The signed AgentIdentity credential the agent presents with every
     /// call (see docs/identity.md).
-    #[schema(value_type = Object)]
-    pub credential: serde_json::Value,
+    pub credential: AgentCredential,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -96,60 +70,19 @@ pub async fn register(
         .map_err(|e| Problem::invalid("/owner", e.to_string()))?;
     let public_key = PublicKey::from_base64(&req.public_key)
         .map_err(|_| Problem::invalid("/public_key", "not a base64 Ed25519 public key"))?;
-    let days = req.valid_days.unwrap_or(90);
-    if !(1..=397).contains(&days) {
-        return Err(Problem::invalid("/valid_days", "must be 1 to 397 days"));
-    }
-    if let Some(o) = &owner {
-        let known = state
-            .app
-            .store()
-            .user(scope.tenant.as_str(), o.as_str())
-            .await
-            .map_err(crate::error::store)?
-            .is_some();
-        if !known {
-            return Err(Problem::invalid(
-                "/owner",
-                format!("no user `{o}` in the directory"),
-            ));
-        }
-    }
-    let at = now();
-    let events = state
-        .app
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::IssueCredential {
-                agent: agent.clone(),
-                org_unit,
-                owner,
-                public_key,
-                not_before: at,
-                not_after: Timestamp(at.as_millis() + i64::from(days) * DAY_MS),
-            },
-        )
-        .await?;
-    let credential = events
-        .into_iter()
-        .find_map(|e| match e {
-            Event::CredentialIssued { credential } => Some(credential),
-            _ => None,
-        })
-        .ok_or_else(|| Problem::new(ProblemKind::Internal, "no credential was issued"))?;
-    let agent_view = scope
-        .read(&state.app, |t| {
-            t.agents()
-                .get(&agent)
-                .map(|a| view(&agent, a, t.agent_is_active(&agent, now())))
-        })?
-        .ok_or_else(|| Problem::new(ProblemKind::Internal, "the agent vanished"))?;
+    let new = NewAgent {
+        id: agent.clone(),
+        org_unit,
+        owner,
+        public_key,
+        valid_days: req.valid_days.unwrap_or(DEFAULT_VALID_DAYS),
+    };
+    let (view, credential) = agents::register(&state.app, &scope, new).await?;
     Ok(created(
         format!("/v1/tenants/{}/agents/{agent}", scope.tenant),
         &AgentRegistered {
-            agent: agent_view,
-            credential: serde_json::to_value(&credential).expect("credentials serialize"),
+            agent: view,
+            credential,
         },
     ))
 }
@@ -163,14 +96,7 @@ pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Agent>>, Problem> {
-    let t = now();
-    let found = scope.read(&state.app, |ts| {
-        ts.agents()
-            .iter()
-            .map(|(id, a)| view(id, a, ts.agent_is_active(id, t)))
-            .collect()
-    })?;
-    Ok(Json(found))
+    Ok(Json(agents::list(&state.app, &scope)?))
 }
 
 /// Shows an agent.
@@ -187,17 +113,8 @@ pub async fn get(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Agent>, Problem> {
     let (_, raw) = path;
-    let missing = || Problem::not_found("agent", &raw);
-    let id = AgentId::new(raw.clone()).map_err(|_| missing())?;
-    let t = now();
-    scope
-        .read(&state.app, |ts| {
-            ts.agents()
-                .get(&id)
-                .map(|a| view(&id, a, ts.agent_is_active(&id, t)))
-        })?
-        .map(Json)
-        .ok_or_else(missing)
+    let id = AgentId::new(raw.clone()).map_err(|_| Problem::not_found("agent", &raw))?;
+    Ok(Json(agents::get(&state.app, &scope, &id)?))
 }
 
 /// Revokes one of the tenant's credentials; the agent can no longer act
@@ -218,16 +135,6 @@ pub async fn revoke(
     Body(req): Body<RevokeCredential>,
 ) -> Result<axum::http::StatusCode, Problem> {
     let (_, serial) = path;
-    state
-        .app
-        .propose(
-            &scope.tenant,
-            scope.actor(),
-            CommandBody::RevokeCredential {
-                serial,
-                reason: req.reason,
-            },
-        )
-        .await?;
+    agents::revoke(&state.app, &scope, serial, req.reason).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
