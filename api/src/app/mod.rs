@@ -11,6 +11,7 @@
 //! - [`missions`]: create, plan, list, read, cancel; execution tokens;
 //! - [`agents`]: agents and their credentials;
 //! - [`approvals`]: approvers' inboxes and votes;
+//! - [`namespaces`]: a tenant's namespaces;
 //! - [`tools`]: the tool registry;
 //! - [`work`]: the worker protocol (claim, heartbeat, report).
 
@@ -19,6 +20,7 @@ pub mod approvals;
 pub mod engine;
 pub mod error;
 pub mod missions;
+pub mod namespaces;
 pub mod scope;
 pub mod tools;
 pub mod work;

@@ -1,7 +1,6 @@
-//! Namespaces: where missions, policies, authority and routing live.
+//! Namespaces over REST ([`crate::app::namespaces`] holds the use cases).
 
 use aura_engine::ids::NamespaceId;
-use aura_engine::machine::{CommandBody, Namespace as EngineNamespace};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -9,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::created;
+use crate::app::namespaces;
+pub use crate::app::namespaces::Namespace;
 use crate::auth::{Admin, Member, TenantScope};
 use crate::json::Body;
 use crate::problem::Problem;
@@ -19,31 +20,6 @@ use crate::server::AppState;
 pub struct CreateNamespace {
     pub id: String,
     pub display_name: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Namespace {
-    pub id: String,
-    pub display_name: String,
-    pub created_at: String,
-    /// The stable policy bundle's version, if one is set.
-    pub stable_bundle: Option<String>,
-    /// The canary bundle's version and share in basis points, if running.
-    pub canary_bundle: Option<String>,
-    pub canary_basis_points: Option<u32>,
-}
-
-impl Namespace {
-    fn of(id: &NamespaceId, n: &EngineNamespace) -> Namespace {
-        Namespace {
-            id: id.to_string(),
-            display_name: n.display_name.clone(),
-            created_at: n.created_at.to_rfc3339(),
-            stable_bundle: n.policy.stable.map(|d| d.to_hex()),
-            canary_bundle: n.policy.canary.as_ref().map(|c| c.bundle.to_hex()),
-            canary_basis_points: n.policy.canary.as_ref().map(|c| c.basis_points),
-        }
-    }
 }
 
 pub(crate) fn namespace_id(raw: &str) -> Result<NamespaceId, Problem> {
@@ -70,31 +46,11 @@ pub async fn create(
     Body(req): Body<CreateNamespace>,
 ) -> Result<Response, Problem> {
     let id = NamespaceId::new(req.id).map_err(|e| Problem::invalid("/id", e.to_string()))?;
-    let body = CommandBody::CreateNamespace {
-        namespace: id.clone(),
-        display_name: req.display_name,
-    };
-    state
-        .app
-        .propose(&scope.tenant, scope.actor(), body)
-        .await?;
-    let view = read_namespace(&state, &scope, &id)?;
+    let view = namespaces::create(&state.app, &scope, id.clone(), req.display_name).await?;
     Ok(created(
         format!("/v1/tenants/{}/namespaces/{id}", scope.tenant),
         &view,
     ))
-}
-
-fn read_namespace<R>(
-    state: &AppState,
-    scope: &TenantScope<R>,
-    id: &NamespaceId,
-) -> Result<Namespace, Problem> {
-    scope
-        .read(&state.app, |t| {
-            t.namespaces().get(id).map(|n| Namespace::of(id, n))
-        })?
-        .ok_or_else(|| no_such_namespace(id.as_str()))
 }
 
 /// Lists the tenant's namespaces.
@@ -106,13 +62,7 @@ pub async fn list(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Namespace>>, Problem> {
-    let namespaces = scope.read(&state.app, |t| {
-        t.namespaces()
-            .iter()
-            .map(|(id, n)| Namespace::of(id, n))
-            .collect()
-    })?;
-    Ok(Json(namespaces))
+    Ok(Json(namespaces::list(&state.app, &scope)?))
 }
 
 /// Shows a namespace.
@@ -130,5 +80,5 @@ pub async fn get(
 ) -> Result<Json<Namespace>, Problem> {
     let (_, namespace) = path;
     let id = namespace_id(&namespace)?;
-    read_namespace(&state, &scope, &id).map(Json)
+    Ok(Json(namespaces::get(&state.app, &scope, &id)?))
 }
