@@ -59,6 +59,19 @@ need_openapi_validator() {
   OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
 }
 
+# schemathesis (PyPI), pinned, in its own virtualenv under target/.
+need_schemathesis() {
+  command -v python3 >/dev/null || die "python3 is needed to run schemathesis (install python3 and python3-venv)"
+  local venv=target/schemathesis-venv
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv && python3 -m venv "$venv"; } \
+      || die "cannot create a Python virtualenv (install python3-venv)"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" \
+      || die "cannot install schemathesis from PyPI"
+  fi
+  SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
 # PostgreSQL for the SQL tests: AURA_TEST_POSTGRES_URL if set, otherwise the
 # server on 127.0.0.1:5432, started (and on Debian installed) if it does
 # not answer. The tests create and drop their own databases.
