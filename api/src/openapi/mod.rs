@@ -5,6 +5,7 @@
 
 mod integers;
 mod responses;
+pub mod text;
 
 use self::responses::StandardResponses;
 

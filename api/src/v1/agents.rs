@@ -19,16 +19,21 @@ use crate::server::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
+    #[schema(value_type = aura_engine::ids::AgentId)]
     pub id: String,
+    #[schema(value_type = aura_engine::ids::OrgUnitId)]
     pub org_unit: String,
     /// The accountable human (a directory user id); never the approver of
     /// the agent's missions.
     #[serde(default)]
+    #[schema(value_type = Option<aura_engine::ids::UserId>)]
     pub owner: Option<String>,
     /// The agent's Ed25519 public key, base64 (standard alphabet).
+    #[schema(value_type = aura_engine::identity::PublicKey)]
     pub public_key: String,
     /// How long the credential is valid, in days (default 90, at most 397).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 397)]
     pub valid_days: Option<u32>,
 }
 
@@ -43,6 +48,7 @@ pub struct AgentRegistered {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeCredential {
+    #[schema(schema_with = crate::openapi::text::note)]
     pub reason: String,
 }
 

@@ -18,6 +18,7 @@ use crate::server::AppState;
 #[serde(deny_unknown_fields)]
 pub struct Decide {
     pub approve: bool,
+    #[schema(schema_with = crate::openapi::text::note)]
     pub reason: String,
     /// A held step's index; omitted for the mission's plan.
     #[serde(default)]

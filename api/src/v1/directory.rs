@@ -37,11 +37,15 @@ fn directory_id(pointer: &str, s: &str) -> Result<UserId, Problem> {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(value_type = aura_engine::ids::UserId)]
     pub id: String,
     /// The sign-in name; unique in the tenant.
+    #[schema(schema_with = crate::openapi::text::line)]
     pub user_name: String,
+    #[schema(schema_with = crate::openapi::text::line)]
     pub display_name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::text::optional_line)]
     pub email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -78,7 +82,9 @@ impl From<StoredUser> for User {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
+    #[schema(value_type = aura_engine::ids::UserId)]
     pub id: String,
+    #[schema(schema_with = crate::openapi::text::line)]
     pub display_name: String,
 }
 

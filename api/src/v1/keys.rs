@@ -24,8 +24,10 @@ use crate::time::now_millis;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What the key is for, for people reading the key list.
+    #[schema(schema_with = crate::openapi::text::line)]
     pub name: String,
     /// The directory user the key acts as.
+    #[schema(value_type = aura_engine::ids::UserId)]
     pub user_id: String,
     pub roles: Vec<Role>,
     /// Milliseconds since the epoch after which the key stops working.

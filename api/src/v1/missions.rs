@@ -33,8 +33,11 @@ use crate::server::AppState;
 pub struct CreateMission {
     /// Chosen by the server when omitted (time-ordered).
     #[serde(default)]
+    #[schema(value_type = Option<aura_engine::ids::MissionId>)]
     pub id: Option<String>,
+    #[schema(value_type = aura_engine::ids::NamespaceId)]
     pub namespace: String,
+    #[schema(value_type = aura_engine::ids::AgentId)]
     pub agent: String,
     pub definition: MissionDefinition,
     pub context: MissionContext,
@@ -63,6 +66,7 @@ pub struct SubmitPlan {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelMission {
+    #[schema(schema_with = crate::openapi::text::note)]
     pub reason: String,
 }
 

@@ -18,7 +18,9 @@ use crate::server::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespace {
+    #[schema(value_type = aura_engine::ids::NamespaceId)]
     pub id: String,
+    #[schema(schema_with = crate::openapi::text::name)]
     pub display_name: String,
 }
 

@@ -33,7 +33,6 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// Who is claiming (host and process, say); recorded with the lease.
-    #[schema(value_type = String)]
     pub worker: WorkerId,
     /// How long the lease lasts without a heartbeat: 1000 to 600000 ms
     /// (default 30000).
@@ -42,7 +41,6 @@ pub struct ClaimRequest {
     /// (default 0: answer at once).
     pub wait_ms: Option<u64>,
     /// Only missions of this agent (a worker that runs one agent).
-    #[schema(value_type = Option<String>)]
     pub agent: Option<AgentId>,
 }
 

@@ -1,0 +1,45 @@
+//! The schema of the free texts requests carry, stating the rule the
+//! server applies to them (`check_text` in the directory, the engine's
+//! for what it stores): 1 to `max` characters, not only white space, no
+//! control characters. Fields name one with `schema_with`.
+
+use utoipa::openapi::Object;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
+/// One character that is not a control character, then the same with at
+/// least one that is not white space.
+const PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+fn text(max: usize, nullable: bool) -> Object {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(PATTERN))
+        .build()
+}
+
+/// A display name the engine stores (at most 200 characters).
+pub fn name() -> Object {
+    text(200, false)
+}
+
+/// A directory or key text (at most 256 characters).
+pub fn line() -> Object {
+    text(256, false)
+}
+
+/// [`line`], or null.
+pub fn optional_line() -> Object {
+    text(256, true)
+}
+
+/// A reason or note the engine records (at most 2000 characters).
+pub fn note() -> Object {
+    text(2000, false)
+}
