@@ -45,31 +45,27 @@ need_components() {
   done
 }
 
-# openapi-spec-validator (PyPI), pinned, in a virtualenv under target/ so
-# nothing is installed system-wide.
-need_openapi_validator() {
-  command -v python3 >/dev/null || die "python3 is needed to validate the OpenAPI document (install python3 and python3-venv)"
-  local venv=target/openapi-venv
-  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
-    python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv && python3 -m venv "$venv"; } \
+# A command-line tool from PyPI, pinned, in a virtualenv of its own under
+# target/ so that nothing is installed system-wide. Prints the path of
+# its executable. Usage: pip_tool VENV "package==version" EXECUTABLE
+pip_tool() {
+  local venv=target/$1 requirement=$2 executable=$3
+  command -v python3 >/dev/null || die "python3 is needed for $requirement (install python3 and python3-venv)"
+  if [ ! -x "$venv/bin/$executable" ]; then
+    python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv >&2 && python3 -m venv "$venv"; } \
       || die "cannot create a Python virtualenv (install python3-venv)"
-    "$venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0" \
-      || die "cannot install openapi-spec-validator from PyPI"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$requirement" >&2 \
+      || die "cannot install $requirement from PyPI"
   fi
-  OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
+  echo "$venv/bin/$executable"
 }
 
-# schemathesis (PyPI), pinned, in its own virtualenv under target/.
+need_openapi_validator() {
+  OPENAPI_VALIDATOR=$(pip_tool openapi-venv "openapi-spec-validator==0.9.0" openapi-spec-validator)
+}
+
 need_schemathesis() {
-  command -v python3 >/dev/null || die "python3 is needed to run schemathesis (install python3 and python3-venv)"
-  local venv=target/schemathesis-venv
-  if [ ! -x "$venv/bin/schemathesis" ]; then
-    python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv && python3 -m venv "$venv"; } \
-      || die "cannot create a Python virtualenv (install python3-venv)"
-    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" \
-      || die "cannot install schemathesis from PyPI"
-  fi
-  SCHEMATHESIS="$venv/bin/schemathesis"
+  SCHEMATHESIS=$(pip_tool schemathesis-venv "schemathesis==4.32.5" schemathesis)
 }
 
 # PostgreSQL for the SQL tests: AURA_TEST_POSTGRES_URL if set, otherwise the
