@@ -49,18 +49,6 @@ pub fn read_local<R>(engine: &dyn Engine, f: impl FnOnce(&EngineState) -> R) -> 
     out.expect("visit runs its function once")
 }
 
-/// Reads the state at the requested consistency.
-pub async fn read<R>(
-    engine: &dyn Engine,
-    consistency: Consistency,
-    f: impl FnOnce(&EngineState) -> R,
-) -> Result<R, ClusterError> {
-    if consistency == Consistency::Linearizable {
-        engine.catch_up().await?;
-    }
-    Ok(read_local(engine, f))
-}
-
 impl Engine for Node {
     fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<Applied, ClusterError>> {
         Box::pin(Node::propose(self, cmd))

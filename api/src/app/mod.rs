@@ -30,7 +30,7 @@ use std::sync::Arc;
 use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{Command, CommandBody, EngineState, Event, Precondition};
-use aura_raft::{Applied, Consistency, SequenceApplied};
+use aura_raft::{Applied, SequenceApplied};
 
 pub use self::engine::Engine;
 pub use self::error::{AppError, FieldError};
@@ -80,15 +80,6 @@ impl App {
     /// runtime's scans and for checks that a later command re-checks.
     pub fn read_local<R>(&self, f: impl FnOnce(&EngineState) -> R) -> R {
         engine::read_local(self.engine(), f)
-    }
-
-    /// Reads the state at the requested consistency.
-    pub async fn read<R>(
-        &self,
-        consistency: Consistency,
-        f: impl FnOnce(&EngineState) -> R,
-    ) -> Result<R, AppError> {
-        Ok(engine::read(self.engine(), consistency, f).await?)
     }
 
     /// Proposes a command for `tenant`, stamped with the time now, and
