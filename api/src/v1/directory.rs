@@ -106,6 +106,17 @@ fn group_view(g: StoredGroup, members: Vec<String>) -> Group {
     }
 }
 
+/// A stored group with its members, read from the store.
+async fn with_members(state: &AppState, tenant: &str, g: StoredGroup) -> Result<Group, Problem> {
+    let members = state
+        .app
+        .store()
+        .members(tenant, &g.id)
+        .await
+        .map_err(error::store)?;
+    Ok(group_view(g, members))
+}
+
 /// Adds a user to the directory.
 #[utoipa::path(post, operation_id = "directory_create_user", path = "/v1/tenants/{tenant}/users", tag = "directory",
     security(("api_key" = [])),
@@ -287,13 +298,7 @@ pub async fn list_groups(
     let t = scope.tenant.as_str();
     let mut out = Vec::new();
     for g in state.app.store().groups(t).await.map_err(error::store)? {
-        let members = state
-            .app
-            .store()
-            .members(t, &g.id)
-            .await
-            .map_err(error::store)?;
-        out.push(group_view(g, members));
+        out.push(with_members(&state, t, g).await?);
     }
     Ok(Json(out))
 }
@@ -320,13 +325,7 @@ pub async fn get_group(
         .await
         .map_err(error::store)?
         .ok_or_else(|| Problem::not_found("group", &group))?;
-    let members = state
-        .app
-        .store()
-        .members(t, &g.id)
-        .await
-        .map_err(error::store)?;
-    Ok(Json(group_view(g, members)))
+    Ok(Json(with_members(&state, t, g).await?))
 }
 
 /// Deletes a group and its memberships.
