@@ -11,6 +11,12 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 const PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
 
 fn text(max: usize, nullable: bool) -> Object {
+    described(max, nullable, None)
+}
+
+/// A field's doc comment does not reach a schema made by `schema_with`,
+/// so the fields that have one name it here.
+fn described(max: usize, nullable: bool, description: Option<&str>) -> Object {
     let ty = if nullable {
         SchemaType::from_iter([Type::String, Type::Null])
     } else {
@@ -21,6 +27,7 @@ fn text(max: usize, nullable: bool) -> Object {
         .min_length(Some(1))
         .max_length(Some(max))
         .pattern(Some(PATTERN))
+        .description(description)
         .build()
 }
 
@@ -32,6 +39,20 @@ pub fn name() -> Object {
 /// A directory or key text (at most 256 characters).
 pub fn line() -> Object {
     text(256, false)
+}
+
+/// An API key's name.
+pub fn key_name() -> Object {
+    described(
+        256,
+        false,
+        Some("What the key is for, for people reading the key list."),
+    )
+}
+
+/// A directory user's sign-in name.
+pub fn user_name() -> Object {
+    described(256, false, Some("The sign-in name; unique in the tenant."))
 }
 
 /// [`line`], or null.

@@ -40,7 +40,7 @@ pub struct CreateUser {
     #[schema(value_type = aura_engine::ids::UserId)]
     pub id: String,
     /// The sign-in name; unique in the tenant.
-    #[schema(schema_with = crate::openapi::text::line)]
+    #[schema(schema_with = crate::openapi::text::user_name)]
     pub user_name: String,
     #[schema(schema_with = crate::openapi::text::line)]
     pub display_name: String,

@@ -24,7 +24,7 @@ use crate::time::now_millis;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What the key is for, for people reading the key list.
-    #[schema(schema_with = crate::openapi::text::line)]
+    #[schema(schema_with = crate::openapi::text::key_name)]
     pub name: String,
     /// The directory user the key acts as.
     #[schema(value_type = aura_engine::ids::UserId)]
