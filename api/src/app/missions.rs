@@ -191,7 +191,10 @@ pub fn list(
     q: &MissionQuery,
 ) -> Result<MissionPage, AppError> {
     if !(1..=MAX_PAGE).contains(&q.limit) {
-        return Err(AppError::invalid("/limit", "must be 1 to 500"));
+        return Err(AppError::invalid(
+            "/limit",
+            format!("must be 1 to {MAX_PAGE}"),
+        ));
     }
     scope.read(app, |t| page(t, q))
 }

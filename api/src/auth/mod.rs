@@ -111,11 +111,6 @@ fn caller(parts: &Parts) -> Result<Caller, Problem> {
         .ok_or_else(|| Problem::new(ProblemKind::Unauthorized, "this endpoint needs an API key"))
 }
 
-/// The 404 for a tenant the caller may not see, whether or not it exists.
-pub fn no_such_tenant(tenant: &str) -> Problem {
-    Problem::not_found("tenant", tenant)
-}
-
 impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
     type Rejection = Problem;
 
