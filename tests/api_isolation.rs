@@ -105,7 +105,7 @@ async fn no_operation_reaches_another_tenants_data() {
         beta_tenant["public_key"].as_str().unwrap().to_owned(),
     ];
 
-    let doc: Value = serde_json::from_str(&aura_api::openapi::document()).unwrap();
+    let doc: Value = serde_json::from_str(&aura_api::http::openapi::document()).unwrap();
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         if !path.contains("{tenant}") {

@@ -7,7 +7,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::auth::{Role, key};
+use crate::app::keys::secret as key;
+use crate::app::role::{self, Role};
 use crate::store::keys::StoredKey;
 use crate::store::{Store, StoreError};
 use crate::time::now_millis;
@@ -56,7 +57,7 @@ pub async fn ensure_platform_key(store: &Store, path: &Path) -> Result<bool, Boo
             tenant: None,
             user_id: None,
             name: "bootstrap platform admin".into(),
-            roles: crate::auth::role::join(&[Role::PlatformAdmin].into()),
+            roles: role::join(&[Role::PlatformAdmin].into()),
             secret_hash: minted.secret_hash.clone(),
             created_at: now_millis(),
             expires_at: None,

@@ -354,8 +354,8 @@ async fn a_key_left_claimed_by_a_stopped_server_is_not_run_again() {
         let admin = s.tenant_admin("acme").await;
         let path = "/v1/tenants/acme/namespaces";
         let body = json!({"id": "ops", "display_name": "Operations"});
-        let (key_id, _) = aura_api::auth::key::parse(admin.key().unwrap()).unwrap();
-        let digest = aura_api::idempotency::request_digest(
+        let (key_id, _) = aura_api::app::keys::secret::parse(admin.key().unwrap()).unwrap();
+        let digest = aura_api::http::idempotency::request_digest(
             &Method::POST,
             path,
             &serde_json::to_vec(&body).unwrap(),

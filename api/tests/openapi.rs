@@ -4,7 +4,7 @@
 #[test]
 fn the_checked_in_openapi_document_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
-    let generated = aura_api::openapi::document();
+    let generated = aura_api::http::openapi::document();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(path, &generated).unwrap();
         return;
@@ -24,7 +24,7 @@ fn the_checked_in_openapi_document_is_current() {
 #[test]
 fn every_operation_documents_the_problems_any_request_can_meet() {
     let doc: serde_json::Value =
-        serde_json::from_str(&aura_api::openapi::document()).expect("the document is JSON");
+        serde_json::from_str(&aura_api::http::openapi::document()).expect("the document is JSON");
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         if !path.starts_with("/v1/") {

@@ -25,6 +25,7 @@ mod openapi;
 pub mod policy;
 pub mod sim;
 pub mod time;
+pub mod tool;
 
 pub use actor::Actor;
 pub use digest::Digest;

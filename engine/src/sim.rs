@@ -21,8 +21,9 @@ use crate::mission::{
 };
 use crate::policy::authority::{ApprovalRules, AuthorityConfig, AuthorityGraph};
 use crate::policy::bundle::BundleSource;
-use crate::policy::routing::{RoutingTable, ToolSpec};
+use crate::policy::routing::RoutingTable;
 use crate::time::{Millis, Timestamp};
+use crate::tool::ToolSpec;
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
 #[derive(Clone, Debug)]

@@ -350,12 +350,12 @@ fn a_gateway_call_is_a_step_result_only_if_it_succeeded() {
         Actor::Platform,
         CommandBody::RegisterTool {
             tool: id("erp.post"),
-            spec: aura_engine::policy::routing::ToolSpec {
+            spec: aura_engine::tool::ToolSpec {
                 timeouts: None,
                 risk: aura_engine::mission::AuthorityLevel::L1,
                 classification: aura_engine::mission::DataClassification::Confidential,
                 target: "on-prem".into(),
-                invocation: Some(aura_engine::policy::routing::ToolInvocation {
+                invocation: Some(aura_engine::tool::ToolInvocation {
                     endpoint: "http://erp.local/post".into(),
                     input_schema: json!({"type": "object"}),
                     compensation_endpoint: None,

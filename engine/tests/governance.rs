@@ -739,7 +739,7 @@ fn a_missions_decisions_share_one_set_of_entities() {
         Actor::Platform,
         CommandBody::RegisterTool {
             tool: id("crm.read"),
-            spec: aura_engine::policy::routing::ToolSpec {
+            spec: aura_engine::tool::ToolSpec {
                 timeouts: None,
                 risk: AuthorityLevel::L1,
                 classification: aura_engine::mission::DataClassification::Confidential,

@@ -11,8 +11,8 @@ use aura_engine::mission::{
     AuthorityLevel, CallFailure, CallResult, Coefficient, DataClassification, HoldKind,
     MissionState, OnExhaustion, OutcomeKind, PlanStep, RetryPolicy, RetryState, StepOutcome,
 };
-use aura_engine::policy::routing::{ToolInvocation, ToolSpec};
 use aura_engine::time::{Millis, Timestamp};
+use aura_engine::tool::{ToolInvocation, ToolSpec};
 use serde_json::json;
 use support::{World, id};
 

@@ -13,8 +13,8 @@ use aura_engine::mission::{
     AuthorityLevel, DataClassification, HoldKind, MissionState, OutcomeKind, PlanStep, StepOutcome,
     StepTimeout, StepTimeouts,
 };
-use aura_engine::policy::routing::ToolSpec;
 use aura_engine::time::{Millis, Timestamp};
+use aura_engine::tool::ToolSpec;
 use serde_json::json;
 use support::{World, id};
 

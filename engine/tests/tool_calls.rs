@@ -13,8 +13,8 @@ use aura_engine::mission::tool_call::idempotency_key;
 use aura_engine::mission::{AuthorityLevel, CallFailure, CallResult, DataClassification};
 use aura_engine::policy::Decision;
 use aura_engine::policy::authority::ApprovalStatus;
-use aura_engine::policy::routing::{ToolInvocation, ToolPlacement, ToolSpec};
 use aura_engine::time::Millis;
+use aura_engine::tool::{ToolInvocation, ToolPlacement, ToolSpec};
 use serde_json::{Value, json};
 use support::{World, id};
 

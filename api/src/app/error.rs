@@ -1,7 +1,8 @@
 //! What a use case can fail with, in the domain's own words. The HTTP
-//! edge maps these to RFC 9457 problems (`crate::error`), the runtime
+//! edge maps these to RFC 9457 problems (`crate::http::error`), the runtime
 //! records their text; neither the words nor the types here know HTTP.
 
+use aura_engine::Digest;
 use aura_engine::machine::Event;
 use aura_engine::machine::rejection::Rejection;
 use aura_raft::{ClusterError, SequenceApplied};
@@ -27,6 +28,17 @@ pub enum AppError {
     /// The caller is known but lacks what the use case needs.
     #[error("{0}")]
     Forbidden(String),
+    /// What the caller asked for clashes with what exists (a taken name,
+    /// an administrator removing themselves).
+    #[error("{0}")]
+    Conflict(String),
+    /// A change to shared configuration did not name the version it
+    /// replaces; `current` is the version now.
+    #[error("name the version this change replaces; it is now {}", .current.to_hex())]
+    VersionRequired { current: Digest },
+    /// The version a change replaces is not the current one.
+    #[error("the configuration is at version {} now, not the one this change replaces", .current.to_hex())]
+    VersionMismatch { current: Digest },
     /// What the caller sent is malformed, field by field.
     #[error("{}", joined(.0))]
     Invalid(Vec<FieldError>),

@@ -8,20 +8,36 @@
 //!   propose commands and read state;
 //! - [`scope`]: who is asking and which tenant they may reach;
 //! - [`error`]: what a use case can fail with;
+//! - [`role`]: what a caller may do;
+//! - [`tenants`]: tenants, created by the platform;
+//! - [`directory`]: users, groups and memberships;
+//! - [`keys`]: API keys and their format;
 //! - [`missions`]: create, plan, list, read, cancel; execution tokens;
+//! - [`events`]: a mission's live feed;
 //! - [`agents`]: agents and their credentials;
 //! - [`approvals`]: approvers' inboxes and votes;
+//! - [`audit`]: the audit chain, its proofs and its export;
 //! - [`namespaces`]: a tenant's namespaces;
+//! - [`policy`]: Cedar bundles and each namespace's configuration;
 //! - [`tools`]: the tool registry;
+//! - [`text`]: the rule for free texts, and its schema;
 //! - [`work`]: the worker protocol (claim, heartbeat, report).
 
 pub mod agents;
 pub mod approvals;
+pub mod audit;
+pub mod directory;
 pub mod engine;
 pub mod error;
+pub mod events;
+pub mod keys;
 pub mod missions;
 pub mod namespaces;
+pub mod policy;
+pub mod role;
 pub mod scope;
+pub mod tenants;
+pub mod text;
 pub mod tools;
 pub mod work;
 

@@ -12,8 +12,8 @@ use aura_engine::Actor;
 use aura_engine::ids::{TenantId, UserId};
 use aura_engine::machine::TenantState;
 
+use super::role::Role;
 use super::{App, AppError};
-use crate::auth::Role;
 
 /// Who is calling, as a front door established it (an API key today).
 #[derive(Clone, Debug)]
@@ -117,7 +117,7 @@ impl<R> TenantScope<R> {
     /// a use case reads tenant state. How fresh that is, the front door
     /// decided before calling (the REST edge catches up with the cluster's
     /// read index before every read unless asked for a stale one:
-    /// `crate::consistency`).
+    /// `crate::http::consistency`).
     pub fn read<T>(&self, app: &App, f: impl FnOnce(&TenantState) -> T) -> Result<T, AppError> {
         app.read_local(|s| s.tenant(&self.tenant).map(f))
             .ok_or_else(|| AppError::not_found("tenant", self.tenant.as_str()))

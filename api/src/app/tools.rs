@@ -5,7 +5,7 @@
 use aura_engine::ids::ToolName;
 use aura_engine::machine::CommandBody;
 use aura_engine::machine::rejection::Rejection;
-use aura_engine::policy::routing::ToolSpec;
+use aura_engine::tool::ToolSpec;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -36,9 +36,9 @@ use aura_engine::ids::AgentId;
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, Event};
 use aura_engine::mission::{CallResult, RetryState, ToolCallRequest};
-use aura_engine::policy::routing::DEFAULT_CALL_TIMEOUT_MS;
 use aura_engine::policy::{Decision, DecisionRecord};
 use aura_engine::time::{Millis, Timestamp};
+use aura_engine::tool::DEFAULT_CALL_TIMEOUT_MS;
 use aura_raft::SequenceApplied;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -318,7 +318,7 @@ struct ToolView {
 }
 
 impl ToolView {
-    fn of(invocation: &aura_engine::policy::routing::ToolInvocation) -> ToolView {
+    fn of(invocation: &aura_engine::tool::ToolInvocation) -> ToolView {
         ToolView {
             input_schema: invocation.input_schema.clone(),
             timeout_ms: invocation.timeout_ms,

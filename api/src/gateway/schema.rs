@@ -9,7 +9,7 @@ use aura_engine::Digest;
 use boon::{Compiler, SchemaIndex, Schemas, UrlLoader};
 use serde_json::Value;
 
-use crate::problem::FieldError;
+use crate::app::FieldError;
 
 /// Schemas are self-contained: a `$ref` to a file or a URL would let a
 /// tool registration read the server's disk or reach the network.

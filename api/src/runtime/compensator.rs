@@ -13,8 +13,8 @@ use aura_engine::ids::{MissionId, TenantId};
 use aura_engine::machine::rejection::Rejection;
 use aura_engine::machine::{CommandBody, EngineState};
 use aura_engine::mission::{CallResult, Compensation};
-use aura_engine::policy::routing::ToolSpec;
 use aura_engine::time::Timestamp;
+use aura_engine::tool::ToolSpec;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -49,7 +49,7 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<Due> {
             // The engine's own rule for sending a call (again).
             if c.call.check_resend(now).is_ok() {
                 let timeout_ms = t.tools().get(&c.call.tool).map_or(
-                    aura_engine::policy::routing::DEFAULT_CALL_TIMEOUT_MS,
+                    aura_engine::tool::DEFAULT_CALL_TIMEOUT_MS,
                     ToolSpec::call_timeout_ms,
                 );
                 due.push(Due {

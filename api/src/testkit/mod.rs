@@ -14,12 +14,12 @@ use sea_orm::{ConnectionTrait, Database};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::problem::Problem;
+use crate::http::problem::Problem;
+use crate::http::v1::directory::{CreateGroup, CreateUser, Group, User};
+use crate::http::v1::keys::{ApiKey, CreateKey, KeyCreated};
+use crate::http::v1::namespaces::{CreateNamespace, Namespace};
+use crate::http::v1::tenants::{CreateTenant, Tenant, TenantCreated};
 use crate::store::Store;
-use crate::v1::directory::{CreateGroup, CreateUser, Group, User};
-use crate::v1::keys::{ApiKey, CreateKey, KeyCreated};
-use crate::v1::namespaces::{CreateNamespace, Namespace};
-use crate::v1::tenants::{CreateTenant, Tenant, TenantCreated};
 use crate::{ApiConfig, AppState, Role};
 
 /// Which database a test server uses.

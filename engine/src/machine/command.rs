@@ -22,8 +22,9 @@ use crate::mission::{
 use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
 use crate::policy::reasoner::ReasonerConfig;
-use crate::policy::routing::{RoutingTable, ToolSpec};
+use crate::policy::routing::RoutingTable;
 use crate::time::{Millis, Timestamp};
+use crate::tool::ToolSpec;
 
 /// A command for one tenant. Handlers only ever see that tenant's state,
 /// which is what makes cross-tenant effects impossible by construction.

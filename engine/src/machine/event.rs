@@ -19,7 +19,8 @@ use crate::policy::authority::{ApprovalState, ApprovalStatus, AuthorityConfig, V
 use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::DecisionRecord;
 use crate::policy::reasoner::ReasonerConfig;
-use crate::policy::routing::{DeploymentTarget, RoutingTable, ToolSpec};
+use crate::policy::routing::{DeploymentTarget, RoutingTable};
+use crate::tool::ToolSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]

@@ -30,7 +30,8 @@ use crate::policy::canary::{self, Canary, Release, ReleaseAnalysis, ShadowDiff, 
 use crate::policy::decision::{Decision, DecisionRecord, PolicyRequest, PreparedEntities, decide};
 use crate::policy::entities::{EntitiesJson, MissionSubject, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
-use crate::policy::routing::{RoutingTable, ToolSpec, boundary_violation};
+use crate::policy::routing::RoutingTable;
+use crate::tool::{ToolSpec, boundary_violation};
 
 const FALLBACK_INPUT_DOMAIN: Domain = Domain::new("aura.decision-input-unevaluated/1");
 

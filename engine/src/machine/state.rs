@@ -22,8 +22,9 @@ use crate::policy::canary::Canary;
 use crate::policy::decision::{Decision, PolicyRequest};
 use crate::policy::entities::{EntitiesJson, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
-use crate::policy::routing::{RoutingTable, ToolSpec};
+use crate::policy::routing::RoutingTable;
 use crate::time::Timestamp;
+use crate::tool::ToolSpec;
 
 /// Version 3 commits to each mission through its digest
 /// ([`crate::machine::missions::Missions`]); version 2, which format 2

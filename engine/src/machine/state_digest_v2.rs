@@ -24,8 +24,8 @@ use crate::machine::state::{AgentRecord, CredentialRecord, EngineState, Namespac
 use crate::machine::tokens::Tokens;
 use crate::mission::Mission;
 use crate::policy::bundle::BundleSource;
-use crate::policy::routing::ToolSpec;
 use crate::time::Timestamp;
+use crate::tool::ToolSpec;
 
 const STATE_DOMAIN_V2: Domain = Domain::new("aura.engine-state/2");
 

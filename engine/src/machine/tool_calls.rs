@@ -17,8 +17,8 @@ use crate::mission::retry::{DEFAULT_RETRY_POLICY, RetryPolicy};
 use crate::mission::tool_call::{self, CallResult, Resend, ToolCallRecord};
 use crate::mission::{HoldKind, Mission, MissionState, OnExhaustion};
 use crate::policy::authority::{ApprovalState, ApprovalStatus};
-use crate::policy::routing::Route;
 use crate::time::Timestamp;
+use crate::tool::Route;
 
 const CALL_ARGUMENTS_DOMAIN: canonical::Domain =
     canonical::Domain::new("aura.tool-call-arguments/1");

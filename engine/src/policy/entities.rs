@@ -13,7 +13,7 @@ use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName,
 use crate::mission::{AuthorityLevel, DataClassification};
 use crate::policy::decision::{ENTITIES_DOMAIN, EntityRef, PolicyRequest, PreparedEntities};
 use crate::policy::direct::{DirectEntities, DirectStem};
-use crate::policy::routing::ToolSpec;
+use crate::tool::ToolSpec;
 
 pub fn classification_id(c: DataClassification) -> &'static str {
     match c {

@@ -1,0 +1,141 @@
+//! Authentication and authorization, as two explicit layers.
+//!
+//! * [`authenticate`] is middleware on every `/v1` route: it turns the
+//!   bearer API key into a [`Caller`] (or answers 401) before anything
+//!   else, idempotency replays included, sees the request.
+//! * Handlers then declare what they need by their first extractor:
+//!   [`TenantScope<R>`] for a tenant's resources with role `R`, or
+//!   [`PlatformScope`] for tenant management. The scopes are the
+//!   application layer's ([`crate::app::scope`]), which checks them; here
+//!   they are only taken from the request.
+
+use aura_engine::ids::{TenantId, UserId};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub use crate::app::scope::{
+    Admin, AgentManager, Approver, Auditor, Caller, Member, Operator, PlatformScope, Requirement,
+    TenantScope, Worker,
+};
+
+use crate::app::keys::secret as key;
+use crate::app::role;
+use crate::http::problem::{Problem, ProblemKind};
+use crate::http::server::AppState;
+use crate::time::now_millis;
+
+fn unauthorized(detail: &str) -> Response {
+    let mut r = Problem::new(ProblemKind::Unauthorized, detail).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"aura\""),
+    );
+    r
+}
+
+/// Middleware: authenticates the bearer key and stores the [`Caller`].
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return unauthorized("this endpoint needs an API key: `Authorization: Bearer aura_...`");
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some((id, secret)) = text.and_then(key::parse) else {
+        return unauthorized("the Authorization header does not hold an AURA API key");
+    };
+    let stored = match state.app.store().key_with_holder(id).await {
+        Ok(k) => k,
+        Err(e) => return crate::http::error::store(e).into_response(),
+    };
+    // Unknown id and wrong secret answer alike.
+    let Some((stored, holder_active)) =
+        stored.filter(|(k, _)| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
+    else {
+        return unauthorized("the API key is not valid");
+    };
+    let now = now_millis();
+    if stored.revoked_at.is_some() {
+        return unauthorized("the API key has been revoked");
+    }
+    if stored.expires_at.is_some_and(|t| t <= now) {
+        return unauthorized("the API key has expired");
+    }
+    if holder_active == Some(false) {
+        return unauthorized("the API key's user is no longer active");
+    }
+    let caller = match caller_of(stored) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    tracing::Span::current().record("key", caller.key_id.as_str());
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn caller_of(k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
+    let corrupt =
+        || Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response();
+    let roles = role::parse_list(&k.roles).map_err(|_| corrupt())?;
+    let tenant = k
+        .tenant
+        .map(TenantId::new)
+        .transpose()
+        .map_err(|_| corrupt())?;
+    let user = k
+        .user_id
+        .map(UserId::new)
+        .transpose()
+        .map_err(|_| corrupt())?;
+    Ok(Caller {
+        key_id: k.id,
+        tenant,
+        user,
+        roles,
+    })
+}
+
+fn caller(parts: &Parts) -> Result<Caller, Problem> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Problem::new(ProblemKind::Unauthorized, "this endpoint needs an API key"))
+}
+
+impl<R: Requirement> FromRequestParts<AppState> for TenantScope<R> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = caller(parts)?;
+        // The only way the parameters fail to parse is a segment that
+        // percent-decodes to bytes that are not UTF-8: the caller's path.
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    ProblemKind::BadRequest,
+                    "a path segment is not valid percent-encoded UTF-8",
+                )
+            })?;
+        let raw = params
+            .iter()
+            .find(|(k, _)| *k == "tenant")
+            .map(|(_, v)| v.to_owned())
+            .ok_or_else(|| Problem::new(ProblemKind::Internal, "route has no tenant segment"))?;
+        Ok(TenantScope::authorize(&state.app, caller, &raw).await?)
+    }
+}
+
+impl FromRequestParts<AppState> for PlatformScope {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+        Ok(PlatformScope::authorize(caller(parts)?)?)
+    }
+}
