@@ -69,3 +69,38 @@ impl utoipa::PartialSchema for crate::mission::retry::Coefficient {
 }
 
 impl utoipa::ToSchema for crate::mission::retry::Coefficient {}
+
+/// A deployment target (`on-prem`, `cloud` or `region:<name>`).
+fn deployment_target() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .pattern(Some("^(on-prem|cloud|region:[a-z0-9-]{1,64})$"))
+            .build(),
+    )
+}
+
+impl utoipa::PartialSchema for crate::policy::routing::RoutingTable {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::ArrayBuilder;
+        let classifications =
+            <crate::mission::DataClassification as utoipa::PartialSchema>::schema();
+        let targets = ArrayBuilder::new()
+            .items(RefOr::T(deployment_target()))
+            .unique_items(true)
+            .build();
+        let mut object = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some(
+                "Which deployment targets data of each classification may reach; a classification with no entry may go nowhere.",
+            ))
+            .additional_properties(Some(RefOr::T(Schema::Array(targets))))
+            .build();
+        if let RefOr::T(names) = classifications {
+            object.property_names = Some(Box::new(names));
+        }
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl utoipa::ToSchema for crate::policy::routing::RoutingTable {}

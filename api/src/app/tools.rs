@@ -15,19 +15,8 @@ use super::{App, AppError};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Tool {
     pub name: String,
-    /// `risk` (L1 to L4), `classification` (public, internal, confidential,
-    /// restricted: the most sensitive data it is cleared for), `target`
-    /// (`on-prem`, `cloud` or `region:<name>`) and optionally `invocation`:
-    /// `endpoint` (http/https URL), `input_schema` (JSON Schema object,
-    /// self-contained), `compensation_endpoint`, `timeout_ms`, and
-    /// `placements` (the same tool on other targets:
-    /// `[{target, endpoint, compensation_endpoint?}]`; a call goes to the
-    /// first deployment, own target first, that its data may reach), and
-    /// `retry` (`{initial_interval_ms, backoff_coefficient,
-    /// maximum_interval_ms, maximum_attempts, maximum_duration_ms?,
-    /// non_retryable, on_exhaustion}`, every field defaulted; see
-    /// docs/runtime.md).
-    #[schema(value_type = Object)]
+    /// The tool's governance attributes and how it is called (see
+    /// docs/gateway.md and docs/runtime.md).
     pub spec: ToolSpec,
 }
 

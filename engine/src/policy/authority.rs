@@ -14,10 +14,12 @@ use crate::time::{Millis, Timestamp};
 /// user's level is the highest of their own and their groups'.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorityGraph {
     #[serde(default)]
     pub users: BTreeMap<UserId, AuthorityLevel>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, AuthorityLevel>))]
     pub groups: BTreeMap<String, AuthorityLevel>,
 }
 
@@ -45,6 +47,7 @@ impl AuthorityGraph {
 /// What happens when an approval's deadline passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AtDeadline {
     /// Ask the next level up (past L4: reject).
     EscalateToNextLevel,
@@ -53,14 +56,17 @@ pub enum AtDeadline {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalRules {
     /// Escalations never ask for less than this level.
     pub min_level: AuthorityLevel,
     /// Distinct approvers needed.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10))]
     pub quorum: u8,
     /// The mission's requester and its agent's owner may not approve it.
     pub separation_of_duties: bool,
     /// How long approvers have.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64, minimum = 60_000, maximum = 2_592_000_000u64))]
     pub deadline: Millis,
     pub at_deadline: AtDeadline,
 }
@@ -95,6 +101,7 @@ impl ApprovalRules {
 /// boundary at launch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorityConfig {
     pub graph: AuthorityGraph,
     pub rules: ApprovalRules,

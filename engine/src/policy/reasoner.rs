@@ -18,6 +18,7 @@ const MAX_SECRET_NAME: usize = 64;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReasonerConfig {
     /// No model: one step per tool of the definition, in order, each
     /// called with the mission's inputs.
@@ -33,20 +34,42 @@ pub enum ReasonerConfig {
 /// A model reasoner's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelSettings {
     /// For Anthropic the base (`https://api.anthropic.com`); for an
     /// OpenAI-compatible server the path up to `/chat/completions`
     /// (`http://127.0.0.1:11434/v1`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 2048)
+    )]
     pub url: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+        )
+    )]
     pub model: String,
     /// Where the provider runs: a mission's data reaches it only where the
     /// mission's frozen data boundary allows this target.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+    )]
     pub target: DeploymentTarget,
     #[serde(default = "default_timeout_ms")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 600_000))]
     pub timeout_ms: u64,
     /// The name of the file in each node's secrets directory that holds
     /// the API key; none for a local server that takes no key.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+    )]
     pub api_key_secret: Option<String>,
     /// How a model that does not answer is asked again (the tools' retry
     /// policy; the default when absent).

@@ -9,11 +9,16 @@ use crate::policy::routing::{DeploymentTarget, validate_target, validate_url};
 /// A registered tool, as the engine needs to know it for decisions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolSpec {
     /// 1 (harmless) to 4 (critical); policies may look at it.
     pub risk: AuthorityLevel,
     /// The most sensitive data the tool is cleared to receive.
     pub classification: DataClassification,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+    )]
     pub target: DeploymentTarget,
     /// How the gateway calls it; absent for a tool only governed, never
     /// called through AURA.
@@ -29,20 +34,32 @@ pub struct ToolSpec {
 /// Where and how a tool is called.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolInvocation {
     /// `http://` or `https://` URL the gateway POSTs each call to.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 2048)
+    )]
     pub endpoint: String,
     /// JSON Schema of the call's arguments (an object schema).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input_schema: serde_json::Value,
     /// Called with the original call to undo it when a saga compensates.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 2048)
+    )]
     pub compensation_endpoint: Option<String>,
     /// Longest a call may take, 1 ms to 5 minutes.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 300_000))]
     pub timeout_ms: u64,
     /// The same tool deployed elsewhere: where the tool's own `target` may
     /// not receive a call's data, the gateway uses the first placement
     /// whose target may (an on-prem instance for confidential data, say).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub placements: Vec<ToolPlacement>,
     /// How a failed call is retried (same idempotency key), unless the
     /// plan step says otherwise.
@@ -53,10 +70,23 @@ pub struct ToolInvocation {
 /// Another deployment of a tool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolPlacement {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+    )]
     pub target: DeploymentTarget,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 2048)
+    )]
     pub endpoint: String,
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 2048)
+    )]
     pub compensation_endpoint: Option<String>,
 }
 

@@ -266,7 +266,7 @@ pub async fn rollback(
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
-        (status = 200, description = "The authority configuration", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "The authority configuration", body = AuthorityConfig, headers(("ETag" = String))),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_authority(
@@ -284,9 +284,9 @@ pub async fn get_authority(
 #[utoipa::path(put, operation_id = "policy_put_authority", path = "/v1/tenants/{tenant}/namespaces/{namespace}/authority", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
-    request_body(content = Object, description = "{graph: {users, groups}, rules: {min_level, quorum, separation_of_duties, deadline, at_deadline}}"),
+    request_body = AuthorityConfig,
     responses(
-        (status = 200, description = "Replaced", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "Replaced", body = AuthorityConfig, headers(("ETag" = String))),
         (status = 412, description = "The configuration changed since it was read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid configuration", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
@@ -308,7 +308,7 @@ pub async fn put_authority(
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
-        (status = 200, description = "The routing table", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "The routing table", body = RoutingTable, headers(("ETag" = String))),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_routing(
@@ -324,9 +324,9 @@ pub async fn get_routing(
 #[utoipa::path(put, operation_id = "policy_put_routing", path = "/v1/tenants/{tenant}/namespaces/{namespace}/routing", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
-    request_body(content = Object, description = "classification → allowed targets, e.g. {\"confidential\": [\"on-prem\"]}"),
+    request_body = RoutingTable,
     responses(
-        (status = 200, description = "Replaced", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "Replaced", body = RoutingTable, headers(("ETag" = String))),
         (status = 412, description = "The configuration changed since it was read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid configuration", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
@@ -349,7 +349,7 @@ pub async fn put_routing(
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path)),
     responses(
-        (status = 200, description = "The reasoner configuration", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "The reasoner configuration", body = ReasonerConfig, headers(("ETag" = String))),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_reasoner(
@@ -369,9 +369,9 @@ pub async fn get_reasoner(
 #[utoipa::path(put, operation_id = "policy_put_reasoner", path = "/v1/tenants/{tenant}/namespaces/{namespace}/reasoner", tag = "policy",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("namespace" = String, Path), ("If-Match" = String, Header)),
-    request_body(content = Object, description = "{\"provider\": \"scripted\"}, or {\"provider\": \"anthropic\" | \"openai-compatible\", \"url\", \"model\", \"target\", \"timeout_ms\", \"api_key_secret\", \"retry\"}"),
+    request_body = ReasonerConfig,
     responses(
-        (status = 200, description = "Replaced", body = Object, headers(("ETag" = String))),
+        (status = 200, description = "Replaced", body = ReasonerConfig, headers(("ETag" = String))),
         (status = 412, description = "The configuration changed since it was read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid configuration", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),

@@ -20,7 +20,7 @@ fn tool_name(raw: &str) -> Result<ToolName, Problem> {
 #[utoipa::path(put, operation_id = "tools_put", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("tool" = String, Path)),
-    request_body(content = Object, description = "The tool's spec: {risk, classification, target, invocation?: {endpoint, input_schema, compensation_endpoint?, timeout_ms, placements?, retry?}}"),
+    request_body = ToolSpec,
     responses(
         (status = 200, description = "Registered", body = Tool),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
