@@ -69,3 +69,145 @@ fn every_operation_documents_the_problems_any_request_can_meet() {
     }
     assert!(checked > 60, "only {checked} operations");
 }
+
+/// Where the API takes or gives arbitrary JSON by design, as
+/// (component, property): everything else is typed, so a generated client
+/// has a type for it and a fuzzer sends what the server means.
+const FREE_FORM: &[(&str, &str, &str)] = &[
+    (
+        "ToolCallRequest",
+        "arguments",
+        "a tool's arguments: its own input_schema says what they are",
+    ),
+    ("PlanStep", "arguments", "a tool's arguments"),
+    ("ParameterRules", "fixed", "argument values a token pins"),
+    (
+        "MissionContext",
+        "inputs",
+        "a mission's inputs, for its agent",
+    ),
+    (
+        "Frozen_MissionContext",
+        "inputs",
+        "a mission's inputs, as frozen at launch",
+    ),
+    (
+        "MissionStateData",
+        "entries",
+        "the values an agent keeps with its mission",
+    ),
+    ("CallResult", "output", "a tool's output"),
+    (
+        "StepOutcome",
+        "output",
+        "a tool's output, reported by the agent that ran it",
+    ),
+    (
+        "MissionOutcome",
+        "result",
+        "a mission's result, as its agent gives it",
+    ),
+    (
+        "Assignment",
+        "progress",
+        "a worker's own notes on how far it got",
+    ),
+    (
+        "ExecutionView",
+        "progress",
+        "a worker's own notes on how far it got",
+    ),
+    (
+        "HeartbeatRequest",
+        "progress",
+        "a worker's own notes on how far it got",
+    ),
+    (
+        "ToolInvocation",
+        "input_schema",
+        "a JSON Schema, which is itself a JSON object",
+    ),
+    (
+        "TestCase",
+        "context",
+        "the Cedar context of a test request, as the bundle's schema says",
+    ),
+    (
+        "Payload",
+        "",
+        "the audited event, checked byte for byte against its digest",
+    ),
+];
+
+/// Schemas that say nothing of their content: an object with no
+/// properties, or no schema at all.
+fn untyped(v: &serde_json::Value, at: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let object = m.get("type").is_some_and(|t| {
+                t == "object"
+                    || t.as_array()
+                        .is_some_and(|ts| ts.iter().any(|t| t == "object"))
+            });
+            let described = [
+                "properties",
+                "additionalProperties",
+                "oneOf",
+                "anyOf",
+                "allOf",
+                "$ref",
+            ]
+            .iter()
+            .any(|k| m.contains_key(*k));
+            let empty = m.is_empty() && at.last().is_some_and(|k| k != "api_key");
+            if (object && !described) || empty {
+                found.push(at.clone());
+            }
+            for (k, x) in m {
+                at.push(k.clone());
+                untyped(x, at, found);
+                at.pop();
+            }
+        }
+        serde_json::Value::Array(xs) => {
+            for (i, x) in xs.iter().enumerate() {
+                at.push(i.to_string());
+                untyped(x, at, found);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_is_typed_except_where_any_json_is_the_point() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&aura_api::http::openapi::document()).expect("the document is JSON");
+    let mut found = Vec::new();
+    untyped(&doc, &mut Vec::new(), &mut found);
+    let allowed = |at: &[String]| {
+        let component = match at {
+            [c, s, name, ..] if c == "components" && s == "schemas" => name.as_str(),
+            _ => return false,
+        };
+        let property = at
+            .iter()
+            .rposition(|k| k == "properties")
+            .and_then(|i| at.get(i + 1))
+            .map_or("", String::as_str);
+        FREE_FORM
+            .iter()
+            .any(|(c, p, _)| *c == component && *p == property)
+    };
+    let untyped: Vec<String> = found
+        .iter()
+        .filter(|at| !allowed(at))
+        .map(|at| format!("/{}", at.join("/")))
+        .collect();
+    assert!(
+        untyped.is_empty(),
+        "these schemas are untyped objects: give them a type, or add them to FREE_FORM with the reason:\n{}",
+        untyped.join("\n")
+    );
+}

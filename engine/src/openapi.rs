@@ -104,3 +104,21 @@ impl utoipa::PartialSchema for crate::policy::routing::RoutingTable {
 }
 
 impl utoipa::ToSchema for crate::policy::routing::RoutingTable {}
+
+/// An audit entry's payload is the event it records, as the JSON its
+/// digest was taken over: any JSON object by design, so that a verifier
+/// checks it byte for byte rather than through a schema.
+impl utoipa::PartialSchema for crate::audit::Payload {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Object))
+                .description(Some(
+                    "The audited event as JSON; its canonical digest is the entry's `payload_digest`.",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for crate::audit::Payload {}

@@ -17,7 +17,6 @@ pub const MAX_ENTRIES: u64 = 1000;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Entries {
     /// Entries with their payloads, in chain order.
-    #[schema(value_type = Vec<Object>)]
     pub entries: Vec<AuditRecord>,
     /// Entries in the chain now.
     pub total: u64,

@@ -104,7 +104,6 @@ pub struct Assignment {
     pub next_step: u32,
     pub steps: Vec<PlanStep>,
     /// Steps already done, with their outputs.
-    #[schema(value_type = Vec<Object>)]
     pub reports: Vec<StepReport>,
     /// What a worker last said about its progress (a previous holder's,
     /// on a takeover).
@@ -112,7 +111,6 @@ pub struct Assignment {
     pub progress: Option<Value>,
     /// The ExecutionToken of this claim, for the Tool Gateway; it stops
     /// working when a later claim takes over.
-    #[schema(value_type = Object)]
     pub token: ExecutionToken,
 }
 
@@ -287,11 +285,9 @@ pub struct ExecutionView {
     pub progress: Option<Value>,
     pub next_step: u32,
     pub steps: u32,
-    #[schema(value_type = Vec<Object>)]
     pub reports: Vec<StepReport>,
     /// After a step failed for good: the completed steps being undone,
     /// latest first, each with its compensation call.
-    #[schema(value_type = Option<Object>)]
     pub saga: Option<aura_engine::mission::Saga>,
 }
 

@@ -218,11 +218,9 @@ pub struct ToolCallOutcome {
     /// The deployment the call went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    #[schema(value_type = Object)]
     pub decision: DecisionRecord,
     /// `{outcome: "succeeded", status, output}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub result: Option<CallResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<AwaitedApproval>,

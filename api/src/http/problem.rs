@@ -154,13 +154,13 @@ pub struct Problem {
     pub code: Option<String>,
     /// For `tool-call-denied`: the policy decision record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<aura_engine::policy::DecisionRecord>)]
     pub decision: Option<serde_json::Value>,
     /// For `tool-call-failed`: whether the same call may be sent again
     /// (`{retry: "scheduled", attempt, not_before}`, with `Retry-After`)
     /// or not (`{retry: "exhausted", attempts, why}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<aura_engine::mission::retry::RetryState>)]
     pub retry: Option<serde_json::Value>,
     /// For an error after which the write may have taken effect, or took
     /// effect in part: the resource it creates or changes, to read to

@@ -21,6 +21,7 @@ pub const PAYLOAD_DOMAIN: Domain = Domain::new("aura.audit-payload/1");
 /// One audit entry. `entry_hash` covers every other field plus the tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: u64,
     pub prev_hash: Digest,
@@ -149,6 +150,7 @@ pub fn entry_message(tenant: &TenantId, entry: &AuditEntry) -> Result<Vec<u8>, C
 /// An entry with the payload it commits to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub entry: AuditEntry,
     pub payload: Payload,

@@ -50,6 +50,7 @@ pub fn key_id(name: &str, key: &PublicKey) -> [u8; 4] {
 /// A signed statement of the tree's size and root at a time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checkpoint {
     pub origin: String,
     pub size: u64,

@@ -64,6 +64,7 @@ pub enum DataClassification {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorityBoundary {
     /// The level the mission declared it needs; escalations without a
     /// level of their own ask for this one.
@@ -74,6 +75,7 @@ pub struct AuthorityBoundary {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyBoundary {
     /// The bundle every decision for this mission uses; none means the
     /// namespace had no bundle at launch, and every decision is DENY.
@@ -84,6 +86,7 @@ pub struct PolicyBoundary {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataBoundary {
     pub classification: DataClassification,
     /// Where data of this classification may go, per the namespace's
@@ -150,6 +153,7 @@ impl RuntimeLimits {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeBoundary {
     pub allowed_tools: BTreeSet<ToolName>,
     pub timeout: Millis,
@@ -160,6 +164,7 @@ pub struct RuntimeBoundary {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissionBoundary {
     pub authority: AuthorityBoundary,
     pub policy: PolicyBoundary,

@@ -24,6 +24,7 @@ pub const MAX_PROGRESS_BYTES: usize = 16 * 1024;
 
 /// A worker's hold on a mission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     pub worker: WorkerId,
     pub epoch: u64,
@@ -44,6 +45,7 @@ impl Lease {
 /// How a worker says a step ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StepOutcome {
     /// The step's tool call `call` succeeded; its recorded output is the
     /// step's output. The worker names the call rather than restating the
@@ -59,6 +61,7 @@ pub enum StepOutcome {
 
 /// A finished step, as committed: the mission's checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepReport {
     pub step: u32,
     pub epoch: u64,
@@ -72,6 +75,7 @@ pub struct StepReport {
 
 /// The execution side of a mission.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Execution {
     /// Claims so far; the current lease carries this epoch.
     epoch: u64,

@@ -9,6 +9,7 @@ use crate::canonical::{self, CanonicalError, Domain};
 use crate::digest::Digest;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Frozen<T> {
     value: T,
     digest: Digest,

@@ -14,6 +14,7 @@ pub const OUTCOME_DOMAIN: Domain = Domain::new("aura.mission-outcome/1");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OutcomeKind {
     Succeeded,
     Denied,
@@ -37,6 +38,7 @@ impl From<AbortReason> for OutcomeKind {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissionOutcome {
     pub tenant: TenantId,
     pub namespace: NamespaceId,
@@ -58,6 +60,7 @@ pub struct MissionOutcome {
 /// An outcome with the tenant's signature. Immutable once made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealedOutcome {
     outcome: MissionOutcome,
     signature: Signature,

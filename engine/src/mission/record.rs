@@ -36,6 +36,7 @@ pub const MAX_STATE_DATA_BYTES: usize = 1024 * 1024;
 
 /// One move in a mission's timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateChange {
     pub from: MissionState,
     pub to: MissionState,
@@ -49,6 +50,7 @@ pub struct StateChange {
 /// The current run of the mission's record: the entries since it was
 /// created or last continued as new.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     /// 1 for the run that starts at creation.
     pub number: u32,
@@ -62,6 +64,7 @@ pub struct Run {
 /// The mission's mutable working memory. Each write is a command, so each
 /// write is audited.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissionStateData {
     entries: BTreeMap<String, Value>,
     /// Encoded size of all values, kept to enforce the total limit.
@@ -158,6 +161,7 @@ pub struct PlanStep {
 
 /// The plan as submitted, with the decision taken on each step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub steps: Vec<PlanStep>,
     pub decisions: Vec<DecisionRecord>,
@@ -170,6 +174,7 @@ pub struct Plan {
 /// that escalates, or because the step stalled. The mission stays IN_PROGRESS; the step waits for its
 /// own approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepHold {
     pub tool: ToolName,
     /// The decision the hold follows from (for a retry hold, the one the
@@ -202,6 +207,7 @@ impl StepHold {
 /// Why a step is held.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "reason")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HoldKind {
     /// Policy escalated the call: approving grants the required level to
     /// the step's calls.
@@ -218,6 +224,7 @@ pub enum HoldKind {
 
 /// A tool call decision taken during execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallDecision {
     pub step: u32,
     pub tool: ToolName,
@@ -226,6 +233,7 @@ pub struct CallDecision {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mission {
     id: MissionId,
     namespace: NamespaceId,
@@ -247,6 +255,7 @@ pub struct Mission {
     holds: BTreeMap<u32, StepHold>,
     calls: Vec<CallDecision>,
     /// Calls dispatched through the gateway, by step, then call number.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<u32, BTreeMap<u32, crate::mission::tool_call::ToolCallRecord>>))]
     tool_calls: ToolCallBook,
     /// Who executes the mission and how far they got.
     execution: Execution,

@@ -118,6 +118,7 @@ impl Default for RetryPolicy {
 /// Where a failed call stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "retry")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RetryState {
     /// It may be sent again (same key) from `not_before` on.
     Scheduled { attempt: u32, not_before: Timestamp },

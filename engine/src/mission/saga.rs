@@ -27,6 +27,7 @@ pub fn compensation_key(
 
 /// Undoing one completed step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Compensation {
     pub step: u32,
     /// The idempotency key of the call being undone.
@@ -49,6 +50,7 @@ impl Compensation {
 
 /// A failed mission's way back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Saga {
     pub failed_step: u32,
     pub reason: String,

@@ -51,6 +51,7 @@ fn default_max_stalls() -> u32 {
 /// Which timeout a step overran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StepTimeout {
     ScheduleToStart,
     StartToClose,

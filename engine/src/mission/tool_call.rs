@@ -87,6 +87,7 @@ impl CallFailure {
 /// What a call came back with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallResult {
     Succeeded {
         status: u16,
@@ -113,6 +114,7 @@ impl CallResult {
 
 /// One call of a step, from its first dispatch to its result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCallRecord {
     pub step: u32,
     pub call: u32,

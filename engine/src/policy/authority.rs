@@ -118,6 +118,7 @@ pub fn next_level(l: AuthorityLevel) -> Option<AuthorityLevel> {
 
 /// One approver's decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vote {
     pub approver: UserId,
     pub groups: BTreeSet<String>,
@@ -129,6 +130,7 @@ pub struct Vote {
 
 /// A pending (or decided) approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalState {
     pub required_level: AuthorityLevel,
     pub quorum: u8,
@@ -141,6 +143,7 @@ pub struct ApprovalState {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApprovalStatus {
     Pending,
     Approved,

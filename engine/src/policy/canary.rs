@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 /// Which release a mission was assigned at launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Release {
     Stable,
     Canary,
@@ -38,6 +39,7 @@ pub fn assign(mission: &MissionId, canary_basis_points: u32) -> Release {
 /// How the other bundle's decision compares with the one that counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     Same,
     /// The canary is stricter than stable.
@@ -57,6 +59,7 @@ pub fn direction(stable: Decision, canary: Decision) -> Direction {
 
 /// Shadow statistics of a running canary.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShadowStats {
     pub evaluated: u64,
     pub same: u64,
@@ -85,6 +88,7 @@ impl ShadowStats {
 
 /// One decision evaluated on both bundles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShadowDiff {
     pub stable: Decision,
     pub canary: Decision,
@@ -97,6 +101,7 @@ pub struct ShadowDiff {
 
 /// A namespace's canary release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Canary {
     pub bundle: Digest,
     /// Share of new missions, in basis points (1 % = 100).
@@ -109,6 +114,7 @@ pub struct Canary {
 /// How a new bundle compares with recent decisions, before it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Classification {
     Unchanged,
     Tightening,
@@ -117,6 +123,7 @@ pub enum Classification {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Example {
     pub input_digest: Digest,
     pub stable: Decision,
@@ -124,6 +131,7 @@ pub struct Example {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseAnalysis {
     pub replayed: u64,
     pub tightening: u64,

@@ -25,6 +25,7 @@ pub const ENTITIES_DOMAIN: Domain = Domain::new("aura.policy-entities/1");
 /// decisions is their maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Decision {
     Permit,
     Escalate,
@@ -34,6 +35,7 @@ pub enum Decision {
 /// An entity reference such as `Aura::Agent::"bot-1"`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityRef {
     #[serde(rename = "type")]
     pub kind: String,
@@ -200,6 +202,7 @@ impl PreparedEntities {
 /// What was decided and why. Audited with the command that needed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRecord {
     pub decision: Decision,
     /// The policies that determined the decision, sorted.

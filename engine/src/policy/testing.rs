@@ -12,6 +12,7 @@ use crate::policy::decision::{
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Expectation {
     pub decision: Decision,
     /// When given, exactly these policies must determine the decision.
@@ -24,6 +25,7 @@ pub struct Expectation {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestCase {
     pub name: String,
     pub principal: EntityRef,

@@ -40,7 +40,6 @@ pub struct NamespacePolicy {
     pub stable: Option<String>,
     /// The running canary release with its shadow statistics and the
     /// analysis made before it started.
-    #[schema(value_type = Option<Object>)]
     pub canary: Option<Canary>,
 }
 

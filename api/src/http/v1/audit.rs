@@ -59,7 +59,7 @@ pub async fn entries(
 #[utoipa::path(post, operation_id = "audit_sign_checkpoint", path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
-    responses((status = 201, description = "The signed checkpoint", body = Object)))]
+    responses((status = 201, description = "The signed checkpoint", body = Checkpoint)))]
 pub async fn sign_checkpoint(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ pub async fn sign_checkpoint(
 #[utoipa::path(get, operation_id = "audit_checkpoints", path = "/v1/tenants/{tenant}/audit/checkpoints", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
-    responses((status = 200, description = "Checkpoints", body = Vec<Object>)))]
+    responses((status = 200, description = "Checkpoints", body = Vec<Checkpoint>)))]
 pub async fn checkpoints(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,

@@ -238,7 +238,7 @@ pub async fn list(
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     responses(
-        (status = 200, description = "The mission", body = Object),
+        (status = 200, description = "The mission", body = aura_engine::mission::Mission),
         (status = 404, description = "No such mission", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
@@ -278,7 +278,7 @@ pub async fn cancel(
     params(("tenant" = String, Path), ("mission" = String, Path)),
     request_body = IssueToken,
     responses(
-        (status = 201, description = "The signed token", body = Object),
+        (status = 201, description = "The signed token", body = aura_engine::identity::token::ExecutionToken),
         (status = 404, description = "No such mission", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The mission is not approved, or a tool is outside its boundary", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -41,7 +41,6 @@ pub struct UploadBundle {
 pub struct RunTests {
     /// Test cases: request, entities and the expected decision (see
     /// docs/policy.md).
-    #[schema(value_type = Vec<Object>)]
     pub cases: Vec<TestCase>,
 }
 

@@ -122,7 +122,6 @@ pub struct StepReportRequest {
     /// succeeded), `{"outcome": "performed", "output": ...}` (a
     /// governed-only tool, permitted by policy, run by the agent) or
     /// `{"outcome": "failed", "reason": "..."}`.
-    #[schema(value_type = Object)]
     pub outcome: StepOutcome,
 }
 
