@@ -1,11 +1,15 @@
 //! The JSON body extractor for every handler: a malformed body is a 422
 //! problem whose `errors` point (RFC 6901) at the offending field, rather
-//! than axum's plain-text rejection.
+//! than axum's plain-text rejection. Structs are read only from objects
+//! ([`strict`]).
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
+mod strict;
+
+use self::strict::Strict;
 use crate::http::problem::{FieldError, Problem, ProblemKind};
 use crate::http::server::AppState;
 
@@ -60,7 +64,7 @@ fn integral_again<T: DeserializeOwned>(
         return Err(first);
     };
     integral(&mut value);
-    serde_path_to_error::deserialize(value)
+    serde_path_to_error::deserialize(Strict(value))
 }
 
 fn integral(v: &mut serde_json::Value) {
@@ -108,7 +112,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Body<T> {
             .await
             .map_err(|e| Problem::new(ProblemKind::PayloadTooLarge, e.body_text()))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let read = match serde_path_to_error::deserialize(de) {
+        let read = match serde_path_to_error::deserialize(Strict(de)) {
             Err(e) if e.inner().to_string().starts_with(FLOAT_REFUSED) => integral_again(&bytes, e),
             read => read,
         };
@@ -150,7 +154,7 @@ mod tests {
     fn read(body: serde_json::Value) -> Result<Step, String> {
         let bytes = serde_json::to_vec(&body).unwrap();
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(de) {
+        match serde_path_to_error::deserialize(Strict(de)) {
             Err(e) if e.inner().to_string().starts_with(FLOAT_REFUSED) => integral_again(&bytes, e),
             read => read,
         }
