@@ -312,6 +312,9 @@ async fn reasoner_configuration_is_versioned_validated_and_audited() {
     assert_ne!(r.headers["etag"].to_str().unwrap(), etag);
     let r = put_reasoner(&g, &json!({"provider": "scripted"}), &etag).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+    // What is wrong with the settings comes first, whatever the version.
+    let r = put_reasoner(&g, &bad, &etag).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let r = g
         .admin
         .raw(

@@ -81,8 +81,7 @@ pub(super) fn set_authority(
     config: &AuthorityConfig,
 ) -> Result<Vec<Event>, Rejection> {
     namespace(t, ns)?;
-    config.graph.validate().map_err(Rejection::BadConfig)?;
-    config.rules.validate().map_err(Rejection::BadConfig)?;
+    config.validate().map_err(Rejection::BadConfig)?;
     let events = vec![Event::AuthoritySet {
         namespace: ns.clone(),
         config: config.clone(),

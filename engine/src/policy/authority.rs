@@ -107,6 +107,13 @@ pub struct AuthorityConfig {
     pub rules: ApprovalRules,
 }
 
+impl AuthorityConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.graph.validate()?;
+        self.rules.validate()
+    }
+}
+
 pub fn next_level(l: AuthorityLevel) -> Option<AuthorityLevel> {
     match l {
         AuthorityLevel::L1 => Some(AuthorityLevel::L2),

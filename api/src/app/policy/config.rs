@@ -5,7 +5,7 @@
 
 use aura_engine::Digest;
 use aura_engine::ids::NamespaceId;
-use aura_engine::machine::{CommandBody, ConfigPart, Namespace, Precondition};
+use aura_engine::machine::{CommandBody, ConfigPart, Namespace, Precondition, Rejection};
 use aura_engine::policy::authority::AuthorityConfig;
 use aura_engine::policy::canary::Canary;
 use aura_engine::policy::reasoner::ReasonerConfig;
@@ -184,6 +184,10 @@ pub async fn release(
     change::<Releases>(app, scope, ns, expected, body).await
 }
 
+// The setters check the configuration before its version, as the engine
+// checks it again on apply: a caller learns what is wrong with what they
+// sent before learning that someone else changed it meanwhile.
+
 /// Replaces the authority graph and approval rules.
 pub async fn set_authority(
     app: &App,
@@ -192,6 +196,7 @@ pub async fn set_authority(
     expected: Option<Expected>,
     config: AuthorityConfig,
 ) -> Result<Versioned<AuthorityConfig>, AppError> {
+    config.validate().map_err(Rejection::BadConfig)?;
     let body = CommandBody::SetAuthority {
         namespace: ns.clone(),
         config,
@@ -207,6 +212,7 @@ pub async fn set_routing(
     expected: Option<Expected>,
     routing: RoutingTable,
 ) -> Result<Versioned<RoutingTable>, AppError> {
+    routing.validate().map_err(Rejection::BadConfig)?;
     let body = CommandBody::SetRouting {
         namespace: ns.clone(),
         routing,
@@ -222,6 +228,7 @@ pub async fn set_reasoner(
     expected: Option<Expected>,
     reasoner: ReasonerConfig,
 ) -> Result<Versioned<ReasonerConfig>, AppError> {
+    reasoner.validate().map_err(Rejection::BadConfig)?;
     let body = CommandBody::SetReasoner {
         namespace: ns.clone(),
         reasoner,
