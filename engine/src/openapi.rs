@@ -87,7 +87,6 @@ impl utoipa::PartialSchema for crate::policy::routing::RoutingTable {
             <crate::mission::DataClassification as utoipa::PartialSchema>::schema();
         let targets = ArrayBuilder::new()
             .items(RefOr::T(deployment_target()))
-            .unique_items(true)
             .build();
         let mut object = ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::Object))
@@ -112,9 +111,9 @@ impl utoipa::PartialSchema for crate::audit::Payload {
     fn schema() -> RefOr<Schema> {
         RefOr::T(Schema::Object(
             ObjectBuilder::new()
-                .schema_type(SchemaType::Type(Type::Object))
+                .schema_type(SchemaType::AnyValue)
                 .description(Some(
-                    "The audited event as JSON; its canonical digest is the entry's `payload_digest`.",
+                    "The audited events as JSON; their canonical digest is the entry's `payload_digest`.",
                 ))
                 .build(),
         ))

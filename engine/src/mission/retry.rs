@@ -77,14 +77,18 @@ pub enum OnExhaustion {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryPolicy {
     /// Wait before the second attempt.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400_000))]
     pub initial_interval_ms: u64,
     /// Each wait is the previous one times this.
     pub backoff_coefficient: Coefficient,
     /// No wait is longer than this.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400_000))]
     pub maximum_interval_ms: u64,
     /// Attempts in all, the first included; 1 means no retry.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub maximum_attempts: u32,
     /// No attempt starts later than this after the first one did.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400_000))]
     pub maximum_duration_ms: Option<u64>,
     /// Failures that are never retried (an answer the tool will give again,
     /// say `invalid_response`).

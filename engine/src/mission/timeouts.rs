@@ -27,20 +27,24 @@ pub struct StepTimeouts {
     /// last worker's lease gone) to a worker claiming it. When it passes,
     /// no worker is coming: the step escalates.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 604_800_000))]
     pub schedule_to_start_ms: Option<u64>,
     /// From the step's start (the claim, or the previous step's report,
     /// whichever is later) to its report. When it passes, the worker loses
     /// its lease and another worker takes the step over.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 604_800_000))]
     pub start_to_close_ms: Option<u64>,
     /// The longest a lease runs without a heartbeat: claims and heartbeats
     /// asking for longer get this. A worker that misses it loses the step
     /// to the next worker, as for any lease that runs out.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 604_800_000))]
     pub heartbeat_ms: Option<u64>,
     /// Start-to-close stalls of one step before it escalates instead of
     /// going to yet another worker.
     #[serde(default = "default_max_stalls")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_stalls: u32,
 }
 

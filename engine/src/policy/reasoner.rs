@@ -57,7 +57,7 @@ pub struct ModelSettings {
     /// mission's frozen data boundary allows this target.
     #[cfg_attr(
         feature = "openapi",
-        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+        schema(value_type = String, pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
     )]
     pub target: DeploymentTarget,
     #[serde(default = "default_timeout_ms")]

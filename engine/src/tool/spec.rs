@@ -17,7 +17,7 @@ pub struct ToolSpec {
     pub classification: DataClassification,
     #[cfg_attr(
         feature = "openapi",
-        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+        schema(value_type = String, pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
     )]
     pub target: DeploymentTarget,
     /// How the gateway calls it; absent for a tool only governed, never
@@ -74,7 +74,7 @@ pub struct ToolInvocation {
 pub struct ToolPlacement {
     #[cfg_attr(
         feature = "openapi",
-        schema(pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
+        schema(value_type = String, pattern = r"^(on-prem|cloud|region:[a-z0-9-]{1,64})$")
     )]
     pub target: DeploymentTarget,
     #[cfg_attr(

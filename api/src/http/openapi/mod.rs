@@ -86,7 +86,36 @@ pub struct ApiDoc;
 pub fn document_json() -> serde_json::Value {
     let mut v = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
     integers::walk(&mut v);
+    close_variants(&mut v, "StepOutcome");
+    repeats_allowed(&mut v);
     v
+}
+
+/// The server reads a set (tools, roles, failures that are never retried)
+/// as a set: a value sent twice counts once. utoipa marks sets
+/// `uniqueItems`, which would make a repeat an error the server does not
+/// raise; the document says what the server does.
+fn repeats_allowed(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("uniqueItems");
+            m.values_mut().for_each(repeats_allowed);
+        }
+        serde_json::Value::Array(xs) => xs.iter_mut().for_each(repeats_allowed),
+        _ => {}
+    }
+}
+
+/// utoipa closes a struct that denies unknown fields but not the variants
+/// of an internally tagged enum that does; the server refuses an unknown
+/// field in either, so the document says so for both.
+fn close_variants(doc: &mut serde_json::Value, schema: &str) {
+    let variants = doc["components"]["schemas"][schema]["oneOf"].as_array_mut();
+    for variant in variants.into_iter().flatten() {
+        if let Some(v) = variant.as_object_mut() {
+            v.insert("additionalProperties".into(), false.into());
+        }
+    }
 }
 
 /// The document pretty-printed with a final newline (the checked-in

@@ -82,6 +82,7 @@ pub struct IssueToken {
     /// Lifetime in milliseconds (default 15 minutes, capped by the
     /// mission's deadline).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
 }
 

@@ -47,14 +47,19 @@ pub struct RunTests {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStable {
+    /// The bundle's version.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub version: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartCanary {
+    /// The bundle's version.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub version: String,
     /// Share of new missions, in basis points (1 % = 100).
+    #[schema(minimum = 1, maximum = 10_000)]
     pub basis_points: u32,
 }
 

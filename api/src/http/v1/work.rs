@@ -25,8 +25,9 @@ use crate::http::json::Body;
 use crate::http::problem::Problem;
 use crate::http::server::AppState;
 
-/// The longest a claim waits for work.
-const MAX_WAIT: Duration = Duration::from_secs(20);
+/// The longest a claim waits for work: half the default request timeout,
+/// so that a long poll always ends with an answer rather than a timeout.
+const MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// A worker asking for a mission.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,9 +37,11 @@ pub struct ClaimRequest {
     pub worker: WorkerId,
     /// How long the lease lasts without a heartbeat: 1000 to 600000 ms
     /// (default 30000).
+    #[schema(minimum = 1000, maximum = 600_000)]
     pub lease_ms: Option<u64>,
-    /// How long to wait for a mission when none is queued, up to 20000 ms
-    /// (default 0: answer at once).
+    /// How long to wait for a mission when none is queued, up to 15000 ms
+    /// and half the server's request timeout (default 0: answer at once).
+    #[schema(maximum = 15_000)]
     pub wait_ms: Option<u64>,
     /// Only missions of this agent (a worker that runs one agent).
     pub agent: Option<AgentId>,
@@ -83,6 +86,7 @@ pub async fn claim(
 pub struct HeartbeatRequest {
     pub epoch: u64,
     /// The lease runs this long from now: 1000 to 600000 ms (default 30000).
+    #[schema(minimum = 1000, maximum = 600_000)]
     pub lease_ms: Option<u64>,
     /// Progress details to keep (at most 16 KiB encoded); handed to the
     /// next worker if this one dies.
