@@ -121,3 +121,61 @@ impl utoipa::PartialSchema for crate::audit::Payload {
 }
 
 impl utoipa::ToSchema for crate::audit::Payload {}
+
+/// The reasoner settings, one object per provider: the model settings'
+/// fields beside `provider`. A derive writes the model variants as
+/// `allOf` the settings (which refuse unknown fields, `provider` among
+/// them) and the tag, which no body can satisfy; and the Anthropic API
+/// always needs a key.
+impl utoipa::PartialSchema for crate::policy::reasoner::ReasonerConfig {
+    fn schema() -> RefOr<Schema> {
+        use crate::policy::reasoner::ModelSettings;
+        use utoipa::openapi::schema::OneOfBuilder;
+        let provider = |name: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .enum_values(Some([name]))
+                .build()
+        };
+        let settings = match <ModelSettings as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => unreachable!("a derived struct schema is an object"),
+        };
+        let model = |name: &str, description: &str, also_required: &[&str]| {
+            let mut o = settings.clone();
+            o.properties
+                .insert("provider".into(), provider(name).into());
+            o.required.insert(0, "provider".into());
+            o.required
+                .extend(also_required.iter().map(|r| (*r).to_owned()));
+            o.description = Some(description.to_owned());
+            Schema::Object(o)
+        };
+        let scripted = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .property("provider", provider("scripted"))
+            .required("provider")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+            .description(Some(
+                "No model: one step per tool of the definition, in order, each called with the mission's inputs.",
+            ))
+            .build();
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(scripted)
+                .item(model(
+                    "anthropic",
+                    "The Anthropic Messages API (`POST {url}/v1/messages`); it needs `api_key_secret`.",
+                    &["api_key_secret"],
+                ))
+                .item(model(
+                    "openai-compatible",
+                    "OpenAI-compatible chat completions (`POST {url}/chat/completions`): OpenAI, Ollama, vLLM, llama.cpp servers.",
+                    &[],
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for crate::policy::reasoner::ReasonerConfig {}

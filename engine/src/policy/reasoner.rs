@@ -18,7 +18,6 @@ const MAX_SECRET_NAME: usize = 64;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "kebab-case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReasonerConfig {
     /// No model: one step per tool of the definition, in order, each
     /// called with the mission's inputs.
