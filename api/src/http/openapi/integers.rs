@@ -1,9 +1,11 @@
 //! Integer bounds made explicit. utoipa writes a `u64` as `integer` with
 //! `format: int64` and `minimum: 0`, but says nothing of its maximum, and
 //! clients and test generators do not read bounds into a format: a value
-//! past `u64::MAX` is then schema-valid, and refused. Every integer that
-//! names its format gets that format's bounds (unsigned when its minimum
-//! is 0), unless it states tighter ones. It works on the document's
+//! past `u64::MAX` is then schema-valid, and refused. And `int64` is
+//! signed, so a `u64` past `i64::MAX` would break its own format. Every
+//! integer that names its format gets that format's bounds, unless it
+//! states tighter ones; one whose minimum is 0 is unsigned and says so
+//! with the registry's `uint32` / `uint64`. It works on the document's
 //! JSON, which is what is served and checked in (utoipa's own types do
 //! not read every document they write back).
 
@@ -20,9 +22,15 @@ fn is_integer(schema: &serde_json::Map<String, Value>) -> bool {
 fn bound(schema: &mut serde_json::Map<String, Value>) {
     let unsigned = schema.get("minimum").and_then(Value::as_i64) == Some(0);
     let (min, max) = match (schema.get("format").and_then(Value::as_str), unsigned) {
-        (Some("int32"), true) => (json!(0), json!(u32::MAX)),
+        (Some("int32"), true) => {
+            schema.insert("format".into(), "uint32".into());
+            (json!(0), json!(u32::MAX))
+        }
         (Some("int32"), false) => (json!(i32::MIN), json!(i32::MAX)),
-        (Some("int64"), true) => (json!(0), json!(u64::MAX)),
+        (Some("int64"), true) => {
+            schema.insert("format".into(), "uint64".into());
+            (json!(0), json!(u64::MAX))
+        }
         (Some("int64"), false) => (json!(i64::MIN), json!(i64::MAX)),
         _ => return,
     };
@@ -58,6 +66,7 @@ mod tests {
         });
         walk(&mut v);
         assert_eq!(v["a"]["maximum"], json!(u64::MAX));
+        assert_eq!(v["a"]["format"], "uint64", "int64 is signed");
         assert_eq!(v["b"]["minimum"], json!(i32::MIN));
         assert_eq!(v["b"]["maximum"], json!(i32::MAX));
         assert_eq!(v["c"]["maximum"], 500, "a tighter bound stays");
