@@ -47,14 +47,15 @@ need_components() {
 
 # A command-line tool from PyPI, pinned, in a virtualenv of its own under
 # target/ so that nothing is installed system-wide. Prints the path of
-# its executable. Usage: pip_tool VENV "package==version" EXECUTABLE
+# its executable. Usage: pip_tool VENV "package==version ..." EXECUTABLE
 pip_tool() {
   local venv=target/$1 requirement=$2 executable=$3
   command -v python3 >/dev/null || die "python3 is needed for $requirement (install python3 and python3-venv)"
   if [ ! -x "$venv/bin/$executable" ]; then
     python3 -m venv "$venv" 2>/dev/null || { command -v dpkg-query >/dev/null && need_apt python3-venv >&2 && python3 -m venv "$venv"; } \
       || die "cannot create a Python virtualenv (install python3-venv)"
-    "$venv/bin/pip" install -q --disable-pip-version-check "$requirement" >&2 \
+    # shellcheck disable=SC2086 # one word per requirement
+    "$venv/bin/pip" install -q --disable-pip-version-check $requirement >&2 \
       || die "cannot install $requirement from PyPI"
   fi
   echo "$venv/bin/$executable"
@@ -67,6 +68,33 @@ need_openapi_validator() {
 need_schemathesis() {
   SCHEMATHESIS=$(pip_tool schemathesis-venv "schemathesis==4.32.5" schemathesis)
 }
+
+# Starts `aura serve` with embedded defaults on free loopback ports, in a
+# fresh directory AURA_WORK (removed on exit), and waits until it is
+# ready. Sets AURA_BASE (its URL) and AURA_PLATFORM_KEY (the bootstrap
+# platform key).
+start_aura() {
+  cargo build --locked --bin aura
+  AURA_WORK=$(mktemp -d)
+  trap 'kill "$AURA_PID" 2>/dev/null || true; wait "$AURA_PID" 2>/dev/null || true; rm -rf "$AURA_WORK"' EXIT
+  local api cluster
+  api=$(free_port)
+  cluster=$(free_port)
+  ./target/debug/aura serve --data-dir "$AURA_WORK/data" --listen "127.0.0.1:$api" \
+    --cluster-listen "127.0.0.1:$cluster" >"$AURA_WORK/serve.log" 2>&1 &
+  AURA_PID=$!
+  AURA_BASE="http://127.0.0.1:$api"
+  for _ in $(seq 300); do
+    python3 - "$AURA_BASE/readyz" <<'PY' 2>/dev/null && break
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=1)
+PY
+    kill -0 "$AURA_PID" 2>/dev/null || { cat "$AURA_WORK/serve.log" >&2; die "aura serve stopped before it was ready"; }
+    sleep 0.1
+  done
+  AURA_PLATFORM_KEY=$(cat "$AURA_WORK/data/bootstrap-admin.key")
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # PostgreSQL for the SQL tests: AURA_TEST_POSTGRES_URL if set, otherwise the
 # server on 127.0.0.1:5432, started (and on Debian installed) if it does
