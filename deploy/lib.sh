@@ -69,6 +69,14 @@ need_schemathesis() {
   SCHEMATHESIS=$(pip_tool schemathesis-venv "schemathesis==4.32.5" schemathesis)
 }
 
+# openapi-python-client, with what its generated client and the test that
+# drives it need (an Ed25519 key for the agent comes from cryptography).
+need_openapi_client() {
+  OPENAPI_CLIENT=$(pip_tool openapi-client-venv \
+    "openapi-python-client==0.29.1 cryptography==46.0.3" openapi-python-client)
+  OPENAPI_CLIENT_PYTHON=$(dirname "$OPENAPI_CLIENT")/python
+}
+
 # Starts `aura serve` with embedded defaults on free loopback ports, in a
 # fresh directory AURA_WORK (removed on exit), and waits until it is
 # ready. Sets AURA_BASE (its URL) and AURA_PLATFORM_KEY (the bootstrap
