@@ -142,7 +142,7 @@ impl Reasoner {
     /// The reasoner a namespace's configuration names, with its key.
     pub fn resolve(config: &ReasonerConfig, secrets: &Secrets) -> Result<Reasoner, ReasonerError> {
         let (api, m) = match config {
-            ReasonerConfig::Scripted => return Ok(Reasoner::Scripted),
+            ReasonerConfig::Scripted {} => return Ok(Reasoner::Scripted),
             ReasonerConfig::Anthropic(m) => (ModelApi::Anthropic, m),
             ReasonerConfig::OpenaiCompatible(m) => (ModelApi::OpenAiCompatible, m),
         };

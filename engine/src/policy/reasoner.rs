@@ -16,13 +16,14 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_MODEL_CHARS: usize = 200;
 const MAX_SECRET_NAME: usize = 64;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "provider", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ReasonerConfig {
     /// No model: one step per tool of the definition, in order, each
-    /// called with the mission's inputs.
-    #[default]
-    Scripted,
+    /// called with the mission's inputs. A struct variant with no fields,
+    /// so that serde refuses a field sent with it (it ignores any beside
+    /// the tag of a unit variant).
+    Scripted {},
     /// The Anthropic Messages API (`POST {url}/v1/messages`).
     Anthropic(ModelSettings),
     /// OpenAI-compatible chat completions (`POST {url}/chat/completions`):
@@ -80,11 +81,17 @@ fn default_timeout_ms() -> u64 {
     60_000
 }
 
+impl Default for ReasonerConfig {
+    fn default() -> Self {
+        ReasonerConfig::Scripted {}
+    }
+}
+
 impl ReasonerConfig {
     /// The provider's name as recorded with each planning exchange.
     pub fn provider(&self) -> &'static str {
         match self {
-            ReasonerConfig::Scripted => "scripted",
+            ReasonerConfig::Scripted {} => "scripted",
             ReasonerConfig::Anthropic(_) => "anthropic",
             ReasonerConfig::OpenaiCompatible(_) => "openai-compatible",
         }
@@ -92,7 +99,7 @@ impl ReasonerConfig {
 
     pub fn model(&self) -> Option<&ModelSettings> {
         match self {
-            ReasonerConfig::Scripted => None,
+            ReasonerConfig::Scripted {} => None,
             ReasonerConfig::Anthropic(m) | ReasonerConfig::OpenaiCompatible(m) => Some(m),
         }
     }
@@ -168,8 +175,18 @@ mod tests {
         assert_eq!(c.provider(), "openai-compatible");
         assert_eq!(
             parse(json!({"provider": "scripted"})).unwrap(),
-            ReasonerConfig::Scripted
+            ReasonerConfig::Scripted {}
         );
+    }
+
+    #[test]
+    fn a_field_no_provider_has_is_refused() {
+        let e = parse(json!({"provider": "scripted", "model": "llama3"})).unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let mut model = json!({"provider": "openai-compatible", "url": "http://127.0.0.1:11434/v1",
+                               "model": "llama3", "target": "on-prem"});
+        model["temperature"] = json!(0);
+        assert!(parse(model).unwrap_err().contains("unknown field"));
     }
 
     #[test]
