@@ -184,54 +184,59 @@ pub async fn release(
     change::<Releases>(app, scope, ns, expected, body).await
 }
 
-// The setters check the configuration before its version, as the engine
-// checks it again on apply: a caller learns what is wrong with what they
-// sent before learning that someone else changed it meanwhile.
-
-/// Replaces the authority graph and approval rules.
-pub async fn set_authority(
-    app: &App,
-    scope: &TenantScope<Admin>,
-    ns: &NamespaceId,
-    expected: Option<Expected>,
-    config: AuthorityConfig,
-) -> Result<Versioned<AuthorityConfig>, AppError> {
-    config.validate().map_err(Rejection::BadConfig)?;
-    let body = CommandBody::SetAuthority {
-        namespace: ns.clone(),
-        config,
-    };
-    change::<Authority>(app, scope, ns, expected, body).await
+/// A part replaced whole by a value of its own type: authority, routing,
+/// the reasoner.
+pub trait Replaceable: Part<View = Self::Value> {
+    type Value;
+    /// The engine's own check of a value, which it runs again on apply.
+    fn check(value: &Self::Value) -> Result<(), String>;
+    fn command(namespace: NamespaceId, value: Self::Value) -> CommandBody;
 }
 
-/// Replaces the routing table.
-pub async fn set_routing(
-    app: &App,
-    scope: &TenantScope<Admin>,
-    ns: &NamespaceId,
-    expected: Option<Expected>,
-    routing: RoutingTable,
-) -> Result<Versioned<RoutingTable>, AppError> {
-    routing.validate().map_err(Rejection::BadConfig)?;
-    let body = CommandBody::SetRouting {
-        namespace: ns.clone(),
-        routing,
-    };
-    change::<Routing>(app, scope, ns, expected, body).await
+impl Replaceable for Authority {
+    type Value = AuthorityConfig;
+    fn check(config: &AuthorityConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn command(namespace: NamespaceId, config: AuthorityConfig) -> CommandBody {
+        CommandBody::SetAuthority { namespace, config }
+    }
 }
 
-/// Replaces the reasoner configuration.
-pub async fn set_reasoner(
+impl Replaceable for Routing {
+    type Value = RoutingTable;
+    fn check(routing: &RoutingTable) -> Result<(), String> {
+        routing.validate()
+    }
+    fn command(namespace: NamespaceId, routing: RoutingTable) -> CommandBody {
+        CommandBody::SetRouting { namespace, routing }
+    }
+}
+
+impl Replaceable for Reasoner {
+    type Value = ReasonerConfig;
+    fn check(reasoner: &ReasonerConfig) -> Result<(), String> {
+        reasoner.validate()
+    }
+    fn command(namespace: NamespaceId, reasoner: ReasonerConfig) -> CommandBody {
+        CommandBody::SetReasoner {
+            namespace,
+            reasoner,
+        }
+    }
+}
+
+/// Replaces part `P` with `value`. The value is checked before the
+/// version, as the engine checks it again on apply: a caller learns what
+/// is wrong with what they sent before learning that someone else changed
+/// the part meanwhile.
+pub async fn replace<P: Replaceable>(
     app: &App,
     scope: &TenantScope<Admin>,
     ns: &NamespaceId,
     expected: Option<Expected>,
-    reasoner: ReasonerConfig,
-) -> Result<Versioned<ReasonerConfig>, AppError> {
-    reasoner.validate().map_err(Rejection::BadConfig)?;
-    let body = CommandBody::SetReasoner {
-        namespace: ns.clone(),
-        reasoner,
-    };
-    change::<Reasoner>(app, scope, ns, expected, body).await
+    value: P::Value,
+) -> Result<Versioned<P::Value>, AppError> {
+    P::check(&value).map_err(Rejection::BadConfig)?;
+    change::<P>(app, scope, ns, expected, P::command(ns.clone(), value)).await
 }

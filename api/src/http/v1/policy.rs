@@ -303,7 +303,8 @@ pub async fn put_authority(
     Body(config): Body<AuthorityConfig>,
 ) -> Result<Response, Problem> {
     let ns = namespace_id(&path.1)?;
-    let done = config::set_authority(&state.app, &scope, &ns, expected(&headers), config).await?;
+    let done =
+        config::replace::<Authority>(&state.app, &scope, &ns, expected(&headers), config).await?;
     Ok(tagged(done))
 }
 
@@ -343,7 +344,8 @@ pub async fn put_routing(
     Body(routing): Body<RoutingTable>,
 ) -> Result<Response, Problem> {
     let ns = namespace_id(&path.1)?;
-    let done = config::set_routing(&state.app, &scope, &ns, expected(&headers), routing).await?;
+    let done =
+        config::replace::<Routing>(&state.app, &scope, &ns, expected(&headers), routing).await?;
     Ok(tagged(done))
 }
 
@@ -388,7 +390,8 @@ pub async fn put_reasoner(
     Body(reasoner): Body<ReasonerConfig>,
 ) -> Result<Response, Problem> {
     let ns = namespace_id(&path.1)?;
-    let done = config::set_reasoner(&state.app, &scope, &ns, expected(&headers), reasoner).await?;
+    let done =
+        config::replace::<Reasoner>(&state.app, &scope, &ns, expected(&headers), reasoner).await?;
     Ok(tagged(done))
 }
 
