@@ -50,16 +50,23 @@ const VERBATIM: &[&str] = &[
     "context",
 ];
 
+type ReadError = serde_path_to_error::Error<serde_json::Error>;
+
+/// Reads a body as `T`: structs only from objects ([`strict`]), errors
+/// with the path to the field.
+///
 /// JSON has one kind of number: to JSON Schema `5.0` is the integer 5, and
 /// some clients write every number with a fraction. serde wants an integer
 /// token for an integer field, so a body refused for a float is read once
 /// more with each integral float as an integer, outside the [`VERBATIM`]
 /// keys, which reach tools and digests untouched. Only refused bodies pay
 /// for the second reading.
-fn integral_again<T: DeserializeOwned>(
-    bytes: &[u8],
-    first: serde_path_to_error::Error<serde_json::Error>,
-) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ReadError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let first = match serde_path_to_error::deserialize(Strict(de)) {
+        Err(e) if e.inner().to_string().starts_with(FLOAT_REFUSED) => e,
+        read => return read,
+    };
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return Err(first);
     };
@@ -111,12 +118,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Body<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| Problem::new(ProblemKind::PayloadTooLarge, e.body_text()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let read = match serde_path_to_error::deserialize(Strict(de)) {
-            Err(e) if e.inner().to_string().starts_with(FLOAT_REFUSED) => integral_again(&bytes, e),
-            read => read,
-        };
-        match read {
+        match read(&bytes) {
             Ok(v) => Ok(Body(v)),
             Err(e) => {
                 let pointer = pointer(e.path());
@@ -151,19 +153,13 @@ mod tests {
         arguments: serde_json::Value,
     }
 
-    fn read(body: serde_json::Value) -> Result<Step, String> {
-        let bytes = serde_json::to_vec(&body).unwrap();
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(Strict(de)) {
-            Err(e) if e.inner().to_string().starts_with(FLOAT_REFUSED) => integral_again(&bytes, e),
-            read => read,
-        }
-        .map_err(|e| e.to_string())
+    fn step(body: serde_json::Value) -> Result<Step, String> {
+        read(&serde_json::to_vec(&body).unwrap()).map_err(|e| e.to_string())
     }
 
     #[test]
     fn an_integral_float_is_an_integer_but_never_inside_the_callers_own_json() {
-        let step = read(json!({"timeout_ms": 5000.0, "arguments": {"amount": 5.0}})).unwrap();
+        let step = step(json!({"timeout_ms": 5000.0, "arguments": {"amount": 5.0}})).unwrap();
         assert_eq!(step.timeout_ms, 5000);
         assert!(
             step.arguments["amount"].is_f64(),
@@ -173,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_float_with_a_fraction_is_still_refused_where_an_integer_is_wanted() {
-        let refused = read(json!({"timeout_ms": 5000.5, "arguments": {}})).unwrap_err();
+        let refused = step(json!({"timeout_ms": 5000.5, "arguments": {}})).unwrap_err();
         assert!(refused.contains("timeout_ms"), "{refused}");
     }
 }
