@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::scope::{Admin, Member, TenantScope};
-pub use super::text::check as check_text;
+use super::text;
 use super::{App, AppError};
 use crate::store::StoreError;
 use crate::store::directory::{Group as StoredGroup, User as StoredUser};
@@ -44,10 +44,10 @@ impl NewUser {
     /// The checked row for `tenant`, created at `created_at`.
     pub(crate) fn into_row(self, tenant: &str, created_at: i64) -> Result<StoredUser, AppError> {
         let id = directory_id("/id", &self.id)?;
-        check_text("/user_name", &self.user_name)?;
-        check_text("/display_name", &self.display_name)?;
+        text::check("/user_name", &self.user_name)?;
+        text::check("/display_name", &self.display_name)?;
         if let Some(e) = &self.email {
-            check_text("/email", e)?;
+            text::check("/email", e)?;
         }
         Ok(StoredUser {
             tenant: tenant.to_owned(),
@@ -175,7 +175,7 @@ pub async fn create_group(
     new: NewGroup,
 ) -> Result<Group, AppError> {
     let id = directory_id("/id", &new.id)?;
-    check_text("/display_name", &new.display_name)?;
+    text::check("/display_name", &new.display_name)?;
     let g = app
         .store()
         .insert_group(StoredGroup {

@@ -5,10 +5,11 @@ use aura_engine::machine::{CommandBody, SigningSeed, TenantState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::directory::{check_text, directory_id};
+use super::directory::directory_id;
 use super::keys::{self, KeyCreated};
 use super::role::Role;
 use super::scope::{Member, PlatformScope, TenantScope};
+use super::text;
 use super::{App, AppError};
 use crate::store::directory::User;
 use crate::time::now_millis;
@@ -81,10 +82,10 @@ pub async fn create(
         email: None,
     });
     let admin_id = directory_id("/admin/user_id", &admin.user_id)?;
-    check_text("/admin/user_name", &admin.user_name)?;
-    check_text("/admin/display_name", &admin.display_name)?;
+    text::check("/admin/user_name", &admin.user_name)?;
+    text::check("/admin/display_name", &admin.display_name)?;
     if let Some(e) = &admin.email {
-        check_text("/admin/email", e)?;
+        text::check("/admin/email", e)?;
     }
     if app.read_local(|s| s.tenant(&tenant).is_some()) {
         return Err(AppError::Conflict(format!(

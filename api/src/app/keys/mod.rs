@@ -9,9 +9,10 @@ use aura_engine::ids::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::directory::{check_text, directory_id};
+use super::directory::directory_id;
 use super::role::{self, Role};
 use super::scope::{Admin, TenantScope};
+use super::text;
 use super::{App, AppError};
 use crate::store::keys::StoredKey;
 use crate::time::now_millis;
@@ -109,7 +110,7 @@ pub async fn create(
     scope: &TenantScope<Admin>,
     new: NewKey,
 ) -> Result<KeyCreated, AppError> {
-    check_text("/name", &new.name)?;
+    text::check("/name", &new.name)?;
     if new.roles.is_empty() {
         return Err(AppError::invalid("/roles", "give at least one role"));
     }
