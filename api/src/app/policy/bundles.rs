@@ -123,16 +123,18 @@ pub fn list(app: &App, scope: &TenantScope<Member>) -> Result<Vec<BundleSummary>
 
 /// A bundle with its source.
 pub fn get(app: &App, scope: &TenantScope<Member>, version: &Digest) -> Result<Bundle, AppError> {
-    let b = compiled(app, scope, version)?;
-    let source = scope
-        .read(app, |t| t.bundles().get(version).cloned())?
-        .ok_or_else(|| AppError::not_found("policy bundle", version.to_hex()))?;
-    Ok(Bundle {
-        version: version.to_hex(),
-        policy_ids: b.policy_ids().to_vec(),
-        policies: source.policies,
-        schema: source.schema,
-    })
+    scope
+        .read(app, |t| {
+            let compiled = t.compiled_bundle(version)?;
+            let source = t.bundles().get(version)?;
+            Some(Bundle {
+                version: version.to_hex(),
+                policy_ids: compiled.policy_ids().to_vec(),
+                policies: source.policies.clone(),
+                schema: source.schema.clone(),
+            })
+        })?
+        .ok_or_else(|| AppError::not_found("policy bundle", version.to_hex()))
 }
 
 fn policy_texts(b: &CompiledBundle) -> BTreeMap<String, String> {
