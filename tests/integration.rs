@@ -15,4 +15,5 @@ mod cli_serve_flags;
 mod cluster_processes;
 mod continue_as_new;
 mod crash_recovery;
+mod layout;
 mod test_kits;
