@@ -44,6 +44,8 @@ impl Server {
             .arg("--cluster-listen")
             .arg(format!("127.0.0.1:{}", self.cluster_port))
             .args(["--executor-concurrency", "4", "--executor-lease-ms", "2000"])
+            // The test's tools listen on loopback.
+            .args(["--egress-allow", "127.0.0.1"])
             .env("AURA_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aura_api::ApiConfig;
+use aura_api::testkit;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
 use aura_engine::identity::ExecutionToken;
@@ -140,8 +140,8 @@ fn main() {
         let probe = tempfile::tempdir().expect("temp dir");
         let sync = fdatasync_p50(probe.path());
 
-        let one = TestServer::start_cluster(1, Db::Sqlite, ApiConfig::default()).await;
-        let three = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+        let one = TestServer::start_cluster(1, Db::Sqlite, testkit::api_config()).await;
+        let three = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
         let (g1, t1) = setup(&one, &tool, "one", clients).await;
         let (g3, t3) = setup(&three, &tool, "three", clients).await;
         let b1: Vec<String> = one.iter().map(|n| n.base.clone()).collect();

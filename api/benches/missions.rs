@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aura_api::ApiConfig;
 use aura_api::runtime::executor::ExecutorConfig;
 use aura_api::runtime::reasoner::Secrets;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
+use aura_api::{ApiConfig, testkit};
 use aura_engine::ids::TenantId;
 use aura_engine::mission::{MissionState, OutcomeKind};
 use aura_engine::time::Millis;
@@ -42,7 +42,7 @@ fn config(concurrency: usize) -> ApiConfig {
             concurrency,
             secrets: Secrets::new(std::env::temp_dir()),
         }),
-        ..ApiConfig::default()
+        ..testkit::api_config()
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`runtime`]: what moves missions without a person asking (executor,
 //!   reasoners, timers, compensator), on the application layer alone;
 //! - [`gateway`]: the Tool Gateway every agent tool call goes through;
+//! - [`egress`]: where outbound calls (tools, model providers) may go;
 //! - [`store`]: the SQL store (directory, keys, idempotency records);
 //! - [`http`]: the REST edge, its middleware and its OpenAPI document;
 //! - [`bootstrap`]: the platform key a fresh deployment starts with.
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod egress;
 pub mod gateway;
 pub mod http;
 pub mod memory;

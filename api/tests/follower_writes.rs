@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use aura_api::ApiConfig;
 use aura_api::testkit::agent::GovernedTenant;
 use aura_api::testkit::{Client, Db, Raw, TestServer, eventually};
+use aura_api::{ApiConfig, testkit};
 use aura_raft::node::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ async fn stop_all(mut nodes: Vec<TestServer>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_a_follower_is_visible_there_at_once() {
-    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
     let follower = member(&nodes, false);
     let admin = follower.client(&acme_admin_key(follower).await);
     for i in 0..20 {
@@ -63,7 +63,7 @@ async fn a_write_through_a_follower_is_visible_there_at_once() {
 /// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_cannot_apply_its_forwarded_write_says_it_is_committed() {
-    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
     let (leader, follower) = (member(&nodes, true), member(&nodes, false));
     let key = acme_admin_key(follower).await;
     let admin = follower.client(&key);
@@ -163,7 +163,7 @@ async fn missions_on(leader: &TestServer, key: &str) -> Vec<String> {
 /// mission under another server-chosen id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_of_a_write_that_may_have_taken_effect_does_not_run_it_again() {
-    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
     let (leader, follower) = (member(&nodes, true), member(&nodes, false));
     // Set up through the follower, so that it has applied all of it.
     let acme = GovernedTenant::create(follower, "acme", "http://127.0.0.1:9/unused").await;
@@ -203,7 +203,7 @@ async fn a_retry_of_a_write_that_may_have_taken_effect_does_not_run_it_again() {
 async fn a_request_cut_off_mid_write_keeps_its_key_from_running_again() {
     let config = ApiConfig {
         request_timeout: Duration::from_secs(2),
-        ..ApiConfig::default()
+        ..testkit::api_config()
     };
     let nodes = TestServer::start_cluster(3, Db::Sqlite, config).await;
     let (leader, follower) = (member(&nodes, true), member(&nodes, false));
@@ -246,7 +246,7 @@ async fn a_request_cut_off_mid_write_keeps_its_key_from_running_again() {
 /// from the follower's own state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_on_any_node_sees_every_acknowledged_write() {
-    let nodes = TestServer::start_cluster(3, Db::Sqlite, ApiConfig::default()).await;
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
     let (leader, follower) = (member(&nodes, true), member(&nodes, false));
     let key = acme_admin_key(leader).await;
     let (writer, reader) = (leader.client(&key), follower.client(&key));

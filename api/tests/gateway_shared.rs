@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use aura_api::ApiConfig;
 use aura_api::gateway::limits::Limits;
+use aura_api::testkit;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, Raw, TestServer};
 use aura_engine::identity::ExecutionToken;
@@ -33,7 +33,7 @@ async fn two_nodes(
     ExecutionToken,
     RecordingTool,
 ) {
-    let mut config = ApiConfig::default();
+    let mut config = testkit::api_config();
     config.gateway.limits = Limits {
         per_agent: Some("3/min".parse().unwrap()),
         ..Limits::default()
@@ -125,7 +125,7 @@ async fn without_redis_each_node_limits_on_its_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_does_not_answer_stops_the_server_from_starting() {
-    let mut config = ApiConfig::default();
+    let mut config = testkit::api_config();
     // Nothing listens on port 1.
     config.gateway.redis_url = Some("redis://:secret@127.0.0.1:1".into());
     let dir = tempfile::tempdir().unwrap();

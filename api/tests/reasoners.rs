@@ -398,3 +398,29 @@ async fn a_model_that_never_answers_fails_the_mission_once_its_attempts_are_used
     assert_eq!(asked.lock().unwrap().len(), 2);
     assert!(tool.calls().is_empty());
 }
+
+/// A model provider behind a name that resolves to loopback, on a node
+/// whose egress policy does not open loopback: the model is never asked
+/// and the mission fails at once (a refusal is not retried) with the
+/// reason on its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_provider_the_egress_policy_refuses_is_never_asked() {
+    let (url, asked) = model_server(PLAN).await;
+    let (mut config, secrets) = aura_api::testkit::executor_config(4);
+    config.gateway.egress = aura_api::egress::EgressPolicy::default();
+    std::fs::write(secrets.path().join("model-key"), "test-key\n").unwrap();
+    let s = TestServer::start_with(Db::Sqlite, config).await;
+    let g = GovernedTenant::create(&s, "acme", "https://erp.example/post").await;
+    let base = format!("{}/v1", url.replace("127.0.0.1", "localhost"));
+    let r = put_reasoner(&g, &provider("openai-compatible", &base, "on-prem"), "*").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let m = run(&g, "refused").await;
+    let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`localhost` resolves to") && reason.contains("egress policy"),
+        "{reason}"
+    );
+    assert!(reason.contains("are not retried"), "{reason}");
+    assert!(asked.lock().unwrap().is_empty());
+    s.stop().await;
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aura_api::app::App;
-use aura_api::gateway::{Gateway, GatewayConfig};
+use aura_api::gateway::Gateway;
 use aura_api::runtime;
 use aura_api::store::Store;
 use aura_api::testkit::agent::RecordingTool;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 async fn app(dir: &std::path::Path, tool_url: &str) -> (App, TenantId) {
     let node = aura_raft::testkit::single_node(dir).await;
     let store = Store::open(&Store::sqlite_url(dir)).await.expect("store");
-    let gateway = Gateway::connect(&GatewayConfig::default())
+    let gateway = Gateway::connect(&aura_api::testkit::api_config().gateway)
         .await
         .expect("gateway");
     let app = App::new(Arc::new(node), store, Arc::new(gateway));

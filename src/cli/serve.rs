@@ -111,6 +111,19 @@ pub struct ServeArgs {
     /// takes over a mission from a node that died.
     #[arg(long, env = "AURA_EXECUTOR_LEASE_MS", default_value_t = 30_000)]
     executor_lease_ms: u64,
+    /// Destinations outbound calls (tools, compensations, model
+    /// providers) may reach although they are private or otherwise
+    /// reserved: CIDR blocks (`10.20.0.0/16`), addresses, host names or
+    /// `*.domain`. Loopback, link-local (cloud metadata), multicast and
+    /// private addresses are refused otherwise, and this node's own
+    /// listeners always (docs/security.md).
+    #[arg(
+        long = "egress-allow",
+        env = "AURA_EGRESS_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR|HOST"
+    )]
+    egress_allow: Vec<aura_api::egress::EgressRule>,
     /// The directory of secrets that namespaces' reasoner configurations
     /// name (`api_key_secret`: one file per key, read when a model is
     /// asked). Default: `<data-dir>/secrets`.
@@ -222,6 +235,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config(secret)?;
     let mut api_config = aura_api::ApiConfig::default();
     api_config.gateway.redis_url = args.redis_url.clone();
+    api_config.gateway.egress = aura_api::egress::EgressPolicy::new(args.egress_allow.clone());
     api_config.gateway.limits = Limits {
         per_agent: args.rate_limit_agent,
         per_tool: args.rate_limit_tool,
@@ -255,6 +269,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let api_addr = listener.local_addr()?;
+        api_config.gateway.egress.own_listener(api_addr);
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
         let url = args

@@ -92,6 +92,31 @@ impl App {
         &self.gateway
     }
 
+    /// Refuses, before anything is recorded, the URLs the egress policy
+    /// can judge without resolving a name (`(JSON pointer, URL)` pairs);
+    /// the rest are judged at each call.
+    pub fn check_destinations<'u>(
+        &self,
+        urls: impl IntoIterator<Item = (String, &'u str)>,
+    ) -> Result<(), AppError> {
+        let egress = self.gateway.tool_client().egress();
+        let errors: Vec<FieldError> = urls
+            .into_iter()
+            .filter_map(|(pointer, url)| {
+                let refused = egress.check_url(url).err()?;
+                Some(FieldError {
+                    pointer,
+                    detail: refused.to_string(),
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Invalid(errors))
+        }
+    }
+
     /// Reads this node's applied state now, without waiting: for the
     /// runtime's scans and for checks that a later command re-checks.
     pub fn read_local<R>(&self, f: impl FnOnce(&EngineState) -> R) -> R {

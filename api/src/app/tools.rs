@@ -23,7 +23,8 @@ pub struct Tool {
 /// Registers a tool or updates its governance attributes. The engine's
 /// own checks run first (it applies them again), so a spec that is wrong
 /// in several ways is refused the same way here; the input schema must be
-/// one the gateway can check arguments against.
+/// one the gateway can check arguments against, and an endpoint at an
+/// address the egress policy refuses is refused now.
 pub async fn register(
     app: &App,
     scope: &TenantScope<Admin>,
@@ -35,6 +36,7 @@ pub async fn register(
         crate::gateway::schema::check(&invocation.input_schema)
             .map_err(|why| AppError::invalid("/invocation/input_schema", why))?;
     }
+    app.check_destinations(spec.endpoints())?;
     let body = CommandBody::RegisterTool {
         tool: tool.clone(),
         spec: spec.clone(),

@@ -14,6 +14,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::egress::EgressPolicy;
+use crate::egress::connector::{EgressConnector, refusal};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -89,9 +92,13 @@ impl Outbound for JsonRequest {
     }
 }
 
+/// The one HTTP client for calls made on a tenant's behalf: tools,
+/// compensations and model providers. Every connection it makes passes
+/// the egress policy.
 #[derive(Clone)]
 pub struct ToolClient {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Client<HttpsConnector<EgressConnector>, Full<Bytes>>,
+    egress: Arc<EgressPolicy>,
 }
 
 impl std::fmt::Debug for ToolClient {
@@ -101,7 +108,8 @@ impl std::fmt::Debug for ToolClient {
 }
 
 impl ToolClient {
-    pub fn new() -> Result<ToolClient, String> {
+    pub fn new(egress: EgressPolicy) -> Result<ToolClient, String> {
+        let egress = Arc::new(egress);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         // The system's trust store (private CAs of on-prem tools); Mozilla's
         // roots where the system has none.
@@ -120,11 +128,21 @@ impl ToolClient {
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
-        let https = tls.https_or_http().enable_http1().wrap_connector(http);
+        let tcp = EgressConnector::new(http, egress.clone());
+        let https = tls.https_or_http().enable_http1().wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Ok(ToolClient { http: client })
+        Ok(ToolClient {
+            http: client,
+            egress,
+        })
+    }
+
+    /// The policy its connections pass, for checks made before any call
+    /// (a tool's registration, say).
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.egress
     }
 
     /// Calls the tool; every way it can go wrong becomes a `Failed` result
@@ -163,7 +181,13 @@ impl ToolClient {
         };
         let response = match self.http.request(request).await {
             Ok(r) => r,
-            Err(e) => return failed(CallFailure::Unreachable, None, &error_chain(&e)),
+            Err(e) => {
+                if let Some(refused) = refusal(&e) {
+                    tracing::warn!(%endpoint, %refused, "egress refused");
+                    return failed(CallFailure::EgressRefused, None, &refused.to_string());
+                }
+                return failed(CallFailure::Unreachable, None, &error_chain(&e));
+            }
         };
         let status = response.status();
         if status.is_redirection() {

@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     pub redis_url: Option<String>,
     /// Largest accepted difference between a request's time and ours.
     pub max_skew: Millis,
+    /// Where tool, compensation and model calls may go.
+    pub egress: crate::egress::EgressPolicy,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +73,7 @@ impl Default for GatewayConfig {
             limits: Limits::default(),
             redis_url: None,
             max_skew: Millis::from_secs(30),
+            egress: crate::egress::EgressPolicy::default(),
         }
     }
 }
@@ -130,18 +133,18 @@ impl Gateway {
             limiter,
             limits: config.limits,
             schemas: SchemaCache::default(),
-            tools: ToolClient::new().map_err(GatewayError::Http)?,
+            tools: ToolClient::new(config.egress.clone()).map_err(GatewayError::Http)?,
             redis,
         })
     }
 
-    /// For readiness: Redis answers (when configured).
     /// The HTTP client tool calls go out through; the saga's
-    /// compensations use it too.
+    /// compensations and the reasoners use it too.
     pub fn tool_client(&self) -> &ToolClient {
         &self.tools
     }
 
+    /// For readiness: Redis answers (when configured).
     pub async fn ping(&self) -> Result<(), String> {
         match &self.redis {
             None => Ok(()),

@@ -92,7 +92,11 @@ impl AppState {
         store: Store,
         config: ApiConfig,
     ) -> Result<AppState, GatewayError> {
-        let gateway = Gateway::connect(&config.gateway).await?;
+        let mut gateway_config = config.gateway.clone();
+        // Outbound calls never reach this node's cluster listener; the
+        // caller names the API listener (`config.gateway.egress`).
+        gateway_config.egress.own_listener(node.local_addr());
+        let gateway = Gateway::connect(&gateway_config).await?;
         Ok(AppState {
             app: App::new(Arc::new(node.clone()), store, Arc::new(gateway)),
             node,

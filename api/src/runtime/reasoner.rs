@@ -426,7 +426,7 @@ mod tests {
             .find(|m| !m.state_data().entries().is_empty() && m.context().get().inputs.is_object())
             .expect("the workload writes working memory")
             .clone();
-        let http = ToolClient::new().unwrap();
+        let http = ToolClient::new(crate::egress::EgressPolicy::default()).unwrap();
         let exchange = Reasoner::Scripted.plan(&m, &http).await.unwrap();
         let memory = exchange.input["memory"].as_object().expect("memory given");
         assert_eq!(memory.len(), m.state_data().entries().len());

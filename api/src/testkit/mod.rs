@@ -88,7 +88,18 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (format!("{base}/{name}"), name)
 }
 
-/// Drops a test database, cutting its open connections.
+/// The configuration test servers start with: defaults, and an egress
+/// policy that allows loopback, where the tests' tools and model
+/// providers listen. (The servers' own listeners stay refused.)
+pub fn api_config() -> ApiConfig {
+    let mut config = ApiConfig::default();
+    config.gateway.egress = crate::egress::EgressPolicy::new([
+        "127.0.0.0/8".parse().expect("a block"),
+        "::1".parse().expect("an address"),
+    ]);
+    config
+}
+
 /// A configuration whose built-in executor runs (worker `test-node`, 5 s
 /// leases, `concurrency` missions at once), with an empty secrets
 /// directory of its own for reasoner keys: keep it while the servers run.
@@ -101,11 +112,12 @@ pub fn executor_config(concurrency: usize) -> (ApiConfig, tempfile::TempDir) {
             concurrency,
             secrets: crate::runtime::reasoner::Secrets::new(secrets.path()),
         }),
-        ..ApiConfig::default()
+        ..api_config()
     };
     (config, secrets)
 }
 
+/// Drops a test database, cutting its open connections.
 pub async fn drop_postgres_database(name: &str) {
     if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
         let _ = conn
@@ -134,7 +146,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: Db) -> TestServer {
-        Self::start_with(db, ApiConfig::default()).await
+        Self::start_with(db, api_config()).await
     }
 
     /// A node whose built-in executor runs (worker `test-node`, 5 s
@@ -222,11 +234,14 @@ impl TestServer {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("loopback listener");
-            let base = format!("http://{}", listener.local_addr().expect("address"));
+            let addr = listener.local_addr().expect("address");
+            let base = format!("http://{addr}");
+            let mut config = config.clone();
+            config.gateway.egress.own_listener(addr);
             let (stop, mut rx) = tokio::sync::watch::channel(false);
             tokio::spawn(crate::serve(
                 listener,
-                AppState::connect(node.clone(), store.clone(), config.clone())
+                AppState::connect(node.clone(), store.clone(), config)
                     .await
                     .expect("the API connects"),
                 async move {

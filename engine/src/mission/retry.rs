@@ -176,7 +176,7 @@ impl RetryPolicy {
         first_at: Timestamp,
         at: Timestamp,
     ) -> RetryState {
-        if self.non_retryable.contains(&failure) {
+        if failure == CallFailure::EgressRefused || self.non_retryable.contains(&failure) {
             return RetryState::Exhausted {
                 attempts: failures,
                 why: format!("`{}` failures are not retried", failure.code()),
@@ -257,6 +257,11 @@ mod tests {
         ));
         assert!(matches!(
             p.after_failure(CallFailure::InvalidResponse, 1, t0, t0),
+            RetryState::Exhausted { attempts: 1, .. }
+        ));
+        // The egress policy would refuse the same destination again.
+        assert!(matches!(
+            policy().after_failure(CallFailure::EgressRefused, 1, t0, t0),
             RetryState::Exhausted { attempts: 1, .. }
         ));
     }

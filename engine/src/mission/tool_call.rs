@@ -69,6 +69,10 @@ pub enum CallFailure {
     ResponseTooLarge,
     /// The answer was not JSON, or the tool tried to redirect elsewhere.
     InvalidResponse,
+    /// The node's egress policy refused the destination (a loopback,
+    /// link-local, private or otherwise reserved address the operator has
+    /// not allowed). Never retried: the same call would be refused again.
+    EgressRefused,
 }
 
 impl CallFailure {
@@ -80,6 +84,7 @@ impl CallFailure {
             CallFailure::HttpStatus => "http_status",
             CallFailure::ResponseTooLarge => "response_too_large",
             CallFailure::InvalidResponse => "invalid_response",
+            CallFailure::EgressRefused => "egress_refused",
         }
     }
 }
@@ -332,6 +337,7 @@ mod tests {
             CallFailure::HttpStatus,
             CallFailure::ResponseTooLarge,
             CallFailure::InvalidResponse,
+            CallFailure::EgressRefused,
         ] {
             assert_eq!(serde_json::to_value(f).unwrap(), f.code());
         }

@@ -127,6 +127,28 @@ impl ToolSpec {
         Ok(())
     }
 
+    /// Every URL the tool is called at, with the JSON pointer of its
+    /// field: what an egress policy judges.
+    pub fn endpoints(&self) -> Vec<(String, &str)> {
+        let Some(i) = &self.invocation else {
+            return Vec::new();
+        };
+        let mut urls = vec![("/invocation/endpoint".to_owned(), i.endpoint.as_str())];
+        if let Some(c) = &i.compensation_endpoint {
+            urls.push(("/invocation/compensation_endpoint".to_owned(), c.as_str()));
+        }
+        for (n, p) in i.placements.iter().enumerate() {
+            urls.push((format!("/invocation/placements/{n}/endpoint"), &p.endpoint));
+            if let Some(c) = &p.compensation_endpoint {
+                urls.push((
+                    format!("/invocation/placements/{n}/compensation_endpoint"),
+                    c.as_str(),
+                ));
+            }
+        }
+        urls
+    }
+
     /// How long the gateway (or the compensator) waits for one call of
     /// this tool; a tool without an invocation is never called, and gets
     /// the gateway's default.

@@ -190,6 +190,11 @@ pub trait Replaceable: Part<View = Self::Value> {
     type Value;
     /// The engine's own check of a value, which it runs again on apply.
     fn check(value: &Self::Value) -> Result<(), String>;
+    /// The URLs the value sends calls to, by JSON pointer, for the egress
+    /// policy.
+    fn destinations(_value: &Self::Value) -> Vec<(String, &str)> {
+        Vec::new()
+    }
     fn command(namespace: NamespaceId, value: Self::Value) -> CommandBody;
 }
 
@@ -218,6 +223,13 @@ impl Replaceable for Reasoner {
     fn check(reasoner: &ReasonerConfig) -> Result<(), String> {
         reasoner.validate()
     }
+    fn destinations(reasoner: &ReasonerConfig) -> Vec<(String, &str)> {
+        reasoner
+            .model()
+            .map(|m| ("/url".to_owned(), m.url.as_str()))
+            .into_iter()
+            .collect()
+    }
     fn command(namespace: NamespaceId, reasoner: ReasonerConfig) -> CommandBody {
         CommandBody::SetReasoner {
             namespace,
@@ -238,5 +250,6 @@ pub async fn replace<P: Replaceable>(
     value: P::Value,
 ) -> Result<Versioned<P::Value>, AppError> {
     P::check(&value).map_err(Rejection::BadConfig)?;
+    app.check_destinations(P::destinations(&value))?;
     change::<P>(app, scope, ns, expected, P::command(ns.clone(), value)).await
 }
