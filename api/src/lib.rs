@@ -43,6 +43,10 @@ pub async fn serve(
         runtime::timers::TICK,
     ));
     let compensator = tokio::spawn(runtime::compensator::run(state.app.clone()));
+    let expiry = tokio::spawn(http::idempotency::expire(
+        state.app.clone(),
+        state.config.idempotency_retention,
+    ));
     let executor = state
         .config
         .executor
@@ -53,6 +57,7 @@ pub async fn serve(
         .await;
     timers.abort();
     compensator.abort();
+    expiry.abort();
     if let Some(executor) = executor {
         executor.abort();
     }

@@ -17,4 +17,5 @@ mod reasoners;
 mod retries_and_sagas;
 mod runtime;
 mod server;
+mod stored_requests;
 mod work;

@@ -124,6 +124,11 @@ pub struct ServeArgs {
         value_name = "CIDR|HOST"
     )]
     egress_allow: Vec<aura_api::egress::EgressRule>,
+    /// How long an `Idempotency-Key` is remembered: a retry within it is
+    /// answered as the first request was, one after it runs anew.
+    #[arg(long, env = "AURA_IDEMPOTENCY_RETENTION_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    idempotency_retention_secs: u64,
     /// The directory of secrets that namespaces' reasoner configurations
     /// name (`api_key_secret`: one file per key, read when a model is
     /// asked). Default: `<data-dir>/secrets`.
@@ -236,6 +241,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut api_config = aura_api::ApiConfig::default();
     api_config.gateway.redis_url = args.redis_url.clone();
     api_config.gateway.egress = aura_api::egress::EgressPolicy::new(args.egress_allow.clone());
+    api_config.idempotency_retention =
+        std::time::Duration::from_secs(args.idempotency_retention_secs);
     api_config.gateway.limits = Limits {
         per_agent: args.rate_limit_agent,
         per_tool: args.rate_limit_tool,

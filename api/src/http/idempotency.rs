@@ -5,6 +5,8 @@
 //! 409 it can retry. A server error is not recorded, so its retry runs
 //! again, except one after which the write may have taken effect.
 
+use std::time::Duration;
+
 use aura_engine::Digest;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,9 +14,10 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error;
-use crate::http::problem::{MayHaveTakenEffect, Problem, ProblemKind};
+use crate::http::problem::{CONTENT_TYPE, MayHaveTakenEffect, Problem, ProblemKind};
 use crate::http::server::AppState;
 use crate::store::idempotency::{Claim, RecordedResponse};
 use crate::time::now_millis;
@@ -160,6 +163,25 @@ pub fn request_digest(method: &Method, uri: &str, body: &[u8]) -> String {
     Digest::of(&material).to_hex()
 }
 
+/// Marks a response whose body holds a secret shown this once, naming
+/// what was created. The body is not recorded: a retry is answered 409,
+/// that this exists, with its `Location`.
+#[derive(Clone, Debug)]
+pub struct ShownOnce(pub String);
+
+/// What a retry of a request whose answer held a secret gets instead of
+/// the secret.
+fn shown_once(what: &str) -> Problem {
+    Problem::new(
+        ProblemKind::Conflict,
+        format!(
+            "{what} was created by the first request with this Idempotency-Key; its secret \
+             was in that response only and is not kept: if it was lost, revoke the key and \
+             mint another"
+        ),
+    )
+}
+
 /// Records the response and returns it. A server error is forgotten
 /// instead, so that the retry runs again, unless the request may have
 /// taken effect: running it again could then do it twice, so retries get
@@ -180,16 +202,30 @@ async fn record(state: &AppState, principal: &str, key: &str, resp: Response) ->
                 .into_response();
         }
     };
-    let recorded = RecordedResponse {
-        status: parts.status.as_u16(),
-        headers: REPLAYED_HEADERS
-            .iter()
-            .filter_map(|h| {
-                let v = parts.headers.get(h)?.to_str().ok()?;
-                Some((h.as_str().to_owned(), v.to_owned()))
-            })
-            .collect(),
-        body: bytes.to_vec(),
+    let header = |h: &HeaderName| {
+        let v = parts.headers.get(h)?.to_str().ok()?;
+        Some((h.as_str().to_owned(), v.to_owned()))
+    };
+    let recorded = match parts.extensions.get::<ShownOnce>() {
+        None => RecordedResponse {
+            status: parts.status.as_u16(),
+            headers: REPLAYED_HEADERS.iter().filter_map(header).collect(),
+            body: bytes.to_vec(),
+        },
+        Some(ShownOnce(what)) => {
+            let problem = shown_once(what);
+            RecordedResponse {
+                status: problem.status,
+                headers: [(
+                    header::CONTENT_TYPE.as_str().to_owned(),
+                    CONTENT_TYPE.to_owned(),
+                )]
+                .into_iter()
+                .chain(header(&header::LOCATION))
+                .collect(),
+                body: serde_json::to_vec(&problem).expect("a problem serializes"),
+            }
+        }
     };
     if let Err(e) = state
         .app
@@ -202,6 +238,29 @@ async fn record(state: &AppState, principal: &str, key: &str, resp: Response) ->
         tracing::error!(error = %e, key, "cannot record idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// How long keys are remembered by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Forgets the records of keys first used longer than `retention` ago,
+/// sweeping a few times per retention period: a retry within the period
+/// is answered as promised, and the table holds about one period of
+/// requests.
+pub async fn expire(app: App, retention: Duration) {
+    let every = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(15 * 60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        let before = now_millis().saturating_sub(retention_ms);
+        match app.store().expire_idempotent(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(records = n, "idempotency records expired"),
+            Err(e) => tracing::warn!(error = %e, "idempotency records not expired"),
+        }
+    }
 }
 
 fn replayed(mut resp: Response) -> Response {

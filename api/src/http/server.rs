@@ -53,6 +53,8 @@ pub struct ApiConfig {
     pub gateway: GatewayConfig,
     /// The built-in executor; off when `None`.
     pub executor: Option<crate::runtime::executor::ExecutorConfig>,
+    /// How long `Idempotency-Key`s are remembered.
+    pub idempotency_retention: Duration,
 }
 
 impl Default for ApiConfig {
@@ -63,6 +65,7 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             gateway: GatewayConfig::default(),
             executor: None,
+            idempotency_retention: super::idempotency::DEFAULT_RETENTION,
         }
     }
 }

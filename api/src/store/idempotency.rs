@@ -132,11 +132,11 @@ impl Store {
         Ok(())
     }
 
-    /// Drops records older than `before` (retention).
+    /// Drops records of keys first used before `before` (retention),
+    /// answered or not: past the retention a key is forgotten whole.
     pub async fn expire_idempotent(&self, before: i64) -> Result<u64, StoreError> {
         let r = idempotency_record::Entity::delete_many()
             .filter(idempotency_record::Column::CreatedAt.lt(before))
-            .filter(idempotency_record::Column::Status.is_not_null())
             .exec(self.db())
             .await?;
         Ok(r.rows_affected)

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::created;
+use super::created_once;
 use crate::app::keys;
 pub use crate::app::keys::{ApiKey, KeyCreated, NewKey as CreateKey};
 use crate::http::auth::{Admin, TenantScope};
@@ -20,6 +20,7 @@ use crate::http::server::AppState;
     request_body = CreateKey,
     responses(
         (status = 201, description = "Created; the key is in the body, this once", body = KeyCreated),
+        (status = 409, description = "An `Idempotency-Key` retry: its first request is still running, or it minted the key, whose secret, shown once, is not kept", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -28,9 +29,10 @@ pub async fn create(
     Body(req): Body<CreateKey>,
 ) -> Result<Response, Problem> {
     let k = keys::create(&state.app, &scope, req).await?;
-    Ok(created(
+    Ok(created_once(
         format!("/v1/tenants/{}/api-keys/{}", scope.tenant, k.id),
         &k,
+        format!("API key {} (for user {})", k.id, k.user_id),
     ))
 }
 

@@ -207,6 +207,17 @@ pub fn created<T: Serialize>(location: String, body: &T) -> Response {
     r
 }
 
+/// [`created`] for a body holding a secret shown this once (a minted
+/// key): the response says so, and an `Idempotency-Key` retry is answered
+/// that `what` exists rather than replaying the secret, which is never
+/// kept.
+pub fn created_once<T: Serialize>(location: String, body: &T, what: String) -> Response {
+    let mut r = created(location, body);
+    r.extensions_mut()
+        .insert(crate::http::idempotency::ShownOnce(what));
+    r
+}
+
 /// A list response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::created;
+use super::created_once;
 use crate::app::tenants;
 pub use crate::app::tenants::{FirstAdmin, NewTenant as CreateTenant, Tenant, TenantCreated};
 use crate::http::auth::{Member, PlatformScope, TenantScope};
@@ -18,7 +18,7 @@ use crate::http::server::AppState;
     request_body = CreateTenant,
     responses(
         (status = 201, description = "Created", body = TenantCreated),
-        (status = 409, description = "The tenant exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant exists (also the answer to an `Idempotency-Key` retry of a create that succeeded: the admin key's secret, shown once, is not kept)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -27,7 +27,14 @@ pub async fn create(
     Body(req): Body<CreateTenant>,
 ) -> Result<Response, Problem> {
     let done = tenants::create(&state.app, &scope, req).await?;
-    Ok(created(format!("/v1/tenants/{}", done.tenant.id), &done))
+    Ok(created_once(
+        format!("/v1/tenants/{}", done.tenant.id),
+        &done,
+        format!(
+            "Tenant {} and its admin key {}",
+            done.tenant.id, done.admin_key.id
+        ),
+    ))
 }
 
 /// Lists all tenants.
