@@ -9,6 +9,7 @@ mod support;
 
 mod api_end_to_end;
 mod api_isolation;
+mod audit_checkpoints;
 mod cli_audit_verify;
 mod cli_policy_test;
 mod cli_serve_flags;

@@ -43,6 +43,10 @@ pub async fn serve(
         runtime::timers::TICK,
     ));
     let compensator = tokio::spawn(runtime::compensator::run(state.app.clone()));
+    let checkpoints = tokio::spawn(runtime::checkpoints::run(
+        state.app.clone(),
+        state.config.checkpoints,
+    ));
     let expiry = tokio::spawn(http::idempotency::expire(
         state.app.clone(),
         state.config.idempotency_retention,
@@ -58,6 +62,7 @@ pub async fn serve(
     timers.abort();
     compensator.abort();
     expiry.abort();
+    checkpoints.abort();
     if let Some(executor) = executor {
         executor.abort();
     }

@@ -2,8 +2,8 @@
 
 use aura_engine::audit::export::Failure;
 use aura_engine::audit::merkle::{verify_consistency, verify_inclusion};
-use aura_engine::audit::{VerifyError, VerifyOptions, verify_export, write_export};
-use aura_engine::identity::KeyPair;
+use aura_engine::audit::{Checkpoint, VerifyError, VerifyOptions, verify_export, write_export};
+use aura_engine::identity::{KeyPair, PublicKey};
 use aura_engine::sim::{self, SimRng, WorkloadShape};
 use serde_json::Value;
 
@@ -50,6 +50,7 @@ fn verify_bytes(
     let options = VerifyOptions {
         trusted_key: key,
         allow_unsigned_tail: false,
+        trusted_checkpoint: None,
     };
     verify_export(&mut bytes.as_slice(), &options, &mut |_| {}).map(|r| r.entries)
 }
@@ -156,6 +157,122 @@ fn a_truncated_tail_is_detected() {
             "keeping {keep} lines: {err}"
         );
     }
+}
+
+/// The checkpoints of an export, parsed from their notes.
+fn checkpoints(lines: &[String]) -> Vec<(usize, Checkpoint)> {
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            Some((
+                i,
+                Checkpoint::from_note(v.get("checkpoint")?.as_str()?).unwrap(),
+            ))
+        })
+        .collect()
+}
+
+fn verify_against(
+    lines: &[String],
+    key: PublicKey,
+    trusted: &Checkpoint,
+) -> Result<u64, VerifyError> {
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.push(b'\n');
+    let options = VerifyOptions {
+        trusted_key: Some(key),
+        allow_unsigned_tail: false,
+        trusted_checkpoint: Some(trusted.clone()),
+    };
+    verify_export(&mut bytes.as_slice(), &options, &mut |_| {}).map(|r| r.entries)
+}
+
+/// Cut right after one of its own checkpoints, with the header's count
+/// edited to match, an export is whole as far as anything in it can tell;
+/// a checkpoint seen earlier is what reveals the cut.
+#[test]
+fn a_cut_after_a_checkpoint_is_caught_only_against_a_trusted_checkpoint() {
+    let e = export();
+    let cps = checkpoints(&e.lines);
+    assert!(cps.len() >= 3, "the workload signs several checkpoints");
+    let (cut_line, cut_at) = cps[cps.len() - 2].clone();
+    let (_, latest) = cps.last().unwrap().clone();
+    let mut cut: Vec<String> = e.lines[..=cut_line].to_vec();
+    let mut header: Value = serde_json::from_str(&cut[0]).unwrap();
+    header["entries"] = Value::from(cut_at.size);
+    cut[0] = header.to_string();
+    assert_eq!(
+        verify_lines(&cut, Some(e.key)),
+        Ok(cut_at.size),
+        "undetectable alone"
+    );
+
+    let err = verify_against(&cut, e.key, &latest).unwrap_err();
+    assert_eq!(
+        err.failure,
+        Failure::ShorterThanTrusted {
+            trusted: latest.size,
+            found: cut_at.size
+        },
+        "{err}"
+    );
+    // The whole export extends every checkpoint it holds.
+    let n = entry_lines(&e.lines).len() as u64;
+    for (_, cp) in &cps {
+        assert_eq!(verify_against(&e.lines, e.key, cp), Ok(n));
+    }
+    // A trusted checkpoint must be the tenant's, signed by its key.
+    let other = KeyPair::from_seed([42; 32]).public();
+    let err = verify_against(&e.lines, other, &latest).unwrap_err();
+    assert!(matches!(err.failure, Failure::UntrustedKey { .. }), "{err}");
+    let mut forged = latest.clone();
+    forged.size += 1;
+    let err = verify_against(&e.lines, e.key, &forged).unwrap_err();
+    assert!(
+        matches!(err.failure, Failure::BadTrustedCheckpoint(_)),
+        "{err}"
+    );
+}
+
+/// A history rewritten before a trusted checkpoint, even one re-signed
+/// throughout by a stolen key, no longer has the trusted root at its size.
+#[test]
+fn a_history_that_differs_from_a_trusted_checkpoint_fails_where_it_differs() {
+    let e = export();
+    let cps = checkpoints(&e.lines);
+    let (_, trusted) = cps[1].clone();
+    // The same seed (so the same tenant key), checkpoints at other places.
+    let state = sim::state_after(
+        11,
+        WorkloadShape {
+            tenants: 1,
+            missions: 40,
+            checkpoint_every: 15,
+            ..WorkloadShape::default()
+        },
+    );
+    let t = state.tenant(&sim::tenant_id(0)).unwrap();
+    assert_eq!(
+        t.public_key(),
+        e.key,
+        "the same tenant key, another history"
+    );
+    let mut out = Vec::new();
+    write_export(&mut out, t.id(), &t.public_key(), t.audit()).unwrap();
+    let other: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(verify_lines(&other, Some(e.key)).is_ok());
+    let err = verify_against(&other, e.key, &trusted).unwrap_err();
+    assert_eq!(
+        err.failure,
+        Failure::DivergesFromTrusted { size: trusted.size },
+        "{err}"
+    );
 }
 
 #[test]

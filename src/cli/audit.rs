@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use aura_engine::audit::{VerifyOptions, verify_export};
+use aura_engine::audit::{Checkpoint, VerifyOptions, verify_export};
 use aura_engine::identity::PublicKey;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,12 +31,36 @@ pub struct VerifyArgs {
     /// Accept entries after the last signed checkpoint.
     #[arg(long)]
     allow_unsigned_tail: bool,
+    /// A checkpoint of the tenant seen earlier (its signed note, or the
+    /// JSON `GET /v1/tenants/{tenant}/audit/checkpoints` lists it in): the
+    /// export must extend it. This catches an export cut off after one of
+    /// its own checkpoints, which nothing inside the export can reveal.
+    #[arg(long, value_name = "FILE")]
+    trusted_checkpoint: Option<PathBuf>,
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Verify(args) => verify(args),
     }
+}
+
+/// A checkpoint from a file: a signed note, or a checkpoint as the API
+/// lists it.
+fn read_checkpoint(path: &std::path::Path) -> anyhow::Result<Checkpoint> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(anyhow::Error::from)
+    } else {
+        Checkpoint::from_note(&text).map_err(anyhow::Error::from)
+    };
+    parsed.with_context(|| {
+        format!(
+            "--trusted-checkpoint {} is neither a signed checkpoint note nor a checkpoint as the API lists it",
+            path.display()
+        )
+    })
 }
 
 /// The tenant key given with `--key`, if any.
@@ -65,9 +89,15 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .expect("valid template")
         .progress_chars("=> "),
     );
+    let trusted_checkpoint = args
+        .trusted_checkpoint
+        .as_deref()
+        .map(read_checkpoint)
+        .transpose()?;
     let options = VerifyOptions {
         trusted_key,
         allow_unsigned_tail: args.allow_unsigned_tail,
+        trusted_checkpoint,
     };
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let result = verify_export(&mut reader, &options, &mut |bytes| {

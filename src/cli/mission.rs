@@ -72,6 +72,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = VerifyOptions {
         trusted_key,
         allow_unsigned_tail: true,
+        trusted_checkpoint: None,
     };
     let mut records: Vec<AuditRecord> = Vec::new();
     let verified = verify_export_visiting(&mut reader, &options, &mut |_| {}, &mut |r| {

@@ -129,6 +129,16 @@ pub struct ServeArgs {
     #[arg(long, env = "AURA_IDEMPOTENCY_RETENTION_SECS", default_value_t = 86_400,
           value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
     idempotency_retention_secs: u64,
+    /// Sign a tenant's audit chain once this many of its entries are not
+    /// covered by a signed checkpoint.
+    #[arg(long, env = "AURA_CHECKPOINT_EVERY_ENTRIES", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every_entries: u64,
+    /// Sign a tenant's unsigned audit entries once this many seconds have
+    /// passed since its last checkpoint.
+    #[arg(long, env = "AURA_CHECKPOINT_EVERY_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    checkpoint_every_secs: u64,
     /// The directory of secrets that namespaces' reasoner configurations
     /// name (`api_key_secret`: one file per key, read when a model is
     /// asked). Default: `<data-dir>/secrets`.
@@ -243,6 +253,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     api_config.gateway.egress = aura_api::egress::EgressPolicy::new(args.egress_allow.clone());
     api_config.idempotency_retention =
         std::time::Duration::from_secs(args.idempotency_retention_secs);
+    api_config.checkpoints = aura_api::runtime::checkpoints::CheckpointSchedule {
+        entries: args.checkpoint_every_entries,
+        interval: std::time::Duration::from_secs(args.checkpoint_every_secs),
+    };
     api_config.gateway.limits = Limits {
         per_agent: args.rate_limit_agent,
         per_tool: args.rate_limit_tool,

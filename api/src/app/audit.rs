@@ -3,7 +3,7 @@
 //! `aura audit verify` checks offline.
 
 use aura_engine::Digest;
-use aura_engine::audit::{AuditRecord, Checkpoint, write_export};
+use aura_engine::audit::{AuditRecord, Checkpoint, write_signed_export};
 use aura_engine::machine::CommandBody;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -132,12 +132,24 @@ pub fn consistency(
     })?
 }
 
-/// The whole chain as an export (JSON Lines, `aura.audit-export/1`).
-pub fn export(app: &App, scope: &TenantScope<Auditor>) -> Result<Vec<u8>, AppError> {
+/// The chain as an export (JSON Lines, `aura.audit-export/1`) that ends
+/// with a signed checkpoint: one is signed first if entries are unsigned,
+/// and entries recorded after the last checkpoint wait for the next
+/// export, so every export verifies as it is.
+pub async fn export(app: &App, scope: &TenantScope<Auditor>) -> Result<Vec<u8>, AppError> {
+    let unsigned = scope.read(app, |t| {
+        t.audit().len() > t.audit().checkpoints().last().map_or(0, |cp| cp.size)
+    })?;
+    if unsigned {
+        app.propose(&scope.tenant, scope.actor(), CommandBody::SignCheckpoint)
+            .await?;
+    }
     scope
         .read(app, |t| {
             let mut out = Vec::new();
-            write_export(&mut out, t.id(), &t.public_key(), t.audit()).map(|_| out)
+            write_signed_export(&mut out, t.id(), &t.public_key(), t.audit())
+                .map(|written| written.map(|_| out))
         })?
+        .ok_or_else(|| AppError::Internal("no checkpoint was signed".into()))?
         .map_err(|e| AppError::Internal(format!("export failed: {e}")))
 }

@@ -55,6 +55,8 @@ pub struct ApiConfig {
     pub executor: Option<crate::runtime::executor::ExecutorConfig>,
     /// How long `Idempotency-Key`s are remembered.
     pub idempotency_retention: Duration,
+    /// When the leader signs each tenant's audit chain.
+    pub checkpoints: crate::runtime::checkpoints::CheckpointSchedule,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +68,7 @@ impl Default for ApiConfig {
             gateway: GatewayConfig::default(),
             executor: None,
             idempotency_retention: super::idempotency::DEFAULT_RETENTION,
+            checkpoints: Default::default(),
         }
     }
 }

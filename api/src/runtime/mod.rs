@@ -7,7 +7,9 @@
 //! - [`executor`]: the built-in worker, with [`reasoner`]s to plan;
 //!   [`claim_share`]: which node's executor claims a queued mission first.
 //! - [`compensator`]: undoes a failed mission's completed steps.
+//! - [`checkpoints`]: signs each tenant's audit chain on a schedule.
 
+pub mod checkpoints;
 pub mod claim_share;
 pub mod compensator;
 pub mod executor;

@@ -118,6 +118,17 @@ impl Checkpoint {
             .map_err(|_| CheckpointError::BadSignature)
     }
 
+    /// Parses a note of an AURA tenant, whose signing key is named after
+    /// the tenant in its origin line (`aura/<tenant>` is signed by
+    /// `aura-<tenant>`).
+    pub fn from_note(note: &str) -> Result<Checkpoint, CheckpointError> {
+        let origin = note.split('\n').next().unwrap_or_default();
+        let tenant = origin.strip_prefix("aura/").ok_or_else(|| {
+            CheckpointError::Malformed(format!("origin `{origin}` is not an AURA tenant's"))
+        })?;
+        Checkpoint::parse_note(note, &format!("aura-{tenant}"))
+    }
+
     /// Parses a note and keeps the signature line by `key_name`.
     pub fn parse_note(note: &str, key_name: &str) -> Result<Checkpoint, CheckpointError> {
         let bad = |m: &str| CheckpointError::Malformed(m.to_owned());

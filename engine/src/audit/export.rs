@@ -101,13 +101,38 @@ pub fn write_export(
     public_key: &PublicKey,
     log: &AuditLog,
 ) -> std::io::Result<()> {
+    write_first(out, tenant, public_key, log, log.len())
+}
+
+/// Writes the tenant's audit log up to its last signed checkpoint, so
+/// that the export ends with a signature over all of it; `None` when no
+/// checkpoint was signed yet.
+pub fn write_signed_export(
+    out: &mut dyn Write,
+    tenant: &TenantId,
+    public_key: &PublicKey,
+    log: &AuditLog,
+) -> Option<std::io::Result<()>> {
+    let signed = log.checkpoints().last()?.size;
+    Some(write_first(out, tenant, public_key, log, signed))
+}
+
+/// Writes the first `entries` entries of the log and the checkpoints
+/// among them.
+fn write_first(
+    out: &mut dyn Write,
+    tenant: &TenantId,
+    public_key: &PublicKey,
+    log: &AuditLog,
+    entries: u64,
+) -> std::io::Result<()> {
     let header = ExportHeader {
         format: EXPORT_FORMAT.to_owned(),
         tenant: tenant.clone(),
         origin: checkpoint::origin(tenant),
         key_name: checkpoint::key_name(tenant),
         public_key: *public_key,
-        entries: log.len(),
+        entries,
     };
     serde_json::to_writer(&mut *out, &header)?;
     out.write_all(b"\n")?;
@@ -135,7 +160,8 @@ pub fn write_export(
         Ok(())
     };
     write_due(out, 0)?;
-    for (i, record) in log.records().enumerate() {
+    let entries = usize::try_from(entries).unwrap_or(usize::MAX);
+    for (i, record) in log.records().take(entries).enumerate() {
         serde_json::to_writer(&mut *out, &*record)?;
         out.write_all(b"\n")?;
         write_due(out, i as u64 + 1)?;
@@ -180,6 +206,16 @@ pub enum Failure {
     Truncated { announced: u64, found: u64 },
     #[error("entries {from}..{to} are not covered by any signed checkpoint")]
     UnsignedTail { from: u64, to: u64 },
+    #[error("the trusted checkpoint is not usable: {0}")]
+    BadTrustedCheckpoint(String),
+    #[error(
+        "the export holds {found} entries but the trusted checkpoint covers {trusted}: entries were removed since it was signed"
+    )]
+    ShorterThanTrusted { trusted: u64, found: u64 },
+    #[error(
+        "the export's first {size} entries are not those the trusted checkpoint signed (history was rewritten)"
+    )]
+    DivergesFromTrusted { size: u64 },
 }
 
 /// A failure and where it is.
@@ -199,6 +235,11 @@ pub struct VerifyOptions {
     pub trusted_key: Option<PublicKey>,
     /// Accept entries after the last checkpoint.
     pub allow_unsigned_tail: bool,
+    /// A checkpoint of this tenant seen earlier: the export must extend
+    /// it (hold at least its entries, with its root at its size). Without
+    /// one, an export cut off right after one of its checkpoints, its
+    /// header's count edited to match, cannot be told from a whole one.
+    pub trusted_checkpoint: Option<Checkpoint>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,8 +322,28 @@ pub fn verify_export_visiting(
         None => header.public_key,
     };
 
+    let pinned = match &options.trusted_checkpoint {
+        None => None,
+        Some(cp) => {
+            let bad = |why: String| fail(1, None, Failure::BadTrustedCheckpoint(why));
+            if cp.origin != expected_origin {
+                return Err(bad(format!(
+                    "it is for `{}`, not `{expected_origin}`",
+                    cp.origin
+                )));
+            }
+            cp.verify(&key).map_err(|e| bad(e.to_string()))?;
+            Some((cp.size, cp.root))
+        }
+    };
+    let diverges = |size: u64| fail(1, None, Failure::DivergesFromTrusted { size });
     let mut hash_buf = Vec::with_capacity(512);
     let mut range = CompactRange::default();
+    if let Some((0, root)) = pinned
+        && root != range.root()
+    {
+        return Err(diverges(0));
+    }
     let mut prev_hash = Digest::ZERO;
     let mut last_checkpoint: Option<(u64, Digest)> = None;
     let mut checkpoints = 0u64;
@@ -305,6 +366,15 @@ pub fn verify_export_visiting(
                 .map_err(|f| fail(line, Some(range.size()), f))?;
                 prev_hash = entry.entry_hash;
                 range.push_leaf_hash(entry.leaf_hash());
+                if let Some((size, root)) = pinned
+                    && size == range.size()
+                    && root != range.root()
+                {
+                    return Err(VerifyError {
+                        line,
+                        ..diverges(size)
+                    });
+                }
                 visit(AuditRecord { entry, payload });
             }
             BodyLine::Checkpoint(CheckpointLine {
@@ -351,6 +421,18 @@ pub fn verify_export_visiting(
         }
     }
 
+    if let Some((trusted, _)) = pinned
+        && range.size() < trusted
+    {
+        return Err(fail(
+            line_no,
+            Some(range.size()),
+            Failure::ShorterThanTrusted {
+                trusted,
+                found: range.size(),
+            },
+        ));
+    }
     if range.size() != header.entries {
         return Err(fail(
             line_no,

@@ -12,6 +12,7 @@ pub use chain::{AuditEntry, AuditLog, AuditRecord};
 pub use checkpoint::Checkpoint;
 pub use export::{
     VerifyError, VerifyOptions, VerifyReport, verify_export, verify_export_visiting, write_export,
+    write_signed_export,
 };
 pub use payload::Payload;
 pub use segment::{SEGMENT_LEN, SegmentError};

@@ -112,8 +112,10 @@ pub async fn consistency(
     Ok(Json(audit::consistency(&state.app, &scope, q.from, q.to)?))
 }
 
-/// The whole chain as an export (JSON Lines, `aura.audit-export/1`), for
-/// `aura audit verify --key <tenant public key>`.
+/// The chain up to its last signed checkpoint (one is signed first if
+/// entries are unsigned) as an export (JSON Lines,
+/// `aura.audit-export/1`), for `aura audit verify --key <tenant public
+/// key>`.
 #[utoipa::path(get, operation_id = "audit_export", path = "/v1/tenants/{tenant}/audit/export", tag = "audit",
     security(("api_key" = [])),
     params(("tenant" = String, Path)),
@@ -122,7 +124,7 @@ pub async fn export(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,
 ) -> Result<Response, Problem> {
-    let bytes = audit::export(&state.app, &scope)?;
+    let bytes = audit::export(&state.app, &scope).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
