@@ -140,8 +140,12 @@ fn main() {
         let probe = tempfile::tempdir().expect("temp dir");
         let sync = fdatasync_p50(probe.path());
 
-        let one = TestServer::start_cluster(1, Db::Sqlite, testkit::api_config()).await;
-        let three = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
+        // Every client calls from loopback: one source, which the
+        // per-source limit would hold to its rate.
+        let mut config = testkit::api_config();
+        config.gateway.limits.per_source = None;
+        let one = TestServer::start_cluster(1, Db::Sqlite, config.clone()).await;
+        let three = TestServer::start_cluster(3, Db::Sqlite, config).await;
         let (g1, t1) = setup(&one, &tool, "one", clients).await;
         let (g3, t3) = setup(&three, &tool, "three", clients).await;
         let b1: Vec<String> = one.iter().map(|n| n.base.clone()).collect();

@@ -56,9 +56,13 @@ pub async fn serve(
         .executor
         .clone()
         .map(|config| tokio::spawn(runtime::executor::run(state.app.clone(), config)));
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // With each connection's peer address: limits per source use it.
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     timers.abort();
     compensator.abort();
     expiry.abort();

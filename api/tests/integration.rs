@@ -6,6 +6,7 @@
 //! `cargo test -p <crate> --test integration <module>::`.
 
 mod access;
+mod anonymous;
 mod egress;
 mod executor;
 mod follower_writes;

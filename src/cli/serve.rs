@@ -102,6 +102,15 @@ pub struct ServeArgs {
     /// Gateway calls per tenant.
     #[arg(long, env = "AURA_RATE_LIMIT_TENANT")]
     rate_limit_tenant: Option<Rate>,
+    /// Gateway requests per source address (an IPv6 source is its /64),
+    /// counted before anything in the request is verified; `off` for
+    /// none.
+    #[arg(long, env = "AURA_RATE_LIMIT_SOURCE", default_value = "200/s")]
+    rate_limit_source: RateOrOff,
+    /// Failed API-key authentications per source address before it gets
+    /// 429 with Retry-After; `off` for none.
+    #[arg(long, env = "AURA_FAILED_AUTH_LIMIT", default_value = "30/min")]
+    failed_auth_limit: RateOrOff,
     /// Missions the built-in executor runs at once on this node (missions
     /// labelled `aura.executor: builtin`; docs/runtime.md). 0 turns it off.
     #[arg(long, env = "AURA_EXECUTOR_CONCURRENCY", default_value_t = 8)]
@@ -144,6 +153,21 @@ pub struct ServeArgs {
     /// asked). Default: `<data-dir>/secrets`.
     #[arg(long, env = "AURA_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
+}
+
+/// A rate, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct RateOrOff(Option<Rate>);
+
+impl std::str::FromStr for RateOrOff {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RateOrOff, String> {
+        if s.trim() == "off" {
+            Ok(RateOrOff(None))
+        } else {
+            s.parse().map(|r| RateOrOff(Some(r)))
+        }
+    }
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(u64, NodeInfo)> {
@@ -261,7 +285,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         per_agent: args.rate_limit_agent,
         per_tool: args.rate_limit_tool,
         per_tenant: args.rate_limit_tenant,
+        per_source: args.rate_limit_source.0,
     };
+    api_config.failed_auth_per_source = args.failed_auth_limit.0;
     if args.executor_concurrency > 0 {
         api_config.executor = Some(aura_api::runtime::executor::ExecutorConfig {
             worker: format!("node-{}", args.node_id)

@@ -1,12 +1,15 @@
-//! Rate limits for gateway calls, per agent, per tool and per tenant, with
-//! the generic cell rate algorithm (GCRA): one stored number per key (the
-//! theoretical arrival time), so a check is O(1) and needs no sweeping.
+//! Rate limits for gateway calls, per agent, per tool, per tenant and per
+//! source address (and for failed API-key authentications per source),
+//! with the generic cell rate algorithm (GCRA): one stored number per key
+//! (the theoretical arrival time), so a check is O(1) and needs no
+//! sweeping.
 //! With Redis every API node shares the same cells through one Lua script
 //! (atomic: all keys pass or none is charged); without it each node keeps
 //! its own.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Mutex;
 
@@ -66,6 +69,41 @@ pub struct Limits {
     pub per_agent: Option<Rate>,
     pub per_tool: Option<Rate>,
     pub per_tenant: Option<Rate>,
+    /// Gateway requests per source address, charged before anything in
+    /// the request is read or verified.
+    pub per_source: Option<Rate>,
+}
+
+/// The default per-source limit of gateway requests.
+pub const DEFAULT_PER_SOURCE: Rate = Rate {
+    count: 200,
+    period_ms: 1000,
+};
+
+/// Who a source is, for limits: an IPv4 address, or an IPv6 address's
+/// /64 (one subscriber gets a whole /64, so one address each would be no
+/// limit at all).
+pub fn source_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The cell of one source address under `what` (a limit's name), at
+/// `rate`.
+pub fn source_cell(what: &'static str, source: IpAddr, rate: Rate) -> Cell {
+    Cell {
+        key: format!("aura:rl:{{src:{}}}:{what}", source_key(source)),
+        rate,
+        scope: what,
+    }
 }
 
 /// One cell to charge: its key, its rate, and what it limits (for the
@@ -192,6 +230,38 @@ end
 return {1, '0', 0}
 ";
 
+/// KEYS: the cells; ARGV: tolerance (µs) per cell. Whether a call would
+/// be refused now, charging nothing: the longest wait (µs), 0 if none.
+const PEEK_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local worst, worst_i = 0, 0
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or '0')
+  local wait = tat - tonumber(ARGV[i]) - now
+  if wait > worst then worst, worst_i = wait, i end
+end
+return {string.format('%d', worst), worst_i}
+";
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn limited(cells: &[Cell], index: usize, wait_us: &str) -> Result<Verdict, LimiterUnavailable> {
+    let cell = cells
+        .get(index.wrapping_sub(1))
+        .ok_or_else(|| LimiterUnavailable("bad script answer".into()))?;
+    let wait: u64 = wait_us.parse().unwrap_or(1_000_000);
+    Ok(Verdict::Limited {
+        scope: cell.scope,
+        rate: cell.rate,
+        retry_after_ms: wait.div_ceil(1000),
+    })
+}
+
 impl Limiter {
     pub fn local() -> Limiter {
         Limiter::Local(Mutex::new(HashMap::new()))
@@ -208,9 +278,7 @@ impl Limiter {
         }
         match self {
             Limiter::Local(map) => {
-                let now_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64);
+                let now_us = now_us();
                 let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
                 // Cells idle past their tolerance hold no information.
                 if map.len() > 100_000 {
@@ -242,15 +310,39 @@ impl Limiter {
                 if allowed == 1 {
                     return Ok(Verdict::Allowed);
                 }
-                let cell = cells
-                    .get(index.wrapping_sub(1))
-                    .ok_or_else(|| LimiterUnavailable("bad script answer".into()))?;
-                let wait: u64 = wait.parse().unwrap_or(1000);
-                Ok(Verdict::Limited {
-                    scope: cell.scope,
-                    rate: cell.rate,
-                    retry_after_ms: wait.div_ceil(1000),
-                })
+                limited(cells, index, &wait)
+            }
+        }
+    }
+
+    /// Whether [`Limiter::check`] would refuse now, charging nothing: for
+    /// a limit on failures, which is charged only once a request failed
+    /// but must stop the next one before it is tried.
+    pub async fn peek(&self, cells: &[Cell]) -> Result<Verdict, LimiterUnavailable> {
+        match self {
+            Limiter::Local(map) => {
+                let map = map.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(gcra(cells, |k| map.get(k).copied(), now_us())
+                    .map_or_else(|limited| limited, |_| Verdict::Allowed))
+            }
+            Limiter::Redis(conn, _) => {
+                if cells.is_empty() {
+                    return Ok(Verdict::Allowed);
+                }
+                let script = redis::Script::new(PEEK_SCRIPT);
+                let mut invocation = script.prepare_invoke();
+                for cell in cells {
+                    invocation.key(&cell.key).arg(cell.rate.tolerance_us());
+                }
+                let mut conn = conn.clone();
+                let (wait, index): (String, usize) = invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| LimiterUnavailable(e.to_string()))?;
+                if index == 0 {
+                    return Ok(Verdict::Allowed);
+                }
+                limited(cells, index, &wait)
             }
         }
     }
@@ -297,6 +389,36 @@ mod tests {
         };
         assert_eq!(retry_after_ms, 200);
         assert!(gcra(&cells, |_| tat, t0 + 200_000).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_peek_says_what_a_check_would_and_charges_nothing() {
+        let limiter = Limiter::local();
+        let cells = [cell("p", "2/min")];
+        for _ in 0..5 {
+            assert_eq!(limiter.peek(&cells).await.unwrap(), Verdict::Allowed);
+        }
+        assert_eq!(limiter.check(&cells).await.unwrap(), Verdict::Allowed);
+        assert_eq!(limiter.check(&cells).await.unwrap(), Verdict::Allowed);
+        assert!(matches!(
+            limiter.peek(&cells).await.unwrap(),
+            Verdict::Limited { .. }
+        ));
+    }
+
+    #[test]
+    fn sources_are_addresses_or_ipv6_subnets() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source_key(ip("192.0.2.7")), "192.0.2.7");
+        assert_eq!(source_key(ip("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(
+            source_key(ip("2001:db8:1:2:aaaa::1")),
+            source_key(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            source_key(ip("2001:db8:1:2::1")),
+            source_key(ip("2001:db8:1:3::1"))
+        );
     }
 
     #[test]

@@ -13,14 +13,19 @@
 //! 5. The tool is called; `CompleteToolCall` commits the result before the
 //!    agent hears it.
 //!
-//! Refusals in 1 and 2 are committed as `RefuseToolCall`, so attempts are
-//! audited as well as calls. A rate-limited call is refused without an
-//! audit entry: recording every refusal of a flood would let the flood
-//! fill the audit chain.
+//! Before 1, each source address is rate-limited (nothing in the request
+//! is read until it passes). A schema refusal (2, after the caller is
+//! established) is committed as `RefuseToolCall`, so attempts are audited
+//! as well as calls. A failed DualToken check (1) may come from anyone, so
+//! it is counted and sampled ([`refusals`]): one `RefuseToolCall` per
+//! tenant, code and window, never one per anonymous request. A
+//! rate-limited call is refused without an audit entry: recording every
+//! refusal of a flood would let the flood fill the audit chain.
 
 pub mod follow_up;
 pub mod invoke;
 pub mod limits;
+pub mod refusals;
 pub mod replay;
 pub mod schema;
 
@@ -47,6 +52,7 @@ use utoipa::ToSchema;
 pub use self::follow_up::FollowUp;
 use self::invoke::{ToolClient, ToolRequestBody};
 use self::limits::{Limiter, Limits, Verdict};
+use self::refusals::RefusalSampler;
 use self::replay::ReplayCache;
 use self::schema::SchemaCache;
 use crate::app::error::joined;
@@ -70,7 +76,10 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            limits: Limits::default(),
+            limits: Limits {
+                per_source: Some(limits::DEFAULT_PER_SOURCE),
+                ..Limits::default()
+            },
             redis_url: None,
             max_skew: Millis::from_secs(30),
             egress: crate::egress::EgressPolicy::default(),
@@ -95,6 +104,7 @@ pub struct Gateway {
     schemas: SchemaCache,
     tools: ToolClient,
     redis: Option<ConnectionManager>,
+    refusals: RefusalSampler,
 }
 
 impl fmt::Debug for Gateway {
@@ -135,6 +145,7 @@ impl Gateway {
             schemas: SchemaCache::default(),
             tools: ToolClient::new(config.egress.clone()).map_err(GatewayError::Http)?,
             redis,
+            refusals: RefusalSampler::default(),
         })
     }
 
@@ -142,6 +153,48 @@ impl Gateway {
     /// compensations and the reasoners use it too.
     pub fn tool_client(&self) -> &ToolClient {
         &self.tools
+    }
+
+    /// The limiter the gateway's limits are kept in (shared through Redis
+    /// when configured), for other per-source limits.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Failed DualToken checks this node has seen, by code.
+    pub fn refusal_counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.refusals.counts()
+    }
+
+    /// Charges one request from `source` to the per-source limit: called
+    /// before anything in the request is read.
+    pub async fn admit_source(&self, source: std::net::IpAddr) -> Result<(), GatewayRefusal> {
+        let Some(rate) = self.limits.per_source else {
+            return Ok(());
+        };
+        let cell = limits::source_cell("source", source, rate);
+        match self.limiter.check(std::slice::from_ref(&cell)).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Limited {
+                scope,
+                rate,
+                retry_after_ms,
+            }) => Err(GatewayRefusal {
+                error: CallError::RateLimited {
+                    scope,
+                    rate: rate.to_string(),
+                    retry_after_ms,
+                },
+                retry_after_ms: Some(retry_after_ms),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "rate limiter unavailable");
+                Err(GatewayRefusal {
+                    error: AppError::Unavailable(e.to_string()).into(),
+                    retry_after_ms: None,
+                })
+            }
+        }
     }
 
     /// For readiness: Redis answers (when configured).
@@ -279,11 +332,22 @@ fn reasons(decision: &DecisionRecord) -> String {
         .join("; ")
 }
 
-/// A refused call: why and, when the engine has not recorded it yet, the
-/// code to audit it under.
+/// How a refusal goes on the record.
+#[derive(Clone, Copy, Debug)]
+enum Audit {
+    /// The engine recorded it already, or there is nothing to record.
+    No,
+    /// Recorded under this code.
+    Every(&'static str),
+    /// A failed DualToken check: recorded under this code once per
+    /// tenant, code and window ([`refusals`]).
+    Sampled(&'static str),
+}
+
+/// A refused call: why, and how it goes on the record.
 struct Refusal {
     error: CallError,
-    audit: Option<&'static str>,
+    audit: Audit,
     retry_after_ms: Option<u64>,
 }
 
@@ -291,14 +355,21 @@ impl Refusal {
     fn audited(error: CallError, code: &'static str) -> Refusal {
         Refusal {
             error,
-            audit: Some(code),
+            audit: Audit::Every(code),
+            retry_after_ms: None,
+        }
+    }
+    fn dualtoken(e: DualTokenError) -> Refusal {
+        Refusal {
+            audit: Audit::Sampled(e.code()),
+            error: CallError::DualToken(e),
             retry_after_ms: None,
         }
     }
     fn plain(error: impl Into<CallError>) -> Refusal {
         Refusal {
             error: error.into(),
-            audit: None,
+            audit: Audit::No,
             retry_after_ms: None,
         }
     }
@@ -440,14 +511,22 @@ impl Gateway {
         match result {
             Ok(outcome) => Ok(outcome),
             Err(refusal) => {
-                if let Some(code) = refusal.audit {
+                let record = match refusal.audit {
+                    Audit::No => None,
+                    Audit::Every(code) => Some((code, refusal.error.to_string())),
+                    Audit::Sampled(code) => self
+                        .refusals
+                        .sample(&call.tenant, code, std::time::Instant::now())
+                        .map(|unrecorded| (code, sampled(&refusal.error, unrecorded))),
+                };
+                if let Some((code, reason)) = record {
                     let body = CommandBody::RefuseToolCall {
                         mission: call.mission.clone(),
                         step: call.step,
                         tool: call.tool.clone(),
                         claimed_agent: Some(claimed_agent),
                         code: code.to_owned(),
-                        reason: truncate(&refusal.error.to_string(), 2000),
+                        reason: truncate(&reason, 2000),
                     };
                     // Answered only once the refusal is on record.
                     if let Err(e) = app.propose(&call.tenant, Actor::Runtime, body).await {
@@ -478,9 +557,7 @@ impl Gateway {
             Refusal::plain(AppError::Unavailable(e.to_string()))
         })?;
         if !first {
-            let e = DualTokenError::ReplayedNonce;
-            let code = e.code();
-            return Err(Refusal::audited(CallError::DualToken(e), code));
+            return Err(Refusal::dualtoken(DualTokenError::ReplayedNonce));
         }
         let caller = Caller {
             actor: Actor::Agent(principal.agent.clone()),
@@ -529,9 +606,14 @@ impl Gateway {
                 .and_then(|spec| spec.invocation.as_ref().map(ToolView::of));
             Some((trust, tool))
         });
-        // A tenant that does not exist has no chain to record anything in.
-        let (trust, tool) = read
-            .ok_or_else(|| Refusal::plain(AppError::not_found("tenant", call.tenant.as_str())))?;
+        // A tenant that does not exist has no chain to record anything in,
+        // and is refused as a credential its key does not verify would
+        // be: an anonymous caller learns nothing of which tenants exist.
+        let (trust, tool) = read.ok_or_else(|| {
+            Refusal::plain(CallError::DualToken(DualTokenError::BadSignature(
+                Signed::Credential,
+            )))
+        })?;
         let bound = claims.method == "POST"
             && claims.path == TOOL_CALLS_PATH
             && claims.body_digest == body_digest;
@@ -553,13 +635,9 @@ impl Gateway {
             // The signature is over another request than this one.
             Err(DualTokenError::BadSignature(Signed::Request))
         };
-        match verified {
-            Ok((principal, nonce)) => Ok((principal, nonce, tool)),
-            Err(e) => {
-                let code = e.code();
-                Err(Refusal::audited(CallError::DualToken(e), code))
-            }
-        }
+        verified
+            .map(|(principal, nonce)| (principal, nonce, tool))
+            .map_err(Refusal::dualtoken)
     }
 
     /// Everything after the caller is established: schema, rate limits,
@@ -617,7 +695,7 @@ impl Gateway {
                         rate: rate.to_string(),
                         retry_after_ms,
                     },
-                    audit: None,
+                    audit: Audit::No,
                     retry_after_ms: Some(retry_after_ms),
                 });
             }
@@ -668,7 +746,7 @@ impl Gateway {
             ) => {
                 return Err(Refusal {
                     error: e.into(),
-                    audit: None,
+                    audit: Audit::No,
                     retry_after_ms: Some(wait_until(not_before)),
                 });
             }
@@ -926,7 +1004,7 @@ fn finish(
                     message: message.clone(),
                     retry,
                 },
-                audit: None,
+                audit: Audit::No,
                 retry_after_ms,
             })
         }
@@ -938,6 +1016,17 @@ fn wait_until(t: Timestamp) -> u64 {
     u64::try_from(t.as_millis() - crate::time::now().as_millis())
         .unwrap_or(0)
         .max(1)
+}
+
+/// The recorded reason of a sampled refusal.
+fn sampled(error: &CallError, unrecorded: u64) -> String {
+    if unrecorded == 0 {
+        error.to_string()
+    } else {
+        format!(
+            "{error} ({unrecorded} refusals like it were counted but not recorded since the last that was)"
+        )
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -78,7 +78,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.node),
+        state
+            .metrics
+            .render(&state.node, &state.app.gateway().refusal_counts()),
     )
         .into_response()
 }

@@ -59,7 +59,10 @@ impl Metrics {
         hist.sum += secs;
     }
 
-    pub fn render(&self, node: &Node) -> String {
+    /// The exposition: this server's requests, the node's engine and
+    /// replication, and the gateway's failed DualToken checks by code
+    /// (`refusals`), which are counted all but recorded only sampled.
+    pub fn render(&self, node: &Node, refusals: &BTreeMap<&'static str, u64>) -> String {
         let mut out = String::new();
         {
             let h = self.http.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,6 +230,12 @@ impl Metrics {
         );
         for (state, n) in by_state {
             let _ = writeln!(out, "aura_missions{{state=\"{state}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP aura_gateway_refusals_total Gateway calls refused by the DualToken check, by code.\n# TYPE aura_gateway_refusals_total counter\n",
+        );
+        for (code, n) in refusals {
+            let _ = writeln!(out, "aura_gateway_refusals_total{{code=\"{code}\"}} {n}");
         }
         out
     }

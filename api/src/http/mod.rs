@@ -10,6 +10,8 @@
 //!   declare, taken from the request;
 //! - [`consistency`]: linearizable reads by default, stale on request;
 //! - [`idempotency`]: `Idempotency-Key` replays for writes;
+//! - [`source`]: where a request comes from, and the gateway's limit per
+//!   source;
 //! - [`json`]: request bodies, with field-level errors;
 //! - [`problem`]: RFC 9457 problem details with a stable type per error;
 //! - [`error`]: domain errors as problems;
@@ -28,4 +30,5 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod server;
+pub mod source;
 pub mod v1;

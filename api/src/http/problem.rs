@@ -250,6 +250,16 @@ impl IntoResponse for Problem {
     }
 }
 
+/// `resp` with `Retry-After` in whole seconds (at least 1) for a wait of
+/// `ms` milliseconds.
+pub fn retry_after(mut resp: Response, ms: u64) -> Response {
+    let secs = ms.div_ceil(1000).max(1);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

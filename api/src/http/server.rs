@@ -57,6 +57,9 @@ pub struct ApiConfig {
     pub idempotency_retention: Duration,
     /// When the leader signs each tenant's audit chain.
     pub checkpoints: crate::runtime::checkpoints::CheckpointSchedule,
+    /// Failed API-key authentications a source address may make before
+    /// it is made to wait; unlimited when `None`.
+    pub failed_auth_per_source: Option<crate::gateway::limits::Rate>,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +72,7 @@ impl Default for ApiConfig {
             executor: None,
             idempotency_retention: super::idempotency::DEFAULT_RETENTION,
             checkpoints: Default::default(),
+            failed_auth_per_source: Some(super::auth::throttle::DEFAULT_FAILURES),
         }
     }
 }
@@ -149,7 +153,7 @@ pub fn router(state: AppState) -> Router {
                     auth::authenticate,
                 )),
         )
-        .merge(v1::agent_router())
+        .merge(v1::agent_router(state.clone()))
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document_json()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -21,6 +21,8 @@ pub use crate::app::scope::{
     TenantScope, Worker,
 };
 
+pub mod throttle;
+
 use crate::app::keys::secret as key;
 use crate::app::role;
 use crate::http::problem::{Problem, ProblemKind};
@@ -36,46 +38,78 @@ fn unauthorized(detail: &str) -> Response {
     r
 }
 
-/// Middleware: authenticates the bearer key and stores the [`Caller`].
+/// Middleware: authenticates the bearer key and stores the [`Caller`]. A
+/// key that fails counts against its source's limit ([`throttle`]),
+/// which is checked before any key is looked up.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return unauthorized("this endpoint needs an API key: `Authorization: Bearer aura_...`");
     };
+    let source = crate::http::source::of(&req);
+    if let Some(source) = source
+        && let Some(refused) = throttle::refused(&state, source).await
+    {
+        return refused;
+    }
+    match caller_with_key(&state, value).await {
+        Ok(caller) => {
+            tracing::Span::current().record("key", caller.key_id.as_str());
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(Refused::Unauthorized(detail)) => {
+            if let Some(source) = source {
+                throttle::failed(&state, source).await;
+            }
+            unauthorized(detail)
+        }
+        Err(Refused::Other(resp)) => resp,
+    }
+}
+
+/// Why a request was not authenticated: its key failed, or the check
+/// could not be made.
+enum Refused {
+    Unauthorized(&'static str),
+    Other(Response),
+}
+
+async fn caller_with_key(state: &AppState, value: &HeaderValue) -> Result<Caller, Refused> {
     let text = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some((id, secret)) = text.and_then(key::parse) else {
-        return unauthorized("the Authorization header does not hold an AURA API key");
+        return Err(Refused::Unauthorized(
+            "the Authorization header does not hold an AURA API key",
+        ));
     };
-    let stored = match state.app.store().key_with_holder(id).await {
-        Ok(k) => k,
-        Err(e) => return crate::http::error::store(e).into_response(),
-    };
+    let stored = state
+        .app
+        .store()
+        .key_with_holder(id)
+        .await
+        .map_err(|e| Refused::Other(crate::http::error::store(e).into_response()))?;
     // Unknown id and wrong secret answer alike.
     let Some((stored, holder_active)) =
         stored.filter(|(k, _)| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
     else {
-        return unauthorized("the API key is not valid");
+        return Err(Refused::Unauthorized("the API key is not valid"));
     };
     let now = now_millis();
     if stored.revoked_at.is_some() {
-        return unauthorized("the API key has been revoked");
+        return Err(Refused::Unauthorized("the API key has been revoked"));
     }
     if stored.expires_at.is_some_and(|t| t <= now) {
-        return unauthorized("the API key has expired");
+        return Err(Refused::Unauthorized("the API key has expired"));
     }
     if holder_active == Some(false) {
-        return unauthorized("the API key's user is no longer active");
+        return Err(Refused::Unauthorized(
+            "the API key's user is no longer active",
+        ));
     }
-    let caller = match caller_of(stored) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    tracing::Span::current().record("key", caller.key_id.as_str());
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    caller_of(stored).map_err(Refused::Other)
 }
 
 fn caller_of(k: crate::store::keys::StoredKey) -> Result<Caller, Response> {

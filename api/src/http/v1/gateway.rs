@@ -4,12 +4,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::gateway::{CallStatus, ToolCallEnvelope, ToolCallOutcome};
+use crate::gateway::{CallStatus, GatewayRefusal, ToolCallEnvelope, ToolCallOutcome};
 use crate::http::json::Body;
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, retry_after};
 use crate::http::server::AppState;
 
 /// Calls a tool for an agent, governed: DualToken, schema, rate limits,
@@ -20,12 +20,11 @@ use crate::http::server::AppState;
     responses(
         (status = 200, description = "The tool was called; `result` is its answer", body = ToolCallOutcome),
         (status = 202, description = "Policy escalated: the step waits for approval (`approval`); send the same call again once approved", body = ToolCallOutcome),
-        (status = 401, description = "The DualToken check failed (`code` says which check)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The DualToken check failed (`code` says which check); a tenant that does not exist is refused alike", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Policy denied the call (`decision`), or the token does not allow it", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The engine refused the call (mission not executing, tool outside the boundary...)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The arguments do not match the tool's input schema", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "A rate limit was reached; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A rate limit was reached (per source address, agent, tool or tenant); see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The tool failed (recorded)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The tool did not answer in time (recorded)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -41,15 +40,16 @@ pub async fn call_tool(
             };
             (status, Json(outcome)).into_response()
         }
-        Err(refusal) => {
-            let mut r = Problem::from(refusal.error).into_response();
-            if let Some(ms) = refusal.retry_after_ms {
-                let secs = ms.div_ceil(1000).max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            r
-        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// A refusal as a problem, with `Retry-After` when the call may be sent
+/// again later.
+pub fn refused(refusal: GatewayRefusal) -> Response {
+    let r = Problem::from(refusal.error).into_response();
+    match refusal.retry_after_ms {
+        Some(ms) => retry_after(r, ms),
+        None => r,
     }
 }

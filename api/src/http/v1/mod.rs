@@ -27,9 +27,15 @@ use serde::Serialize;
 
 use crate::http::server::AppState;
 
-/// Routes agents call, authenticated by DualToken in the request itself.
-pub fn agent_router() -> Router<AppState> {
-    Router::new().route(crate::gateway::TOOL_CALLS_PATH, post(gateway::call_tool))
+/// Routes agents call, authenticated by DualToken in the request itself,
+/// behind a limit per source address.
+pub fn agent_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(crate::gateway::TOOL_CALLS_PATH, post(gateway::call_tool))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::http::source::gateway_admission,
+        ))
 }
 
 pub fn router() -> Router<AppState> {
