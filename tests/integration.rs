@@ -17,4 +17,5 @@ mod cluster_processes;
 mod continue_as_new;
 mod crash_recovery;
 mod layout;
+mod secret_logs;
 mod test_kits;

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aura_api::runtime::executor::ExecutorConfig;
-use aura_api::runtime::reasoner::Secrets;
 use aura_api::testkit::agent::{GovernedTenant, RecordingTool};
 use aura_api::testkit::{Db, TestServer};
 use aura_api::{ApiConfig, testkit};
@@ -40,7 +39,6 @@ fn config(concurrency: usize) -> ApiConfig {
             worker: "bench".parse().expect("worker id"),
             lease: Millis::from_secs(30),
             concurrency,
-            secrets: Secrets::new(std::env::temp_dir()),
         }),
         ..testkit::api_config()
     }

@@ -119,7 +119,7 @@ async fn a_labelled_mission_runs_through_all_eight_states_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missions_run_to_the_end_while_a_member_reads_one_command_per_entry() {
     let tool = RecordingTool::start().await;
-    let (config, _secrets) = aura_api::testkit::executor_config(2);
+    let config = aura_api::testkit::executor_config(2);
     let nodes = TestServer::start_cluster_with(3, Db::Sqlite, config, |cfg| {
         if cfg.id == 3 {
             cfg.log_format = aura_raft::LogFormat::Commands;
@@ -287,7 +287,7 @@ async fn the_executors_of_a_cluster_share_the_queue_without_racing() {
         (StatusCode::OK, json!({"ok": true}))
     })
     .await;
-    let (config, _secrets) = aura_api::testkit::executor_config(2);
+    let config = aura_api::testkit::executor_config(2);
     let nodes = TestServer::start_cluster(3, Db::Sqlite, config).await;
     let g = GovernedTenant::create(&nodes[0], "acme", &tool.url).await;
     let refused = || {

@@ -17,6 +17,7 @@ mod openapi;
 mod reasoners;
 mod retries_and_sagas;
 mod runtime;
+mod secrets;
 mod server;
 mod stored_requests;
 mod work;

@@ -91,12 +91,26 @@ async fn flaky_model_server(text: &str, failures: usize) -> (String, Arc<Mutex<V
     (url, asked)
 }
 
+/// Puts the tenant's secret `name`.
+async fn put_secret(g: &GovernedTenant, name: &str, value: &str) {
+    let r = g
+        .admin
+        .raw(
+            Method::PUT,
+            &format!("/v1/tenants/{}/secrets/{name}", g.tenant),
+            Some(&json!({"value": value})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 /// A server whose namespace `prod` plans with `reasoner` (its key, when
-/// it names one, is `test-key` in the node's secrets directory).
+/// it names one, is the tenant's secret `model-key`: `test-key`).
 async fn server(tool: &RecordingTool, reasoner: Value) -> (TestServer, GovernedTenant) {
     let s = TestServer::start_with_executor(Db::Sqlite).await;
-    std::fs::write(s.secrets_dir().unwrap().join("model-key"), "test-key\n").unwrap();
     let g = GovernedTenant::create(&s, "acme", &tool.url).await;
+    put_secret(&g, "model-key", "test-key").await;
     let r = put_reasoner(&g, &reasoner, "*").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     (s, g)
@@ -344,7 +358,7 @@ async fn reasoner_configuration_is_versioned_validated_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_missing_from_the_nodes_secrets_fails_the_mission_with_the_reason() {
+async fn a_key_missing_from_the_tenants_secrets_fails_the_mission_with_the_reason() {
     let tool = RecordingTool::start().await;
     let (url, asked) = model_server(PLAN).await;
     let mut reasoner = provider("anthropic", &url, "on-prem");
@@ -353,7 +367,7 @@ async fn a_key_missing_from_the_nodes_secrets_fails_the_mission_with_the_reason(
     let m = run(&g, "nokey").await;
     let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("key `not-deployed` is not in this node's secrets directory"),
+        reason.contains("tenant `acme` has no secret `not-deployed`"),
         "{reason}"
     );
     assert!(asked.lock().unwrap().is_empty());
@@ -406,11 +420,11 @@ async fn a_model_that_never_answers_fails_the_mission_once_its_attempts_are_used
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_provider_the_egress_policy_refuses_is_never_asked() {
     let (url, asked) = model_server(PLAN).await;
-    let (mut config, secrets) = aura_api::testkit::executor_config(4);
+    let mut config = aura_api::testkit::executor_config(4);
     config.gateway.egress = aura_api::egress::EgressPolicy::default();
-    std::fs::write(secrets.path().join("model-key"), "test-key\n").unwrap();
     let s = TestServer::start_with(Db::Sqlite, config).await;
     let g = GovernedTenant::create(&s, "acme", "https://erp.example/post").await;
+    put_secret(&g, "model-key", "test-key").await;
     let base = format!("{}/v1", url.replace("127.0.0.1", "localhost"));
     let r = put_reasoner(&g, &provider("openai-compatible", &base, "on-prem"), "*").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -422,5 +436,70 @@ async fn a_model_provider_the_egress_policy_refuses_is_never_asked() {
     );
     assert!(reason.contains("are not retried"), "{reason}");
     assert!(asked.lock().unwrap().is_empty());
+    s.stop().await;
+}
+
+/// A configuration names only its own tenant's secrets: beta's reasoner,
+/// naming the secret acme holds under that name and pointing at beta's
+/// own model server, never carries acme's key there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_send_another_tenants_secret_anywhere() {
+    let tool = RecordingTool::start().await;
+    let (acme_url, acme_asked) = model_server(PLAN).await;
+    let (beta_url, beta_asked) = model_server(PLAN).await;
+    let s = TestServer::start_with_executor(Db::Sqlite).await;
+    let acme = GovernedTenant::create(&s, "acme", &tool.url).await;
+    put_secret(&acme, "model-key", "sk-acme-only").await;
+    let reasoner = provider("openai-compatible", &format!("{acme_url}/v1"), "on-prem");
+    assert_eq!(
+        put_reasoner(&acme, &reasoner, "*").await.status,
+        StatusCode::OK
+    );
+
+    let beta = GovernedTenant::create(&s, "beta", &tool.url).await;
+    let stolen = provider("openai-compatible", &format!("{beta_url}/v1"), "on-prem");
+    let r = beta
+        .admin
+        .raw(
+            Method::PUT,
+            "/v1/tenants/beta/namespaces/prod/reasoner",
+            Some(&stolen),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let _: Value = beta
+        .admin
+        .post(
+            "/v1/tenants/beta/missions",
+            &json!({
+                "id": "heist", "namespace": "prod", "agent": "bot",
+                "definition": {"objective": "post invoice 7", "tools": ["erp.post"],
+                               "authority": "L1", "timeout": 60_000},
+                "context": {"inputs": {"invoice": 7}, "classification": "confidential",
+                            "labels": {"aura.executor": "builtin"}}
+            }),
+        )
+        .await
+        .unwrap();
+    let m = beta.closed_mission("heist").await;
+    let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("tenant `beta` has no secret `model-key`"),
+        "{reason}"
+    );
+    assert!(
+        beta_asked.lock().unwrap().is_empty(),
+        "beta's server got nothing"
+    );
+
+    // acme's own configuration uses acme's key.
+    let m = run(&acme, "own").await;
+    assert_eq!(m["outcome"]["outcome"]["kind"], "succeeded", "{m}");
+    let asked = acme_asked.lock().unwrap().clone();
+    assert_eq!(
+        asked[0].authorization.as_deref(),
+        Some("Bearer sk-acme-only")
+    );
     s.stop().await;
 }

@@ -115,7 +115,7 @@ async fn the_runtime_runs_missions_to_closed_with_no_api_listener() {
     let dir = tempfile::tempdir().expect("temp dir");
     let tool = RecordingTool::start().await;
     let (app, tenant) = app(dir.path(), &tool.url).await;
-    let (config, _secrets) = executor_config(2);
+    let config = executor_config(2);
     let executor = tokio::spawn(runtime::executor::run(
         app.clone(),
         config.executor.expect("an executor"),
@@ -146,7 +146,7 @@ async fn a_failed_step_is_recorded_in_the_domains_words() {
     })
     .await;
     let (app, tenant) = app(dir.path(), &tool.url).await;
-    let (config, _secrets) = executor_config(2);
+    let config = executor_config(2);
     let executor = tokio::spawn(runtime::executor::run(
         app.clone(),
         config.executor.expect("an executor"),

@@ -23,6 +23,7 @@ pub mod mission;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod policy;
+pub mod secret;
 pub mod sim;
 pub mod time;
 pub mod tool;

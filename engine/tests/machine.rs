@@ -433,6 +433,18 @@ fn format_2_snapshots_are_restored_and_checked_against_their_own_digest() {
     ));
 }
 
+/// A snapshot written in format 3 before tenants had secrets
+/// (`tests/fixtures/README.md`).
+const SNAPSHOT_V3: &str = include_str!("fixtures/engine-snapshot-v3.json");
+
+#[test]
+fn format_3_snapshots_from_before_secrets_restore_and_are_written_alike() {
+    let state = EngineState::restore(SNAPSHOT_V3.as_bytes()).expect("it restores");
+    assert!(state.tenants().all(|t| t.secrets().is_empty()));
+    // The same state is written as the same bytes, digest included.
+    assert_eq!(state.snapshot(), SNAPSHOT_V3.as_bytes());
+}
+
 #[test]
 fn an_edit_to_a_closed_mission_in_a_snapshot_is_caught_through_its_digest() {
     let state = aura_engine::sim::state_after(

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::ClusterSecret;
 use crate::config::{Bootstrap, ConfigError, NodeConfig};
 use crate::forwarder::{Forwarder, Leader};
 use crate::log_file::LogFileError;
@@ -252,6 +253,7 @@ struct Inner {
     forwarder: Forwarder,
     formats: Arc<LogFormats>,
     local_addr: SocketAddr,
+    secret: ClusterSecret,
     stop: watch::Sender<bool>,
 }
 
@@ -346,6 +348,7 @@ impl Node {
                 client,
                 formats,
                 local_addr,
+                secret: cfg.secret.clone(),
                 stop,
             }),
         };
@@ -447,6 +450,12 @@ impl Node {
     /// Where the cluster listener actually listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// A key every member of the cluster derives alike from the cluster
+    /// secret, one per `purpose` (see [`ClusterSecret::derive`]).
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.inner.secret.derive(purpose)
     }
 
     pub fn raft(&self) -> &Raft {

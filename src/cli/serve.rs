@@ -148,11 +148,6 @@ pub struct ServeArgs {
     #[arg(long, env = "AURA_CHECKPOINT_EVERY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     checkpoint_every_secs: u64,
-    /// The directory of secrets that namespaces' reasoner configurations
-    /// name (`api_key_secret`: one file per key, read when a model is
-    /// asked). Default: `<data-dir>/secrets`.
-    #[arg(long, env = "AURA_SECRETS_DIR")]
-    secrets_dir: Option<PathBuf>,
 }
 
 /// A rate, or `off`.
@@ -295,7 +290,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .context("the node id makes a worker id")?,
             lease: executor_lease(args.executor_lease_ms)?,
             concurrency: args.executor_concurrency,
-            secrets: secrets_dir(&args)?,
         });
     }
     for origin in &args.cors_origins {
@@ -393,17 +387,4 @@ fn executor_lease(ms: u64) -> anyhow::Result<aura_engine::time::Millis> {
         );
     }
     Ok(lease)
-}
-
-/// The secrets directory need not exist yet (keys may be deployed later),
-/// but a path that is something else is a mistake worth stopping for.
-fn secrets_dir(args: &ServeArgs) -> anyhow::Result<aura_api::runtime::reasoner::Secrets> {
-    let dir = args
-        .secrets_dir
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("secrets"));
-    if dir.exists() && !dir.is_dir() {
-        bail!("--secrets-dir {} is not a directory", dir.display());
-    }
-    Ok(aura_api::runtime::reasoner::Secrets::new(dir))
 }

@@ -35,6 +35,11 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
 
     /// This node's id and the voters', sorted: how nodes share the queue.
     fn voters(&self) -> (NodeId, Vec<NodeId>);
+
+    /// A key every member derives alike for `purpose` (from the cluster
+    /// secret): what seals tenants' secrets, so that any node opens what
+    /// another sealed.
+    fn derived_key(&self, purpose: &str) -> [u8; 32];
 }
 
 /// Reads this node's applied state now, without waiting.
@@ -79,5 +84,9 @@ impl Engine for Node {
         // member list, addresses included, at every scan.
         let voters: std::collections::BTreeSet<NodeId> = self.raft().voter_ids().collect();
         (self.id(), voters.into_iter().collect())
+    }
+
+    fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        Node::derived_key(self, purpose)
     }
 }

@@ -36,6 +36,7 @@ pub mod namespaces;
 pub mod policy;
 pub mod role;
 pub mod scope;
+pub mod secrets;
 pub mod tenants;
 pub mod text;
 pub mod tools;

@@ -138,6 +138,7 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::UnknownAgent(_)
         | Rejection::UnknownCredential(_)
         | Rejection::UnknownMission(_)
+        | Rejection::UnknownSecret(_)
         | Rejection::UnknownBundle(_) => ProblemKind::NotFound,
         Rejection::TenantExists(_)
         | Rejection::NamespaceExists(_)
@@ -155,6 +156,7 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::Encoding(_)
         | Rejection::BadBundle(_)
         | Rejection::BadConfig(_)
+        | Rejection::SecretTooLarge { .. }
         | Rejection::PlanSize { .. }
         | Rejection::BadStep { .. }
         | Rejection::ArgumentsNotObject { .. }

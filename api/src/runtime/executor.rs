@@ -30,7 +30,7 @@ use super::claim_share::{ClaimShare, Turn};
 use super::inflight::InFlight;
 use super::queue;
 use super::reasoner::{
-    ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError, Secrets,
+    ATTEMPTS_RECORD_KEY, PLAN_RECORD_KEY, PlanAttempts, Reasoner, ReasonerError,
 };
 use crate::app::work::claim_mission;
 use crate::app::{App, AppError};
@@ -48,8 +48,6 @@ pub struct ExecutorConfig {
     pub lease: Millis,
     /// Missions this node runs at once.
     pub concurrency: usize,
-    /// Where the keys that namespaces' reasoner configurations name are.
-    pub secrets: Secrets,
 }
 
 fn is_ours(m: &Mission) -> bool {
@@ -88,12 +86,11 @@ pub async fn run(app: App, config: ExecutorConfig) {
             for (tenant, m, reasoner) in unplanned(&app, &planning, free) {
                 let key = (tenant.clone(), m.id().clone());
                 planning.take(key.clone());
-                let (app, secrets, planning) =
-                    (app.clone(), config.secrets.clone(), planning.clone());
+                let (app, planning) = (app.clone(), planning.clone());
                 let span = tracing::info_span!("plan", tenant = %tenant, mission = %m.id());
                 planners.spawn(
                     async move {
-                        Box::pin(plan(&app, &secrets, &tenant, &m, &reasoner)).await;
+                        Box::pin(plan(&app, &tenant, &m, &reasoner)).await;
                         planning.release(&key);
                     }
                     .instrument(span),
@@ -191,13 +188,7 @@ fn unplanned(
 /// A mission that waits on a model is marked PLANNING first, so that the
 /// wait shows; without a model (the scripted reasoner) the plan is at hand
 /// at once, and the start of planning goes in the same entry as the rest.
-async fn plan(
-    app: &App,
-    secrets: &Secrets,
-    tenant: &TenantId,
-    m: &Mission,
-    config: &ReasonerConfig,
-) {
+async fn plan(app: &App, tenant: &TenantId, m: &Mission, config: &ReasonerConfig) {
     let id = m.id().clone();
     let mut bodies = Vec::new();
     if m.state() == MissionState::Created {
@@ -223,7 +214,7 @@ async fn plan(
             steps: r.output,
         }),
         None if attempts.as_ref().is_some_and(|a| asked_at < a.not_before) => return,
-        None => match plan_with(config, secrets, m, app).await {
+        None => match plan_with(config, tenant, m, app).await {
             Ok(exchange) => {
                 let record = serde_json::to_value(&exchange).expect("an exchange serializes");
                 bodies.push(CommandBody::WriteStateData {
@@ -275,13 +266,15 @@ async fn plan(
 /// planned, for a plan.
 async fn plan_with(
     config: &ReasonerConfig,
-    secrets: &Secrets,
+    tenant: &TenantId,
     m: &Mission,
     app: &App,
 ) -> Result<super::reasoner::PlanExchange, ReasonerError> {
-    Reasoner::resolve(config, secrets)?
-        .plan(m, app.gateway().tool_client())
-        .await
+    Reasoner::resolve(config, |name| {
+        crate::app::secrets::reveal(app, tenant, name).map_err(ReasonerError::Secret)
+    })?
+    .plan(m, app.gateway().tool_client())
+    .await
 }
 
 /// What follows a reasoner's failure to plan.

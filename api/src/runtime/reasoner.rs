@@ -14,7 +14,6 @@
 //! origin is on the record, and a recovery never asks twice.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use aura_engine::ids::ToolName;
 use aura_engine::mission::{CallFailure, CallResult, Mission, PlanStep};
@@ -51,8 +50,8 @@ one JSON object and nothing else: {\"steps\": [{\"tool\": \"<one of the tools>\"
 \"arguments\": {<the tool's arguments>}}]}. Use only the tools listed, in the \
 order they should run.";
 
-/// A namespace's reasoner, resolved on this node (its key read from the
-/// node's secrets).
+/// A namespace's reasoner, resolved on this node (its key opened from the
+/// tenant's secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reasoner {
     /// One step per tool of the definition, in the definition's order,
@@ -102,45 +101,13 @@ impl fmt::Debug for ModelProvider {
     }
 }
 
-/// The directory a node keeps reasoner keys in, one file per secret
-/// (`api_key_secret` names the file). Files are read when a model is
-/// asked, so a rotated key takes effect without a restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Secrets {
-    dir: PathBuf,
-}
-
-impl Secrets {
-    pub fn new(dir: impl Into<PathBuf>) -> Secrets {
-        Secrets { dir: dir.into() }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn read(&self, name: &str) -> Result<String, ReasonerError> {
-        // The engine admits only plain file names; this is the last line
-        // against a path reaching outside the directory.
-        if name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(ReasonerError::MissingSecret {
-                name: name.to_owned(),
-                dir: self.dir.clone(),
-            });
-        }
-        let key = std::fs::read_to_string(self.dir.join(name)).map_err(|_| {
-            ReasonerError::MissingSecret {
-                name: name.to_owned(),
-                dir: self.dir.clone(),
-            }
-        })?;
-        Ok(key.trim().to_owned())
-    }
-}
-
 impl Reasoner {
-    /// The reasoner a namespace's configuration names, with its key.
-    pub fn resolve(config: &ReasonerConfig, secrets: &Secrets) -> Result<Reasoner, ReasonerError> {
+    /// The reasoner a namespace's configuration names, with its key,
+    /// which `secret` gives by name (the tenant's own secrets).
+    pub fn resolve(
+        config: &ReasonerConfig,
+        secret: impl Fn(&str) -> Result<String, ReasonerError>,
+    ) -> Result<Reasoner, ReasonerError> {
         let (api, m) = match config {
             ReasonerConfig::Scripted {} => return Ok(Reasoner::Scripted),
             ReasonerConfig::Anthropic(m) => (ModelApi::Anthropic, m),
@@ -150,11 +117,7 @@ impl Reasoner {
             api,
             url: m.url.clone(),
             model: m.model.clone(),
-            api_key: m
-                .api_key_secret
-                .as_deref()
-                .map(|name| secrets.read(name))
-                .transpose()?,
+            api_key: m.api_key_secret.as_deref().map(secret).transpose()?,
             target: m.target.clone(),
             timeout_ms: m.timeout_ms,
         }))
@@ -191,8 +154,8 @@ pub enum ReasonerError {
         target: DeploymentTarget,
         allowed: String,
     },
-    #[error("the reasoner's key `{name}` is not in this node's secrets directory {}", dir.display())]
-    MissingSecret { name: String, dir: PathBuf },
+    #[error("the reasoner's key: {0}")]
+    Secret(crate::app::secrets::RevealError),
     #[error("the reasoner did not answer: {message}")]
     Unavailable {
         failure: CallFailure,

@@ -101,20 +101,16 @@ pub fn api_config() -> ApiConfig {
 }
 
 /// A configuration whose built-in executor runs (worker `test-node`, 5 s
-/// leases, `concurrency` missions at once), with an empty secrets
-/// directory of its own for reasoner keys: keep it while the servers run.
-pub fn executor_config(concurrency: usize) -> (ApiConfig, tempfile::TempDir) {
-    let secrets = tempfile::tempdir().expect("temp dir");
-    let config = ApiConfig {
+/// leases, `concurrency` missions at once).
+pub fn executor_config(concurrency: usize) -> ApiConfig {
+    ApiConfig {
         executor: Some(crate::runtime::executor::ExecutorConfig {
             worker: "test-node".parse().expect("a worker id"),
             lease: aura_engine::time::Millis::from_secs(5),
             concurrency,
-            secrets: crate::runtime::reasoner::Secrets::new(secrets.path()),
         }),
         ..api_config()
-    };
-    (config, secrets)
+    }
 }
 
 /// Drops a test database, cutting its open connections.
@@ -139,7 +135,6 @@ pub struct TestServer {
     pub db: Db,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
-    _secrets: Option<tempfile::TempDir>,
     pg_database: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -150,19 +145,9 @@ impl TestServer {
     }
 
     /// A node whose built-in executor runs (worker `test-node`, 5 s
-    /// leases), with an empty secrets directory of its own
-    /// ([`TestServer::secrets_dir`]) for reasoner keys.
+    /// leases).
     pub async fn start_with_executor(db: Db) -> TestServer {
-        let (config, secrets) = executor_config(4);
-        let mut server = Self::start_with(db, config).await;
-        server._secrets = Some(secrets);
-        server
-    }
-
-    /// Where the executor reads reasoner keys, for a server started with
-    /// [`TestServer::start_with_executor`].
-    pub fn secrets_dir(&self) -> Option<&std::path::Path> {
-        self._secrets.as_ref().map(tempfile::TempDir::path)
+        Self::start_with(db, executor_config(4)).await
     }
 
     pub async fn start_with(db: Db, config: ApiConfig) -> TestServer {
@@ -256,7 +241,6 @@ impl TestServer {
                 db,
                 dir: dir.clone(),
                 _tmp: tmp.take(),
-                _secrets: None,
                 pg_database: pg_database.take(),
                 stop,
             });

@@ -24,6 +24,7 @@ use crate::machine::governance;
 use crate::machine::missions::Missions;
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
+use crate::machine::secrets;
 use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
     OpenMissions, Revocation, TenantState,
@@ -241,6 +242,8 @@ impl EngineState {
                 namespace,
                 reasoner,
             } => governance::set_reasoner(t, &c, namespace, reasoner),
+            CommandBody::PutSecret { name, sealed } => secrets::put(t, &c, name, sealed),
+            CommandBody::DeleteSecret { name } => secrets::delete(t, &c, name),
             CommandBody::SetStableBundle { namespace, version } => {
                 governance::set_stable(t, &c, namespace, version)
             }
@@ -387,6 +390,7 @@ impl EngineState {
             tokens: Tokens::default(),
             bundles: BTreeMap::new(),
             tools: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             audit: AuditLog::default(),
             compiled: BundleCache::default(),
             open: OpenMissions::default(),

@@ -23,6 +23,7 @@ use crate::policy::authority::AuthorityConfig;
 use crate::policy::bundle::BundleSource;
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::RoutingTable;
+use crate::secret::{Sealed, SecretName};
 use crate::time::{Millis, Timestamp};
 use crate::tool::ToolSpec;
 
@@ -190,6 +191,16 @@ pub enum CommandBody {
     SetRouting {
         namespace: NamespaceId,
         routing: RoutingTable,
+    },
+    /// Puts a secret of the tenant's, sealed by the API layer: a new one
+    /// at version 1, an existing one at its next version.
+    PutSecret {
+        name: SecretName,
+        sealed: Sealed,
+    },
+    /// Deletes a secret.
+    DeleteSecret {
+        name: SecretName,
     },
     /// Which reasoner plans the namespace's missions.
     SetReasoner {
@@ -359,6 +370,8 @@ impl CommandBody {
             CommandBody::SetAuthority { .. } => "namespace.authority",
             CommandBody::SetRouting { .. } => "namespace.routing",
             CommandBody::SetReasoner { .. } => "namespace.reasoner",
+            CommandBody::PutSecret { .. } => "secret.put",
+            CommandBody::DeleteSecret { .. } => "secret.delete",
             CommandBody::SetStableBundle { .. } => "policy.stable",
             CommandBody::StartCanary { .. } => "policy.canary_start",
             CommandBody::PromoteCanary { .. } => "policy.canary_promote",

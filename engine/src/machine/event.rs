@@ -20,6 +20,7 @@ use crate::policy::canary::{ReleaseAnalysis, ShadowDiff, ShadowStats};
 use crate::policy::decision::DecisionRecord;
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::{DeploymentTarget, RoutingTable};
+use crate::secret::SecretName;
 use crate::tool::ToolSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,6 +97,16 @@ pub enum Event {
     ReasonerSet {
         namespace: NamespaceId,
         reasoner: ReasonerConfig,
+    },
+    /// A secret was put: its name and version, never its value.
+    SecretPut {
+        name: SecretName,
+        version: u32,
+    },
+    /// A secret was deleted, at the version it had.
+    SecretDeleted {
+        name: SecretName,
+        version: u32,
     },
     StableBundleSet {
         namespace: NamespaceId,
@@ -334,6 +345,8 @@ impl Event {
             | Event::AuthoritySet { .. }
             | Event::RoutingSet { .. }
             | Event::ReasonerSet { .. }
+            | Event::SecretPut { .. }
+            | Event::SecretDeleted { .. }
             | Event::StableBundleSet { .. }
             | Event::CanaryStarted { .. }
             | Event::CanaryPromoted { .. }

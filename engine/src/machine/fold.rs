@@ -469,6 +469,8 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         | Event::AuthoritySet { .. }
         | Event::RoutingSet { .. }
         | Event::ReasonerSet { .. }
+        | Event::SecretPut { .. }
+        | Event::SecretDeleted { .. }
         | Event::StableBundleSet { .. }
         | Event::CanaryStarted { .. }
         | Event::CanaryPromoted { .. }

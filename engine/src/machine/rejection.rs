@@ -12,6 +12,7 @@ use crate::mission::{
 };
 use crate::policy::authority::VoteRefusal;
 use crate::policy::bundle::BundleError;
+use crate::secret::SecretName;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -41,6 +42,12 @@ pub enum Rejection {
     MissionExists(MissionId),
     #[error("mission `{0}` does not exist")]
     UnknownMission(MissionId),
+    #[error("secret `{0}` does not exist")]
+    UnknownSecret(SecretName),
+    #[error("a tenant holds at most {max} secrets")]
+    TooManySecrets { max: usize },
+    #[error("a sealed secret takes at most {max} bytes")]
+    SecretTooLarge { max: usize },
     #[error(transparent)]
     IllegalTransition(IllegalTransition),
     #[error("agent `{actor}` is not the agent of this mission")]

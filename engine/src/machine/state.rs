@@ -23,6 +23,7 @@ use crate::policy::decision::{Decision, PolicyRequest};
 use crate::policy::entities::{EntitiesJson, SubjectCache};
 use crate::policy::reasoner::ReasonerConfig;
 use crate::policy::routing::RoutingTable;
+use crate::secret::{SecretName, SecretRecord};
 use crate::time::Timestamp;
 use crate::tool::ToolSpec;
 
@@ -294,6 +295,10 @@ pub struct TenantState {
     pub(crate) tokens: Tokens,
     pub(crate) bundles: BTreeMap<Digest, BundleSource>,
     pub(crate) tools: BTreeMap<ToolName, ToolSpec>,
+    /// Sealed; absent from the encoding while empty, so the states (and
+    /// digests) of tenants without secrets are what they were before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) secrets: BTreeMap<SecretName, SecretRecord>,
     pub(crate) audit: AuditLog,
     #[serde(skip)]
     pub(crate) compiled: BundleCache,
@@ -322,6 +327,9 @@ impl TenantState {
     }
     pub fn credentials(&self) -> &BTreeMap<u64, CredentialRecord> {
         &self.credentials
+    }
+    pub fn secrets(&self) -> &BTreeMap<SecretName, SecretRecord> {
+        &self.secrets
     }
     pub fn missions(&self) -> &BTreeMap<MissionId, Mission> {
         &self.missions
@@ -472,6 +480,6 @@ impl EngineState {
     /// indexes such as Merkle trees excluded). Replicas that applied the same
     /// commands have the same digest.
     pub fn digest(&self) -> Digest {
-        canonical::digest(STATE_DOMAIN, self).expect("engine state is always encodable")
+        super::state_digest::digest(self)
     }
 }

@@ -14,7 +14,6 @@ use crate::policy::routing::{DeploymentTarget, validate_target, validate_url};
 pub const MIN_TIMEOUT_MS: u64 = 1_000;
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_MODEL_CHARS: usize = 200;
-const MAX_SECRET_NAME: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "kebab-case", deny_unknown_fields)]
@@ -63,8 +62,9 @@ pub struct ModelSettings {
     #[serde(default = "default_timeout_ms")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 600_000))]
     pub timeout_ms: u64,
-    /// The name of the file in each node's secrets directory that holds
-    /// the API key; none for a local server that takes no key.
+    /// The name of the tenant's secret that holds the API key
+    /// (`PUT /v1/tenants/{tenant}/secrets/{name}`); none for a local
+    /// server that takes no key.
     #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
@@ -134,21 +134,11 @@ impl ReasonerConfig {
     }
 }
 
-/// A secret name is a plain file name: no path, no hidden files.
+/// A secret name is one of the tenant's secrets' names.
 fn validate_secret_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_SECRET_NAME
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "api_key_secret `{name}` must be 1 to {MAX_SECRET_NAME} of A-Z a-z 0-9 . _ - and not start with ."
-        ))
-    }
+    crate::secret::SecretName::new(name)
+        .map(|_| ())
+        .map_err(|e| format!("api_key_secret: {e}"))
 }
 
 #[cfg(test)]

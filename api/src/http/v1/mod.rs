@@ -15,6 +15,7 @@ pub mod keys;
 pub mod missions;
 pub mod namespaces;
 pub mod policy;
+pub mod secrets;
 pub mod tenants;
 pub mod tools;
 pub mod work;
@@ -83,6 +84,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/credentials/{serial}/revoke",
             post(agents::revoke),
+        )
+        .route("/v1/tenants/{tenant}/secrets", get(secrets::list))
+        .route(
+            "/v1/tenants/{tenant}/secrets/{name}",
+            put(secrets::put).delete(secrets::delete),
         )
         .route("/v1/tenants/{tenant}/tools", get(tools::list))
         .route(

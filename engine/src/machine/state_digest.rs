@@ -1,0 +1,144 @@
+//! The state digest (format 3). A tenant's secrets came after the format:
+//! a state none of whose tenants holds a secret is digested exactly as
+//! before them, so snapshots written by earlier versions still restore
+//! against their digests; a state with secrets is digested under a
+//! domain of its own, each tenant with its secrets (the canonical
+//! encoding is positional, so a field cannot be left out only sometimes).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::audit::AuditLog;
+use crate::canonical::{self, Domain};
+use crate::digest::Digest;
+use crate::identity::keys::KeyPair;
+use crate::ids::{AgentId, NamespaceId, TenantId, ToolName};
+use crate::machine::missions::Missions;
+use crate::machine::state::{
+    AgentRecord, CredentialRecord, EngineState, Namespace, STATE_DOMAIN, TenantState,
+};
+use crate::machine::tokens::Tokens;
+use crate::policy::bundle::BundleSource;
+use crate::secret::{SecretName, SecretRecord};
+use crate::time::Timestamp;
+use crate::tool::ToolSpec;
+
+const STATE_WITH_SECRETS_DOMAIN: Domain = Domain::new("aura.engine-state/3+secrets");
+
+#[derive(Serialize)]
+struct State<'a, T> {
+    tenants: BTreeMap<&'a TenantId, T>,
+}
+
+/// A tenant's fields in the order `TenantState` declares them.
+#[derive(Serialize)]
+struct Tenant<'a> {
+    id: &'a TenantId,
+    display_name: &'a str,
+    created_at: Timestamp,
+    clock: Timestamp,
+    key: &'a KeyPair,
+    namespaces: &'a BTreeMap<NamespaceId, Namespace>,
+    agents: &'a BTreeMap<AgentId, AgentRecord>,
+    credentials: &'a BTreeMap<u64, CredentialRecord>,
+    missions: &'a Missions,
+    tokens: &'a Tokens,
+    bundles: &'a BTreeMap<Digest, BundleSource>,
+    tools: &'a BTreeMap<ToolName, ToolSpec>,
+    audit: &'a AuditLog,
+}
+
+#[derive(Serialize)]
+struct TenantWithSecrets<'a> {
+    tenant: Tenant<'a>,
+    secrets: &'a BTreeMap<SecretName, SecretRecord>,
+}
+
+impl<'a> From<&'a TenantState> for Tenant<'a> {
+    fn from(t: &'a TenantState) -> Self {
+        Tenant {
+            id: &t.id,
+            display_name: &t.display_name,
+            created_at: t.created_at,
+            clock: t.clock,
+            key: &t.key,
+            namespaces: &t.namespaces,
+            agents: &t.agents,
+            credentials: &t.credentials,
+            missions: &t.missions,
+            tokens: &t.tokens,
+            bundles: &t.bundles,
+            tools: &t.tools,
+            audit: &t.audit,
+        }
+    }
+}
+
+pub(crate) fn digest(state: &EngineState) -> Digest {
+    let encoded = if state.tenants.values().all(|t| t.secrets.is_empty()) {
+        let view = State {
+            tenants: state
+                .tenants
+                .iter()
+                .map(|(id, t)| (id, Tenant::from(t)))
+                .collect(),
+        };
+        canonical::digest(STATE_DOMAIN, &view)
+    } else {
+        let view = State {
+            tenants: state
+                .tenants
+                .iter()
+                .map(|(id, t)| {
+                    let with = TenantWithSecrets {
+                        tenant: Tenant::from(t),
+                        secrets: &t.secrets,
+                    };
+                    (id, with)
+                })
+                .collect(),
+        };
+        canonical::digest(STATE_WITH_SECRETS_DOMAIN, &view)
+    };
+    encoded.expect("engine state is always encodable")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::machine::Command;
+    use crate::machine::command::CommandBody;
+    use crate::secret::{Sealed, SecretName};
+    use crate::sim;
+    use crate::time::Timestamp;
+
+    /// A state's digest covers its secrets' sealed bytes (that a state
+    /// without secrets is digested as before is the format 3 fixture's
+    /// test, tests/machine.rs).
+    #[test]
+    fn secrets_are_in_the_digest() {
+        let mut state = sim::state_after(4, sim::WorkloadShape::default());
+        let tenant = sim::tenant_id(0);
+        let put = |sealed: &[u8]| Command {
+            tenant: tenant.clone(),
+            at: Timestamp(i64::MAX / 4),
+            actor: crate::actor::Actor::Platform,
+            body: CommandBody::PutSecret {
+                name: SecretName::new("k").unwrap(),
+                sealed: Sealed::new(sealed.to_vec()),
+            },
+            precondition: None,
+        };
+        let mut a = state.clone();
+        a.apply(&put(b"one")).unwrap();
+        let mut b = state.clone();
+        b.apply(&put(b"two")).unwrap();
+        assert_ne!(a.digest(), state.digest());
+        assert_ne!(a.digest(), b.digest(), "the sealed bytes are in the digest");
+        state.apply(&put(b"one")).unwrap();
+        assert_eq!(state.digest(), a.digest());
+        // A snapshot holds them, and restores against its digest.
+        let restored = crate::machine::EngineState::restore(&a.snapshot()).unwrap();
+        assert!(restored == a);
+    }
+}
