@@ -211,3 +211,35 @@ fn every_schema_is_typed_except_where_any_json_is_the_point() {
         untyped.join("\n")
     );
 }
+
+/// Every `$ref` names a schema the document holds: a type used only in a
+/// path parameter is not collected by itself.
+#[test]
+fn every_reference_resolves() {
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&aura_api::http::openapi::document()).expect("the document is JSON");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 100);
+    for r in found {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r} is not a schema reference"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} does not resolve"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 
-fn string(description: String, pattern: &str) -> RefOr<Schema> {
+pub(crate) fn string(description: String, pattern: &str) -> RefOr<Schema> {
     RefOr::T(Schema::Object(
         ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::String))

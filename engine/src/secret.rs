@@ -70,6 +70,19 @@ impl std::str::FromStr for SecretName {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for SecretName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string(
+            "A secret's name: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with a dot.".to_owned(),
+            "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for SecretName {}
+
 impl fmt::Display for SecretName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -22,8 +22,7 @@ pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 /// A secret as anyone may see it: no value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SecretInfo {
-    #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
-    pub name: String,
+    pub name: SecretName,
     /// 1 for the first value, one more for each put after it.
     #[schema(minimum = 1)]
     pub version: u32,
@@ -128,7 +127,7 @@ pub(crate) fn reveal(app: &App, tenant: &TenantId, name: &str) -> Result<String,
 
 fn info(name: &SecretName, r: &aura_engine::secret::SecretRecord) -> SecretInfo {
     SecretInfo {
-        name: name.to_string(),
+        name: name.clone(),
         version: r.version,
         updated_at: r.updated_at.as_millis(),
     }

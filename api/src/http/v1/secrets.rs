@@ -1,6 +1,7 @@
 //! A tenant's secrets over REST ([`crate::app::secrets`] holds the use
 //! cases): write-only, listed by name and version.
 
+use aura_engine::secret::SecretName;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,7 +17,7 @@ use crate::http::server::AppState;
 /// value is never returned, listed, logged or audited.
 #[utoipa::path(put, operation_id = "secrets_put", path = "/v1/tenants/{tenant}/secrets/{name}", tag = "secrets",
     security(("api_key" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path)),
+    params(("tenant" = String, Path), ("name" = SecretName, Path)),
     request_body = SecretValue,
     responses(
         (status = 200, description = "Stored; its name and version", body = SecretInfo),
@@ -49,7 +50,7 @@ pub async fn list(
 /// Deletes a secret.
 #[utoipa::path(delete, operation_id = "secrets_delete", path = "/v1/tenants/{tenant}/secrets/{name}", tag = "secrets",
     security(("api_key" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path)),
+    params(("tenant" = String, Path), ("name" = SecretName, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),

@@ -19,7 +19,7 @@ fn tool_name(raw: &str) -> Result<ToolName, Problem> {
 /// Registers a tool or updates its governance attributes.
 #[utoipa::path(put, operation_id = "tools_put", path = "/v1/tenants/{tenant}/tools/{tool}", tag = "tools",
     security(("api_key" = [])),
-    params(("tenant" = String, Path), ("tool" = String, Path)),
+    params(("tenant" = String, Path), ("tool" = ToolName, Path)),
     request_body = ToolSpec,
     responses(
         (status = 200, description = "Registered", body = Tool),
