@@ -27,13 +27,15 @@ use crate::tool::ToolSpec;
 const STATE_WITH_SECRETS_DOMAIN: Domain = Domain::new("aura.engine-state/3+secrets");
 
 #[derive(Serialize)]
-struct State<'a, T> {
-    tenants: BTreeMap<&'a TenantId, T>,
+pub(super) struct State<'a, T> {
+    pub(super) tenants: BTreeMap<&'a TenantId, T>,
 }
 
-/// A tenant's fields in the order `TenantState` declares them.
+/// A tenant's fields in the order `TenantState` declares them, but its
+/// secrets, with its missions as `M` says: whole (format 2) or by their
+/// digests (format 3, `Missions`' own encoding).
 #[derive(Serialize)]
-struct Tenant<'a> {
+pub(super) struct Tenant<'a, M> {
     id: &'a TenantId,
     display_name: &'a str,
     created_at: Timestamp,
@@ -42,21 +44,15 @@ struct Tenant<'a> {
     namespaces: &'a BTreeMap<NamespaceId, Namespace>,
     agents: &'a BTreeMap<AgentId, AgentRecord>,
     credentials: &'a BTreeMap<u64, CredentialRecord>,
-    missions: &'a Missions,
+    missions: M,
     tokens: &'a Tokens,
     bundles: &'a BTreeMap<Digest, BundleSource>,
     tools: &'a BTreeMap<ToolName, ToolSpec>,
     audit: &'a AuditLog,
 }
 
-#[derive(Serialize)]
-struct TenantWithSecrets<'a> {
-    tenant: Tenant<'a>,
-    secrets: &'a BTreeMap<SecretName, SecretRecord>,
-}
-
-impl<'a> From<&'a TenantState> for Tenant<'a> {
-    fn from(t: &'a TenantState) -> Self {
+impl<'a, M> Tenant<'a, M> {
+    pub(super) fn of(t: &'a TenantState, missions: M) -> Self {
         Tenant {
             id: &t.id,
             display_name: &t.display_name,
@@ -66,7 +62,7 @@ impl<'a> From<&'a TenantState> for Tenant<'a> {
             namespaces: &t.namespaces,
             agents: &t.agents,
             credentials: &t.credentials,
-            missions: &t.missions,
+            missions,
             tokens: &t.tokens,
             bundles: &t.bundles,
             tools: &t.tools,
@@ -75,13 +71,19 @@ impl<'a> From<&'a TenantState> for Tenant<'a> {
     }
 }
 
+#[derive(Serialize)]
+struct TenantWithSecrets<'a> {
+    tenant: Tenant<'a, &'a Missions>,
+    secrets: &'a BTreeMap<SecretName, SecretRecord>,
+}
+
 pub(crate) fn digest(state: &EngineState) -> Digest {
     let encoded = if state.tenants.values().all(|t| t.secrets.is_empty()) {
         let view = State {
             tenants: state
                 .tenants
                 .iter()
-                .map(|(id, t)| (id, Tenant::from(t)))
+                .map(|(id, t)| (id, Tenant::of(t, &t.missions)))
                 .collect(),
         };
         canonical::digest(STATE_DOMAIN, &view)
@@ -92,7 +94,7 @@ pub(crate) fn digest(state: &EngineState) -> Digest {
                 .iter()
                 .map(|(id, t)| {
                     let with = TenantWithSecrets {
-                        tenant: Tenant::from(t),
+                        tenant: Tenant::of(t, &t.missions),
                         secrets: &t.secrets,
                     };
                     (id, with)
