@@ -38,6 +38,20 @@ fn refused_at(r: &Raw, pointer: &str) -> String {
     e["detail"].as_str().unwrap().to_owned()
 }
 
+/// `bot` calls `erp.post` in a running mission, through the gateway.
+async fn call_tool(s: &TestServer, g: &GovernedTenant) -> Raw {
+    let token = g.running_mission(s, "m1", json!({})).await;
+    let envelope = g.agent.sign(&token, g.call("m1", 0, json!({"amount": 5})));
+    s.anonymous()
+        .raw(
+            Method::POST,
+            "/v1/gateway/tool-calls",
+            Some(&serde_json::to_value(&envelope).unwrap()),
+            &[],
+        )
+        .await
+}
+
 async fn audit(c: &Client) -> Vec<Value> {
     let r: Value = c
         .get("/v1/tenants/acme/audit/entries?limit=1000")
@@ -111,17 +125,7 @@ async fn a_name_resolving_to_loopback_is_refused_at_call_time_and_audited() {
     let named = tool.url.replace("127.0.0.1", "localhost");
     let s = TestServer::start_with(Db::Sqlite, ApiConfig::default()).await;
     let g = GovernedTenant::create(&s, "acme", &named).await;
-    let token = g.running_mission(&s, "m1", json!({})).await;
-    let envelope = g.agent.sign(&token, g.call("m1", 0, json!({"amount": 5})));
-    let r = s
-        .anonymous()
-        .raw(
-            Method::POST,
-            "/v1/gateway/tool-calls",
-            Some(&serde_json::to_value(&envelope).unwrap()),
-            &[],
-        )
-        .await;
+    let r = call_tool(&s, &g).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
     assert_eq!(r.body["code"], "egress_refused", "{}", r.body);
     let detail = r.body["detail"].as_str().unwrap();
@@ -153,17 +157,7 @@ async fn an_allowed_block_is_reachable_but_never_the_nodes_own_listeners() {
     config.gateway.egress = aura_api::egress::EgressPolicy::new(["127.0.0.0/8".parse().unwrap()]);
     let s = TestServer::start_with(Db::Sqlite, config).await;
     let g = GovernedTenant::create(&s, "acme", &tool.url.replace("127.0.0.1", "localhost")).await;
-    let token = g.running_mission(&s, "m1", json!({})).await;
-    let envelope = g.agent.sign(&token, g.call("m1", 0, json!({"amount": 5})));
-    let r = s
-        .anonymous()
-        .raw(
-            Method::POST,
-            "/v1/gateway/tool-calls",
-            Some(&serde_json::to_value(&envelope).unwrap()),
-            &[],
-        )
-        .await;
+    let r = call_tool(&s, &g).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(tool.calls().len(), 1);
 

@@ -142,7 +142,7 @@ async fn run_in(g: &GovernedTenant, namespace: &str, id: &str) -> Value {
     let _: Value = g
         .admin
         .post(
-            "/v1/tenants/acme/missions",
+            &format!("/v1/tenants/{}/missions", g.tenant),
             &json!({
                 "id": id, "namespace": namespace, "agent": "bot",
                 "definition": {"objective": "post invoice 7", "tools": ["erp.post"],
@@ -468,21 +468,7 @@ async fn a_tenant_cannot_send_another_tenants_secret_anywhere() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let _: Value = beta
-        .admin
-        .post(
-            "/v1/tenants/beta/missions",
-            &json!({
-                "id": "heist", "namespace": "prod", "agent": "bot",
-                "definition": {"objective": "post invoice 7", "tools": ["erp.post"],
-                               "authority": "L1", "timeout": 60_000},
-                "context": {"inputs": {"invoice": 7}, "classification": "confidential",
-                            "labels": {"aura.executor": "builtin"}}
-            }),
-        )
-        .await
-        .unwrap();
-    let m = beta.closed_mission("heist").await;
+    let m = run(&beta, "heist").await;
     let reason = m["outcome"]["outcome"]["reason"].as_str().unwrap();
     assert!(
         reason.contains("tenant `beta` has no secret `model-key`"),

@@ -7,14 +7,11 @@
 
 use std::time::Duration;
 
-use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{CommandBody, EngineState};
 use aura_engine::time::Timestamp;
-use tracing::Instrument;
 
-use crate::app::{App, AppError};
-use crate::time;
+use crate::app::App;
 
 /// When a tenant's chain is due a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,37 +55,19 @@ pub async fn run(app: App, schedule: CheckpointSchedule) {
     let tick = schedule
         .interval
         .clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if !app.engine().is_leader() {
-            continue;
-        }
-        let now = time::now();
-        let due = app.read_local(|s| due_at(s, schedule, now));
-        for tenant in due {
-            let span = tracing::info_span!("checkpoint", %tenant);
-            match app
-                .propose(&tenant, Actor::Runtime, CommandBody::SignCheckpoint)
-                .instrument(span)
-                .await
-            {
-                Ok(_) => tracing::debug!(%tenant, "checkpoint signed"),
-                Err(AppError::Refused { rejection, .. }) => {
-                    tracing::debug!(%tenant, refusal = %rejection, "checkpoint not signed")
-                }
-                Err(e) => {
-                    tracing::warn!(%tenant, error = %e, "checkpoint not signed; retried next tick")
-                }
-            }
-        }
-    }
+    super::on_leader_ticks(&app, tick, "checkpoint", |s, now| {
+        due_at(s, schedule, now)
+            .into_iter()
+            .map(|tenant| (tenant, CommandBody::SignCheckpoint))
+            .collect()
+    })
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aura_engine::Actor;
     use aura_engine::machine::Command;
     use aura_engine::sim;
 

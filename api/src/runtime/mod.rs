@@ -55,6 +55,54 @@ pub(crate) async fn committed_where(
     while feed.try_recv().is_ok() {}
 }
 
+/// Once a tick, on the leader alone (so that two nodes do not race to
+/// record the same thing), proposes as the runtime each command `due`
+/// finds at the time. A refusal (someone acted first, or the leader
+/// changed between reading and proposing) changes nothing and is only
+/// logged; a command not recorded is found due again next tick. Runs
+/// until the task is dropped.
+pub(crate) async fn on_leader_ticks(
+    app: &crate::app::App,
+    tick: std::time::Duration,
+    what: &'static str,
+    due: impl Fn(
+        &aura_engine::machine::EngineState,
+        aura_engine::Timestamp,
+    ) -> Vec<(
+        aura_engine::ids::TenantId,
+        aura_engine::machine::CommandBody,
+    )>,
+) {
+    use tracing::Instrument as _;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if !app.engine().is_leader() {
+            continue;
+        }
+        let now = crate::time::now();
+        let found = app.read_local(|s| due(s, now));
+        for (tenant, body) in found {
+            let kind = body.kind();
+            let span = tracing::info_span!("runtime", what, %tenant, kind);
+            match app
+                .propose(&tenant, aura_engine::Actor::Runtime, body)
+                .instrument(span)
+                .await
+            {
+                Ok(_) => tracing::debug!(what, %tenant, kind, "recorded"),
+                Err(crate::app::AppError::Refused { rejection, .. }) => {
+                    tracing::debug!(what, %tenant, kind, refusal = %rejection, "overtaken")
+                }
+                Err(e) => {
+                    tracing::warn!(what, %tenant, kind, error = %e, "not recorded; retried next tick")
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aura_engine::machine::Event;

@@ -10,15 +10,12 @@
 
 use std::time::Duration;
 
-use aura_engine::Actor;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{Closing, CommandBody, EngineState};
 use aura_engine::mission::{AbortReason, MissionState, StepTimeout};
 use aura_engine::time::Timestamp;
-use tracing::Instrument;
 
-use crate::app::{App, AppError};
-use crate::time;
+use crate::app::App;
 
 /// How often the leader looks for due timers.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -112,31 +109,5 @@ pub fn due_at(state: &EngineState, now: Timestamp) -> Vec<(TenantId, CommandBody
 
 /// Runs the timers until the task is dropped.
 pub async fn run(app: App, tick: Duration) {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if !app.engine().is_leader() {
-            continue;
-        }
-        let now = time::now();
-        let due = app.read_local(|s| due_at(s, now));
-        for (tenant, body) in due {
-            let kind = body.kind();
-            let span = tracing::info_span!("timer", %tenant, kind);
-            match app
-                .propose(&tenant, Actor::Runtime, body)
-                .instrument(span)
-                .await
-            {
-                Ok(_) => tracing::debug!(%tenant, kind, "timer fired"),
-                Err(AppError::Refused { rejection, .. }) => {
-                    tracing::debug!(%tenant, kind, refusal = %rejection, "timer overtaken")
-                }
-                Err(e) => {
-                    tracing::warn!(%tenant, kind, error = %e, "timer not recorded; retried next tick")
-                }
-            }
-        }
-    }
+    super::on_leader_ticks(&app, tick, "timer", due_at).await;
 }
