@@ -173,7 +173,13 @@ impl Gateway {
             return Ok(());
         };
         let cell = limits::source_cell("source", source, rate);
-        match self.limiter.check(std::slice::from_ref(&cell)).await {
+        self.charge(std::slice::from_ref(&cell)).await
+    }
+
+    /// Charges `cells` to the limiter: refused when one is exhausted, or
+    /// when the shared limiter does not answer.
+    async fn charge(&self, cells: &[limits::Cell]) -> Result<(), GatewayRefusal> {
+        match self.limiter.check(cells).await {
             Ok(Verdict::Allowed) => Ok(()),
             Ok(Verdict::Limited {
                 scope,
@@ -682,28 +688,11 @@ impl Gateway {
             caller.agent.as_str(),
             call.tool.as_str(),
         );
-        match self.limiter.check(&cells).await {
-            Ok(Verdict::Allowed) => {}
-            Ok(Verdict::Limited {
-                scope,
-                rate,
-                retry_after_ms,
-            }) => {
-                return Err(Refusal {
-                    error: CallError::RateLimited {
-                        scope,
-                        rate: rate.to_string(),
-                        retry_after_ms,
-                    },
-                    audit: Audit::No,
-                    retry_after_ms: Some(retry_after_ms),
-                });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "rate limiter unavailable");
-                return Err(Refusal::plain(AppError::Unavailable(e.to_string())));
-            }
-        }
+        self.charge(&cells).await.map_err(|r| Refusal {
+            error: r.error,
+            audit: Audit::No,
+            retry_after_ms: r.retry_after_ms,
+        })?;
 
         Ok(CommandBody::DispatchToolCall {
             mission: call.mission.clone(),
