@@ -136,6 +136,11 @@ typed_id!(
     UserId, "user id"
 );
 typed_id!(
+    /// A group of the directory; authority graphs grant levels to groups
+    /// by this id.
+    GroupId, "group id"
+);
+typed_id!(
     /// A worker process executing missions, named by itself (host and
     /// process, say); recorded with every claim so a lease says who held it.
     WorkerId, "worker id"

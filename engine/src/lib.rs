@@ -5,6 +5,7 @@
 //!   and the DualToken check.
 //! * [`audit`]: per-tenant hash chain, Merkle tree, signed checkpoints,
 //!   export and verification.
+//! * [`directory`]: each tenant's users, groups and API keys.
 //! * [`mission`]: the Mission Layer and its 8-state machine.
 //! * [`machine`]: the replicated state machine that ties them together.
 //!
@@ -16,6 +17,7 @@ pub mod actor;
 pub mod audit;
 pub mod canonical;
 pub mod digest;
+pub mod directory;
 pub mod identity;
 pub mod ids;
 pub mod machine;

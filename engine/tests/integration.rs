@@ -9,6 +9,7 @@ mod support;
 
 mod audit_tamper;
 mod continue_as_new;
+mod directory;
 mod dualtoken;
 mod execution;
 mod governance;

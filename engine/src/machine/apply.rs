@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::audit::{AuditLog, Checkpoint, checkpoint};
 use crate::canonical;
+use crate::directory::DirectoryChange;
 use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
 use crate::identity::keys::{KeyPair, PublicKey};
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
@@ -117,6 +118,14 @@ impl EngineState {
     /// matter to governance) one audit entry recording the refusal.
     pub fn apply(&mut self, cmd: &Command) -> Result<Vec<Event>, Rejection> {
         let result = self.try_apply(cmd);
+        if result.is_ok()
+            && let CommandBody::ChangeDirectory {
+                change: DirectoryChange::MintKey { key },
+                ..
+            } = &cmd.body
+        {
+            self.keys.0.insert(key.id.clone(), cmd.tenant.clone());
+        }
         if let Err(rejection) = &result
             && rejection.is_audited()
             && let Some(t) = self.tenants.get_mut(&cmd.tenant)
@@ -267,7 +276,31 @@ impl EngineState {
                 approve,
                 groups,
                 reason,
-            } => governance::decide_approval(t, &c, mission, *hold, *approve, groups, reason),
+            } => {
+                let vote = governance::VoteCast {
+                    hold: *hold,
+                    approve: *approve,
+                    reason,
+                };
+                governance::decide_approval(t, &c, mission, vote, groups, Vec::new())
+            }
+            CommandBody::CastVote {
+                mission,
+                hold,
+                approve,
+                reason,
+                key,
+            } => {
+                let vote = governance::VoteCast {
+                    hold: *hold,
+                    approve: *approve,
+                    reason,
+                };
+                governance::cast_vote(t, &c, mission, vote, key)
+            }
+            CommandBody::ChangeDirectory { change, key } => {
+                crate::machine::directory::change(t, &c, change, key.as_ref())
+            }
             CommandBody::ExpireApproval { mission, hold } => {
                 governance::expire_approval(t, &c, mission, *hold)
             }
@@ -391,6 +424,7 @@ impl EngineState {
             bundles: BTreeMap::new(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            directory: Default::default(),
             audit: AuditLog::default(),
             compiled: BundleCache::default(),
             open: OpenMissions::default(),

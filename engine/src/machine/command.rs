@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::actor::Actor;
 use crate::digest::Digest;
+use crate::directory::{DirectoryChange, KeyId};
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
 use crate::ids::{
@@ -233,13 +234,33 @@ pub enum CommandBody {
     },
     /// An approver's vote on the mission (`hold: None`) or on a held step.
     /// The approver is the command's actor, with their groups as the
-    /// directory resolves them now.
+    /// proposer read them. Written by versions whose directory was not
+    /// replicated, and replayed as it was; votes are now `CastVote`.
     DecideApproval {
         mission: MissionId,
         hold: Option<u32>,
         approve: bool,
         groups: BTreeSet<String>,
         reason: String,
+    },
+    /// An approver's vote, cast with the API key they authenticated with.
+    /// The engine checks the key (theirs, usable, with the approver role)
+    /// and takes their groups from the tenant's directory, so every node
+    /// and every replay counts the vote alike; the audit entry names the
+    /// key and who minted it.
+    CastVote {
+        mission: MissionId,
+        hold: Option<u32>,
+        approve: bool,
+        reason: String,
+        key: KeyId,
+    },
+    /// A change to the tenant's directory. A user makes it with the admin
+    /// key they authenticated with; the platform (a tenant's first
+    /// administrator) with none.
+    ChangeDirectory {
+        change: DirectoryChange,
+        key: Option<KeyId>,
     },
     /// The runtime's timer: an approval's deadline has passed.
     ExpireApproval {
@@ -377,7 +398,8 @@ impl CommandBody {
             CommandBody::PromoteCanary { .. } => "policy.canary_promote",
             CommandBody::RollbackCanary { .. } => "policy.canary_rollback",
             CommandBody::SubmitPlan { .. } => "mission.plan",
-            CommandBody::DecideApproval { .. } => "mission.approval",
+            CommandBody::DecideApproval { .. } | CommandBody::CastVote { .. } => "mission.approval",
+            CommandBody::ChangeDirectory { change, .. } => change.kind(),
             CommandBody::ExpireApproval { .. } => "mission.approval_expired",
             CommandBody::EvaluateToolCall { .. } => "mission.tool_call",
             CommandBody::DispatchToolCall { .. } => "tool_call.dispatch",
@@ -404,6 +426,7 @@ impl CommandBody {
             | CommandBody::IssueExecutionToken { mission, .. }
             | CommandBody::SubmitPlan { mission, .. }
             | CommandBody::DecideApproval { mission, .. }
+            | CommandBody::CastVote { mission, .. }
             | CommandBody::ExpireApproval { mission, .. }
             | CommandBody::EvaluateToolCall { mission, .. }
             | CommandBody::DispatchToolCall { mission, .. }

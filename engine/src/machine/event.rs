@@ -4,11 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::actor::Actor;
 use crate::digest::Digest;
+use crate::directory::{KeyId, Role};
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ExecutionToken;
-use crate::ids::{AgentId, MissionId, NamespaceId, ToolName, WorkerId};
+use crate::ids::{AgentId, GroupId, MissionId, NamespaceId, ToolName, UserId, WorkerId};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
 use crate::mission::{
@@ -99,6 +101,54 @@ pub enum Event {
         reasoner: ReasonerConfig,
     },
     /// A secret was put: its name and version, never its value.
+    UserCreated {
+        user: UserId,
+        user_name: String,
+        display_name: String,
+        email: Option<String>,
+        active: bool,
+    },
+    UserActiveSet {
+        user: UserId,
+        active: bool,
+    },
+    /// The user's memberships end and their keys are revoked with them.
+    UserDeleted {
+        user: UserId,
+        groups_left: Vec<GroupId>,
+        keys_revoked: Vec<KeyId>,
+    },
+    GroupCreated {
+        group: GroupId,
+        display_name: String,
+    },
+    GroupDeleted {
+        group: GroupId,
+        members: Vec<UserId>,
+    },
+    MemberAdded {
+        group: GroupId,
+        user: UserId,
+    },
+    MemberRemoved {
+        group: GroupId,
+        user: UserId,
+    },
+    /// A key minted for `user` with `roles`; `for_another_user` when the
+    /// minter was not that user. Never the key's secret or its hash.
+    KeyMinted {
+        key: KeyId,
+        name: String,
+        user: UserId,
+        roles: Vec<Role>,
+        expires_at: Option<crate::time::Timestamp>,
+        minted_by: Actor,
+        for_another_user: bool,
+    },
+    KeyRevoked {
+        key: KeyId,
+        user: UserId,
+    },
     SecretPut {
         name: SecretName,
         version: u32,
@@ -144,6 +194,14 @@ pub enum Event {
         approval: ApprovalState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         held: Option<HeldStep>,
+    },
+    /// The key a vote was cast with, and who minted it: a vote cast with
+    /// a key an administrator minted for the approver says so here.
+    VoteKey {
+        mission: MissionId,
+        hold: Option<u32>,
+        key: KeyId,
+        minted_by: Actor,
     },
     VoteRecorded {
         mission: MissionId,
@@ -320,6 +378,7 @@ impl Event {
             | Event::PlanDecided { mission, .. }
             | Event::ApprovalOpened { mission, .. }
             | Event::VoteRecorded { mission, .. }
+            | Event::VoteKey { mission, .. }
             | Event::ApprovalExpired { mission, .. }
             | Event::ToolCallDecided { mission, .. }
             | Event::ToolCallDispatched { mission, .. }
@@ -347,6 +406,15 @@ impl Event {
             | Event::ReasonerSet { .. }
             | Event::SecretPut { .. }
             | Event::SecretDeleted { .. }
+            | Event::UserCreated { .. }
+            | Event::UserActiveSet { .. }
+            | Event::UserDeleted { .. }
+            | Event::GroupCreated { .. }
+            | Event::GroupDeleted { .. }
+            | Event::MemberAdded { .. }
+            | Event::MemberRemoved { .. }
+            | Event::KeyMinted { .. }
+            | Event::KeyRevoked { .. }
             | Event::StableBundleSet { .. }
             | Event::CanaryStarted { .. }
             | Event::CanaryPromoted { .. }

@@ -458,6 +458,7 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         | Event::RunContinued { .. }
         | Event::ToolCallRefused { .. }
         | Event::ExecutionTokenIssued { .. }
+        | Event::VoteKey { .. }
         // About the tenant, not a mission.
         | Event::TenantCreated { .. }
         | Event::NamespaceCreated { .. }
@@ -471,6 +472,15 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         | Event::ReasonerSet { .. }
         | Event::SecretPut { .. }
         | Event::SecretDeleted { .. }
+        | Event::UserCreated { .. }
+        | Event::UserActiveSet { .. }
+        | Event::UserDeleted { .. }
+        | Event::GroupCreated { .. }
+        | Event::GroupDeleted { .. }
+        | Event::MemberAdded { .. }
+        | Event::MemberRemoved { .. }
+        | Event::KeyMinted { .. }
+        | Event::KeyRevoked { .. }
         | Event::StableBundleSet { .. }
         | Event::CanaryStarted { .. }
         | Event::CanaryPromoted { .. }

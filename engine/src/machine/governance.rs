@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
+use crate::directory::{KeyId, Role};
 use crate::ids::{MissionId, NamespaceId, ToolName, UserId, WorkerId};
 use crate::machine::apply::{
     Ctx, MAX_NOTE_CHARS, check_actor_may_act, check_text, commit, encoding, mission_for,
@@ -710,16 +711,58 @@ fn settle(
     Ok(events)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An approver's vote as a command carries it.
+pub(super) struct VoteCast<'a> {
+    pub(super) hold: Option<u32>,
+    pub(super) approve: bool,
+    pub(super) reason: &'a str,
+}
+
+/// A vote cast with `key`: the key must be the approver's own, usable
+/// now and carry the approver role, and the approver's groups are the
+/// directory's. The entry names the key and who minted it.
+pub(super) fn cast_vote(
+    t: &mut TenantState,
+    c: &Ctx<'_>,
+    id: &MissionId,
+    vote: VoteCast<'_>,
+    key: &KeyId,
+) -> Result<Vec<Event>, Rejection> {
+    let Actor::User(approver) = c.actor else {
+        return Err(Rejection::ApproverNotUser);
+    };
+    let record = t
+        .directory
+        .key_for(key, approver, Role::Approver, c.at)
+        .map_err(|refusal| Rejection::KeyRefused {
+            key: key.clone(),
+            refusal,
+        })?;
+    let noted = Event::VoteKey {
+        mission: id.clone(),
+        hold: vote.hold,
+        key: key.clone(),
+        minted_by: record.minted_by.clone(),
+    };
+    let groups = t.directory.groups_of(approver);
+    decide_approval(t, c, id, vote, &groups, vec![noted])
+}
+
+/// Records a vote by the command's actor with `groups`, after the events
+/// `first`.
 pub(super) fn decide_approval(
     t: &mut TenantState,
     c: &Ctx<'_>,
     id: &MissionId,
-    hold: Option<u32>,
-    approve: bool,
+    vote: VoteCast<'_>,
     groups: &BTreeSet<String>,
-    reason: &str,
+    first: Vec<Event>,
 ) -> Result<Vec<Event>, Rejection> {
+    let VoteCast {
+        hold,
+        approve,
+        reason,
+    } = vote;
     let Actor::User(approver) = c.actor else {
         return Err(Rejection::ApproverNotUser);
     };
@@ -746,12 +789,13 @@ pub(super) fn decide_approval(
     };
     let mut approval = current.clone();
     approval.record(vote.clone());
-    let mut events = vec![Event::VoteRecorded {
+    let mut events = first;
+    events.push(Event::VoteRecorded {
         mission: id.clone(),
         hold,
         vote,
         status: approval.status,
-    }];
+    });
     events.extend(settle(t, m, hold, &approval, reason, c.at)?);
     commit(t, c, c.kind, events, |_, _| {})
 }

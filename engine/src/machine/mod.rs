@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod command;
+mod directory;
 pub mod event;
 mod execution;
 pub mod fold;

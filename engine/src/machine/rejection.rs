@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::ids::{AgentId, MissionId, NamespaceId, TenantId, TokenId, ToolName, WorkerId};
+use crate::directory::{KeyId, KeyRefusal};
+use crate::ids::{
+    AgentId, GroupId, MissionId, NamespaceId, TenantId, TokenId, ToolName, UserId, WorkerId,
+};
 use crate::machine::state::ConfigPart;
 use crate::mission::{AbortReason, StepTimeout};
 use crate::mission::{
@@ -42,6 +45,36 @@ pub enum Rejection {
     MissionExists(MissionId),
     #[error("mission `{0}` does not exist")]
     UnknownMission(MissionId),
+    #[error("user `{0}` already exists")]
+    UserExists(UserId),
+    #[error("user name `{0}` is taken")]
+    UserNameTaken(String),
+    #[error("user `{0}` does not exist")]
+    UnknownUser(UserId),
+    #[error("user `{0}` is not active")]
+    InactiveUser(UserId),
+    #[error("group `{0}` already exists")]
+    GroupExists(GroupId),
+    #[error("group `{0}` does not exist")]
+    UnknownGroup(GroupId),
+    #[error("user `{user}` is not a member of group `{group}`")]
+    NotMember { group: GroupId, user: UserId },
+    #[error("key `{0}` already exists")]
+    KeyExists(KeyId),
+    #[error("key `{0}` does not exist or is already revoked")]
+    UnknownKey(KeyId),
+    #[error("key `{key}` cannot act: {refusal}")]
+    KeyRefused { key: KeyId, refusal: KeyRefusal },
+    #[error("only an administrator, with their key, or the platform changes the directory")]
+    NotDirectoryAdmin,
+    #[error("an administrator cannot remove or deactivate their own user")]
+    OwnUser,
+    #[error("a key needs at least one tenant role, and platform_admin is not one")]
+    KeyRoles,
+    #[error("the key's expiry is not after its minting")]
+    KeyExpiry,
+    #[error("a directory holds at most {max} users, groups and keys each")]
+    DirectoryFull { max: usize },
     #[error("secret `{0}` does not exist")]
     UnknownSecret(SecretName),
     #[error("a tenant holds at most {max} secrets")]
@@ -233,6 +266,8 @@ impl Rejection {
                 | Rejection::TokenOutlivesMission { .. }
                 | Rejection::NoActiveCredential(_)
                 | Rejection::Vote(_)
+                | Rejection::KeyRefused { .. }
+                | Rejection::NotDirectoryAdmin
                 | Rejection::ReservedOutcome(_)
                 | Rejection::ApproverNotUser
                 | Rejection::NotExecuting(_)

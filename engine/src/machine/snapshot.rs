@@ -124,6 +124,7 @@ impl RestoredState {
         for t in state.tenants.values_mut() {
             t.rebuild_derived().map_err(SnapshotError::Derived)?;
         }
+        state.keys = super::state::KeyIndex::of(state.tenants.values());
         let found = digest(&state);
         if found != snap.digest {
             return Err(SnapshotError::DigestMismatch {

@@ -10,6 +10,7 @@ use crate::actor::Actor;
 use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
+use crate::directory::{Directory, KeyId};
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::KeyPair;
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
@@ -299,6 +300,9 @@ pub struct TenantState {
     /// digests) of tenants without secrets are what they were before.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) secrets: BTreeMap<SecretName, SecretRecord>,
+    /// Absent from the encoding while empty, as secrets are.
+    #[serde(default, skip_serializing_if = "Directory::is_empty")]
+    pub(crate) directory: Directory,
     pub(crate) audit: AuditLog,
     #[serde(skip)]
     pub(crate) compiled: BundleCache,
@@ -330,6 +334,9 @@ impl TenantState {
     }
     pub fn secrets(&self) -> &BTreeMap<SecretName, SecretRecord> {
         &self.secrets
+    }
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
     pub fn missions(&self) -> &BTreeMap<MissionId, Mission> {
         &self.missions
@@ -461,6 +468,30 @@ pub struct EngineState {
     pub(crate) tenants: BTreeMap<TenantId, TenantState>,
     #[serde(skip)]
     pub(crate) subjects: SubjectCache,
+    #[serde(skip)]
+    pub(crate) keys: KeyIndex,
+}
+
+/// Which tenant holds each API key, so that a presented key is found
+/// without knowing its tenant. Derived from the directories: kept up to
+/// date by `apply`, rebuilt on restore, never part of the digest.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeyIndex(pub(crate) std::collections::HashMap<KeyId, TenantId>);
+
+impl PartialEq for KeyIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl KeyIndex {
+    pub(crate) fn of<'a>(tenants: impl Iterator<Item = &'a TenantState>) -> KeyIndex {
+        KeyIndex(
+            tenants
+                .flat_map(|t| t.directory.keys.keys().map(|k| (k.clone(), t.id.clone())))
+                .collect(),
+        )
+    }
 }
 
 impl EngineState {
@@ -474,6 +505,11 @@ impl EngineState {
 
     pub fn tenants(&self) -> impl Iterator<Item = &TenantState> {
         self.tenants.values()
+    }
+
+    /// The tenant that holds API key `id`, if any does.
+    pub fn key_tenant(&self, id: &KeyId) -> Option<&TenantState> {
+        self.tenants.get(self.keys.0.get(id)?)
     }
 
     /// SHA-256 over the canonical encoding of the whole state (derived

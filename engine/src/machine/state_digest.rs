@@ -1,9 +1,11 @@
-//! The state digest (format 3). A tenant's secrets came after the format:
-//! a state none of whose tenants holds a secret is digested exactly as
-//! before them, so snapshots written by earlier versions still restore
-//! against their digests; a state with secrets is digested under a
-//! domain of its own, each tenant with its secrets (the canonical
-//! encoding is positional, so a field cannot be left out only sometimes).
+//! The state digest (format 3). A tenant's secrets and directory came
+//! after the format: a state none of whose tenants holds either is
+//! digested exactly as before them, so snapshots written by earlier
+//! versions still restore against their digests. A state with secrets
+//! but no directory is digested as the version that brought secrets did,
+//! and one with a directory under a domain of its own, each tenant with
+//! its secrets and directory (the canonical encoding is positional, so a
+//! field cannot be left out only sometimes).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use serde::Serialize;
 use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
+use crate::directory::Directory;
 use crate::identity::keys::KeyPair;
 use crate::ids::{AgentId, NamespaceId, TenantId, ToolName};
 use crate::machine::missions::Missions;
@@ -25,6 +28,7 @@ use crate::time::Timestamp;
 use crate::tool::ToolSpec;
 
 const STATE_WITH_SECRETS_DOMAIN: Domain = Domain::new("aura.engine-state/3+secrets");
+const STATE_WITH_DIRECTORY_DOMAIN: Domain = Domain::new("aura.engine-state/3+directory");
 
 #[derive(Serialize)]
 pub(super) struct State<'a, T> {
@@ -77,8 +81,31 @@ struct TenantWithSecrets<'a> {
     secrets: &'a BTreeMap<SecretName, SecretRecord>,
 }
 
+#[derive(Serialize)]
+struct TenantWithDirectory<'a> {
+    tenant: Tenant<'a, &'a Missions>,
+    secrets: &'a BTreeMap<SecretName, SecretRecord>,
+    directory: &'a Directory,
+}
+
 pub(crate) fn digest(state: &EngineState) -> Digest {
-    let encoded = if state.tenants.values().all(|t| t.secrets.is_empty()) {
+    let encoded = if state.tenants.values().any(|t| !t.directory.is_empty()) {
+        let view = State {
+            tenants: state
+                .tenants
+                .iter()
+                .map(|(id, t)| {
+                    let with = TenantWithDirectory {
+                        tenant: Tenant::of(t, &t.missions),
+                        secrets: &t.secrets,
+                        directory: &t.directory,
+                    };
+                    (id, with)
+                })
+                .collect(),
+        };
+        canonical::digest(STATE_WITH_DIRECTORY_DOMAIN, &view)
+    } else if state.tenants.values().all(|t| t.secrets.is_empty()) {
         let view = State {
             tenants: state
                 .tenants
@@ -113,6 +140,46 @@ mod tests {
     use crate::secret::{Sealed, SecretName};
     use crate::sim;
     use crate::time::Timestamp;
+
+    /// A state's digest covers its directory, and a state holding one
+    /// restores against its digest.
+    #[test]
+    fn the_directory_is_in_the_digest() {
+        use crate::directory::{DirectoryChange, NewUser};
+        use crate::ids::UserId;
+        let state = sim::state_after(4, sim::WorkloadShape::default());
+        let tenant = sim::tenant_id(0);
+        let create = |name: &str| Command {
+            tenant: tenant.clone(),
+            at: Timestamp(i64::MAX / 4),
+            actor: crate::actor::Actor::Platform,
+            body: CommandBody::ChangeDirectory {
+                change: DirectoryChange::CreateUser {
+                    user: UserId::new("ada").unwrap(),
+                    details: NewUser {
+                        user_name: name.to_owned(),
+                        display_name: "Ada".to_owned(),
+                        email: None,
+                        active: true,
+                    },
+                },
+                key: None,
+            },
+            precondition: None,
+        };
+        let mut a = state.clone();
+        a.apply(&create("ada")).unwrap();
+        let mut b = state.clone();
+        b.apply(&create("ada.l")).unwrap();
+        assert_ne!(a.digest(), state.digest());
+        assert_ne!(
+            a.digest(),
+            b.digest(),
+            "the user's fields are in the digest"
+        );
+        let restored = crate::machine::EngineState::restore(&a.snapshot()).unwrap();
+        assert!(restored == a);
+    }
 
     /// A state's digest covers its secrets' sealed bytes (that a state
     /// without secrets is digested as before is the format 3 fixture's
