@@ -53,12 +53,12 @@ pub async fn ensure_platform_key(store: &Store, path: &Path) -> Result<bool, Boo
         .map_err(write_err)?;
     store
         .insert_key(StoredKey {
-            id: minted.id.clone(),
+            id: minted.id.to_string(),
             tenant: None,
             user_id: None,
             name: "bootstrap platform admin".into(),
             roles: role::join(&[Role::PlatformAdmin].into()),
-            secret_hash: minted.secret_hash.clone(),
+            secret_hash: minted.secret_hash.to_hex(),
             created_at: now_millis(),
             expires_at: None,
             revoked_at: None,

@@ -8,7 +8,8 @@
 //!   reasoners, timers, compensator), on the application layer alone;
 //! - [`gateway`]: the Tool Gateway every agent tool call goes through;
 //! - [`egress`]: where outbound calls (tools, model providers) may go;
-//! - [`store`]: the SQL store (directory, keys, idempotency records);
+//! - [`store`]: the SQL store (platform keys, idempotency records, and
+//!   the directories older versions kept there);
 //! - [`http`]: the REST edge, its middleware and its OpenAPI document;
 //! - [`bootstrap`]: the platform key a fresh deployment starts with.
 

@@ -7,6 +7,7 @@
 
 mod access;
 mod anonymous;
+mod directory;
 mod egress;
 mod executor;
 mod follower_writes;

@@ -62,11 +62,7 @@ pub async fn register(
         return Err(AppError::invalid("/valid_days", "must be 1 to 397 days"));
     }
     if let Some(o) = &new.owner {
-        let known = app
-            .store()
-            .user(scope.tenant.as_str(), o.as_str())
-            .await?
-            .is_some();
+        let known = scope.read(app, |t| t.directory().users().contains_key(o))?;
         if !known {
             return Err(AppError::invalid(
                 "/owner",

@@ -1,8 +1,8 @@
 //! Approvals: each approver's inbox (what they may decide now) and their
-//! decisions. The approver's groups are read from the directory at the
-//! moment of the decision and carried in the command; the engine checks
-//! level, quorum and separation of duties against the mission's frozen
-//! boundary.
+//! decisions. A vote names the key the approver signed in with; the
+//! engine checks that key, reads the approver's groups from the tenant's
+//! replicated directory, and checks level, quorum and separation of
+//! duties against the mission's frozen boundary.
 
 use std::collections::BTreeSet;
 
@@ -35,27 +35,15 @@ fn approver(scope: &TenantScope<Approver>) -> Result<UserId, AppError> {
     })
 }
 
-async fn groups_of(
-    app: &App,
-    scope: &TenantScope<Approver>,
-    user: &UserId,
-) -> Result<BTreeSet<String>, AppError> {
-    Ok(app
-        .store()
-        .groups_of(scope.tenant.as_str(), user.as_str())
-        .await?)
-}
-
 /// What the caller may approve now: pending approvals at or below their
 /// level, where separation of duties does not exclude them and they have
 /// not voted yet.
-pub async fn inbox(
-    app: &App,
-    scope: &TenantScope<Approver>,
-) -> Result<Vec<PendingApproval>, AppError> {
+pub fn inbox(app: &App, scope: &TenantScope<Approver>) -> Result<Vec<PendingApproval>, AppError> {
     let user = approver(scope)?;
-    let groups = groups_of(app, scope, &user).await?;
-    scope.read(app, |t| pending_for(t, &user, &groups))
+    scope.read(app, |t| {
+        let groups = t.directory().groups_of(&user);
+        pending_for(t, &user, &groups)
+    })
 }
 
 fn pending_for(t: &TenantState, user: &UserId, groups: &BTreeSet<String>) -> Vec<PendingApproval> {
@@ -108,14 +96,13 @@ pub async fn decide(
     mission: &MissionId,
     vote: Vote,
 ) -> Result<MissionSummary, AppError> {
-    let user = approver(scope)?;
-    let groups = groups_of(app, scope, &user).await?;
-    let body = CommandBody::DecideApproval {
+    approver(scope)?;
+    let body = CommandBody::CastVote {
         mission: mission.clone(),
         hold: vote.hold,
         approve: vote.approve,
-        groups,
         reason: vote.reason,
+        key: scope.caller.key_id.clone(),
     };
     app.propose(&scope.tenant, scope.actor(), body).await?;
     summary(app, scope, mission)

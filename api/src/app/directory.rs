@@ -1,21 +1,25 @@
-//! The tenant's directory: users, groups and memberships. Admins manage
-//! it; every member of the tenant may read it. Approvers' groups are read
-//! from here when they vote.
+//! The tenant's directory: users, groups and memberships. Admins change
+//! it, each change an engine command in the tenant's audit chain made
+//! with the admin's own key; every member of the tenant may read it.
+//! Approvals read group membership from the same replicated directory.
 
-use aura_engine::ids::UserId;
+use aura_engine::directory::{DirectoryChange, GroupRecord, NewUser as UserDetails, UserRecord};
+use aura_engine::ids::{GroupId, UserId};
+use aura_engine::machine::CommandBody;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::scope::{Admin, Member, TenantScope};
 use super::text;
 use super::{App, AppError};
-use crate::store::StoreError;
-use crate::store::directory::{Group as StoredGroup, User as StoredUser};
-use crate::time::now_millis;
 
 /// Directory ids follow the engine's id rules (they become approver ids).
 pub fn directory_id(pointer: &str, s: &str) -> Result<UserId, AppError> {
     UserId::new(s).map_err(|e| AppError::invalid(pointer, e.to_string()))
+}
+
+fn group_id(pointer: &str, s: &str) -> Result<GroupId, AppError> {
+    GroupId::new(s).map_err(|e| AppError::invalid(pointer, e.to_string()))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -24,7 +28,7 @@ pub fn directory_id(pointer: &str, s: &str) -> Result<UserId, AppError> {
 pub struct NewUser {
     #[schema(value_type = aura_engine::ids::UserId)]
     pub id: String,
-    /// The sign-in name; unique in the tenant.
+    /// The sign-in name; unique in the tenant, whatever its case.
     #[schema(schema_with = super::text::user_name)]
     pub user_name: String,
     #[schema(schema_with = super::text::line)]
@@ -41,22 +45,24 @@ fn yes() -> bool {
 }
 
 impl NewUser {
-    /// The checked row for `tenant`, created at `created_at`.
-    pub(crate) fn into_row(self, tenant: &str, created_at: i64) -> Result<StoredUser, AppError> {
-        let id = directory_id("/id", &self.id)?;
-        text::check("/user_name", &self.user_name)?;
-        text::check("/display_name", &self.display_name)?;
+    /// The checked change that creates the user; `prefix` is the JSON
+    /// pointer of the user in the request.
+    pub(crate) fn into_change(self, prefix: &str) -> Result<DirectoryChange, AppError> {
+        let at = |field: &str| format!("{prefix}/{field}");
+        let user = directory_id(&at("id"), &self.id)?;
+        text::check(&at("user_name"), &self.user_name)?;
+        text::check(&at("display_name"), &self.display_name)?;
         if let Some(e) = &self.email {
-            text::check("/email", e)?;
+            text::check(&at("email"), e)?;
         }
-        Ok(StoredUser {
-            tenant: tenant.to_owned(),
-            id: id.to_string(),
-            user_name: self.user_name,
-            display_name: self.display_name,
-            email: self.email,
-            active: self.active,
-            created_at,
+        Ok(DirectoryChange::CreateUser {
+            user,
+            details: UserDetails {
+                user_name: self.user_name,
+                display_name: self.display_name,
+                email: self.email,
+                active: self.active,
+            },
         })
     }
 }
@@ -72,16 +78,14 @@ pub struct User {
     pub created_at: i64,
 }
 
-impl From<StoredUser> for User {
-    fn from(u: StoredUser) -> User {
-        User {
-            id: u.id,
-            user_name: u.user_name,
-            display_name: u.display_name,
-            email: u.email,
-            active: u.active,
-            created_at: u.created_at,
-        }
+fn user_view(id: &UserId, u: &UserRecord) -> User {
+    User {
+        id: id.to_string(),
+        user_name: u.user_name.clone(),
+        display_name: u.display_name.clone(),
+        email: u.email.clone(),
+        active: u.active,
+        created_at: u.created_at.as_millis(),
     }
 }
 
@@ -89,7 +93,7 @@ impl From<StoredUser> for User {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateGroup)]
 pub struct NewGroup {
-    #[schema(value_type = aura_engine::ids::UserId)]
+    #[schema(value_type = aura_engine::ids::GroupId)]
     pub id: String,
     #[schema(schema_with = super::text::line)]
     pub display_name: String,
@@ -104,27 +108,29 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-fn group_view(g: StoredGroup, members: Vec<String>) -> Group {
+fn group_view(id: &GroupId, g: &GroupRecord) -> Group {
     Group {
-        id: g.id,
-        display_name: g.display_name,
-        created_at: g.created_at,
-        members,
+        id: id.to_string(),
+        display_name: g.display_name.clone(),
+        created_at: g.created_at.as_millis(),
+        members: g.members.iter().map(UserId::to_string).collect(),
     }
 }
 
-/// A store conflict in words the caller can act on.
-fn taken(what: &'static str) -> impl FnOnce(StoreError) -> AppError {
-    move |e| match e {
-        StoreError::Conflict(_) => AppError::Conflict(format!("a {what} already exists")),
-        e => e.into(),
-    }
-}
-
-/// A stored group with its members.
-async fn with_members(app: &App, tenant: &str, g: StoredGroup) -> Result<Group, AppError> {
-    let members = app.store().members(tenant, &g.id).await?;
-    Ok(group_view(g, members))
+/// Proposes a directory change as the caller, with the admin key they
+/// authenticated with: the engine checks that key again when it applies
+/// the change, and the audit entry names the caller.
+pub(crate) async fn change(
+    app: &App,
+    scope: &TenantScope<Admin>,
+    change: DirectoryChange,
+) -> Result<(), AppError> {
+    let body = CommandBody::ChangeDirectory {
+        change,
+        key: Some(scope.caller.key_id.clone()),
+    };
+    app.propose(&scope.tenant, scope.actor(), body).await?;
+    Ok(())
 }
 
 pub async fn create_user(
@@ -132,41 +138,63 @@ pub async fn create_user(
     scope: &TenantScope<Admin>,
     new: NewUser,
 ) -> Result<User, AppError> {
-    let row = new.into_row(scope.tenant.as_str(), now_millis())?;
-    let u = app
-        .store()
-        .insert_user(row)
-        .await
-        .map_err(taken("user with this id or user name"))?;
-    Ok(User::from(u))
+    let create = new.into_change("")?;
+    let DirectoryChange::CreateUser { user, .. } = &create else {
+        unreachable!("a new user is a CreateUser change")
+    };
+    let user = user.clone();
+    change(app, scope, create).await?;
+    self::user(app, scope, user.as_str())
 }
 
-pub async fn users(app: &App, scope: &TenantScope<Member>) -> Result<Vec<User>, AppError> {
-    let users = app.store().users(scope.tenant.as_str()).await?;
-    Ok(users.into_iter().map(User::from).collect())
+pub fn users(app: &App, scope: &TenantScope<Member>) -> Result<Vec<User>, AppError> {
+    scope.read(app, |t| {
+        let users = t.directory().users();
+        users.iter().map(|(id, u)| user_view(id, u)).collect()
+    })
 }
 
-pub async fn user(app: &App, scope: &TenantScope<Member>, id: &str) -> Result<User, AppError> {
-    app.store()
-        .user(scope.tenant.as_str(), id)
-        .await?
-        .map(User::from)
-        .ok_or_else(|| AppError::not_found("user", id))
+pub fn user<R>(app: &App, scope: &TenantScope<R>, id: &str) -> Result<User, AppError> {
+    let found = UserId::new(id).ok().and_then(|user| {
+        scope
+            .read(app, |t| {
+                let u = t.directory().users().get(&user)?;
+                Some(user_view(&user, u))
+            })
+            .transpose()
+    });
+    found.unwrap_or_else(|| Err(AppError::not_found("user", id)))
 }
 
-/// Removes a user and their group memberships; their API keys stop
-/// working at once.
+/// The id in a path, or the missing thing it names.
+fn known<T>(parsed: Result<T, impl Sized>, what: &'static str, id: &str) -> Result<T, AppError> {
+    parsed.map_err(|_| AppError::not_found(what, id))
+}
+
+/// What an administrator may change about a user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub active: bool,
+}
+
+/// Turns a user's access off or back on. A deactivated user's keys stop
+/// at once and their votes are refused.
+pub async fn set_active(
+    app: &App,
+    scope: &TenantScope<Admin>,
+    id: &str,
+    active: bool,
+) -> Result<User, AppError> {
+    let user = known(UserId::new(id), "user", id)?;
+    change(app, scope, DirectoryChange::SetUserActive { user, active }).await?;
+    self::user(app, scope, id)
+}
+
+/// Removes a user and their group memberships, and revokes their keys.
 pub async fn delete_user(app: &App, scope: &TenantScope<Admin>, id: &str) -> Result<(), AppError> {
-    if scope.caller.user.as_ref().is_some_and(|u| u.as_str() == id) {
-        return Err(AppError::Conflict(
-            "an administrator cannot remove their own user".into(),
-        ));
-    }
-    if app.store().delete_user(scope.tenant.as_str(), id).await? {
-        Ok(())
-    } else {
-        Err(AppError::not_found("user", id))
-    }
+    let user = known(UserId::new(id), "user", id)?;
+    change(app, scope, DirectoryChange::DeleteUser { user }).await
 }
 
 pub async fn create_group(
@@ -174,66 +202,51 @@ pub async fn create_group(
     scope: &TenantScope<Admin>,
     new: NewGroup,
 ) -> Result<Group, AppError> {
-    let id = directory_id("/id", &new.id)?;
+    let group = group_id("/id", &new.id)?;
     text::check("/display_name", &new.display_name)?;
-    let g = app
-        .store()
-        .insert_group(StoredGroup {
-            tenant: scope.tenant.to_string(),
-            id: id.to_string(),
-            display_name: new.display_name,
-            created_at: now_millis(),
-        })
-        .await
-        .map_err(taken("group with this id or display name"))?;
-    Ok(group_view(g, Vec::new()))
+    let create = DirectoryChange::CreateGroup {
+        group: group.clone(),
+        display_name: new.display_name,
+    };
+    change(app, scope, create).await?;
+    self::group(app, scope, group.as_str())
 }
 
-pub async fn groups(app: &App, scope: &TenantScope<Member>) -> Result<Vec<Group>, AppError> {
-    let t = scope.tenant.as_str();
-    let mut out = Vec::new();
-    for g in app.store().groups(t).await? {
-        out.push(with_members(app, t, g).await?);
-    }
-    Ok(out)
+pub fn groups(app: &App, scope: &TenantScope<Member>) -> Result<Vec<Group>, AppError> {
+    scope.read(app, |t| {
+        let groups = t.directory().groups();
+        groups.iter().map(|(id, g)| group_view(id, g)).collect()
+    })
 }
 
-pub async fn group(app: &App, scope: &TenantScope<Member>, id: &str) -> Result<Group, AppError> {
-    let t = scope.tenant.as_str();
-    let g = app
-        .store()
-        .group(t, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("group", id))?;
-    with_members(app, t, g).await
+pub fn group<R>(app: &App, scope: &TenantScope<R>, id: &str) -> Result<Group, AppError> {
+    let found = GroupId::new(id).ok().and_then(|group| {
+        scope
+            .read(app, |t| {
+                let g = t.directory().groups().get(&group)?;
+                Some(group_view(&group, g))
+            })
+            .transpose()
+    });
+    found.unwrap_or_else(|| Err(AppError::not_found("group", id)))
 }
 
 pub async fn delete_group(app: &App, scope: &TenantScope<Admin>, id: &str) -> Result<(), AppError> {
-    if app.store().delete_group(scope.tenant.as_str(), id).await? {
-        Ok(())
-    } else {
-        Err(AppError::not_found("group", id))
-    }
+    let group = known(GroupId::new(id), "group", id)?;
+    change(app, scope, DirectoryChange::DeleteGroup { group }).await
 }
 
-/// Makes `user` a member of `group`; adding a member again is a no-op.
+/// Makes `user` a member of `group`; adding a member again changes
+/// nothing but is recorded.
 pub async fn add_member(
     app: &App,
     scope: &TenantScope<Admin>,
     group: &str,
     user: &str,
 ) -> Result<(), AppError> {
-    let t = scope.tenant.as_str();
-    if app.store().group(t, group).await?.is_none() {
-        return Err(AppError::not_found("group", group));
-    }
-    if app.store().user(t, user).await?.is_none() {
-        return Err(AppError::not_found("user", user));
-    }
-    match app.store().add_member(t, group, user).await {
-        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let group = known(GroupId::new(group), "group", group)?;
+    let user = known(UserId::new(user), "user", user)?;
+    change(app, scope, DirectoryChange::AddMember { group, user }).await
 }
 
 pub async fn remove_member(
@@ -242,13 +255,8 @@ pub async fn remove_member(
     group: &str,
     user: &str,
 ) -> Result<(), AppError> {
-    if app
-        .store()
-        .remove_member(scope.tenant.as_str(), group, user)
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(AppError::not_found("membership", format!("{group}/{user}")))
-    }
+    let missing = || AppError::not_found("membership", format!("{group}/{user}"));
+    let group = GroupId::new(group).map_err(|_| missing())?;
+    let user = UserId::new(user).map_err(|_| missing())?;
+    change(app, scope, DirectoryChange::RemoveMember { group, user }).await
 }

@@ -1,63 +1,11 @@
-//! Roles an API key carries.
+//! Roles an API key carries: the engine's, since the directory that
+//! grants them is replicated ([`aura_engine::directory::Role`]). Platform
+//! keys keep theirs in the database, as these comma-separated names.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// What a key may do. Tenant roles are scoped to the key's tenant;
-/// `admin` includes every other tenant role. `platform_admin` belongs to
-/// platform keys only and manages tenants, never their contents.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    PlatformAdmin,
-    Admin,
-    Operator,
-    Approver,
-    Auditor,
-    AgentManager,
-    /// Executes missions: claims them from a namespace's queue,
-    /// heartbeats and reports steps (docs/runtime.md).
-    Worker,
-}
-
-impl Role {
-    pub const TENANT_ROLES: [Role; 6] = [
-        Role::Admin,
-        Role::Operator,
-        Role::Approver,
-        Role::Auditor,
-        Role::AgentManager,
-        Role::Worker,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::PlatformAdmin => "platform_admin",
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Approver => "approver",
-            Role::Auditor => "auditor",
-            Role::AgentManager => "agent_manager",
-            Role::Worker => "worker",
-        }
-    }
-
-    pub fn is_tenant_role(self) -> bool {
-        self != Role::PlatformAdmin
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use aura_engine::directory::Role;
+pub use aura_engine::directory::role::UnknownRole;
 
 /// Roles as stored: comma-separated names.
 pub fn join(roles: &BTreeSet<Role>) -> String {
@@ -71,19 +19,4 @@ pub fn join(roles: &BTreeSet<Role>) -> String {
 /// The stored form back.
 pub fn parse_list(stored: &str) -> Result<BTreeSet<Role>, UnknownRole> {
     stored.split(',').map(str::parse).collect()
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}`: use admin, operator, approver, auditor, agent_manager or worker")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-    fn from_str(s: &str) -> Result<Role, UnknownRole> {
-        [Role::PlatformAdmin]
-            .into_iter()
-            .chain(Role::TENANT_ROLES)
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
-    }
 }

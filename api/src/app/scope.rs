@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use aura_engine::Actor;
+use aura_engine::directory::KeyId;
 use aura_engine::ids::{TenantId, UserId};
 use aura_engine::machine::TenantState;
 
@@ -18,7 +19,7 @@ use super::{App, AppError};
 /// Who is calling, as a front door established it (an API key today).
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub key_id: String,
+    pub key_id: KeyId,
     /// `None` for a platform key.
     pub tenant: Option<TenantId>,
     /// The directory user the key acts for (every tenant key has one).
@@ -36,7 +37,7 @@ impl Caller {
     }
 
     pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role) || (role.is_tenant_role() && self.roles.contains(&Role::Admin))
+        role.held_by(&self.roles)
     }
 }
 

@@ -1,5 +1,7 @@
-//! Tenants: created by the platform, each with a first admin user and key.
+//! Tenants: created by the platform, each with a first admin user and
+//! key in its directory.
 
+use aura_engine::directory::DirectoryChange;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{CommandBody, SigningSeed, TenantState};
 use serde::{Deserialize, Serialize};
@@ -9,10 +11,7 @@ use super::directory::directory_id;
 use super::keys::{self, KeyCreated};
 use super::role::Role;
 use super::scope::{Member, PlatformScope, TenantScope};
-use super::text;
 use super::{App, AppError};
-use crate::store::directory::User;
-use crate::time::now_millis;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,62 +80,38 @@ pub async fn create(
         display_name: "Administrator".into(),
         email: None,
     });
-    let admin_id = directory_id("/admin/user_id", &admin.user_id)?;
-    text::check("/admin/user_name", &admin.user_name)?;
-    text::check("/admin/display_name", &admin.display_name)?;
-    if let Some(e) = &admin.email {
-        text::check("/admin/email", e)?;
-    }
+    // The pointer names the field as this request spells it.
+    directory_id("/admin/user_id", &admin.user_id)?;
+    let admin_user = super::directory::NewUser {
+        id: admin.user_id,
+        user_name: admin.user_name,
+        display_name: admin.display_name,
+        email: admin.email,
+        active: true,
+    };
+    let create_admin = admin_user.into_change("/admin")?;
+    let DirectoryChange::CreateUser { user: admin_id, .. } = &create_admin else {
+        unreachable!("a new user is a CreateUser change")
+    };
+    let roles = [Role::Admin].into();
+    let (mint, key) = keys::draw(admin_id, "first admin".into(), roles, None);
     if app.read_local(|s| s.tenant(&tenant).is_some()) {
         return Err(AppError::Conflict(format!(
             "tenant `{tenant}` already exists"
         )));
     }
-    // The directory rows first: if the engine then refuses, they are
-    // removed again; the reverse order could leave a tenant nobody can
-    // administer.
-    let user = app
-        .store()
-        .insert_user(User {
-            tenant: tenant.to_string(),
-            id: admin_id.to_string(),
-            user_name: admin.user_name,
-            display_name: admin.display_name,
-            email: admin.email,
-            active: true,
-            created_at: now_millis(),
-        })
-        .await?;
-    // Undoes only what this request wrote: a concurrent creation of the
-    // same tenant that won must keep its directory.
-    let undo = async |key: Option<&str>| {
-        if let Some(k) = key
-            && let Err(e) = app.store().delete_key(k).await
-        {
-            tracing::error!(error = %e, "cannot remove the key of a tenant that was not created");
-        }
-        if let Err(e) = app.store().delete_user(&user.tenant, &user.id).await {
-            tracing::error!(error = %e, "cannot remove the admin of a tenant that was not created");
-        }
-    };
-    let roles = [Role::Admin].into();
-    let key = match keys::mint(app, &tenant, &admin_id, "first admin".into(), roles, None).await {
-        Ok(k) => k,
-        Err(e) => {
-            undo(None).await;
-            return Err(e);
-        }
-    };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).expect("the OS random source works");
-    let body = CommandBody::CreateTenant {
+    let create = CommandBody::CreateTenant {
         display_name: new.display_name,
         signing_key_seed: SigningSeed(seed),
     };
-    if let Err(e) = app.propose(&tenant, scope.caller.actor(), body).await {
-        undo(Some(&key.id)).await;
-        return Err(e);
-    }
+    // One log entry: the tenant, its first administrator and their key,
+    // each in the tenant's audit chain with the platform as the actor.
+    let directory = |change| CommandBody::ChangeDirectory { change, key: None };
+    let bodies = vec![create, directory(create_admin), directory(mint)];
+    app.propose_all(&tenant, scope.caller.actor(), bodies)
+        .await?;
     let tenant = app
         .read_local(|s| s.tenant(&tenant).map(Tenant::from))
         .ok_or_else(|| AppError::Internal("the tenant vanished".into()))?;

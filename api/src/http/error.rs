@@ -139,8 +139,17 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::UnknownCredential(_)
         | Rejection::UnknownMission(_)
         | Rejection::UnknownSecret(_)
+        | Rejection::UnknownUser(_)
+        | Rejection::UnknownGroup(_)
+        | Rejection::UnknownKey(_)
+        | Rejection::NotMember { .. }
         | Rejection::UnknownBundle(_) => ProblemKind::NotFound,
-        Rejection::TenantExists(_)
+        Rejection::KeyRefused { .. } | Rejection::NotDirectoryAdmin => ProblemKind::Forbidden,
+        Rejection::UserExists(_)
+        | Rejection::UserNameTaken(_)
+        | Rejection::GroupExists(_)
+        | Rejection::KeyExists(_)
+        | Rejection::TenantExists(_)
         | Rejection::NamespaceExists(_)
         | Rejection::MissionExists(_)
         | Rejection::TokenExists(_) => ProblemKind::Conflict,
@@ -157,6 +166,9 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::BadBundle(_)
         | Rejection::BadConfig(_)
         | Rejection::SecretTooLarge { .. }
+        | Rejection::InactiveUser(_)
+        | Rejection::KeyRoles
+        | Rejection::KeyExpiry
         | Rejection::PlanSize { .. }
         | Rejection::BadStep { .. }
         | Rejection::ArgumentsNotObject { .. }

@@ -68,7 +68,13 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let claim = state
         .app
         .store()
-        .claim_idempotent(&caller.key_id, &key, &digest, now_millis(), STALE_AFTER_MS)
+        .claim_idempotent(
+            caller.key_id.as_str(),
+            &key,
+            &digest,
+            now_millis(),
+            STALE_AFTER_MS,
+        )
         .await;
     match claim {
         Err(e) => error::store(e).into_response(),
@@ -84,13 +90,19 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         )
         .into_response(),
         Ok(Claim::Abandoned) => {
-            let resp = record(&state, &caller.key_id, &key, cut_off().into_response()).await;
+            let resp = record(
+                &state,
+                caller.key_id.as_str(),
+                &key,
+                cut_off().into_response(),
+            )
+            .await;
             replayed(resp)
         }
         Ok(Claim::Fresh) => {
             let mut unfinished = Unfinished {
                 state: state.clone(),
-                principal: caller.key_id.clone(),
+                principal: caller.key_id.to_string(),
                 key: key.clone(),
                 running: true,
             };
@@ -98,7 +110,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
             unfinished.running = false;
-            record(&state, &caller.key_id, &key, resp).await
+            record(&state, caller.key_id.as_str(), &key, resp).await
         }
     }
 }

@@ -7,7 +7,6 @@ pub mod idempotency;
 pub mod keys;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aura_migrations::{Migrator, MigratorTrait};
@@ -42,10 +41,6 @@ impl From<DbErr> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// The SQL of [`Store::key_with_holder`], asked on every request,
-    /// built once: sea-query spends about as long building a statement
-    /// as SQLite does answering this one.
-    key_with_holder_sql: Arc<str>,
 }
 
 impl Store {
@@ -77,11 +72,7 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
         Migrator::up(&db, None).await?;
-        let key_with_holder_sql = keys::key_with_holder_sql(db.get_database_backend()).into();
-        Ok(Store {
-            db,
-            key_with_holder_sql,
-        })
+        Ok(Store { db })
     }
 
     pub fn db(&self) -> &DatabaseConnection {

@@ -5,16 +5,17 @@ pub mod secret;
 
 use std::collections::BTreeSet;
 
-use aura_engine::ids::{TenantId, UserId};
+use aura_engine::Timestamp;
+use aura_engine::directory::{DirectoryChange, KeyId, KeyRecord, NewKey as KeyToRecord};
+use aura_engine::ids::UserId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::directory::directory_id;
-use super::role::{self, Role};
+use super::directory::{self, directory_id};
+use super::role::Role;
 use super::scope::{Admin, TenantScope};
 use super::text;
 use super::{App, AppError};
-use crate::store::keys::StoredKey;
 use crate::time::now_millis;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -40,25 +41,25 @@ pub struct ApiKey {
     pub name: String,
     pub user_id: Option<String>,
     pub roles: Vec<Role>,
+    /// Who minted the key: `user:<id>` (the user themself or an
+    /// administrator for them) or `platform`.
+    pub minted_by: String,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
 
-impl From<StoredKey> for ApiKey {
-    fn from(k: StoredKey) -> ApiKey {
-        ApiKey {
-            id: k.id,
-            name: k.name,
-            user_id: k.user_id,
-            roles: role::parse_list(&k.roles)
-                .map(|r| r.into_iter().collect())
-                .unwrap_or_default(),
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            revoked_at: k.revoked_at,
-        }
+fn key_view(id: &KeyId, k: &KeyRecord) -> ApiKey {
+    ApiKey {
+        id: id.to_string(),
+        name: k.name.clone(),
+        user_id: Some(k.user.to_string()),
+        roles: k.roles.iter().copied().collect(),
+        minted_by: k.minted_by.to_string(),
+        created_at: k.created_at.as_millis(),
+        expires_at: k.expires_at.map(Timestamp::as_millis),
+        revoked_at: k.revoked_at.map(Timestamp::as_millis),
     }
 }
 
@@ -72,39 +73,38 @@ pub struct KeyCreated {
     pub expires_at: Option<i64>,
 }
 
-/// Mints and stores a key; the caller checked the user and the roles.
-pub(crate) async fn mint(
-    app: &App,
-    tenant: &TenantId,
+/// A freshly drawn key and the change that records it (its secret's
+/// hash only); the caller proposes the change and then hands out the key.
+pub(crate) fn draw(
     user: &UserId,
     name: String,
     roles: BTreeSet<Role>,
     expires_at: Option<i64>,
-) -> Result<KeyCreated, AppError> {
+) -> (DirectoryChange, KeyCreated) {
     let minted = secret::mint();
-    app.store()
-        .insert_key(StoredKey {
-            id: minted.id.clone(),
-            tenant: Some(tenant.to_string()),
-            user_id: Some(user.to_string()),
-            name,
-            roles: role::join(&roles),
-            secret_hash: minted.secret_hash.clone(),
-            created_at: now_millis(),
-            expires_at,
-            revoked_at: None,
-        })
-        .await?;
-    Ok(KeyCreated {
-        id: minted.id,
+    let created = KeyCreated {
+        id: minted.id.to_string(),
         key: minted.text,
         user_id: user.to_string(),
-        roles: roles.into_iter().collect(),
+        roles: roles.iter().copied().collect(),
         expires_at,
-    })
+    };
+    let change = DirectoryChange::MintKey {
+        key: KeyToRecord {
+            id: minted.id,
+            name,
+            user: user.clone(),
+            roles,
+            secret_hash: minted.secret_hash,
+            expires_at: expires_at.map(Timestamp),
+        },
+    };
+    (change, created)
 }
 
-/// Mints a key for an active user of the tenant.
+/// Mints a key for an active user of the tenant. Minting one for another
+/// user takes the admin role, as every key mint does, and the record
+/// says that an administrator minted it for them.
 pub async fn create(
     app: &App,
     scope: &TenantScope<Admin>,
@@ -127,11 +127,9 @@ pub async fn create(
         ));
     }
     let user = directory_id("/user_id", &new.user_id)?;
-    let active = app
-        .store()
-        .user(scope.tenant.as_str(), user.as_str())
-        .await?
-        .is_some_and(|u| u.active);
+    let active = scope.read(app, |t| {
+        t.directory().users().get(&user).is_some_and(|u| u.active)
+    })?;
     if !active {
         return Err(AppError::invalid(
             "/user_id",
@@ -139,24 +137,21 @@ pub async fn create(
         ));
     }
     let roles = new.roles.into_iter().collect();
-    mint(app, &scope.tenant, &user, new.name, roles, new.expires_at).await
+    let (mint, created) = draw(&user, new.name, roles, new.expires_at);
+    directory::change(app, scope, mint).await?;
+    Ok(created)
 }
 
 /// The tenant's keys, never their secrets.
-pub async fn list(app: &App, scope: &TenantScope<Admin>) -> Result<Vec<ApiKey>, AppError> {
-    let keys = app.store().keys(Some(scope.tenant.as_str())).await?;
-    Ok(keys.into_iter().map(ApiKey::from).collect())
+pub fn list(app: &App, scope: &TenantScope<Admin>) -> Result<Vec<ApiKey>, AppError> {
+    scope.read(app, |t| {
+        let keys = t.directory().keys();
+        keys.iter().map(|(id, k)| key_view(id, k)).collect()
+    })
 }
 
 /// Revokes a key at once; it can never be used again.
 pub async fn revoke(app: &App, scope: &TenantScope<Admin>, id: &str) -> Result<(), AppError> {
-    if app
-        .store()
-        .revoke_key(scope.tenant.as_str(), id, now_millis())
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(AppError::not_found("unrevoked key", id))
-    }
+    let key = KeyId::new(id).map_err(|_| AppError::not_found("unrevoked key", id))?;
+    directory::change(app, scope, DirectoryChange::RevokeKey { key }).await
 }

@@ -4,6 +4,7 @@
 //! 256-bit random secret needs no slow hash: there is nothing to guess.
 
 use aura_engine::Digest;
+use aura_engine::directory::KeyId;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -12,8 +13,8 @@ const PREFIX: &str = "aura_";
 /// A newly minted key: the only time the full text exists.
 #[derive(Clone)]
 pub struct MintedKey {
-    pub id: String,
-    pub secret_hash: String,
+    pub id: KeyId,
+    pub secret_hash: Digest,
     pub text: String,
 }
 
@@ -24,7 +25,7 @@ impl std::fmt::Debug for MintedKey {
 }
 
 pub fn mint() -> MintedKey {
-    let id = crate::random::hex(8);
+    let id = KeyId::new(crate::random::hex(8)).expect("16 lowercase hex digits are a key id");
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).expect("the OS random source works");
     let secret = URL_SAFE_NO_PAD.encode(secret);
@@ -35,25 +36,25 @@ pub fn mint() -> MintedKey {
     }
 }
 
-pub fn hash_secret(secret: &str) -> String {
-    Digest::of(secret.as_bytes()).to_hex()
+pub fn hash_secret(secret: &str) -> Digest {
+    Digest::of(secret.as_bytes())
 }
 
 /// Splits presented key text into (id, secret); `None` if it is not a key.
-pub fn parse(text: &str) -> Option<(&str, &str)> {
+pub fn parse(text: &str) -> Option<(KeyId, &str)> {
     let (id, secret) = text.strip_prefix(PREFIX)?.split_once('_')?;
-    let id_ok = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    (id_ok && !secret.is_empty() && secret.len() <= 64).then_some((id, secret))
+    let id = KeyId::new(id).ok()?;
+    (!secret.is_empty() && secret.len() <= 64).then_some((id, secret))
 }
 
 /// Compares two hashes without an early exit, so response time says
 /// nothing about how much of a guess matched.
-pub fn hashes_match(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+pub fn hashes_match(a: &Digest, b: &Digest) -> bool {
+    a.as_bytes()
+        .iter()
+        .zip(b.as_bytes())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!   application layer's ([`crate::app::scope`]), which checks them; here
 //!   they are only taken from the request.
 
-use aura_engine::ids::{TenantId, UserId};
+use aura_engine::directory::{KeyId, KeyRefusal};
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -85,53 +85,96 @@ async fn caller_with_key(state: &AppState, value: &HeaderValue) -> Result<Caller
             "the Authorization header does not hold an AURA API key",
         ));
     };
-    let stored = state
-        .app
+    let hash = key::hash_secret(secret);
+    let app = &state.app;
+    if let Some(found) = tenant_key(app, &id, &hash) {
+        return found;
+    }
+    if let Some(found) = platform_key(app, &id, &hash).await? {
+        return Ok(found);
+    }
+    // A key minted through another node that this one has not applied
+    // yet: look once more after catching up with the cluster. Unknown
+    // keys count against their source's limit, which bounds how often
+    // anyone can make a node do this.
+    app.engine()
+        .catch_up()
+        .await
+        .map_err(|e| Refused::Other(crate::http::error::cluster(e).into_response()))?;
+    tenant_key(app, &id, &hash).unwrap_or(Err(Refused::Unauthorized(INVALID)))
+}
+
+/// Unknown id and wrong secret answer alike.
+const INVALID: &str = "the API key is not valid";
+
+/// A tenant's key, from the tenant's replicated directory; `None` when
+/// no tenant holds a key with this id.
+fn tenant_key(
+    app: &crate::app::App,
+    id: &KeyId,
+    hash: &aura_engine::Digest,
+) -> Option<Result<Caller, Refused>> {
+    let now = aura_engine::Timestamp(now_millis());
+    app.read_local(|s| {
+        let t = s.key_tenant(id)?;
+        let d = t.directory();
+        let stored = d.keys().get(id)?;
+        if !key::hashes_match(hash, &stored.secret_hash) {
+            return Some(Err(Refused::Unauthorized(INVALID)));
+        }
+        Some(match d.usable_key(id, now) {
+            Ok(k) => Ok(Caller {
+                key_id: id.clone(),
+                tenant: Some(t.id().clone()),
+                user: Some(k.user.clone()),
+                roles: k.roles.clone(),
+            }),
+            Err(KeyRefusal::Revoked) => Err(Refused::Unauthorized("the API key has been revoked")),
+            Err(KeyRefusal::Expired) => Err(Refused::Unauthorized("the API key has expired")),
+            Err(_) => Err(Refused::Unauthorized(
+                "the API key's user is no longer active",
+            )),
+        })
+    })
+}
+
+/// A platform key (they manage tenants and belong to none), from the
+/// database.
+async fn platform_key(
+    app: &crate::app::App,
+    id: &KeyId,
+    hash: &aura_engine::Digest,
+) -> Result<Option<Caller>, Refused> {
+    let stored = app
         .store()
-        .key_with_holder(id)
+        .platform_key(id.as_str())
         .await
         .map_err(|e| Refused::Other(crate::http::error::store(e).into_response()))?;
-    // Unknown id and wrong secret answer alike.
-    let Some((stored, holder_active)) =
-        stored.filter(|(k, _)| key::hashes_match(&key::hash_secret(secret), &k.secret_hash))
-    else {
-        return Err(Refused::Unauthorized("the API key is not valid"));
+    let Some(stored) = stored else {
+        return Ok(None);
     };
-    let now = now_millis();
+    let matches = aura_engine::Digest::from_hex(&stored.secret_hash)
+        .is_ok_and(|stored| key::hashes_match(hash, &stored));
+    if !matches {
+        return Err(Refused::Unauthorized(INVALID));
+    }
     if stored.revoked_at.is_some() {
         return Err(Refused::Unauthorized("the API key has been revoked"));
     }
-    if stored.expires_at.is_some_and(|t| t <= now) {
+    if stored.expires_at.is_some_and(|t| t <= now_millis()) {
         return Err(Refused::Unauthorized("the API key has expired"));
     }
-    if holder_active == Some(false) {
-        return Err(Refused::Unauthorized(
-            "the API key's user is no longer active",
-        ));
-    }
-    caller_of(stored).map_err(Refused::Other)
-}
-
-fn caller_of(k: crate::store::keys::StoredKey) -> Result<Caller, Response> {
-    let corrupt =
-        || Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response();
-    let roles = role::parse_list(&k.roles).map_err(|_| corrupt())?;
-    let tenant = k
-        .tenant
-        .map(TenantId::new)
-        .transpose()
-        .map_err(|_| corrupt())?;
-    let user = k
-        .user_id
-        .map(UserId::new)
-        .transpose()
-        .map_err(|_| corrupt())?;
-    Ok(Caller {
-        key_id: k.id,
-        tenant,
-        user,
+    let roles = role::parse_list(&stored.roles).map_err(|_| {
+        Refused::Other(
+            Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response(),
+        )
+    })?;
+    Ok(Some(Caller {
+        key_id: id.clone(),
+        tenant: None,
+        user: None,
         roles,
-    })
+    }))
 }
 
 fn caller(parts: &Parts) -> Result<Caller, Problem> {

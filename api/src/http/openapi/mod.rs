@@ -43,7 +43,7 @@ impl Modify for ApiKeyScheme {
         v1::namespaces::create, v1::namespaces::list, v1::namespaces::get,
         v1::keys::create, v1::keys::list, v1::keys::revoke,
         v1::directory::create_user, v1::directory::list_users, v1::directory::get_user,
-        v1::directory::delete_user, v1::directory::create_group, v1::directory::list_groups,
+        v1::directory::update_user, v1::directory::delete_user, v1::directory::create_group, v1::directory::list_groups,
         v1::directory::get_group, v1::directory::delete_group, v1::directory::add_member,
         v1::directory::remove_member,
         v1::agents::register, v1::agents::list, v1::agents::get, v1::agents::revoke,

@@ -36,7 +36,7 @@ pub async fn inbox(
     scope: TenantScope<Approver>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PendingApproval>>, Problem> {
-    Ok(Json(approvals::inbox(&state.app, &scope).await?))
+    Ok(Json(approvals::inbox(&state.app, &scope)?))
 }
 
 /// Approves or rejects a mission's plan or a held step.

@@ -8,7 +8,9 @@ use axum::response::Response;
 
 use super::created;
 use crate::app::directory;
-pub use crate::app::directory::{Group, NewGroup as CreateGroup, NewUser as CreateUser, User};
+pub use crate::app::directory::{
+    Group, NewGroup as CreateGroup, NewUser as CreateUser, User, UserUpdate,
+};
 use crate::http::auth::{Admin, Member, TenantScope};
 use crate::http::json::Body;
 use crate::http::problem::Problem;
@@ -45,7 +47,7 @@ pub async fn list_users(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<User>>, Problem> {
-    Ok(Json(directory::users(&state.app, &scope).await?))
+    Ok(Json(directory::users(&state.app, &scope)?))
 }
 
 /// Shows a user.
@@ -61,11 +63,34 @@ pub async fn get_user(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<User>, Problem> {
-    Ok(Json(directory::user(&state.app, &scope, &path.1).await?))
+    Ok(Json(directory::user(&state.app, &scope, &path.1)?))
 }
 
-/// Removes a user and their group memberships. Their API keys stop
-/// working at once.
+/// Deactivates a user (their API keys stop at once and their votes are
+/// refused) or activates them again.
+#[utoipa::path(patch, operation_id = "directory_update_user", path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
+    security(("api_key" = [])),
+    params(("tenant" = String, Path), ("user" = String, Path)),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user as it is now", body = User),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An administrator cannot deactivate their own user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_user(
+    scope: TenantScope<Admin>,
+    State(state): State<AppState>,
+    Path(path): Path<(String, String)>,
+    Body(req): Body<UserUpdate>,
+) -> Result<Json<User>, Problem> {
+    Ok(Json(
+        directory::set_active(&state.app, &scope, &path.1, req.active).await?,
+    ))
+}
+
+/// Removes a user and their group memberships, and revokes their API
+/// keys.
 #[utoipa::path(delete, operation_id = "directory_delete_user", path = "/v1/tenants/{tenant}/users/{user}", tag = "directory",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("user" = String, Path)),
@@ -114,7 +139,7 @@ pub async fn list_groups(
     scope: TenantScope<Member>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Group>>, Problem> {
-    Ok(Json(directory::groups(&state.app, &scope).await?))
+    Ok(Json(directory::groups(&state.app, &scope)?))
 }
 
 /// Shows a group with its members.
@@ -130,7 +155,7 @@ pub async fn get_group(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Group>, Problem> {
-    Ok(Json(directory::group(&state.app, &scope, &path.1).await?))
+    Ok(Json(directory::group(&state.app, &scope, &path.1)?))
 }
 
 /// Deletes a group and its memberships.

@@ -45,7 +45,7 @@ pub async fn list(
     scope: TenantScope<Admin>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ApiKey>>, Problem> {
-    Ok(Json(keys::list(&state.app, &scope).await?))
+    Ok(Json(keys::list(&state.app, &scope)?))
 }
 
 /// Revokes a key at once; it can never be used again.

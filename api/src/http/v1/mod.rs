@@ -62,7 +62,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/v1/tenants/{tenant}/users/{user}",
-            get(directory::get_user).delete(directory::delete_user),
+            get(directory::get_user)
+                .patch(directory::update_user)
+                .delete(directory::delete_user),
         )
         .route(
             "/v1/tenants/{tenant}/groups",
