@@ -52,6 +52,7 @@ pub async fn serve(
         state.app.clone(),
         state.config.idempotency_retention,
     ));
+    let adoption = tokio::spawn(app::adopt::run(state.app.clone()));
     let executor = state
         .config
         .executor
@@ -68,6 +69,7 @@ pub async fn serve(
     compensator.abort();
     expiry.abort();
     checkpoints.abort();
+    adoption.abort();
     if let Some(executor) = executor {
         executor.abort();
     }

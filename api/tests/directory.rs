@@ -1,15 +1,17 @@
 //! The directory and API keys as engine commands: every change is in the
 //! tenant's audit chain with who made it, approvals take groups and keys
-//! from the replicated directory.
+//! from the replicated directory, and directories older versions kept in
+//! SQL are adopted once.
 
 use aura_api::Role;
 use aura_api::testkit::{Client, Db, TestServer};
 use aura_engine::Actor;
 use aura_engine::ids::TenantId;
-use aura_engine::machine::CommandBody;
+use aura_engine::machine::{CommandBody, SigningSeed};
 use aura_engine::mission::AuthorityLevel;
 use aura_engine::policy::authority::{ApprovalRules, AuthorityConfig, AuthorityGraph};
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 /// The tenant's audit entries whose kind starts with `prefix`.
@@ -269,5 +271,107 @@ async fn directory_changes_revocations_and_deactivations_are_audited_and_take_ef
     // Refused attempts are on the record too.
     let refused = entries(&admin, "acme", "command.rejected").await;
     assert!(refused.is_empty(), "refused before the engine: {refused:?}");
+    s.stop().await;
+}
+
+/// A tenant created by a version whose directory lived in SQL: the
+/// tenant exists in the engine with an empty directory, and its users,
+/// groups and keys are rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_an_older_version_kept_in_sql_is_adopted_once_and_its_keys_keep_working() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let db = s.store.db();
+    let now = aura_api::time::now_millis();
+    for (id, active) in [("root", true), ("gone", false)] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO users (tenant, id, user_name, display_name, email, active, created_at) \
+             VALUES ('legacy', '{id}', '{id}', '{id}', NULL, {active}, {now})"
+        ))
+        .await
+        .unwrap();
+    }
+    db.execute_unprepared(&format!(
+        "INSERT INTO groups (tenant, id, display_name, created_at) VALUES ('legacy', 'board', 'Board', {now})"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "INSERT INTO group_members (tenant, group_id, user_id) VALUES ('legacy', 'board', 'root')",
+    )
+    .await
+    .unwrap();
+    let key = |user: &str, roles: &str, revoked: Option<i64>| {
+        let minted = aura_api::app::keys::secret::mint();
+        let row = aura_api::store::keys::StoredKey {
+            id: minted.id.to_string(),
+            tenant: Some("legacy".into()),
+            user_id: Some(user.into()),
+            name: format!("{user}'s key"),
+            roles: roles.into(),
+            secret_hash: minted.secret_hash.to_hex(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: revoked,
+        };
+        (minted.text, row)
+    };
+    let (root_key, root_row) = key("root", "admin", None);
+    let (revoked_key, revoked_row) = key("root", "auditor", Some(now));
+    let (gone_key, gone_row) = key("gone", "operator", None);
+    for row in [root_row, revoked_row, gone_row] {
+        s.store.insert_key(row).await.unwrap();
+    }
+    // The rows first, as an upgrade finds them: nothing adopts a tenant
+    // the engine does not hold.
+    let tenant = TenantId::new("legacy").unwrap();
+    s.propose(
+        &tenant,
+        Actor::Platform,
+        CommandBody::CreateTenant {
+            display_name: "Legacy".into(),
+            signing_key_seed: SigningSeed([9; 32]),
+        },
+    )
+    .await;
+    let users = "/v1/tenants/legacy/users";
+    let root = s.client(&root_key);
+
+    let state = aura_api::AppState::connect(
+        s.node.clone(),
+        s.store.clone(),
+        aura_api::testkit::api_config(),
+    )
+    .await
+    .unwrap();
+    // The server adopts at start, too: whichever gets there first, the
+    // directory is adopted once.
+    aura_api::app::adopt::sql_directories(&state.app)
+        .await
+        .unwrap();
+    let listed: Vec<Value> = root.get(users).await.unwrap();
+    let active: Vec<(&Value, &Value)> = listed.iter().map(|u| (&u["id"], &u["active"])).collect();
+    assert_eq!(
+        active,
+        [
+            (&json!("gone"), &json!(false)),
+            (&json!("root"), &json!(true))
+        ]
+    );
+    let group: Value = root.get("/v1/tenants/legacy/groups/board").await.unwrap();
+    assert_eq!(group["members"], json!(["root"]));
+    for refused in [&revoked_key, &gone_key] {
+        let r = s.client(refused).raw(Method::GET, users, None, &[]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    }
+    // On the record, by the platform; never adopted twice.
+    let adoption = entries(&root, "legacy", "directory.").await;
+    assert_eq!(adoption.len(), 9, "{adoption:?}");
+    assert!(adoption.iter().all(|e| e["entry"]["actor"] == "platform"));
+    assert_eq!(
+        aura_api::app::adopt::sql_directories(&state.app)
+            .await
+            .unwrap(),
+        0
+    );
     s.stop().await;
 }

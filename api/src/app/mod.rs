@@ -23,6 +23,7 @@
 //! - [`text`]: the rule for free texts, and its schema;
 //! - [`work`]: the worker protocol (claim, heartbeat, report).
 
+pub mod adopt;
 pub mod agents;
 pub mod approvals;
 pub mod audit;

@@ -1,5 +1,6 @@
 //! Directories as older versions kept them, in SQL. A tenant's directory
-//! now lives in its replicated state; these rows are never written.
+//! now lives in its replicated state; these rows are read once, to adopt
+//! them into it (`crate::app::adopt`), and never written.
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 

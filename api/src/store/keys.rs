@@ -1,6 +1,7 @@
 //! Platform keys as stored: the public id, roles, expiry, revocation and
 //! the SHA-256 of the secret half (never the secret). Tenant keys are in
-//! the tenants' replicated directories.
+//! the tenants' replicated directories; rows of them that older versions
+//! wrote here are read once, to adopt them (`crate::app::adopt`).
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
