@@ -386,3 +386,83 @@ fn keys_are_found_by_id_across_tenants_and_after_a_restore() {
     assert_eq!(restored.digest(), w.state.digest());
     assert_eq!(tenant(&restored, ADMIN_KEY).as_deref(), Some("acme"));
 }
+
+#[test]
+fn the_platforms_keys_are_platform_keys_and_its_last_working_one_stays() {
+    use aura_engine::directory::PLATFORM_TENANT;
+    let mut w = World::new();
+    let at = |w: &mut World, actor: Actor, with: Option<&str>, c: DirectoryChange| {
+        let body = CommandBody::ChangeDirectory {
+            change: c,
+            key: with.map(key),
+        };
+        w.cmd(PLATFORM_TENANT, actor, body)
+    };
+    w.ok(
+        PLATFORM_TENANT,
+        Actor::Platform,
+        CommandBody::CreateTenant {
+            display_name: "Platform".into(),
+            signing_key_seed: aura_engine::machine::SigningSeed([5; 32]),
+        },
+    );
+    at(&mut w, Actor::Platform, None, user("operator")).unwrap();
+    assert_eq!(
+        at(
+            &mut w,
+            Actor::Platform,
+            None,
+            mint(ADMIN_KEY, "operator", &[Role::Admin])
+        ),
+        Err(Rejection::KeyRoles),
+        "a tenant role is no platform key"
+    );
+    at(
+        &mut w,
+        Actor::Platform,
+        None,
+        mint(ADMIN_KEY, "operator", &[Role::PlatformAdmin]),
+    )
+    .unwrap();
+    let operator = || Actor::User(id("operator"));
+    let revoke = |k: &str| DirectoryChange::RevokeKey { key: key(k) };
+    assert_eq!(
+        at(&mut w, operator(), Some(ADMIN_KEY), revoke(ADMIN_KEY)),
+        Err(Rejection::LastPlatformKey)
+    );
+    // Rotation: the next key first, then the old one goes, each recorded.
+    let next = "00000000000000a2";
+    at(
+        &mut w,
+        operator(),
+        Some(ADMIN_KEY),
+        mint(next, "operator", &[Role::PlatformAdmin]),
+    )
+    .unwrap();
+    at(&mut w, operator(), Some(ADMIN_KEY), revoke(ADMIN_KEY)).unwrap();
+    assert_eq!(
+        at(&mut w, operator(), Some(ADMIN_KEY), user("eve")),
+        Err(refused(ADMIN_KEY, KeyRefusal::Revoked))
+    );
+    assert_eq!(
+        at(&mut w, operator(), Some(next), revoke(next)),
+        Err(Rejection::LastPlatformKey)
+    );
+    let kinds: Vec<String> = w
+        .state
+        .tenant(&id(PLATFORM_TENANT))
+        .unwrap()
+        .audit()
+        .entries()
+        .map(|e| e.kind.clone())
+        .filter(|k| k.starts_with("directory.key"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "directory.key_mint",
+            "directory.key_mint",
+            "directory.key_revoke"
+        ]
+    );
+}

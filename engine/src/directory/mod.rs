@@ -19,6 +19,27 @@ pub use role::Role;
 use crate::ids::{GroupId, UserId};
 use crate::time::Timestamp;
 
+/// The tenant that holds the platform's own keys: its directory's users
+/// are the platform's operators, its keys carry `platform_admin` only,
+/// and its audit chain records every change to them. Not a customer
+/// tenant: the API refuses to create one with this id and never lists
+/// it.
+pub const PLATFORM_TENANT: &str = "aura.platform";
+
+/// Whether `tenant` is the platform's own ([`PLATFORM_TENANT`]).
+pub fn is_platform(tenant: &crate::ids::TenantId) -> bool {
+    tenant.as_str() == PLATFORM_TENANT
+}
+
+/// The role a key needs to change `tenant`'s directory.
+pub fn admin_role(tenant: &crate::ids::TenantId) -> Role {
+    if is_platform(tenant) {
+        Role::PlatformAdmin
+    } else {
+        Role::Admin
+    }
+}
+
 /// The most users, groups or keys one tenant's directory holds, each.
 pub const MAX_ENTRIES: usize = 100_000;
 /// The longest name, display name or e-mail address, in characters.

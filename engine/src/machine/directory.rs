@@ -7,7 +7,7 @@
 use crate::actor::Actor;
 use crate::directory::{
     DirectoryChange, GroupRecord, KeyId, KeyRecord, MAX_ENTRIES, MAX_TEXT, NewKey, NewUser, Role,
-    UserRecord,
+    UserRecord, admin_role, is_platform,
 };
 use crate::ids::{GroupId, UserId};
 use crate::machine::apply::{Ctx, check_text, commit};
@@ -43,7 +43,7 @@ fn authorize(t: &TenantState, c: &Ctx<'_>, key: Option<&KeyId>) -> Result<(), Re
         (Actor::Platform, None) => Ok(()),
         (Actor::User(user), Some(key)) => t
             .directory
-            .key_for(key, user, Role::Admin, c.at)
+            .key_for(key, user, admin_role(&t.id), c.at)
             .map(|_| ())
             .map_err(|refusal| Rejection::KeyRefused {
                 key: key.clone(),
@@ -280,7 +280,14 @@ fn mint_key(t: &mut TenantState, c: &Ctx<'_>, new: &NewKey) -> Result<Vec<Event>
         Some(u) if !u.active => return Err(Rejection::InactiveUser(new.user.clone())),
         Some(_) => {}
     }
-    if new.roles.is_empty() || new.roles.iter().any(|r| !r.is_tenant_role()) {
+    // The platform's keys are platform keys and nothing else; a
+    // tenant's, tenant roles only.
+    let allowed = if is_platform(&t.id) {
+        new.roles == [Role::PlatformAdmin].into()
+    } else {
+        !new.roles.is_empty() && new.roles.iter().all(|r| r.is_tenant_role())
+    };
+    if !allowed {
         return Err(Rejection::KeyRoles);
     }
     if new.expires_at.is_some_and(|e| e <= c.at) {
@@ -318,6 +325,16 @@ fn revoke_key(t: &mut TenantState, c: &Ctx<'_>, key: &KeyId) -> Result<Vec<Event
         .get(key)
         .filter(|k| k.revoked_at.is_none())
         .ok_or_else(|| Rejection::UnknownKey(key.clone()))?;
+    // Revoking the platform's last working key would leave nobody able
+    // to manage tenants or mint another: rotate instead.
+    let others_usable = t
+        .directory
+        .keys
+        .keys()
+        .any(|other| other != key && t.directory.usable_key(other, c.at).is_ok());
+    if is_platform(&t.id) && !others_usable {
+        return Err(Rejection::LastPlatformKey);
+    }
     let events = vec![Event::KeyRevoked {
         key: key.clone(),
         user: k.user.clone(),

@@ -69,8 +69,12 @@ pub enum Rejection {
     NotDirectoryAdmin,
     #[error("an administrator cannot remove or deactivate their own user")]
     OwnUser,
-    #[error("a key needs at least one tenant role, and platform_admin is not one")]
+    #[error(
+        "a tenant's key needs at least one tenant role, and a platform key platform_admin only"
+    )]
     KeyRoles,
+    #[error("the platform's last working key cannot be revoked: rotate it instead")]
+    LastPlatformKey,
     #[error("the key's expiry is not after its minting")]
     KeyExpiry,
     #[error("a directory holds at most {max} users, groups and keys each")]
