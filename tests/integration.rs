@@ -11,6 +11,7 @@ mod api_end_to_end;
 mod api_isolation;
 mod audit_checkpoints;
 mod cli_audit_verify;
+mod cli_platform_key;
 mod cli_policy_test;
 mod cli_serve_flags;
 mod cluster_processes;

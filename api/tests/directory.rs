@@ -11,7 +11,7 @@ use aura_engine::machine::{CommandBody, SigningSeed};
 use aura_engine::mission::AuthorityLevel;
 use aura_engine::policy::authority::{ApprovalRules, AuthorityConfig, AuthorityGraph};
 use reqwest::{Method, StatusCode};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
 use serde_json::{Value, json};
 
 /// The tenant's audit entries whose kind starts with `prefix`.
@@ -319,7 +319,7 @@ async fn a_directory_an_older_version_kept_in_sql_is_adopted_once_and_its_keys_k
     let (revoked_key, revoked_row) = key("root", "auditor", Some(now));
     let (gone_key, gone_row) = key("gone", "operator", None);
     for row in [root_row, revoked_row, gone_row] {
-        s.store.insert_key(row).await.unwrap();
+        row.into_active_model().insert(db).await.unwrap();
     }
     // The rows first, as an upgrade finds them: nothing adopts a tenant
     // the engine does not hold.

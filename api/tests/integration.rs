@@ -15,6 +15,7 @@ mod gateway;
 mod gateway_shared;
 mod missions;
 mod openapi;
+mod platform_keys;
 mod reasoners;
 mod retries_and_sagas;
 mod runtime;

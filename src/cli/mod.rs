@@ -3,6 +3,7 @@
 mod audit;
 mod cluster;
 mod mission;
+mod platform;
 mod policy;
 mod serve;
 mod simulate;
@@ -44,6 +45,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Inspect and change a running cluster.
     Cluster(cluster::ClusterArgs),
+    /// List, rotate and revoke the platform's keys (through the API).
+    PlatformKey(platform::PlatformKeyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Cluster(args) => cluster::run(args),
+        Command::PlatformKey(args) => platform::run(args),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -320,11 +320,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let store = aura_api::store::Store::open(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let key_file = args.data_dir.join("bootstrap-admin.key");
-        let minted = aura_api::bootstrap::ensure_platform_key(&store, &key_file).await?;
         let node = Node::start(cfg).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state = aura_api::AppState::connect(node.clone(), store, api_config).await?;
+        // A node that forms the cluster makes sure the platform has a key
+        // before it serves; one that joins finds the cluster's.
+        let key_file = args.data_dir.join("bootstrap-admin.key");
+        let minted = match args.join {
+            None => bootstrap_platform(&state.app, &key_file).await?,
+            Some(_) => false,
+        };
         let server = tokio::spawn(aura_api::serve(listener, state, async move {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|s| *s).await;
@@ -351,6 +356,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`aura_api::bootstrap::ensure_platform_key`] once the cluster takes
+/// commands: a node forming a cluster with peers waits for a quorum.
+async fn bootstrap_platform(app: &aura_api::app::App, key_file: &Path) -> anyhow::Result<bool> {
+    use aura_api::app::AppError;
+    use aura_api::bootstrap::{BootstrapError, ensure_platform_key};
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match ensure_platform_key(app, key_file).await {
+            Ok(minted) => return Ok(minted),
+            Err(BootstrapError::App(AppError::Cluster(e))) => {
+                if !told && started.elapsed() > std::time::Duration::from_secs(5) {
+                    eprintln!("waiting for the cluster to elect a leader ({e})");
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).context("cannot give the platform its first key"),
+        }
+    }
 }
 
 /// The URL without its password, for messages.

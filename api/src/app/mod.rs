@@ -34,6 +34,7 @@ pub mod events;
 pub mod keys;
 pub mod missions;
 pub mod namespaces;
+pub mod platform;
 pub mod policy;
 pub mod role;
 pub mod scope;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use aura_engine::Actor;
-use aura_engine::directory::KeyId;
+use aura_engine::directory::{KeyId, PLATFORM_TENANT};
 use aura_engine::ids::{TenantId, UserId};
 use aura_engine::machine::TenantState;
 
@@ -22,17 +22,19 @@ pub struct Caller {
     pub key_id: KeyId,
     /// `None` for a platform key.
     pub tenant: Option<TenantId>,
-    /// The directory user the key acts for (every tenant key has one).
+    /// The directory user the key acts for: a user of the key's tenant, or
+    /// of the platform's directory for a platform key.
     pub user: Option<UserId>,
     pub roles: BTreeSet<Role>,
 }
 
 impl Caller {
-    /// Who the engine records as having asked.
+    /// Who the engine records as having asked, in a tenant's chain: the
+    /// key's user, or the platform for a platform key.
     pub fn actor(&self) -> Actor {
-        match &self.user {
-            Some(u) => Actor::User(u.clone()),
-            None => Actor::Platform,
+        match (&self.tenant, &self.user) {
+            (Some(_), Some(u)) => Actor::User(u.clone()),
+            _ => Actor::Platform,
         }
     }
 
@@ -132,6 +134,16 @@ pub struct PlatformScope {
 }
 
 impl PlatformScope {
+    /// The platform's own tenant (its keys' directory and their audit
+    /// chain), read as an auditor would read a tenant's.
+    pub fn platform_tenant(&self) -> TenantScope<super::scope::Auditor> {
+        TenantScope {
+            caller: self.caller.clone(),
+            tenant: TenantId::new(PLATFORM_TENANT).expect("the platform's id is a tenant id"),
+            _role: PhantomData,
+        }
+    }
+
     pub fn authorize(caller: Caller) -> Result<PlatformScope, AppError> {
         if caller.tenant.is_some() || !caller.has(Role::PlatformAdmin) {
             return Err(AppError::Forbidden(

@@ -1,7 +1,7 @@
 //! Tenants: created by the platform, each with a first admin user and
 //! key in its directory.
 
-use aura_engine::directory::DirectoryChange;
+use aura_engine::directory::{self, DirectoryChange};
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{CommandBody, SigningSeed, TenantState};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,9 @@ pub async fn create(
     new: NewTenant,
 ) -> Result<TenantCreated, AppError> {
     let tenant = TenantId::new(new.id).map_err(|e| AppError::invalid("/id", e.to_string()))?;
+    if directory::is_platform(&tenant) {
+        return Err(AppError::invalid("/id", "this id is the platform's own"));
+    }
     let admin = new.admin.unwrap_or_else(|| FirstAdmin {
         user_id: "admin".into(),
         user_name: "admin".into(),
@@ -121,8 +124,19 @@ pub async fn create(
     })
 }
 
+/// The customer tenants (not the platform's own).
 pub fn list(app: &App, _: &PlatformScope) -> Vec<Tenant> {
-    app.read_local(|s| s.tenants().map(Tenant::from).collect())
+    app.read_local(|s| {
+        s.tenants()
+            .filter(|t| !directory::is_platform(t.id()))
+            .map(Tenant::from)
+            .collect()
+    })
+}
+
+/// The platform's own tenant: its keys' directory and audit chain.
+pub fn platform(app: &App, scope: &PlatformScope) -> Result<Tenant, AppError> {
+    scope.platform_tenant().read(app, |t| Tenant::from(t))
 }
 
 pub fn get(app: &App, scope: &TenantScope<Member>) -> Result<Tenant, AppError> {

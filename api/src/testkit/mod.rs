@@ -204,16 +204,10 @@ impl TestServer {
             }
         };
         let store = Store::open(&url).await.expect("store opens");
-        let key_file = dir.join("bootstrap-admin.key");
-        crate::bootstrap::ensure_platform_key(&store, &key_file)
-            .await
-            .expect("bootstrap key");
-        let platform_key = std::fs::read_to_string(&key_file)
-            .expect("key file")
-            .trim()
-            .to_owned();
         let mut tmp = Some(tmp);
         let mut pg_database = pg_database;
+        let key_file = dir.join("bootstrap-admin.key");
+        let mut platform_key: Option<String> = None;
         let mut servers = Vec::new();
         for node in nodes {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -224,20 +218,27 @@ impl TestServer {
             let mut config = config.clone();
             config.gateway.egress.own_listener(addr);
             let (stop, mut rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(crate::serve(
-                listener,
-                AppState::connect(node.clone(), store.clone(), config)
+            let state = AppState::connect(node.clone(), store.clone(), config)
+                .await
+                .expect("the API connects");
+            // The first node gives the platform its key, as `aura serve`
+            // does on a node that forms the cluster.
+            if platform_key.is_none() {
+                crate::bootstrap::ensure_platform_key(&state.app, &key_file)
                     .await
-                    .expect("the API connects"),
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                },
-            ));
+                    .expect("the platform gets its key");
+                let text = std::fs::read_to_string(&key_file).expect("key file");
+                platform_key = Some(text.trim().to_owned());
+            }
+            let platform_key = platform_key.clone().expect("minted above");
+            tokio::spawn(crate::serve(listener, state, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }));
             servers.push(TestServer {
                 base,
                 node,
                 store: store.clone(),
-                platform_key: platform_key.clone(),
+                platform_key,
                 db,
                 dir: dir.clone(),
                 _tmp: tmp.take(),

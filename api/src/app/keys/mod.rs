@@ -50,7 +50,7 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-fn key_view(id: &KeyId, k: &KeyRecord) -> ApiKey {
+pub(crate) fn key_view(id: &KeyId, k: &KeyRecord) -> ApiKey {
     ApiKey {
         id: id.to_string(),
         name: k.name.clone(),

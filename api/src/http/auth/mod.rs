@@ -9,7 +9,7 @@
 //!   application layer's ([`crate::app::scope`]), which checks them; here
 //!   they are only taken from the request.
 
-use aura_engine::directory::{KeyId, KeyRefusal};
+use aura_engine::directory::{self, KeyId, KeyRefusal};
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -24,7 +24,6 @@ pub use crate::app::scope::{
 pub mod throttle;
 
 use crate::app::keys::secret as key;
-use crate::app::role;
 use crate::http::problem::{Problem, ProblemKind};
 use crate::http::server::AppState;
 use crate::time::now_millis;
@@ -87,11 +86,8 @@ async fn caller_with_key(state: &AppState, value: &HeaderValue) -> Result<Caller
     };
     let hash = key::hash_secret(secret);
     let app = &state.app;
-    if let Some(found) = tenant_key(app, &id, &hash) {
+    if let Some(found) = key_in_directory(app, &id, &hash) {
         return found;
-    }
-    if let Some(found) = platform_key(app, &id, &hash).await? {
-        return Ok(found);
     }
     // A key minted through another node that this one has not applied
     // yet: look once more after catching up with the cluster. Unknown
@@ -101,15 +97,16 @@ async fn caller_with_key(state: &AppState, value: &HeaderValue) -> Result<Caller
         .catch_up()
         .await
         .map_err(|e| Refused::Other(crate::http::error::cluster(e).into_response()))?;
-    tenant_key(app, &id, &hash).unwrap_or(Err(Refused::Unauthorized(INVALID)))
+    key_in_directory(app, &id, &hash).unwrap_or(Err(Refused::Unauthorized(INVALID)))
 }
 
 /// Unknown id and wrong secret answer alike.
 const INVALID: &str = "the API key is not valid";
 
-/// A tenant's key, from the tenant's replicated directory; `None` when
-/// no tenant holds a key with this id.
-fn tenant_key(
+/// The key from the replicated directory that holds it: a tenant's, or
+/// the platform's (which acts for no tenant); `None` when none holds a
+/// key with this id.
+fn key_in_directory(
     app: &crate::app::App,
     id: &KeyId,
     hash: &aura_engine::Digest,
@@ -125,7 +122,7 @@ fn tenant_key(
         Some(match d.usable_key(id, now) {
             Ok(k) => Ok(Caller {
                 key_id: id.clone(),
-                tenant: Some(t.id().clone()),
+                tenant: (!directory::is_platform(t.id())).then(|| t.id().clone()),
                 user: Some(k.user.clone()),
                 roles: k.roles.clone(),
             }),
@@ -136,45 +133,6 @@ fn tenant_key(
             )),
         })
     })
-}
-
-/// A platform key (they manage tenants and belong to none), from the
-/// database.
-async fn platform_key(
-    app: &crate::app::App,
-    id: &KeyId,
-    hash: &aura_engine::Digest,
-) -> Result<Option<Caller>, Refused> {
-    let stored = app
-        .store()
-        .platform_key(id.as_str())
-        .await
-        .map_err(|e| Refused::Other(crate::http::error::store(e).into_response()))?;
-    let Some(stored) = stored else {
-        return Ok(None);
-    };
-    let matches = aura_engine::Digest::from_hex(&stored.secret_hash)
-        .is_ok_and(|stored| key::hashes_match(hash, &stored));
-    if !matches {
-        return Err(Refused::Unauthorized(INVALID));
-    }
-    if stored.revoked_at.is_some() {
-        return Err(Refused::Unauthorized("the API key has been revoked"));
-    }
-    if stored.expires_at.is_some_and(|t| t <= now_millis()) {
-        return Err(Refused::Unauthorized("the API key has expired"));
-    }
-    let roles = role::parse_list(&stored.roles).map_err(|_| {
-        Refused::Other(
-            Problem::new(ProblemKind::Internal, "a stored API key is malformed").into_response(),
-        )
-    })?;
-    Ok(Some(Caller {
-        key_id: id.clone(),
-        tenant: None,
-        user: None,
-        roles,
-    }))
 }
 
 fn caller(parts: &Parts) -> Result<Caller, Problem> {

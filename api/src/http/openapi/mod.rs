@@ -39,7 +39,9 @@ impl Modify for ApiKeyScheme {
     modifiers(&ApiKeyScheme, &DeclareParameter, &StandardResponses),
     paths(
         crate::http::health::healthz, crate::http::health::readyz, crate::http::health::metrics,
-        v1::tenants::create, v1::tenants::list, v1::tenants::get,
+        v1::tenants::create, v1::tenants::list, v1::tenants::get, v1::tenants::platform,
+        v1::platform::list_keys, v1::platform::rotate, v1::platform::revoke_key,
+        v1::platform::audit_entries, v1::platform::audit_export,
         v1::namespaces::create, v1::namespaces::list, v1::namespaces::get,
         v1::keys::create, v1::keys::list, v1::keys::revoke,
         v1::directory::create_user, v1::directory::list_users, v1::directory::get_user,
@@ -67,6 +69,7 @@ impl Modify for ApiKeyScheme {
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "tenants", description = "Tenants, created by the platform"),
+        (name = "platform", description = "The platform's own keys and their audit chain"),
         (name = "namespaces", description = "Namespaces of a tenant"),
         (name = "api keys", description = "A tenant's API keys"),
         (name = "directory", description = "Users and groups"),

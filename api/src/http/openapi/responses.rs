@@ -10,7 +10,8 @@
 //!   present DualToken): 401;
 //! - a tenant's operations (`{tenant}` in the path): 403 (the key lacks
 //!   the role), 404 (no such tenant, or not the key's);
-//! - the platform's (`/v1/tenants`): 403 (not a platform key);
+//! - the platform's (`/v1/tenants`, `/v1/platform...`): 403 (not a
+//!   platform key);
 //! - a JSON body: 413 (over the body limit), 415 (not
 //!   `application/json`), 422 (a field is invalid);
 //! - a POST under an API key (idempotency keys apply): 409 (the key's
@@ -68,7 +69,7 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
             "404",
             "No such tenant, or one the API key may not see (they read alike)",
         ));
-    } else if path == "/v1/tenants" {
+    } else if path == "/v1/tenants" || path.starts_with("/v1/platform") {
         out.push((
             "403",
             "Only a platform key with the `platform_admin` role manages tenants",

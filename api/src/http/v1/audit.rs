@@ -25,6 +25,13 @@ pub struct EntryRange {
     pub limit: Option<u64>,
 }
 
+impl EntryRange {
+    /// The first entry and how many, with their defaults.
+    pub fn bounds(&self) -> (u64, u64) {
+        (self.from.unwrap_or(0), self.limit.unwrap_or(100))
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
@@ -51,7 +58,7 @@ pub async fn entries(
     State(state): State<AppState>,
     Query(q): Query<EntryRange>,
 ) -> Result<Json<Entries>, Problem> {
-    let (from, limit) = (q.from.unwrap_or(0), q.limit.unwrap_or(100));
+    let (from, limit) = q.bounds();
     Ok(Json(audit::entries(&state.app, &scope, from, limit)?))
 }
 
@@ -124,8 +131,12 @@ pub async fn export(
     scope: TenantScope<Auditor>,
     State(state): State<AppState>,
 ) -> Result<Response, Problem> {
-    let bytes = audit::export(&state.app, &scope).await?;
-    Ok((
+    Ok(export_response(audit::export(&state.app, &scope).await?))
+}
+
+/// An export as a download.
+pub(super) fn export_response(bytes: Vec<u8>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
             (
@@ -135,5 +146,5 @@ pub async fn export(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }

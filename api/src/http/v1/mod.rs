@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod keys;
 pub mod missions;
 pub mod namespaces;
+pub mod platform;
 pub mod policy;
 pub mod secrets;
 pub mod tenants;
@@ -43,6 +44,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{tenant}", get(tenants::get))
+        .route("/v1/platform", get(tenants::platform))
+        .route("/v1/platform/keys", get(platform::list_keys))
+        .route("/v1/platform/keys/rotate", post(platform::rotate))
+        .route("/v1/platform/keys/{key}", delete(platform::revoke_key))
+        .route("/v1/platform/audit/entries", get(platform::audit_entries))
+        .route("/v1/platform/audit/export", get(platform::audit_export))
         .route(
             "/v1/tenants/{tenant}/namespaces",
             post(namespaces::create).get(namespaces::list),

@@ -45,6 +45,18 @@ pub async fn list(scope: PlatformScope, State(state): State<AppState>) -> Json<V
     Json(tenants::list(&state.app, &scope))
 }
 
+/// The platform itself, as a tenant is shown: its public key verifies
+/// the platform's audit export (`GET /v1/platform/audit/export`).
+#[utoipa::path(get, operation_id = "platform_get", path = "/v1/platform", tag = "platform",
+    security(("api_key" = [])),
+    responses((status = 200, description = "The platform", body = Tenant)))]
+pub async fn platform(
+    scope: PlatformScope,
+    State(state): State<AppState>,
+) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(tenants::platform(&state.app, &scope)?))
+}
+
 /// Shows the caller's tenant.
 #[utoipa::path(get, operation_id = "tenants_get", path = "/v1/tenants/{tenant}", tag = "tenants",
     security(("api_key" = [])),
