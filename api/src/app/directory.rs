@@ -3,7 +3,9 @@
 //! with the admin's own key; every member of the tenant may read it.
 //! Approvals read group membership from the same replicated directory.
 
-use aura_engine::directory::{DirectoryChange, GroupRecord, NewUser as UserDetails, UserRecord};
+use aura_engine::directory::{
+    Directory, DirectoryChange, GroupRecord, NewUser as UserDetails, UserRecord,
+};
 use aura_engine::ids::{GroupId, UserId};
 use aura_engine::machine::CommandBody;
 use serde::{Deserialize, Serialize};
@@ -155,15 +157,24 @@ pub fn users(app: &App, scope: &TenantScope<Member>) -> Result<Vec<User>, AppErr
 }
 
 pub fn user<R>(app: &App, scope: &TenantScope<R>, id: &str) -> Result<User, AppError> {
-    let found = UserId::new(id).ok().and_then(|user| {
-        scope
-            .read(app, |t| {
-                let u = t.directory().users().get(&user)?;
-                Some(user_view(&user, u))
-            })
-            .transpose()
-    });
-    found.unwrap_or_else(|| Err(AppError::not_found("user", id)))
+    entry(app, scope, "user", id, |d, user: &UserId| {
+        Some(user_view(user, d.users().get(user)?))
+    })
+}
+
+/// What `pick` finds in the directory for the id in a path; a malformed
+/// id reads like a missing one.
+fn entry<R, K: std::str::FromStr, T>(
+    app: &App,
+    scope: &TenantScope<R>,
+    what: &'static str,
+    id: &str,
+    pick: impl FnOnce(&Directory, &K) -> Option<T>,
+) -> Result<T, AppError> {
+    let key = known(K::from_str(id), what, id)?;
+    scope
+        .read(app, |t| pick(t.directory(), &key))?
+        .ok_or_else(|| AppError::not_found(what, id))
 }
 
 /// The id in a path, or the missing thing it names.
@@ -220,15 +231,9 @@ pub fn groups(app: &App, scope: &TenantScope<Member>) -> Result<Vec<Group>, AppE
 }
 
 pub fn group<R>(app: &App, scope: &TenantScope<R>, id: &str) -> Result<Group, AppError> {
-    let found = GroupId::new(id).ok().and_then(|group| {
-        scope
-            .read(app, |t| {
-                let g = t.directory().groups().get(&group)?;
-                Some(group_view(&group, g))
-            })
-            .transpose()
-    });
-    found.unwrap_or_else(|| Err(AppError::not_found("group", id)))
+    entry(app, scope, "group", id, |d, group: &GroupId| {
+        Some(group_view(group, d.groups().get(group)?))
+    })
 }
 
 pub async fn delete_group(app: &App, scope: &TenantScope<Admin>, id: &str) -> Result<(), AppError> {
