@@ -7,7 +7,8 @@
 //!   cannot be read, or a `consistency` other than the two), 503 (the
 //!   engine or the database cannot answer, or the request timed out);
 //! - behind an API key (all of `/v1` but the Tool Gateway, where agents
-//!   present DualToken): 401;
+//!   present DualToken): 401, and 429 once a source address has failed
+//!   too many authentications;
 //! - a tenant's operations (`{tenant}` in the path): 403 (the key lacks
 //!   the role), 404 (no such tenant, or not the key's);
 //! - the platform's (`/v1/tenants`, `/v1/platform...`): 403 (not a
@@ -62,6 +63,10 @@ fn standard(path: &str, method: &HttpMethod, op: &Operation) -> Vec<(&'static st
     let api_key = path != TOOL_CALLS_PATH;
     if api_key {
         out.push(("401", "No valid API key (`WWW-Authenticate: Bearer`)"));
+        out.push((
+            "429",
+            "Too many failed authentications from this source address: retry after `Retry-After`",
+        ));
     }
     if path.starts_with("/v1/tenants/{tenant}") {
         out.push(("403", "The API key lacks the role this operation needs"));
