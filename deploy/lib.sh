@@ -82,6 +82,7 @@ need_openapi_client() {
 # ready. Sets AURA_BASE (its URL) and AURA_PLATFORM_KEY (the bootstrap
 # platform key). Tools on 127.0.0.1 are allowed (the callers' own listen
 # there); every other reserved destination is refused as in production.
+# Arguments go to `aura serve`.
 start_aura() {
   cargo build --locked --bin aura
   AURA_WORK=$(mktemp -d)
@@ -90,7 +91,7 @@ start_aura() {
   api=$(free_port)
   cluster=$(free_port)
   ./target/debug/aura serve --data-dir "$AURA_WORK/data" --listen "127.0.0.1:$api" \
-    --cluster-listen "127.0.0.1:$cluster" --egress-allow 127.0.0.1 >"$AURA_WORK/serve.log" 2>&1 &
+    --cluster-listen "127.0.0.1:$cluster" --egress-allow 127.0.0.1 "$@" >"$AURA_WORK/serve.log" 2>&1 &
   AURA_PID=$!
   AURA_BASE="http://127.0.0.1:$api"
   for _ in $(seq 300); do
