@@ -30,7 +30,9 @@ async fn register(admin: &Client, name: &str, spec: &Value) -> Raw {
 
 fn refused_at(r: &Raw, pointer: &str) -> String {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    let errors = r.body["errors"].as_array().expect("field errors");
+    let errors = r.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body));
     let e = errors
         .iter()
         .find(|e| e["pointer"] == pointer)
@@ -84,6 +86,12 @@ async fn literal_reserved_addresses_are_refused_at_registration() {
             format!("a {class} address")
         };
         assert!(detail.contains(&expected), "{endpoint}: {detail}");
+    }
+    // A URL no call could be made to is refused too, naming the field.
+    for endpoint in ["http://[zz/post", "https://:443/x", "http://[::1/"] {
+        let r = register(&admin, "erp.post", &spec(endpoint)).await;
+        let detail = refused_at(&r, "/invocation/endpoint");
+        assert!(detail.contains("URL with a host"), "{endpoint}: {detail}");
     }
     // A compensation or a placement is an endpoint too.
     let mut spec = spec("https://erp.example/post");

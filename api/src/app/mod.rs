@@ -95,9 +95,9 @@ impl App {
         &self.gateway
     }
 
-    /// Refuses, before anything is recorded, the URLs the egress policy
-    /// can judge without resolving a name (`(JSON pointer, URL)` pairs);
-    /// the rest are judged at each call.
+    /// Refuses, before anything is recorded, URLs no call could be made
+    /// to and those the egress policy can judge without resolving a name
+    /// (`(JSON pointer, URL)` pairs); the rest are judged at each call.
     pub fn check_destinations<'u>(
         &self,
         urls: impl IntoIterator<Item = (String, &'u str)>,
@@ -106,11 +106,11 @@ impl App {
         let errors: Vec<FieldError> = urls
             .into_iter()
             .filter_map(|(pointer, url)| {
-                let refused = egress.check_url(url).err()?;
-                Some(FieldError {
-                    pointer,
-                    detail: refused.to_string(),
-                })
+                let detail = match unreadable(url) {
+                    Some(why) => why,
+                    None => egress.check_url(url).err()?.to_string(),
+                };
+                Some(FieldError { pointer, detail })
             })
             .collect();
         if errors.is_empty() {
@@ -193,6 +193,17 @@ impl App {
     ) -> Result<Vec<Vec<Event>>, AppError> {
         error::all_applied(self.propose_sequence(tenant, actor, bodies).await?)
     }
+}
+
+/// Why `url` is no URL a call can be made to, if it is not: an
+/// `http://` or `https://` URI with a host. (The engine checks only the
+/// scheme and the length; versions before this check stored such URLs,
+/// and replaying them must not change.)
+fn unreadable(url: &str) -> Option<String> {
+    let readable = url.parse::<hyper::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    });
+    (!readable).then(|| format!("`{url}` is not an http:// or https:// URL with a host"))
 }
 
 /// The command `body` of `tenant`'s, accepted by this node at `at`.
