@@ -17,6 +17,7 @@ mod cli_serve_flags;
 mod cluster_processes;
 mod continue_as_new;
 mod crash_recovery;
+mod data_dir_modes;
 mod layout;
 mod secret_logs;
 mod test_kits;

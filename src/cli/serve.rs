@@ -266,6 +266,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ClusterSecret::load_or_create(&args.data_dir.join("cluster.secret"))?
         }
     };
+    keep_private(&args.data_dir)?;
     let cfg = args.config(secret)?;
     let mut api_config = aura_api::ApiConfig::default();
     api_config.gateway.redis_url = args.redis_url.clone();
@@ -378,6 +379,42 @@ async fn bootstrap_platform(app: &aura_api::app::App, key_file: &Path) -> anyhow
             Err(e) => return Err(e).context("cannot give the platform its first key"),
         }
     }
+}
+
+/// The node's files are its own. Whatever umask started the process,
+/// everything it creates from here on (log, snapshots, database, keys) is
+/// readable by its user alone; and a data directory an older version or
+/// another umask left open is closed up: directories 0700, files 0600.
+fn keep_private(data_dir: &Path) -> anyhow::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    close_up(data_dir).with_context(|| {
+        format!(
+            "cannot make data dir {} private to this user",
+            data_dir.display()
+        )
+    })
+}
+
+fn close_up(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    // A link is not followed: what it points at is not the node's to
+    // change.
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+    if meta.permissions().mode() & 0o777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            close_up(&entry?.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages.
