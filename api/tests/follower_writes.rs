@@ -305,3 +305,58 @@ async fn a_read_on_any_node_sees_every_acknowledged_write() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{:?}", bad.body);
     stop_all(nodes).await;
 }
+
+/// A node whose clock runs fast stamps its commands ahead of the others'.
+/// The node that writes an entry refuses one stamped more than the
+/// documented bound ahead of its own clock, so such a node cannot move a
+/// tenant's clock forward, and nothing of the tenant's expires early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposer_with_a_fast_clock_cannot_move_a_tenants_clock() {
+    use aura_engine::machine::{Command, CommandBody};
+    use aura_raft::ClusterError;
+    let nodes = TestServer::start_cluster(3, Db::Sqlite, testkit::api_config()).await;
+    let admin = Client::connect(&nodes[0].base, &acme_admin_key(&nodes[0]).await);
+    let tenant = aura_engine::ids::TenantId::new("acme").unwrap();
+    let stamped = |ahead_ms: i64, ns: &str| Command {
+        tenant: tenant.clone(),
+        at: aura_engine::Timestamp(aura_api::time::now_millis() + ahead_ms),
+        actor: aura_engine::Actor::Platform,
+        body: CommandBody::CreateNamespace {
+            namespace: aura_engine::ids::NamespaceId::new(ns).unwrap(),
+            display_name: ns.into(),
+        },
+        precondition: None,
+    };
+    for leader in [true, false] {
+        let via = member(&nodes, leader);
+        let err = via.node.propose(stamped(3_600_000, "ahead")).await;
+        assert!(
+            matches!(err, Err(ClusterError::ClockAhead { ahead_ms }) if ahead_ms > 3_500_000),
+            "{err:?}"
+        );
+    }
+    // Within the bound, a little skew is taken as it is.
+    member(&nodes, false)
+        .node
+        .propose(stamped(1_000, "close"))
+        .await
+        .unwrap();
+    // The tenant's clock is still about now: the next entry is stamped
+    // with this node's time, not an hour ahead.
+    admin.create_namespace("acme", "ops").await.unwrap();
+    let audit: Value = admin
+        .get("/v1/tenants/acme/audit/entries?limit=1000")
+        .await
+        .unwrap();
+    let last = audit["entries"].as_array().unwrap().last().unwrap().clone();
+    let time = last["entry"]["time"].as_i64().unwrap();
+    assert!(
+        time < aura_api::time::now_millis() + 5_000,
+        "the tenant's clock moved ahead: {last}"
+    );
+    assert!(
+        !audit.to_string().contains("\"ahead\""),
+        "nothing was written"
+    );
+    stop_all(nodes).await;
+}

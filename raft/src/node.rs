@@ -57,6 +57,21 @@ const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// answers [`ClusterError::CommittedNotApplied`].
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
+/// How far ahead of the writing node's clock a command may be stamped.
+/// A command's time is the proposing node's, and a tenant's clock never
+/// goes back: without this bound one node with a fast clock would move a
+/// tenant's time forward for good, and its tokens, approvals and leases
+/// would expire early on every node.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5);
+
+/// The refusal of a proposal stamped further ahead of this node's clock
+/// than [`MAX_CLOCK_AHEAD`], if it is.
+fn stamped_ahead(proposal: &Proposal) -> Option<ClusterError> {
+    let latest = proposal.commands().iter().map(|c| c.at.as_millis()).max()?;
+    let ahead_ms = latest.saturating_sub(crate::auth::now_ms());
+    (ahead_ms > MAX_CLOCK_AHEAD.as_millis() as i64).then_some(ClusterError::ClockAhead { ahead_ms })
+}
+
 /// Why a proposal, read or membership change did not happen.
 #[derive(Debug, thiserror::Error, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum ClusterError {
@@ -87,6 +102,12 @@ pub enum ClusterError {
     UnknownNode(NodeId),
     #[error("a sequence of commands cannot be empty")]
     EmptySequence,
+    #[error(
+        "the command is stamped {ahead_ms} ms ahead of the clock of the node that writes it (at \
+         most {} s are allowed): the proposing node's clock is wrong",
+        MAX_CLOCK_AHEAD.as_secs()
+    )]
+    ClockAhead { ahead_ms: i64 },
     #[error(
         "the first {applied} commands of the sequence were applied and the rest were not, because {cause}"
     )]
@@ -635,10 +656,25 @@ impl Node {
             }
             return answers;
         }
+        // Proposals stamped too far ahead of this node's clock are
+        // answered at once; the rest are written together.
+        let refusals: Vec<Option<ClusterError>> = proposals.iter().map(stamped_ahead).collect();
+        let proposals: Vec<Proposal> = proposals
+            .into_iter()
+            .zip(&refusals)
+            .filter(|(_, refused)| refused.is_none())
+            .map(|(p, _)| p)
+            .collect();
         let n = proposals.len();
         let written = match self.inner.raft.client_write_many(proposals).await {
             Ok(stream) => stream.collect::<Vec<_>>().await,
-            Err(e) => return vec![Err(ClusterError::Stopped(e.to_string())); n],
+            Err(e) => {
+                let stopped = ClusterError::Stopped(e.to_string());
+                return refusals
+                    .into_iter()
+                    .map(|refused| Err(refused.unwrap_or_else(|| stopped.clone())))
+                    .collect();
+            }
         };
         let mut answers: Vec<_> = written
             .into_iter()
@@ -653,7 +689,16 @@ impl Node {
             .collect();
         // The stream ends early only when Raft stops.
         answers.resize(n, Err(ClusterError::Stopped("raft stopped".into())));
-        answers
+        let mut answers = answers.into_iter();
+        refusals
+            .into_iter()
+            .map(|refused| match refused {
+                Some(e) => Err(e),
+                None => answers
+                    .next()
+                    .unwrap_or(Err(ClusterError::Stopped("raft stopped".into()))),
+            })
+            .collect()
     }
 
     /// A forwarded proposal written here, a sequence as separate entries.
@@ -679,6 +724,9 @@ impl Node {
         &self,
         proposal: Proposal,
     ) -> Result<Committed, (ClusterError, Option<(NodeId, NodeInfo)>)> {
+        if let Some(refused) = stamped_ahead(&proposal) {
+            return Err((refused, None));
+        }
         match self.inner.raft.client_write(proposal).await {
             Ok(r) => Ok(Committed {
                 index: r.log_id.index(),
