@@ -258,3 +258,38 @@ async fn the_served_openapi_document_is_the_checked_in_one_and_docs_are_embedded
     let html = r.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
 }
+
+/// With `private_metrics_and_docs`, the metrics and the API's document
+/// answer a platform key only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_docs_can_be_kept_to_platform_keys() {
+    let config = aura_api::ApiConfig {
+        private_metrics_and_docs: true,
+        ..aura_api::testkit::api_config()
+    };
+    let s = aura_api::testkit::TestServer::start_with(aura_api::testkit::Db::Sqlite, config).await;
+    let tenant_admin = s.tenant_admin("acme").await;
+    for path in ["/metrics", "/openapi.json", "/docs/"] {
+        let anonymous = s
+            .anonymous()
+            .raw(reqwest::Method::GET, path, None, &[])
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{path}");
+        let tenant = tenant_admin
+            .raw(reqwest::Method::GET, path, None, &[])
+            .await;
+        assert_eq!(tenant.status, StatusCode::FORBIDDEN, "{path}");
+        let platform = s
+            .platform()
+            .raw(reqwest::Method::GET, path, None, &[])
+            .await;
+        assert_eq!(platform.status, StatusCode::OK, "{path}");
+    }
+    // Health and readiness stay open for load balancers.
+    let ready = s
+        .anonymous()
+        .raw(reqwest::Method::GET, "/readyz", None, &[])
+        .await;
+    assert_eq!(ready.status, StatusCode::OK);
+    s.stop().await;
+}

@@ -111,6 +111,11 @@ pub struct ServeArgs {
     /// 429 with Retry-After; `off` for none.
     #[arg(long, env = "AURA_FAILED_AUTH_LIMIT", default_value = "30/min")]
     failed_auth_limit: RateOrOff,
+    /// Serve `/metrics`, `/docs/` and `/openapi.json` only to a platform
+    /// key (`Authorization: Bearer`), not to anyone who reaches the
+    /// listener (docs/api.md says what they reveal).
+    #[arg(long, env = "AURA_PRIVATE_METRICS_AND_DOCS")]
+    private_metrics_and_docs: bool,
     /// Missions the built-in executor runs at once on this node (missions
     /// labelled `aura.executor: builtin`; docs/runtime.md). 0 turns it off.
     #[arg(long, env = "AURA_EXECUTOR_CONCURRENCY", default_value_t = 8)]
@@ -284,6 +289,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         per_source: args.rate_limit_source.0,
     };
     api_config.failed_auth_per_source = args.failed_auth_limit.0;
+    api_config.private_metrics_and_docs = args.private_metrics_and_docs;
     if args.executor_concurrency > 0 {
         api_config.executor = Some(aura_api::runtime::executor::ExecutorConfig {
             worker: format!("node-{}", args.node_id)

@@ -60,6 +60,9 @@ pub struct ApiConfig {
     /// Failed API-key authentications a source address may make before
     /// it is made to wait; unlimited when `None`.
     pub failed_auth_per_source: Option<crate::gateway::limits::Rate>,
+    /// `/metrics`, `/docs/` and `/openapi.json` only for a platform key,
+    /// instead of for anyone who reaches the listener.
+    pub private_metrics_and_docs: bool,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +76,7 @@ impl Default for ApiConfig {
             idempotency_retention: super::idempotency::DEFAULT_RETENTION,
             checkpoints: Default::default(),
             failed_auth_per_source: Some(super::auth::throttle::DEFAULT_FAILURES),
+            private_metrics_and_docs: false,
         }
     }
 }
@@ -133,7 +137,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .merge(operator_routes(&state))
         .merge(
             v1::router()
                 .layer(middleware::from_fn_with_state(
@@ -154,7 +158,6 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .merge(v1::agent_router(state.clone()))
-        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document_json()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
@@ -231,6 +234,36 @@ pub fn router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(middleware::from_fn_with_state(state, record_metrics)),
     )
+}
+
+/// `/metrics` and the API's document with its Swagger UI: open to anyone
+/// who reaches the listener, or, with `private_metrics_and_docs`, only to
+/// a platform key (metrics count missions, decisions and refusals across
+/// every tenant; docs/api.md says what each reveals).
+fn operator_routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/metrics", get(health::metrics))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document_json()));
+    if !state.config.private_metrics_and_docs {
+        return routes;
+    }
+    routes
+        .layer(middleware::from_fn(platform_only))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+}
+
+/// Lets through a request whose authenticated key is a platform key.
+async fn platform_only(req: Request, next: Next) -> Response {
+    let caller = req.extensions().get::<auth::Caller>().cloned();
+    let refused = |detail: &str| Problem::new(ProblemKind::Forbidden, detail).into_response();
+    match caller.map(auth::PlatformScope::authorize) {
+        Some(Ok(_)) => next.run(req).await,
+        Some(Err(e)) => Problem::from(e).into_response(),
+        None => refused("this endpoint needs a platform key"),
+    }
 }
 
 async fn not_found(req: Request) -> Problem {
