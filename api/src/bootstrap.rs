@@ -14,11 +14,11 @@ use std::path::Path;
 use aura_engine::Actor;
 use aura_engine::directory::{DirectoryChange, KeyId, NewKey, NewUser, PLATFORM_TENANT, Role};
 use aura_engine::ids::{TenantId, UserId};
-use aura_engine::machine::{CommandBody, Rejection, SigningSeed};
+use aura_engine::machine::Rejection;
 use aura_engine::{Digest, Timestamp};
 
 use crate::app::keys::secret as key;
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, tenants};
 use crate::store::StoreError;
 use crate::time::now_millis;
 
@@ -54,24 +54,16 @@ pub async fn ensure_platform_key(app: &App, path: &Path) -> Result<bool, Bootstr
     if let Some(minted) = &minted {
         write_key_file(path, &minted.text)?;
     }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).expect("the OS random source works");
     let operator = UserId::new(OPERATOR).expect("a user id");
-    let mut bodies = vec![
-        CommandBody::CreateTenant {
-            display_name: "AURA platform".into(),
-            signing_key_seed: SigningSeed(seed),
+    let create_operator = DirectoryChange::CreateUser {
+        user: operator.clone(),
+        details: NewUser {
+            user_name: OPERATOR.into(),
+            display_name: "Platform operator".into(),
+            email: None,
+            active: true,
         },
-        directory(DirectoryChange::CreateUser {
-            user: operator.clone(),
-            details: NewUser {
-                user_name: OPERATOR.into(),
-                display_name: "Platform operator".into(),
-                email: None,
-                active: true,
-            },
-        }),
-    ];
+    };
     let keys = adopted.into_iter().chain(minted.iter().map(|m| NewKey {
         id: m.id.clone(),
         name: "bootstrap platform admin".into(),
@@ -80,7 +72,11 @@ pub async fn ensure_platform_key(app: &App, path: &Path) -> Result<bool, Bootstr
         secret_hash: m.secret_hash,
         expires_at: None,
     }));
-    bodies.extend(keys.map(|key| directory(DirectoryChange::MintKey { key })));
+    let mints = keys.map(|key| DirectoryChange::MintKey { key });
+    let bodies = tenants::founding(
+        "AURA platform".into(),
+        std::iter::once(create_operator).chain(mints),
+    );
     match app.propose_all(&tenant, Actor::Platform, bodies).await {
         Ok(_) => Ok(minted.is_some()),
         // Another node forming the cluster created the platform first.
@@ -96,10 +92,6 @@ pub async fn ensure_platform_key(app: &App, path: &Path) -> Result<bool, Bootstr
             Err(e.into())
         }
     }
-}
-
-fn directory(change: DirectoryChange) -> CommandBody {
-    CommandBody::ChangeDirectory { change, key: None }
 }
 
 /// The working platform keys an older version kept in SQL, to record in

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aura_engine::directory::{DirectoryChange, KeyId, NewKey, NewUser};
 use aura_engine::ids::{GroupId, TenantId, UserId};
-use aura_engine::machine::CommandBody;
 use aura_engine::{Actor, Digest, Timestamp};
 
 use super::role;
@@ -37,7 +36,7 @@ pub async fn sql_directories(app: &App) -> Result<usize, AppError> {
         }
         let bodies = changes
             .into_iter()
-            .map(|change| CommandBody::ChangeDirectory { change, key: None })
+            .map(super::directory::by_platform)
             .collect();
         match app.propose_all(&tenant, Actor::Platform, bodies).await {
             Ok(_) => {

@@ -135,6 +135,12 @@ pub(crate) async fn change(
     Ok(())
 }
 
+/// `change`, made by the platform (which holds no key in the tenant):
+/// a tenant's first administrator, or a directory adopted from SQL.
+pub(crate) fn by_platform(change: DirectoryChange) -> CommandBody {
+    CommandBody::ChangeDirectory { change, key: None }
+}
+
 pub async fn create_user(
     app: &App,
     scope: &TenantScope<Admin>,

@@ -103,16 +103,7 @@ pub async fn create(
             "tenant `{tenant}` already exists"
         )));
     }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).expect("the OS random source works");
-    let create = CommandBody::CreateTenant {
-        display_name: new.display_name,
-        signing_key_seed: SigningSeed(seed),
-    };
-    // One log entry: the tenant, its first administrator and their key,
-    // each in the tenant's audit chain with the platform as the actor.
-    let directory = |change| CommandBody::ChangeDirectory { change, key: None };
-    let bodies = vec![create, directory(create_admin), directory(mint)];
+    let bodies = founding(new.display_name, [create_admin, mint]);
     app.propose_all(&tenant, scope.caller.actor(), bodies)
         .await?;
     let tenant = app
@@ -122,6 +113,25 @@ pub async fn create(
         tenant,
         admin_key: key,
     })
+}
+
+/// The commands that found a tenant, to propose as one log entry with the
+/// platform as actor: the tenant with a fresh signing key, then its first
+/// directory changes (its administrator and their keys), each in the new
+/// tenant's audit chain.
+pub(crate) fn founding(
+    display_name: String,
+    directory: impl IntoIterator<Item = DirectoryChange>,
+) -> Vec<CommandBody> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the OS random source works");
+    let create = CommandBody::CreateTenant {
+        display_name,
+        signing_key_seed: SigningSeed(seed),
+    };
+    std::iter::once(create)
+        .chain(directory.into_iter().map(super::directory::by_platform))
+        .collect()
 }
 
 /// The customer tenants (not the platform's own).
