@@ -177,6 +177,7 @@ fn serve_refuses_bad_options_without_touching_the_data_dir() {
     for (args, want) in cases {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_aura"));
         cmd.arg("serve").arg("--data-dir").arg(&data).args(*args);
+        cmd.env("AURA_KEK", support::cluster::TEST_KEK);
         if want.is_empty() {
             // --join without --secret-file.
             let out = cmd.output().unwrap();
@@ -194,6 +195,20 @@ fn serve_refuses_bad_options_without_touching_the_data_dir() {
         }
         assert!(!data.exists(), "{args:?} created the data dir");
     }
+    // A member of a cluster is told its key-encryption key: it cannot
+    // make one up that its peers would share.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["serve", "--peer", "2=127.0.0.1:9@eu", "--secret-file"])
+        .arg(&secret)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("AURA_KEK")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key-encryption key is required"), "{err}");
+    assert!(!data.exists());
 }
 
 /// `aura serve` with no configuration (only the listener moved off the

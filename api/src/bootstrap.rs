@@ -74,6 +74,8 @@ pub async fn ensure_platform_key(app: &App, path: &Path) -> Result<bool, Bootstr
     }));
     let mints = keys.map(|key| DirectoryChange::MintKey { key });
     let bodies = tenants::founding(
+        app,
+        &tenant,
         "AURA platform".into(),
         std::iter::once(create_operator).chain(mints),
     );

@@ -329,7 +329,7 @@ async fn a_directory_an_older_version_kept_in_sql_is_adopted_once_and_its_keys_k
         Actor::Platform,
         CommandBody::CreateTenant {
             display_name: "Legacy".into(),
-            signing_key_seed: SigningSeed([9; 32]),
+            signing_key_seed: SigningSeed([9; 32]).into(),
         },
     )
     .await;

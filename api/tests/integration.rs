@@ -19,6 +19,7 @@ mod platform_keys;
 mod reasoners;
 mod retries_and_sagas;
 mod runtime;
+mod sealed_keys;
 mod secrets;
 mod server;
 mod stored_requests;

@@ -36,7 +36,7 @@ async fn app(dir: &std::path::Path, tool_url: &str) -> (App, TenantId) {
     let mut setup = vec![
         CommandBody::CreateTenant {
             display_name: "Acme".into(),
-            signing_key_seed: SigningSeed([7; 32]),
+            signing_key_seed: SigningSeed([7; 32]).into(),
         },
         CommandBody::CreateNamespace {
             namespace: ns.clone(),

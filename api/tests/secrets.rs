@@ -3,7 +3,7 @@
 //! only, and usable by the tenant's own configurations alone.
 
 use aura_api::Role;
-use aura_api::testkit::{Client, Db, Raw, TestServer};
+use aura_api::testkit::{self, Client, Db, Raw, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,18 +17,6 @@ async fn put(c: &Client, tenant: &str, name: &str, body: &Value) -> Raw {
         &[],
     )
     .await
-}
-
-/// Every file under `dir`, as bytes.
-fn files(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if let Ok(b) = std::fs::read(&p) {
-            out.push((p.display().to_string(), b));
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,8 +133,7 @@ async fn secrets_are_write_only_versioned_and_audited_by_name() {
         assert!(!text.contains(VALUE), "a response holds the value: {text}");
     }
     // Nor is it anywhere on disk: the log, snapshots, the SQL store.
-    let mut all = Vec::new();
-    files(&s.dir, &mut all);
+    let all = testkit::files_under(&s.dir);
     assert!(all.len() > 3, "the node's files are read");
     for (path, bytes) in &all {
         assert!(

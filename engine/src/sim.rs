@@ -192,7 +192,7 @@ fn tenant_setup(t: usize, shape: &WorkloadShape, seed: [u8; 32]) -> Vec<(Actor, 
             Actor::Platform,
             CommandBody::CreateTenant {
                 display_name: format!("Tenant {t}"),
-                signing_key_seed: SigningSeed(seed),
+                signing_key_seed: SigningSeed(seed).into(),
             },
         ),
         (

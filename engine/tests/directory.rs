@@ -403,7 +403,7 @@ fn the_platforms_keys_are_platform_keys_and_its_last_working_one_stays() {
         Actor::Platform,
         CommandBody::CreateTenant {
             display_name: "Platform".into(),
-            signing_key_seed: aura_engine::machine::SigningSeed([5; 32]),
+            signing_key_seed: aura_engine::machine::SigningSeed([5; 32]).into(),
         },
     );
     at(&mut w, Actor::Platform, None, user("operator")).unwrap();

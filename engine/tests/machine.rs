@@ -168,7 +168,7 @@ fn tenants_are_isolated_by_construction() {
         Actor::User(id("alice")),
         CommandBody::CreateTenant {
             display_name: "Initech".into(),
-            signing_key_seed: SigningSeed([9; 32]),
+            signing_key_seed: SigningSeed([9; 32]).into(),
         },
     );
     assert_eq!(err, Err(Rejection::NotPlatform));

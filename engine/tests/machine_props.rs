@@ -133,7 +133,7 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             Actor::Platform,
             CommandBody::CreateTenant {
                 display_name: format!("Tenant {t}"),
-                signing_key_seed: SigningSeed([t + 1; 32]),
+                signing_key_seed: SigningSeed([t + 1; 32]).into(),
             },
         ),
         Op::CreateNamespace(t) => (

@@ -61,6 +61,27 @@ pub enum SecretError {
     TooShort { path: String },
 }
 
+/// Writes 32 random bytes, as base64 text, into a new file only its owner
+/// can read, and returns that text: the secret is the file's text, as
+/// every later reader of the file sees it.
+pub fn create_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).expect("the OS random source works");
+    let text = STANDARD.encode(random);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(text.into_bytes())
+}
+
 impl ClusterSecret {
     pub fn new(bytes: Vec<u8>) -> Option<ClusterSecret> {
         (bytes.len() >= MIN_SECRET_BYTES).then_some(ClusterSecret(bytes))
@@ -89,26 +110,11 @@ impl ClusterSecret {
         if path.exists() {
             return Self::read(path);
         }
-        let shown = path.display().to_string();
-        let io = |source| SecretError::Io {
-            path: shown.clone(),
+        let text = create_secret_file(path).map_err(|source| SecretError::Io {
+            path: path.display().to_string(),
             source,
-        };
-        let secret = ClusterSecret::random();
-        let text = STANDARD.encode(&secret.0);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        use std::io::Write;
-        let mut f = opts.open(path).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        // The secret is the file's text, as every reader of the file sees it.
-        Ok(ClusterSecret(text.into_bytes()))
+        })?;
+        Ok(ClusterSecret(text))
     }
 
     /// A 32-byte key for `purpose`, the same on every member: HMAC-SHA256

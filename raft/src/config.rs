@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ClusterSecret;
+use aura_engine::identity::{Kek, KekId};
+
 use crate::log_format::LogFormat;
 use crate::types::{NodeId, NodeInfo};
 
@@ -74,6 +76,9 @@ pub struct NodeConfig {
     pub advertise: String,
     pub region: String,
     pub secret: ClusterSecret,
+    /// Opens the tenants' sealed signing keys; the same on every member,
+    /// and never in the log ([`aura_engine::identity::sealed`]).
+    pub kek: Kek,
     pub bootstrap: Bootstrap,
     pub timing: Timing,
     /// Build a snapshot after this many applied entries, and once the log
@@ -121,6 +126,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "data dir {dir} was written under key-encryption key {found}, and this node was given {given}: start it with the cluster's KEK"
+    )]
+    OtherKek {
+        dir: PathBuf,
+        found: KekId,
+        given: KekId,
+    },
     #[error("data dir {dir} has a malformed node.json: {reason}")]
     NodeFile { dir: PathBuf, reason: String },
 }
@@ -144,6 +157,11 @@ pub(crate) fn valid_addr(a: &str) -> bool {
 #[derive(Debug, Serialize, Deserialize)]
 struct NodeFile {
     node_id: NodeId,
+    /// The KEK the node first started with: its state holds tenant keys
+    /// sealed under it, so it must not start with another. Absent in data
+    /// dirs from before keys were sealed, and then recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kek: Option<KekId>,
 }
 
 impl NodeConfig {
@@ -229,25 +247,35 @@ impl NodeConfig {
                         wanted: self.id,
                     });
                 }
-                Ok(false)
+                match found.kek {
+                    Some(found) if found != self.kek.id() => Err(ConfigError::OtherKek {
+                        dir: dir.clone(),
+                        found,
+                        given: self.kek.id(),
+                    }),
+                    Some(_) => Ok(false),
+                    None => self.write_node_file(&file).map(|()| false).map_err(io),
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir).map_err(io)?;
-                let tmp = file.with_extension("tmp");
-                std::fs::write(
-                    &tmp,
-                    serde_json::to_vec(&NodeFile { node_id: self.id }).expect("serializes"),
-                )
-                .map_err(io)?;
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io)?;
-                std::fs::rename(&tmp, &file).map_err(io)?;
-                crate::log_file::sync_dir(&file).map_err(io)?;
+                self.write_node_file(&file).map_err(io)?;
                 Ok(true)
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    fn write_node_file(&self, file: &Path) -> std::io::Result<()> {
+        let tmp = file.with_extension("tmp");
+        let record = NodeFile {
+            node_id: self.id,
+            kek: Some(self.kek.id()),
+        };
+        std::fs::write(&tmp, serde_json::to_vec(&record).expect("serializes"))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all())?;
+        std::fs::rename(&tmp, file)?;
+        crate::log_file::sync_dir(file)
     }
 
     pub fn raft_dir(&self) -> PathBuf {

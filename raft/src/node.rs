@@ -275,6 +275,7 @@ struct Inner {
     formats: Arc<LogFormats>,
     local_addr: SocketAddr,
     secret: ClusterSecret,
+    kek: aura_engine::identity::Kek,
     stop: watch::Sender<bool>,
 }
 
@@ -322,11 +323,12 @@ impl Node {
                 "raft log had a torn tail from a crash; cut it"
             );
         }
-        let store =
-            EngineStore::open(&dir, cfg.log_format).map_err(|source| StartError::StateMachine {
+        let store = EngineStore::open(&dir, cfg.log_format, cfg.kek.clone()).map_err(|source| {
+            StartError::StateMachine {
                 dir: dir.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
         let formats = Arc::new(LogFormats::new(cfg.log_format));
         let client = PeerClient::for_node(
             cfg.id,
@@ -370,6 +372,7 @@ impl Node {
                 formats,
                 local_addr,
                 secret: cfg.secret.clone(),
+                kek: cfg.kek.clone(),
                 stop,
             }),
         };
@@ -477,6 +480,12 @@ impl Node {
     /// secret, one per `purpose` (see [`ClusterSecret::derive`]).
     pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
         self.inner.secret.derive(purpose)
+    }
+
+    /// The cluster's key-encryption key, which seals tenant signing keys
+    /// before they are proposed.
+    pub fn kek(&self) -> &aura_engine::identity::Kek {
+        &self.inner.kek
     }
 
     pub fn raft(&self) -> &Raft {

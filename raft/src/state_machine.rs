@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 use aura_engine::Digest;
+use aura_engine::identity::Kek;
 use aura_engine::ids::{MissionId, TenantId};
 use aura_engine::machine::{Command, EngineState, Event, Rejection, RestoredState};
 use aura_engine::time::Timestamp;
@@ -58,6 +59,8 @@ struct Shared {
     feed: broadcast::Sender<Arc<FeedItem>>,
     /// Snapshots are built in engine snapshot format 2 ([`LogFormat`]).
     snapshots_in_format_2: bool,
+    /// Opens the sealed tenant keys of every state this node restores.
+    kek: Kek,
 }
 
 /// What one applied command did, as live subscribers see it. Every node
@@ -141,15 +144,17 @@ impl EngineStore {
     /// Opens the state machine in `dir`, restoring the latest snapshot.
     /// It builds snapshots in the newest form `format` allows, so that a
     /// node held at an older format can still be downgraded.
-    pub fn open(dir: &Path, format: LogFormat) -> io::Result<EngineStore> {
+    pub fn open(dir: &Path, format: LogFormat, kek: Kek) -> io::Result<EngineStore> {
         std::fs::create_dir_all(dir)?;
         let mut current = Current::default();
+        current.engine.unlock(kek.clone()).map_err(locked)?;
         let mut stored = None;
         let (files, found) = SnapshotFiles::open(dir)?;
         let in_format_2 = format < LogFormat::MissionDigests;
         if let Some((meta, data)) = found {
-            let restored = RestoredState::of(&data)
+            let mut restored = RestoredState::of(&data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            restored.unlock(kek.clone()).map_err(locked)?;
             let data = kept_form(in_format_2, &restored, Arc::new(SnapshotBody::Whole(data)));
             current.engine = restored.into_state();
             current.last_applied = meta.last_log_id;
@@ -165,6 +170,7 @@ impl EngineStore {
                 snapshots: SnapshotStats::default(),
                 feed: broadcast::channel(FEED_CAPACITY).0,
                 snapshots_in_format_2: in_format_2,
+                kek,
             }),
         })
     }
@@ -299,6 +305,10 @@ fn kept_form(in_format_2: bool, restored: &RestoredState, body: SnapshotData) ->
     }
 }
 
+fn locked(e: aura_engine::machine::LockedKey) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, e)
+}
+
 /// Applies one entry's commands in order; a sequence stops at its first
 /// refused command.
 fn apply_proposal(engine: &mut EngineState, proposal: &Proposal) -> Applied {
@@ -421,7 +431,7 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let restored = match snapshot.take_restored() {
+        let mut restored = match snapshot.take_restored() {
             Some(restored) => restored,
             None => {
                 let data = snapshot.clone();
@@ -431,6 +441,9 @@ impl RaftStateMachine<AuraRaft> for EngineStore {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
             }
         };
+        // A snapshot whose keys this node cannot open is refused before it
+        // replaces anything: the node stops rather than sign nothing.
+        restored.unlock(self.shared.kek.clone()).map_err(locked)?;
         let store = self.clone();
         let m = meta.clone();
         let engine = tokio::task::spawn_blocking(move || {
@@ -473,7 +486,8 @@ mod tests {
 
     /// The body of the snapshot a store opened in `dir` keeps in memory.
     fn kept(dir: &Path, format: LogFormat) -> Arc<SnapshotBody> {
-        let store = EngineStore::open(dir, format).unwrap();
+        let kek = aura_engine::identity::Kek::from_material(&[7; 32]).unwrap();
+        let store = EngineStore::open(dir, format, kek).unwrap();
         let stored = store.shared.snapshot.lock().unwrap();
         stored.as_ref().expect("a snapshot").data.clone()
     }

@@ -46,6 +46,9 @@ pub fn node_config(
         advertise: format!("127.0.0.1:{port}"),
         region: format!("region-{id}"),
         secret: secret.clone(),
+        // One per cluster, as the secret is: every member opens the keys.
+        kek: aura_engine::identity::Kek::from_material(&secret.derive("test kek"))
+            .expect("32 bytes"),
         bootstrap,
         timing: Timing::LAN,
         snapshot_every: 40,

@@ -365,7 +365,7 @@ pub(crate) mod tests {
             actor: Actor::Platform,
             body: CommandBody::CreateTenant {
                 display_name: format!("Tenant {i}"),
-                signing_key_seed: SigningSeed([i; 32]),
+                signing_key_seed: SigningSeed([i; 32]).into(),
             },
             precondition: None,
         }

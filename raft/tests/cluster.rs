@@ -113,7 +113,7 @@ fn command(tenant: &str, n: u8, body: CommandBody) -> Command {
 fn create_tenant(tenant: &str, n: u8) -> Command {
     let body = CommandBody::CreateTenant {
         display_name: format!("Tenant {tenant}"),
-        signing_key_seed: SigningSeed([n; 32]),
+        signing_key_seed: SigningSeed([n; 32]).into(),
     };
     command(tenant, n, body)
 }
@@ -569,6 +569,64 @@ async fn bad_configuration_fails_before_touching_the_data_dir() {
     .await
     .expect_err("data dir is a file");
     assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+/// A tenant whose key is sealed under the node's KEK, as the API creates
+/// one.
+fn create_sealed_tenant(node: &Node, tenant: &str, n: u8) -> Command {
+    let t: aura_engine::ids::TenantId = tenant.parse().unwrap();
+    let pair = aura_engine::identity::KeyPair::from_seed([n; 32]);
+    let sealed = aura_engine::identity::SealedSeed::seal(node.kek(), &t, &pair, [n; 12]);
+    let body = CommandBody::CreateTenant {
+        display_name: format!("Tenant {tenant}"),
+        signing_key_seed: aura_engine::identity::TenantSeed::Sealed(sealed),
+    };
+    command(tenant, n, body)
+}
+
+/// A node keeps its tenants' keys sealed across restarts (from its log,
+/// then from a snapshot), and refuses to start with another KEK rather
+/// than replay a state it cannot sign for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_keys_survive_restarts_and_another_kek_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = one_node(dir.path(), &secret).await;
+    let mut cmds = vec![create_sealed_tenant(&node, "acme", 1)];
+    cmds.extend(workload(60));
+    propose_all(&node, &cmds).await;
+    let acme: aura_engine::ids::TenantId = "acme".parse().unwrap();
+    let public = node.read_local(|s| s.tenant(&acme).unwrap().public_key());
+    let node = restarted_at_the_same_digest(dir.path(), &secret, node).await;
+    assert!(node.status().snapshot.is_some(), "restored from a snapshot");
+    assert_eq!(
+        node.read_local(|s| s.tenant(&acme).unwrap().public_key()),
+        public
+    );
+    // The KEK opened what it sealed: acme signs a checkpoint after the
+    // restart, under the key it was created with.
+    propose_all(
+        &node,
+        &[
+            create_sealed_tenant(&node, "beta", 2),
+            command("acme", 3, CommandBody::SignCheckpoint),
+        ],
+    )
+    .await;
+    let checkpoint = node.read_local(|s| {
+        let t = s.tenant(&acme).unwrap();
+        t.audit().checkpoints().last().unwrap().clone()
+    });
+    checkpoint.verify(&public).expect("signed by acme's key");
+    node.shutdown().await;
+
+    let mut other = config(1, dir.path(), &secret, Bootstrap::Form(BTreeMap::new()), 0);
+    other.kek = aura_engine::identity::Kek::from_material(&[9; 40]).unwrap();
+    let err = Node::start(other).await.expect_err("another KEK");
+    assert!(
+        err.to_string().contains("start it with the cluster's KEK"),
+        "{err}"
+    );
 }
 
 /// Snapshots thin out as the state grows: each one costs in proportion to

@@ -14,8 +14,12 @@ impl StoreBuilder<AuraRaft, LogStore, EngineStore, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, EngineStore), StorageError<AuraRaft>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (log, _) = LogStore::open(dir.path()).expect("log opens");
-        let sm = EngineStore::open(dir.path(), aura_raft::LogFormat::NEWEST)
-            .expect("state machine opens");
+        let sm = EngineStore::open(
+            dir.path(),
+            aura_raft::LogFormat::NEWEST,
+            aura_engine::identity::Kek::from_material(&[7; 32]).expect("32 bytes"),
+        )
+        .expect("state machine opens");
         Ok((dir, log, sm))
     }
 }

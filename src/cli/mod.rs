@@ -2,6 +2,7 @@
 
 mod audit;
 mod cluster;
+mod kek;
 mod mission;
 mod platform;
 mod policy;

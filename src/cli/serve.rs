@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use aura_api::gateway::limits::{Limits, Rate};
+use aura_engine::identity::Kek;
 use aura_raft::{Bootstrap, ClusterSecret, LogFormat, Node, NodeConfig, NodeInfo, Timing};
+
+use super::kek::KekSource;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -58,6 +61,17 @@ pub struct ServeArgs {
     /// data dir.
     #[arg(long, env = "AURA_CLUSTER_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// File holding the cluster's key-encryption key (at least 32 bytes,
+    /// mode 0600), which seals every tenant's signing key. One of this,
+    /// --kek-command or the variable AURA_KEK (the key material itself) is
+    /// required with --peer or --join; a one-node default keeps one in its
+    /// data dir.
+    #[arg(long, env = "AURA_KEK_FILE", value_name = "PATH")]
+    kek_file: Option<PathBuf>,
+    /// A command (run with `sh -c`) whose output is the key-encryption key,
+    /// for example a KMS or secret manager's CLI.
+    #[arg(long, env = "AURA_KEK_COMMAND", value_name = "COMMAND")]
+    kek_command: Option<String>,
     /// Election and heartbeat profile: `lan` (one region) or `wan`
     /// (members in several regions).
     #[arg(long, env = "AURA_RAFT_TIMING", default_value = "lan")]
@@ -204,7 +218,7 @@ impl ServeArgs {
         Ok(t)
     }
 
-    fn config(&self, secret: ClusterSecret) -> anyhow::Result<NodeConfig> {
+    fn config(&self, secret: ClusterSecret, kek: Kek) -> anyhow::Result<NodeConfig> {
         let advertise = self
             .advertise
             .clone()
@@ -242,6 +256,7 @@ impl ServeArgs {
             advertise,
             region: self.region.clone(),
             secret,
+            kek,
             bootstrap,
             timing: self.timing()?,
             snapshot_every: self.snapshot_every,
@@ -257,7 +272,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Everything is checked with a throwaway secret first, so that a bad
     // option touches nothing on disk, not even the secret file.
-    args.config(ClusterSecret::random())?.validate()?;
+    let throwaway = Kek::from_material(&[0; 32]).expect("32 bytes");
+    args.config(ClusterSecret::random(), throwaway)?
+        .validate()?;
+    let kek_env = std::env::var(super::kek::ENV).ok();
+    let in_cluster = args.join.is_some() || !args.peers.is_empty();
+    let kek_source = KekSource::choose(
+        args.kek_file.as_deref(),
+        args.kek_command.as_deref(),
+        kek_env.as_deref(),
+        &args.data_dir,
+        in_cluster,
+    )?;
     let secret = match &args.secret_file {
         Some(path) => ClusterSecret::read(path)?,
         None if args.join.is_some() || !args.peers.is_empty() => {
@@ -272,7 +298,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     keep_private(&args.data_dir)?;
-    let cfg = args.config(secret)?;
+    let kek = kek_source.load(kek_env.as_deref())?;
+    tracing::info!(kek = %kek.id(), "key-encryption key loaded");
+    let cfg = args.config(secret, kek)?;
     let mut api_config = aura_api::ApiConfig::default();
     api_config.gateway.redis_url = args.redis_url.clone();
     api_config.gateway.egress = aura_api::egress::EgressPolicy::new(args.egress_allow.clone());

@@ -25,6 +25,9 @@ pub struct ProcessCluster {
     secret_file: PathBuf,
 }
 
+/// The key-encryption key every member of a test cluster is given.
+pub const TEST_KEK: &str = "a-test-key-encryption-key-of-at-least-32-bytes";
+
 impl ProcessCluster {
     pub async fn start(n: usize) -> ProcessCluster {
         let dir = tempfile::tempdir().unwrap();
@@ -69,6 +72,7 @@ impl ProcessCluster {
             .arg(REGIONS[id as usize - 1])
             .arg("--secret-file")
             .arg(&self.secret_file)
+            .env("AURA_KEK", TEST_KEK)
             .env("AURA_LOG", "error");
         if id as usize > self.initial {
             cmd.arg("--join").arg(self.addr(1));

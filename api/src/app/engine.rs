@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aura_engine::identity::Kek;
 use aura_engine::machine::{Command, EngineState};
 use aura_raft::{Applied, ClusterError, Consistency, FeedItem, Node, NodeId};
 use futures_util::future::BoxFuture;
@@ -40,6 +41,10 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// secret): what seals tenants' secrets, so that any node opens what
     /// another sealed.
     fn derived_key(&self, purpose: &str) -> [u8; 32];
+
+    /// The cluster's key-encryption key: what a tenant's signing key is
+    /// sealed under before it is proposed.
+    fn kek(&self) -> &Kek;
 }
 
 /// Reads this node's applied state now, without waiting.
@@ -88,5 +93,9 @@ impl Engine for Node {
 
     fn derived_key(&self, purpose: &str) -> [u8; 32] {
         Node::derived_key(self, purpose)
+    }
+
+    fn kek(&self) -> &Kek {
+        Node::kek(self)
     }
 }

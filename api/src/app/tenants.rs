@@ -2,8 +2,9 @@
 //! key in its directory.
 
 use aura_engine::directory::{self, DirectoryChange};
+use aura_engine::identity::{KeyPair, SealedSeed, TenantSeed};
 use aura_engine::ids::TenantId;
-use aura_engine::machine::{CommandBody, SigningSeed, TenantState};
+use aura_engine::machine::{CommandBody, TenantState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -103,7 +104,7 @@ pub async fn create(
             "tenant `{tenant}` already exists"
         )));
     }
-    let bodies = founding(new.display_name, [create_admin, mint]);
+    let bodies = founding(app, &tenant, new.display_name, [create_admin, mint]);
     app.propose_all(&tenant, scope.caller.actor(), bodies)
         .await?;
     let tenant = app
@@ -120,14 +121,21 @@ pub async fn create(
 /// directory changes (its administrator and their keys), each in the new
 /// tenant's audit chain.
 pub(crate) fn founding(
+    app: &App,
+    tenant: &TenantId,
     display_name: String,
     directory: impl IntoIterator<Item = DirectoryChange>,
 ) -> Vec<CommandBody> {
-    let mut seed = [0u8; 32];
+    let (mut seed, mut nonce) = ([0u8; 32], [0u8; 12]);
     getrandom::fill(&mut seed).expect("the OS random source works");
+    getrandom::fill(&mut nonce).expect("the OS random source works");
+    // Only the sealed seed leaves this function: the log, every snapshot
+    // and the cluster link carry nothing a disk or a wire could sign with.
+    let pair = KeyPair::from_seed(seed);
+    let sealed = SealedSeed::seal(app.engine().kek(), tenant, &pair, nonce);
     let create = CommandBody::CreateTenant {
         display_name,
-        signing_key_seed: SigningSeed(seed),
+        signing_key_seed: TenantSeed::Sealed(sealed),
     };
     std::iter::once(create)
         .chain(directory.into_iter().map(super::directory::by_platform))

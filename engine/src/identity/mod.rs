@@ -4,6 +4,7 @@
 pub mod credential;
 pub mod dualtoken;
 pub mod keys;
+pub mod sealed;
 pub mod token;
 
 pub use credential::{AgentCredential, AgentIdentityClaims};
@@ -12,6 +13,7 @@ pub use dualtoken::{
     SignedRequest, StaticTrust, TenantTrust, ToolCall, VerifiedPrincipal,
 };
 pub use keys::{KeyPair, PublicKey, Signature, SignatureError};
+pub use sealed::{Kek, KekId, SealError, SealedSeed, TenantKey, TenantSeed};
 pub use token::{
     ExecutionToken, ExecutionTokenClaims, NumericBound, ParameterRules, ParameterViolation,
 };

@@ -14,10 +14,11 @@ use crate::audit::{AuditLog, Checkpoint, checkpoint};
 use crate::canonical;
 use crate::directory::DirectoryChange;
 use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
-use crate::identity::keys::{KeyPair, PublicKey};
+use crate::identity::keys::PublicKey;
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
+use crate::identity::{KekId, SealError, TenantKey, TenantSeed};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
-use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition, SigningSeed};
+use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition};
 use crate::machine::event::{CarriedMission, Event};
 use crate::machine::execution;
 use crate::machine::fold::{self, Stamp};
@@ -396,11 +397,17 @@ impl EngineState {
         }
     }
 
+    fn holds_keys_under(&self, kek: KekId) -> bool {
+        self.tenants
+            .values()
+            .any(|t| t.key.sealed().is_some_and(|s| s.kek == kek))
+    }
+
     fn create_tenant(
         &mut self,
         cmd: &Command,
         display_name: &str,
-        seed: &SigningSeed,
+        seed: &TenantSeed,
     ) -> Result<Vec<Event>, Rejection> {
         if cmd.actor != Actor::Platform {
             return Err(Rejection::NotPlatform);
@@ -409,7 +416,18 @@ impl EngineState {
             return Err(Rejection::TenantExists(cmd.tenant.clone()));
         }
         check_text("display name", display_name, MAX_NAME_CHARS)?;
-        let key = KeyPair::from_seed(seed.0);
+        // Every node that holds the cluster's KEK refuses a seed sealed
+        // under another alike, so the refusal is the same on all of them.
+        let key = match TenantKey::of(seed, self.kek.0.as_ref(), &cmd.tenant) {
+            Ok(key) => key,
+            // The state already holds keys sealed under the command's KEK:
+            // it is the cluster's, and this node was given another. Going
+            // on would leave this replica without the tenant; it stops.
+            Err(SealError::OtherKek { sealed, held }) if self.holds_keys_under(sealed) => panic!(
+                "this node's key-encryption key ({held}) is not the cluster's ({sealed}): restart it with the cluster's KEK"
+            ),
+            Err(e) => return Err(Rejection::SealedKey(e.to_string())),
+        };
         let mut t = TenantState {
             id: cmd.tenant.clone(),
             display_name: display_name.to_owned(),
@@ -508,7 +526,7 @@ fn issue_credential(
         not_before,
         not_after,
     };
-    let credential = AgentCredential::issue(claims, &t.key).map_err(encoding)?;
+    let credential = AgentCredential::issue(claims, t.key.signer()).map_err(encoding)?;
     let events = vec![Event::CredentialIssued {
         credential: credential.clone(),
     }];
@@ -783,7 +801,7 @@ pub(super) fn seal_outcome(
         state_data_digest: m.state_data().digest(),
         audit_head: t.audit.head_hash(),
     };
-    SealedOutcome::seal(outcome, &t.key).map_err(encoding)
+    SealedOutcome::seal(outcome, t.key.signer()).map_err(encoding)
 }
 
 fn write_state_data(
@@ -882,7 +900,7 @@ fn issue_token(
         expires_at,
         boundary_digest: m.boundary().digest(),
     };
-    let signed = ExecutionToken::issue(claims, &t.key).map_err(encoding)?;
+    let signed = ExecutionToken::issue(claims, t.key.signer()).map_err(encoding)?;
     let events = vec![Event::ExecutionTokenIssued {
         token: signed.clone(),
     }];
@@ -909,7 +927,7 @@ fn sign_checkpoint(t: &mut TenantState, c: &Ctx<'_>) -> Result<Vec<Event>, Rejec
         t.audit.tree().root(),
         c.at,
         checkpoint::key_name(&t.id),
-        &t.key,
+        t.key.signer(),
     );
     t.audit.add_checkpoint(cp);
     Ok(events)

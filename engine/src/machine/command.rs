@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::digest::Digest;
 use crate::directory::{DirectoryChange, KeyId};
+use crate::identity::TenantSeed;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
 use crate::ids::{
@@ -123,7 +124,9 @@ impl Closing {
 pub enum CommandBody {
     CreateTenant {
         display_name: String,
-        signing_key_seed: SigningSeed,
+        /// Sealed under the cluster's KEK by the proposer; plain only in
+        /// logs written before sealing, and in engine-only tests.
+        signing_key_seed: TenantSeed,
     },
     CreateNamespace {
         namespace: NamespaceId,

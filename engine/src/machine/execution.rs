@@ -102,7 +102,7 @@ pub(super) fn claim(
         expires_at: boundary.get().runtime.deadline,
         boundary_digest: boundary.digest(),
     };
-    let signed = ExecutionToken::issue(claims, &t.key).map_err(encoding)?;
+    let signed = ExecutionToken::issue(claims, t.key.signer()).map_err(encoding)?;
     let epoch = m.execution().epoch() + 1;
     let expires_at = c.at.plus(lease_for(t, m, lease));
     let superseded = m.execution().lease().map(|l| l.epoch);

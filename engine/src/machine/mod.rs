@@ -28,4 +28,6 @@ pub use fold::{FoldError, replay_mission, replay_mission_latest_run};
 pub use governance::check_plan;
 pub use rejection::Rejection;
 pub use snapshot::{RestoredState, SnapshotError};
-pub use state::{AgentRecord, ConfigPart, CredentialRecord, EngineState, Namespace, TenantState};
+pub use state::{
+    AgentRecord, ConfigPart, CredentialRecord, EngineState, LockedKey, Namespace, TenantState,
+};

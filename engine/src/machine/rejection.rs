@@ -128,6 +128,9 @@ pub enum Rejection {
     BadText { field: String, max: usize },
     #[error("only the platform may create tenants")]
     NotPlatform,
+    /// Why the seed did not open ([`crate::identity::SealError`]).
+    #[error("{0}")]
+    SealedKey(String),
     #[error("the value cannot be encoded canonically: {0}")]
     Encoding(String),
     #[error("{0}")]

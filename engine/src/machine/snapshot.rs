@@ -139,6 +139,11 @@ impl RestoredState {
         })
     }
 
+    /// Opens the state's sealed tenant keys ([`EngineState::unlock`]).
+    pub fn unlock(&mut self, kek: crate::identity::Kek) -> Result<(), super::state::LockedKey> {
+        self.state.unlock(kek)
+    }
+
     pub fn into_state(self) -> EngineState {
         self.state
     }

@@ -12,7 +12,7 @@ use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::directory::{Directory, KeyId};
 use crate::identity::credential::AgentCredential;
-use crate::identity::keys::KeyPair;
+use crate::identity::{Kek, SealError, TenantKey};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::machine::missions::Missions;
 use crate::machine::tokens::Tokens;
@@ -288,7 +288,7 @@ pub struct TenantState {
     /// come from whichever node proposed them; the engine never lets the
     /// chain's time go backwards.
     pub(crate) clock: Timestamp,
-    pub(crate) key: KeyPair,
+    pub(crate) key: TenantKey,
     pub(crate) namespaces: BTreeMap<NamespaceId, Namespace>,
     pub(crate) agents: BTreeMap<AgentId, AgentRecord>,
     pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
@@ -322,6 +322,11 @@ impl TenantState {
     }
     pub fn public_key(&self) -> crate::identity::PublicKey {
         self.key.public()
+    }
+    /// The signing key as the state holds it, sealed under the cluster's
+    /// KEK; none for a tenant created before keys were sealed.
+    pub fn sealed_key(&self) -> Option<&crate::identity::SealedSeed> {
+        self.key.sealed()
     }
     pub fn namespaces(&self) -> &BTreeMap<NamespaceId, Namespace> {
         &self.namespaces
@@ -470,6 +475,29 @@ pub struct EngineState {
     pub(crate) subjects: SubjectCache,
     #[serde(skip)]
     pub(crate) keys: KeyIndex,
+    /// What opens the tenants' sealed signing keys; given to each node
+    /// from outside the log ([`EngineState::unlock`]).
+    #[serde(skip)]
+    pub(crate) kek: KekSlot,
+}
+
+/// The KEK, outside the state's equality and encoding: two replicas with
+/// the same tenants are the same state whichever node holds them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KekSlot(pub(crate) Option<Kek>);
+
+impl PartialEq for KekSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A tenant whose signing key this node cannot open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tenant {tenant}: {reason}")]
+pub struct LockedKey {
+    pub tenant: TenantId,
+    pub reason: SealError,
 }
 
 /// Which tenant holds each API key, so that a presented key is found
@@ -497,6 +525,22 @@ impl KeyIndex {
 impl EngineState {
     pub fn new() -> Self {
         EngineState::default()
+    }
+
+    /// Keeps `kek` for the tenants created from now on and opens every
+    /// sealed signing key already in the state: a node given the wrong
+    /// KEK finds out here, before it applies or signs anything.
+    pub fn unlock(&mut self, kek: Kek) -> Result<(), LockedKey> {
+        for t in self.tenants.values_mut() {
+            t.key
+                .unlock(Some(&kek), &t.id)
+                .map_err(|reason| LockedKey {
+                    tenant: t.id.clone(),
+                    reason,
+                })?;
+        }
+        self.kek = KekSlot(Some(kek));
+        Ok(())
     }
 
     pub fn tenant(&self, id: &TenantId) -> Option<&TenantState> {

@@ -15,7 +15,7 @@ use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::directory::Directory;
-use crate::identity::keys::KeyPair;
+use crate::identity::TenantKey;
 use crate::ids::{AgentId, NamespaceId, TenantId, ToolName};
 use crate::machine::missions::Missions;
 use crate::machine::state::{
@@ -44,7 +44,7 @@ pub(super) struct Tenant<'a, M> {
     display_name: &'a str,
     created_at: Timestamp,
     clock: Timestamp,
-    key: &'a KeyPair,
+    key: &'a TenantKey,
     namespaces: &'a BTreeMap<NamespaceId, Namespace>,
     agents: &'a BTreeMap<AgentId, AgentRecord>,
     credentials: &'a BTreeMap<u64, CredentialRecord>,

@@ -61,7 +61,7 @@ impl World {
                 Actor::Platform,
                 CommandBody::CreateTenant {
                     display_name: t.to_uppercase(),
-                    signing_key_seed: SigningSeed([t.len() as u8; 32]),
+                    signing_key_seed: SigningSeed([t.len() as u8; 32]).into(),
                 },
             );
             w.ok(

@@ -50,7 +50,11 @@ fn secret_name(raw: &str) -> Result<SecretName, AppError> {
 }
 
 fn sealer(app: &App) -> Sealer {
-    Sealer::new(app.engine().derived_key(seal::PURPOSE))
+    let engine = app.engine();
+    Sealer::new(
+        engine.kek().derive(seal::PURPOSE),
+        engine.derived_key(seal::PURPOSE),
+    )
 }
 
 /// Puts a secret's value: a new secret at version 1, an existing one at
