@@ -54,6 +54,20 @@ fn bad_executor_flags_are_refused_with_the_reason() {
         ),
         (vec!["--rate-limit-source", "fast"], "is not a rate"),
         (vec!["--log-format", "4"], "log format `4` is not 1"),
+        (
+            vec![
+                "--tls-cert",
+                "/nonexistent.crt",
+                "--tls-key",
+                "/nonexistent.key",
+            ],
+            "cannot read certificate /nonexistent.crt",
+        ),
+        (vec!["--tls-cert", "/nonexistent.crt"], "--tls-key"),
+        (
+            vec!["--tls-cert", "Cargo.toml", "--tls-key", "Cargo.toml"],
+            "Cargo.toml holds no PEM certificate",
+        ),
     ] {
         let (ok, stderr) = serve(&flags);
         assert!(!ok, "{flags:?} was accepted");

@@ -9,6 +9,7 @@ mod support;
 
 mod api_end_to_end;
 mod api_isolation;
+mod api_tls;
 mod audit_checkpoints;
 mod cli_audit_verify;
 mod cli_platform_key;

@@ -33,12 +33,19 @@ pub mod time;
 pub use app::role::Role;
 pub use http::server::{ApiConfig, AppState, router};
 
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves the API on `listener` (plain TCP, or [`http::tls::TlsListener`])
+/// until `shutdown` completes.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+    for<'a> http::tls::Peer:
+        axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     let timers = tokio::spawn(runtime::timers::run(
         state.app.clone(),
         runtime::timers::TICK,
@@ -61,7 +68,7 @@ pub async fn serve(
     // With each connection's peer address: limits per source use it.
     let served = axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<http::tls::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;

@@ -19,6 +19,13 @@ pub struct ServeArgs {
     /// Where the HTTP API listens.
     #[arg(long, env = "AURA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve the API over TLS with this PEM certificate chain (leaf
+    /// first); answers then carry Strict-Transport-Security.
+    #[arg(long, env = "AURA_TLS_CERT", requires = "tls_key", value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "AURA_TLS_KEY", requires = "tls_cert", value_name = "PATH")]
+    tls_key: Option<PathBuf>,
     /// Origins allowed to call the API from a browser (CORS); none by
     /// default.
     #[arg(long = "cors-origin", env = "AURA_CORS_ORIGINS", value_delimiter = ',')]
@@ -275,6 +282,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let throwaway = Kek::from_material(&[0; 32]).expect("32 bytes");
     args.config(ClusterSecret::random(), throwaway)?
         .validate()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(aura_api::http::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        warn_plain_http(args.listen);
+    }
     let kek_env = std::env::var(super::kek::ENV).ok();
     let in_cluster = args.join.is_some() || !args.peers.is_empty();
     let kek_source = KekSource::choose(
@@ -318,6 +332,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     api_config.failed_auth_per_source = args.failed_auth_limit.0;
     api_config.private_metrics_and_docs = args.private_metrics_and_docs;
+    api_config.hsts = tls.is_some();
     if args.executor_concurrency > 0 {
         api_config.executor = Some(aura_api::runtime::executor::ExecutorConfig {
             worker: format!("node-{}", args.node_id)
@@ -365,12 +380,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             None => bootstrap_platform(&state.app, &key_file).await?,
             Some(_) => false,
         };
-        let server = tokio::spawn(aura_api::serve(listener, state, async move {
+        let stopped = async move {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|s| *s).await;
-        }));
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => {
+                let listener = aura_api::http::tls::TlsListener::new(listener, config)?;
+                tokio::spawn(aura_api::serve(listener, state, stopped))
+            }
+            None => tokio::spawn(aura_api::serve(listener, state, stopped)),
+        };
         println!(
-            "AURA node {} ({}) ready in {} ms: API http://{api_addr} (docs at /docs), cluster listener {}, data dir {}",
+            "AURA node {} ({}) ready in {} ms: API {scheme}://{api_addr} (docs at /docs), cluster listener {}, data dir {}",
             node.id(),
             args.region,
             started.elapsed().as_millis(),
@@ -413,6 +436,17 @@ async fn bootstrap_platform(app: &aura_api::app::App, key_file: &Path) -> anyhow
             Err(e) => return Err(e).context("cannot give the platform its first key"),
         }
     }
+}
+
+/// API keys and tenants' data would cross the network in the clear: said
+/// on stderr, where an operator starting the node looks, and in the log.
+fn warn_plain_http(listen: SocketAddr) {
+    eprintln!(
+        "WARNING: the API listens on {listen}, beyond this machine, over plain HTTP: API keys, \
+         tokens and tenants' data cross the network unencrypted. Give it --tls-cert and \
+         --tls-key, or keep it on loopback behind a TLS-terminating proxy."
+    );
+    tracing::warn!(%listen, "the API is served over plain HTTP on a non-loopback address");
 }
 
 /// The node's files are its own. Whatever umask started the process,

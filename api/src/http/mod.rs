@@ -31,4 +31,5 @@ pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod source;
+pub mod tls;
 pub mod v1;

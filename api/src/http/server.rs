@@ -63,6 +63,9 @@ pub struct ApiConfig {
     /// `/metrics`, `/docs/` and `/openapi.json` only for a platform key,
     /// instead of for anyone who reaches the listener.
     pub private_metrics_and_docs: bool,
+    /// The listener speaks TLS: answers carry `Strict-Transport-Security`,
+    /// so browsers never fall back to plain HTTP for this host.
+    pub hsts: bool,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +80,7 @@ impl Default for ApiConfig {
             checkpoints: Default::default(),
             failed_auth_per_source: Some(super::auth::throttle::DEFAULT_FAILURES),
             private_metrics_and_docs: false,
+            hsts: false,
         }
     }
 }
@@ -176,8 +180,11 @@ pub fn router(state: AppState) -> Router {
         ),
         (header::CACHE_CONTROL, "no-store"),
     ];
+    // A year, as browsers' preload lists ask; subdomains are the
+    // operator's to decide, not AURA's.
+    let hsts = (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     let mut routes = routes;
-    for (name, value) in security {
+    for (name, value) in security.into_iter().chain(config.hsts.then_some(hsts)) {
         routes = routes.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),

@@ -3,20 +3,21 @@
 //! then apply to the proxy, docs/security.md.) Limits by source stop
 //! floods before anything in the request is read.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::server::AppState;
+use crate::http::tls::Peer;
 
 /// The request's source address, when the server was started with
 /// connection info (tests that call the router directly have none).
 pub fn of(req: &Request) -> Option<IpAddr> {
     req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip())
 }
 
 /// Middleware on the gateway route: each source's requests are charged to
