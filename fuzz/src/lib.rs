@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use aura_api::gateway::ToolCallEnvelope;
 use aura_engine::audit::{VerifyOptions, verify_export};
 use aura_engine::canonical;
-use aura_engine::identity::{DualTokenVerifier, KeyPair, StaticTrust, ToolCall};
+use aura_engine::identity::{DualTokenVerifier, KeyPair, StaticTrust};
 use aura_engine::machine::EngineState;
 use aura_engine::policy::bundle::{BundleSource, CompiledBundle};
 use aura_engine::time::{Millis, Timestamp};
@@ -45,18 +45,12 @@ pub fn envelope(data: &[u8]) {
         revoked: Default::default(),
     };
     let _ = envelope.call.body_digest();
-    let call = &envelope.call;
     let verified = DualTokenVerifier::new(Millis::from_secs(300)).verify_signed(
         &trust,
         &envelope.request,
         &envelope.credential,
         &envelope.token,
-        ToolCall {
-            tenant: &call.tenant,
-            mission: &call.mission,
-            tool: &call.tool,
-            arguments: &call.arguments,
-        },
+        envelope.call.as_checked(),
         Timestamp(1_800_000_000_000),
     );
     assert!(verified.is_err(), "a forged envelope was accepted");

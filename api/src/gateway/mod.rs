@@ -35,7 +35,7 @@ use std::fmt;
 use aura_engine::Actor;
 use aura_engine::identity::dualtoken::{DualTokenError, NonceUse, Signed, VerifiedPrincipal};
 use aura_engine::identity::{
-    AgentCredential, DualTokenVerifier, ExecutionToken, SignedRequest, StaticTrust, ToolCall,
+    AgentCredential, DualTokenVerifier, ExecutionToken, SignedRequest, StaticTrust,
 };
 use aura_engine::ids::AgentId;
 use aura_engine::machine::rejection::Rejection;
@@ -629,12 +629,7 @@ impl Gateway {
                 &envelope.request,
                 &envelope.credential,
                 &envelope.token,
-                ToolCall {
-                    tenant: &call.tenant,
-                    mission: &call.mission,
-                    tool: &call.tool,
-                    arguments: &call.arguments,
-                },
+                call.as_checked(),
                 now,
             )
         } else {

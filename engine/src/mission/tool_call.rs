@@ -41,6 +41,16 @@ impl ToolCallRequest {
     pub fn body_digest(&self) -> Result<Digest, CanonicalError> {
         canonical::digest(CALL_REQUEST_DOMAIN, self)
     }
+
+    /// What the DualToken check compares with the agent's token.
+    pub fn as_checked(&self) -> crate::identity::ToolCall<'_> {
+        crate::identity::ToolCall {
+            tenant: &self.tenant,
+            mission: &self.mission,
+            tool: &self.tool,
+            arguments: &self.arguments,
+        }
+    }
 }
 
 /// The key a tool receives with a call: the same for every retry and
