@@ -41,12 +41,26 @@ fn sse_event(u: Update) -> sse::Event {
     }
 }
 
+/// One event of the stream, as the document describes it: OpenAPI 3.1
+/// reads the schema of a `text/event-stream` response as that of each
+/// event, not of the whole stream as one string.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// `mission`, `lagged`, or the engine event's kind.
+    pub event: String,
+    /// The log index of the engine event; absent on `mission` and
+    /// `lagged`.
+    pub id: Option<String>,
+    /// JSON for `mission` and engine events; a sentence for `lagged`.
+    pub data: String,
+}
+
 /// Streams the mission's events as they are committed.
 #[utoipa::path(get, operation_id = "missions_events", path = "/v1/tenants/{tenant}/missions/{mission}/events", tag = "missions",
     security(("api_key" = [])),
     params(("tenant" = String, Path), ("mission" = String, Path)),
     responses(
-        (status = 200, description = "`text/event-stream`: first `mission` (the current record), then one event per engine event (`event:` its kind, `id:` the log index, `data:` JSON); `lagged` if the subscriber fell behind", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: first `mission` (the current record), then one event per engine event (`event:` its kind, `id:` the log index, `data:` JSON); `lagged` if the subscriber fell behind", content_type = "text/event-stream", body = StreamEvent),
         (status = 404, description = "No such mission", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn stream(
