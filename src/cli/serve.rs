@@ -300,7 +300,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )?;
     let secret = match &args.secret_file {
         Some(path) => ClusterSecret::read(path)?,
-        None if args.join.is_some() || !args.peers.is_empty() => {
+        None if in_cluster => {
             bail!(
                 "--secret-file is required with --peer or --join: every member needs the same secret"
             )
