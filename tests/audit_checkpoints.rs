@@ -142,3 +142,50 @@ async fn exports_verify_at_once_and_a_cut_is_caught_against_a_trusted_checkpoint
     assert_eq!(out.status.code(), Some(1));
     s.stop().await;
 }
+
+/// A rotation of the tenant's signing key, over the API: the export names
+/// both keys, and `aura audit verify` follows the rotation from the first
+/// key or the new one; a key the tenant never had is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_follows_a_signing_key_rotation_recorded_in_the_chain() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let created = s.platform().create_tenant("acme").await.unwrap();
+    let first = created.tenant.public_key.clone();
+    let admin = s.client(&created.admin_key.key);
+    grow(&admin, 0, 3).await;
+    let _: Value = admin
+        .post("/v1/tenants/acme/audit/checkpoints", &json!({}))
+        .await
+        .unwrap();
+    let rotated: Value = admin
+        .post(
+            "/v1/tenants/acme/signing-keys",
+            &json!({"retirement": "scheduled"}),
+        )
+        .await
+        .unwrap();
+    let second = rotated["public_key"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    grow(&admin, 3, 3).await;
+    let whole = export(&admin).await;
+    let header: Value = serde_json::from_str(whole.lines().next().unwrap()).unwrap();
+    assert_eq!(header["format"], "aura.audit-export/2");
+    assert_eq!(header["keys"], json!([first, second]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &whole).unwrap();
+    for key in [&first, &second] {
+        let out = verify(&file, key, None);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("rotated 1 times"), "{stdout}");
+    }
+    let stranger = aura_engine::identity::KeyPair::from_seed([7; 32])
+        .public()
+        .to_base64();
+    let out = verify(&file, &stranger, None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not the trusted key"), "{stdout}");
+    s.stop().await;
+}

@@ -22,5 +22,6 @@ mod runtime;
 mod sealed_keys;
 mod secrets;
 mod server;
+mod signing_keys;
 mod stored_requests;
 mod work;

@@ -20,7 +20,7 @@ use aura_engine::digest::Digest;
 use aura_engine::identity::dualtoken::REQUEST_DOMAIN;
 use aura_engine::identity::{
     AgentCredential, AgentIdentityClaims, DualTokenVerifier, ExecutionToken, ExecutionTokenClaims,
-    InMemoryNonceStore, KeyPair, RequestClaims, SignedRequest, StaticTrust, ToolCall,
+    InMemoryNonceStore, KeyPair, Keyring, RequestClaims, SignedRequest, StaticTrust, ToolCall,
 };
 use aura_engine::machine::EngineState;
 use aura_engine::sim::{self, WorkloadShape};
@@ -162,7 +162,7 @@ fn dualtoken(c: &mut Criterion) {
     )
     .unwrap();
     let trust = StaticTrust {
-        key: tenant_key.public(),
+        keys: Keyring::single(&tenant, tenant_key.public()),
         revoked: BTreeSet::new(),
     };
     let sign = |n: u64| {

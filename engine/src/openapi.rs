@@ -48,6 +48,11 @@ string_schema!(
     "^[A-Za-z0-9+/]{43}=$"
 );
 string_schema!(
+    crate::identity::key_id::SigningKeyId,
+    "A tenant signing key's id: the first four bytes, in lowercase hex, of the key's C2SP signed-note key id.",
+    "^[0-9a-f]{8}$"
+);
+string_schema!(
     crate::identity::keys::Signature,
     "An Ed25519 signature, base64 (standard alphabet, padded).",
     "^[A-Za-z0-9+/]{86}==$"

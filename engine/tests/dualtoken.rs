@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aura_engine::Digest;
 use aura_engine::identity::{
     AgentCredential, AgentIdentityClaims, DualTokenError, DualTokenVerifier, ExecutionToken,
-    ExecutionTokenClaims, InMemoryNonceStore, KeyPair, NumericBound, ParameterRules,
+    ExecutionTokenClaims, InMemoryNonceStore, KeyPair, Keyring, NumericBound, ParameterRules,
     ParameterViolation, RequestClaims, Signed, SignedRequest, StaticTrust, ToolCall,
     VerifiedPrincipal,
 };
@@ -56,7 +56,7 @@ fn fixture() -> Fixture {
     let token = ExecutionToken::issue(token_claims(&tenant, &mission, &tool), &tenant_key).unwrap();
     Fixture {
         trust: StaticTrust {
-            key: tenant_key.public(),
+            keys: Keyring::single(&tenant, tenant_key.public()),
             revoked: BTreeSet::new(),
         },
         tenant_key,
@@ -228,8 +228,18 @@ fn bad_token_signature() {
 #[test]
 fn credential_signed_by_another_tenant_key_is_refused() {
     let mut f = fixture();
+    let real = f.credential.key_id;
     f.credential =
         AgentCredential::issue(f.credential.claims.clone(), &KeyPair::from_seed([5; 32])).unwrap();
+    // It names the key that signed it, which the tenant does not hold:
+    // refused as any bad signature is.
+    let req = request(&f, NONCE, NOW);
+    assert_eq!(
+        check(&verifier(), &f, &req),
+        Err(DualTokenError::BadSignature(Signed::Credential))
+    );
+    // Naming the tenant's key instead does not make the signature its.
+    f.credential.key_id = real;
     let req = request(&f, NONCE, NOW);
     assert_eq!(
         check(&verifier(), &f, &req),

@@ -13,6 +13,7 @@ mod directory;
 mod dualtoken;
 mod execution;
 mod governance;
+mod key_rotation;
 mod machine;
 mod machine_props;
 mod policy_decisions;

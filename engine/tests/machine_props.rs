@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aura_engine::Actor;
-use aura_engine::identity::{KeyPair, NumericBound, ParameterRules};
+use aura_engine::identity::{KeyPair, NumericBound, ParameterRules, Retirement};
 use aura_engine::ids::{
     AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId, WorkerId,
 };
@@ -61,6 +61,12 @@ enum Op {
         ttl_s: u16,
     },
     Checkpoint(u8),
+    /// The tenant's signing key rotates to the key of `seed`.
+    Rotate {
+        tenant: u8,
+        seed: u8,
+        compromised: bool,
+    },
     /// The simulator's bundle, authority, routing and tools.
     Governance(u8),
     Expire {
@@ -94,7 +100,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8, 0..3u8, 0..6u8).prop_map(|(tenant, mission, how)| Op::Close { tenant, mission, how }),
         1 => (0..3u8, 0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, key, delete)| Op::Write { tenant, mission, key, delete }),
         1 => (0..3u8, 0..3u8, 0..4u8, 0..4000u16).prop_map(|(tenant, mission, tool, ttl_s)| Op::Token { tenant, mission, tool, ttl_s }),
-        1 => (0..3u8).prop_map(Op::Checkpoint),
+        // Checkpoints and key rotations share a slot, so the other ops
+        // (and the runs that continue as new) keep their frequency.
+        1 => prop_oneof![
+            (0..3u8).prop_map(Op::Checkpoint),
+            (0..3u8, 0..4u8, any::<bool>()).prop_map(|(tenant, seed, compromised)| Op::Rotate { tenant, seed, compromised }),
+        ],
         1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Expire { tenant, mission }),
         1 => (0..3u8, 0..3u8, any::<bool>()).prop_map(|(tenant, mission, start_to_close)| Op::TimeOut { tenant, mission, start_to_close }),
         1 => (0..3u8, 0..3u8).prop_map(|(tenant, mission)| Op::Continue { tenant, mission }),
@@ -415,6 +426,24 @@ fn to_command(state: &EngineState, op: &Op, at: Timestamp, op_index: usize) -> C
             },
         ),
         Op::Checkpoint(t) => (t, runtime, CommandBody::SignCheckpoint),
+        // Few seeds, so some rotations reuse a key and are refused.
+        Op::Rotate {
+            tenant: t,
+            seed,
+            compromised,
+        } => (
+            t,
+            Actor::Platform,
+            CommandBody::RotateSigningKey {
+                seed: SigningSeed([100 + seed; 32]).into(),
+                retirement: if compromised {
+                    Retirement::Compromised
+                } else {
+                    Retirement::Scheduled
+                },
+                key: None,
+            },
+        ),
         Op::Continue {
             tenant: t,
             mission: m,
@@ -647,6 +676,7 @@ fn random_runs_reach_every_state_and_ending() {
     let mut endings = BTreeSet::new();
     let mut stalls = 0;
     let mut continued = 0;
+    let mut rotations = 0;
 
     for _ in 0..400 {
         let ops = scenario().new_tree(&mut runner).unwrap().current();
@@ -670,11 +700,13 @@ fn random_runs_reach_every_state_and_ending() {
             for r in t.audit().records() {
                 stalls += usize::from(r.entry.kind == "execution.step_timed_out");
                 continued += usize::from(r.entry.kind == "mission.continue_as_new");
+                rotations += usize::from(r.entry.kind == "tenant.signing_key_rotate");
             }
         }
     }
     assert!(stalls > 0, "no step ever timed out");
     assert!(continued > 0, "no mission ever continued as new");
+    assert!(rotations > 0, "no signing key ever rotated");
     assert_eq!(states.len(), 7, "states reached: {states:?}");
     assert_eq!(endings.len(), 6, "endings reached: {endings:?}");
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use aura_api::gateway::ToolCallEnvelope;
 use aura_engine::audit::{VerifyOptions, verify_export};
 use aura_engine::canonical;
-use aura_engine::identity::{DualTokenVerifier, KeyPair, StaticTrust};
+use aura_engine::identity::{DualTokenVerifier, KeyPair, Keyring, StaticTrust};
 use aura_engine::machine::EngineState;
 use aura_engine::policy::bundle::{BundleSource, CompiledBundle};
 use aura_engine::time::{Millis, Timestamp};
@@ -41,7 +41,7 @@ pub fn envelope(data: &[u8]) {
     static TENANT: OnceLock<KeyPair> = OnceLock::new();
     let tenant = TENANT.get_or_init(|| KeyPair::from_seed([0x5a; 32]));
     let trust = StaticTrust {
-        key: tenant.public(),
+        keys: Keyring::single(&envelope.call.tenant, tenant.public()),
         revoked: Default::default(),
     };
     let _ = envelope.call.body_digest();

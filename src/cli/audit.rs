@@ -21,11 +21,13 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The export file (JSON Lines, `aura.audit-export/1`).
+    /// The export file (JSON Lines, `aura.audit-export/1` or `/2`).
     file: PathBuf,
-    /// The tenant's public key (base64 Ed25519), obtained out of band.
-    /// Without it the key inside the export is used, which proves only
-    /// that the export is self-consistent.
+    /// One of the tenant's public keys (base64 Ed25519), obtained out of
+    /// band: its first, or one that signs a checkpoint in the export. The
+    /// verifier follows each key rotation recorded in the chain. Without
+    /// it the keys inside the export are used, which proves only that
+    /// the export is self-consistent.
     #[arg(long, value_name = "BASE64")]
     key: Option<String>,
     /// Accept entries after the last signed checkpoint.
@@ -112,10 +114,20 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 "OK: {} entries of tenant `{}` verified; {} signed checkpoints; root {}",
                 report.entries, report.tenant, report.checkpoints, report.root
             );
-            if !report.key_pinned {
+            if let [.., current] = report.keys.as_slice()
+                && report.keys.len() > 1
+            {
                 println!(
-                    "note: verified against the key inside the export ({}); pass --key to pin the tenant's published key",
-                    report.public_key.to_base64()
+                    "the tenant's key rotated {} times; each handover is signed by the outgoing key; current key {}",
+                    report.keys.len() - 1,
+                    current.to_base64()
+                );
+            }
+            if !report.key_pinned {
+                let keys: Vec<String> = report.keys.iter().map(|k| k.to_base64()).collect();
+                println!(
+                    "note: verified against the keys inside the export ({}); pass --key to pin one of the tenant's published keys",
+                    keys.join(", ")
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -109,7 +109,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let file =
             File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = BufWriter::new(file);
-        write_export(&mut out, tenant.id(), &tenant.public_key(), tenant.audit())?;
+        write_export(&mut out, tenant.id(), &tenant.key_history(), tenant.audit())?;
         out.flush()?;
         println!(
             "audit export of tenant {} written to {}; check it with:\n  aura audit verify {} --key {}",

@@ -147,7 +147,7 @@ pub async fn export(app: &App, scope: &TenantScope<Auditor>) -> Result<Vec<u8>, 
     scope
         .read(app, |t| {
             let mut out = Vec::new();
-            write_signed_export(&mut out, t.id(), &t.public_key(), t.audit())
+            write_signed_export(&mut out, t.id(), &t.key_history(), t.audit())
                 .map(|written| written.map(|_| out))
         })?
         .ok_or_else(|| AppError::Internal("no checkpoint was signed".into()))?

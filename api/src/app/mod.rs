@@ -39,6 +39,7 @@ pub mod policy;
 pub mod role;
 pub mod scope;
 pub mod secrets;
+pub mod signing_keys;
 pub mod tenants;
 pub mod text;
 pub mod tools;

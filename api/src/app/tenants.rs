@@ -2,7 +2,7 @@
 //! key in its directory.
 
 use aura_engine::directory::{self, DirectoryChange};
-use aura_engine::identity::{KeyPair, SealedSeed, TenantSeed};
+use aura_engine::identity::SigningKeyId;
 use aura_engine::ids::TenantId;
 use aura_engine::machine::{CommandBody, TenantState};
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,11 @@ pub struct Tenant {
     pub display_name: String,
     /// RFC 3339.
     pub created_at: String,
-    /// The tenant's Ed25519 public key (base64), which signs its
-    /// credentials, tokens and audit checkpoints.
+    /// The tenant's current Ed25519 public key (base64), which signs its
+    /// credentials, tokens, outcomes and audit checkpoints from now on
+    /// (`GET …/signing-keys` lists the keys before it).
     pub public_key: String,
+    pub key_id: SigningKeyId,
     pub namespaces: usize,
 }
 
@@ -56,6 +58,7 @@ impl From<&TenantState> for Tenant {
             display_name: t.display_name().to_owned(),
             created_at: t.created_at().to_rfc3339(),
             public_key: t.public_key().to_base64(),
+            key_id: t.signing_key_id(),
             namespaces: t.namespaces().len(),
         }
     }
@@ -126,16 +129,9 @@ pub(crate) fn founding(
     display_name: String,
     directory: impl IntoIterator<Item = DirectoryChange>,
 ) -> Vec<CommandBody> {
-    let (mut seed, mut nonce) = ([0u8; 32], [0u8; 12]);
-    getrandom::fill(&mut seed).expect("the OS random source works");
-    getrandom::fill(&mut nonce).expect("the OS random source works");
-    // Only the sealed seed leaves this function: the log, every snapshot
-    // and the cluster link carry nothing a disk or a wire could sign with.
-    let pair = KeyPair::from_seed(seed);
-    let sealed = SealedSeed::seal(app.engine().kek(), tenant, &pair, nonce);
     let create = CommandBody::CreateTenant {
         display_name,
-        signing_key_seed: TenantSeed::Sealed(sealed),
+        signing_key_seed: super::signing_keys::fresh_seed(app, tenant),
     };
     std::iter::once(create)
         .chain(directory.into_iter().map(super::directory::by_platform))

@@ -599,7 +599,7 @@ impl Gateway {
                 .get(&serial)
                 .is_some_and(|c| c.revoked.is_some());
             let trust = StaticTrust {
-                key: t.public_key(),
+                keys: t.keyring(),
                 revoked: if revoked {
                     BTreeSet::from([serial])
                 } else {

@@ -144,11 +144,14 @@ pub fn rejection(r: Rejection) -> Problem {
         | Rejection::UnknownKey(_)
         | Rejection::NotMember { .. }
         | Rejection::UnknownBundle(_) => ProblemKind::NotFound,
-        Rejection::KeyRefused { .. } | Rejection::NotDirectoryAdmin => ProblemKind::Forbidden,
+        Rejection::KeyRefused { .. }
+        | Rejection::NotDirectoryAdmin
+        | Rejection::NotSigningKeyAdmin => ProblemKind::Forbidden,
         Rejection::UserExists(_)
         | Rejection::UserNameTaken(_)
         | Rejection::GroupExists(_)
         | Rejection::KeyExists(_)
+        | Rejection::SigningKeyReused
         | Rejection::TenantExists(_)
         | Rejection::NamespaceExists(_)
         | Rejection::MissionExists(_)

@@ -18,9 +18,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+use crate::identity::key_id::SigningKeyId;
 use crate::identity::keys::{KeyPair, PublicKey, Signature};
 use crate::ids::TenantId;
 use crate::time::Timestamp;
@@ -32,19 +32,10 @@ pub fn origin(tenant: &TenantId) -> String {
     format!("aura/{tenant}")
 }
 
-/// The signed-note key name of a tenant's signing key.
-pub fn key_name(tenant: &TenantId) -> String {
-    format!("aura-{tenant}")
-}
+pub use crate::identity::key_id::key_name;
 
 pub fn key_id(name: &str, key: &PublicKey) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([0x01]);
-    h.update(key.as_bytes());
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
+    SigningKeyId::named(name, key).0
 }
 
 /// A signed statement of the tree's size and root at a time.

@@ -4,16 +4,26 @@
 //! larger than memory:
 //!
 //! 1. a header: `{"format":"aura.audit-export/1","tenant":…,"origin":…,
-//!    "key_name":…,"public_key":…,"entries":N}`;
+//!    "key_name":…,"public_key":…,"entries":N}` for a tenant that has
+//!    signed with one key; format `aura.audit-export/2` lists every key it
+//!    signed with, oldest first, as `"keys":[…]` in place of `public_key`;
 //! 2. one line per entry, in order: `{"entry":{…},"payload":{…}}`;
 //! 3. after the entry that brings the tree to a checkpoint's size, that
 //!    checkpoint: `{"checkpoint":"<signed note>","consistency":[…]}`, where
 //!    `consistency` proves the previous checkpoint in the export is a prefix
 //!    of this one (empty for the first).
 //!
-//! The public key inside an export proves nothing by itself (whoever forged
-//! the export could replace it): verifiers should pin the tenant's key with
-//! `--key`, obtained out of band.
+//! The chain records each rotation of the tenant's key (an entry naming
+//! the new key), and the outgoing key signs the checkpoint over that
+//! entry. The verifier starts with the first key, checks each checkpoint
+//! against the key in force, and moves to the next key only once a
+//! checkpoint by the key in force covers the rotation entry.
+//!
+//! The keys inside an export prove nothing by themselves (whoever forged
+//! the export could replace them): verifiers should pin one of the
+//! tenant's keys with `--key`, obtained out of band. A pinned key must
+//! be the first or sign a checkpoint in the export, since a later key
+//! vouches for the history before it only through its own signature.
 
 use std::io::{BufRead, Write};
 
@@ -21,23 +31,78 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::chain::{AuditEntry, AuditLog, AuditRecord};
 use crate::audit::checkpoint::{self, Checkpoint, CheckpointError};
+use crate::audit::key_chain::KeyChain;
 use crate::audit::merkle::{CompactRange, ProofError, verify_consistency};
 use crate::audit::payload::Payload;
 use crate::digest::Digest;
 use crate::identity::keys::PublicKey;
 use crate::ids::TenantId;
 
+/// The format of an export whose tenant signed with one key.
 pub const EXPORT_FORMAT: &str = "aura.audit-export/1";
+/// The format of an export whose tenant's key rotated.
+pub const EXPORT_FORMAT_ROTATED: &str = "aura.audit-export/2";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An export's first line, either format.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportHeader {
-    pub format: String,
     pub tenant: TenantId,
     pub origin: String,
     pub key_name: String,
-    pub public_key: PublicKey,
+    /// Every key the tenant signed with, oldest first; never empty.
+    pub keys: Vec<PublicKey>,
     pub entries: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireHeader {
+    format: String,
+    tenant: TenantId,
+    origin: String,
+    key_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_key: Option<PublicKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keys: Option<Vec<PublicKey>>,
+    entries: u64,
+}
+
+impl ExportHeader {
+    fn to_wire(&self) -> WireHeader {
+        let (format, public_key, keys) = match self.keys.as_slice() {
+            [only] => (EXPORT_FORMAT, Some(*only), None),
+            all => (EXPORT_FORMAT_ROTATED, None, Some(all.to_vec())),
+        };
+        WireHeader {
+            format: format.to_owned(),
+            tenant: self.tenant.clone(),
+            origin: self.origin.clone(),
+            key_name: self.key_name.clone(),
+            public_key,
+            keys,
+            entries: self.entries,
+        }
+    }
+
+    fn from_wire(w: WireHeader) -> Result<ExportHeader, String> {
+        let keys = match (w.format.as_str(), w.public_key, w.keys) {
+            (EXPORT_FORMAT, Some(key), None) => vec![key],
+            (EXPORT_FORMAT_ROTATED, None, Some(keys)) if !keys.is_empty() => keys,
+            (EXPORT_FORMAT, ..) => return Err(format!("{EXPORT_FORMAT} names one `public_key`")),
+            (EXPORT_FORMAT_ROTATED, ..) => {
+                return Err(format!("{EXPORT_FORMAT_ROTATED} lists one or more `keys`"));
+            }
+            (other, ..) => return Err(format!("format `{other}`")),
+        };
+        Ok(ExportHeader {
+            tenant: w.tenant,
+            origin: w.origin,
+            key_name: w.key_name,
+            keys,
+            entries: w.entries,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,13 +160,14 @@ fn parse_body(line: &[u8]) -> Result<BodyLine, String> {
 }
 
 /// Writes a tenant's whole audit log as an export.
+/// `keys` are every key the tenant signed with, oldest first.
 pub fn write_export(
     out: &mut dyn Write,
     tenant: &TenantId,
-    public_key: &PublicKey,
+    keys: &[PublicKey],
     log: &AuditLog,
 ) -> std::io::Result<()> {
-    write_first(out, tenant, public_key, log, log.len())
+    write_first(out, tenant, keys, log, log.len())
 }
 
 /// Writes the tenant's audit log up to its last signed checkpoint, so
@@ -110,11 +176,11 @@ pub fn write_export(
 pub fn write_signed_export(
     out: &mut dyn Write,
     tenant: &TenantId,
-    public_key: &PublicKey,
+    keys: &[PublicKey],
     log: &AuditLog,
 ) -> Option<std::io::Result<()>> {
     let signed = log.checkpoints().last()?.size;
-    Some(write_first(out, tenant, public_key, log, signed))
+    Some(write_first(out, tenant, keys, log, signed))
 }
 
 /// Writes the first `entries` entries of the log and the checkpoints
@@ -122,19 +188,19 @@ pub fn write_signed_export(
 fn write_first(
     out: &mut dyn Write,
     tenant: &TenantId,
-    public_key: &PublicKey,
+    keys: &[PublicKey],
     log: &AuditLog,
     entries: u64,
 ) -> std::io::Result<()> {
+    assert!(!keys.is_empty(), "a tenant has at least one key");
     let header = ExportHeader {
-        format: EXPORT_FORMAT.to_owned(),
         tenant: tenant.clone(),
         origin: checkpoint::origin(tenant),
         key_name: checkpoint::key_name(tenant),
-        public_key: *public_key,
+        keys: keys.to_vec(),
         entries,
     };
-    serde_json::to_writer(&mut *out, &header)?;
+    serde_json::to_writer(&mut *out, &header.to_wire())?;
     out.write_all(b"\n")?;
     let mut checkpoints = log.checkpoints().iter().peekable();
     let mut previous: Option<u64> = None;
@@ -178,8 +244,16 @@ pub enum Failure {
     Empty,
     #[error("header is not an {EXPORT_FORMAT} header: {0}")]
     BadHeader(String),
-    #[error("the export is signed by key {found}, not the trusted key {trusted}")]
+    #[error("the export is signed by keys {found}, not the trusted key {trusted}")]
     UntrustedKey { trusted: String, found: String },
+    #[error(
+        "the trusted key {trusted} signs no checkpoint in the export, so it vouches for none of it"
+    )]
+    TrustedKeyNeverSigned { trusted: String },
+    #[error("checkpoint is signed by key {found}, but key {in_force} is in force at this point")]
+    KeyNotInForce { in_force: String, found: String },
+    #[error("the chain's record of the tenant's keys does not match the header: {0}")]
+    KeyHistory(String),
     #[error("line is neither an entry nor a checkpoint: {0}")]
     Malformed(String),
     #[error(
@@ -249,7 +323,8 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     pub root: Digest,
     pub key_pinned: bool,
-    pub public_key: PublicKey,
+    /// The keys the chain was followed through, oldest first.
+    pub keys: Vec<PublicKey>,
 }
 
 /// Verifies an export, calling `progress` with the bytes read so far.
@@ -297,30 +372,31 @@ pub fn verify_export_visiting(
         });
     }
     let fail = |line, seq, failure| VerifyError { line, seq, failure };
-    let header: ExportHeader = serde_json::from_slice(&buf)
+    let header: WireHeader = serde_json::from_slice(&buf)
         .map_err(|e| fail(1, None, Failure::BadHeader(e.to_string())))?;
-    if header.format != EXPORT_FORMAT {
+    let header =
+        ExportHeader::from_wire(header).map_err(|e| fail(1, None, Failure::BadHeader(e)))?;
+    let expected_origin = checkpoint::origin(&header.tenant);
+    let listed = || {
+        let keys: Vec<String> = header.keys.iter().map(PublicKey::to_base64).collect();
+        keys.join(", ")
+    };
+    if let Some(trusted) = &options.trusted_key
+        && !header.keys.contains(trusted)
+    {
         return Err(fail(
             1,
             None,
-            Failure::BadHeader(format!("format `{}`", header.format)),
+            Failure::UntrustedKey {
+                trusted: trusted.to_base64(),
+                found: listed(),
+            },
         ));
     }
-    let expected_origin = checkpoint::origin(&header.tenant);
-    let key = match &options.trusted_key {
-        Some(trusted) if trusted != &header.public_key => {
-            return Err(fail(
-                1,
-                None,
-                Failure::UntrustedKey {
-                    trusted: trusted.to_base64(),
-                    found: header.public_key.to_base64(),
-                },
-            ));
-        }
-        Some(trusted) => *trusted,
-        None => header.public_key,
-    };
+    // A pinned first key vouches for everything by handing over; a later
+    // one only for what its own checkpoints cover.
+    let mut trusted_unsigned = options.trusted_key.filter(|k| k != &header.keys[0]);
+    let mut keys = KeyChain::new(header.keys.clone(), header.key_name.clone());
 
     let pinned = match &options.trusted_checkpoint {
         None => None,
@@ -332,7 +408,10 @@ pub fn verify_export_visiting(
                     cp.origin
                 )));
             }
-            cp.verify(&key).map_err(|e| bad(e.to_string()))?;
+            let key = keys
+                .key_of(cp)
+                .ok_or_else(|| bad("it is signed by a key the export does not list".into()))?;
+            cp.verify(key).map_err(|e| bad(e.to_string()))?;
             Some((cp.size, cp.root))
         }
     };
@@ -364,6 +443,8 @@ pub fn verify_export_visiting(
                     &mut hash_buf,
                 )
                 .map_err(|f| fail(line, Some(range.size()), f))?;
+                keys.saw_entry(&entry, &payload)
+                    .map_err(|f| fail(line, Some(range.size()), f))?;
                 prev_hash = entry.entry_hash;
                 range.push_leaf_hash(entry.leaf_hash());
                 if let Some((size, root)) = pinned
@@ -393,7 +474,10 @@ pub fn verify_export_visiting(
                         },
                     ));
                 }
-                cp.verify(&key).map_err(|e| fail(line, None, e.into()))?;
+                let signer = keys.check(&cp).map_err(|f| fail(line, None, f))?;
+                if trusted_unsigned.as_ref() == Some(signer) {
+                    trusted_unsigned = None;
+                }
                 if cp.size != range.size() {
                     return Err(fail(
                         line,
@@ -443,6 +527,16 @@ pub fn verify_export_visiting(
             },
         ));
     }
+    keys.finish().map_err(|f| fail(line_no, None, f))?;
+    if let Some(trusted) = trusted_unsigned {
+        return Err(fail(
+            line_no,
+            None,
+            Failure::TrustedKeyNeverSigned {
+                trusted: trusted.to_base64(),
+            },
+        ));
+    }
     let signed = last_checkpoint.map_or(0, |(size, _)| size);
     if signed < range.size() && !options.allow_unsigned_tail {
         return Err(fail(
@@ -460,7 +554,7 @@ pub fn verify_export_visiting(
         checkpoints,
         root: range.root(),
         key_pinned: options.trusted_key.is_some(),
-        public_key: key,
+        keys: keys.keys().to_vec(),
     })
 }
 

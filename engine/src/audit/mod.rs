@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
+mod key_chain;
 pub mod merkle;
 pub mod payload;
 pub mod segment;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, Domain};
+use crate::identity::key_id::{SigningKeyId, serialize_signed};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
 use crate::ids::{AgentId, OrgUnitId, TenantId};
 use crate::time::Timestamp;
@@ -27,12 +28,30 @@ pub struct AgentIdentityClaims {
 }
 
 /// A signed AgentIdentity credential.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCredential {
     pub claims: AgentIdentityClaims,
     pub signature: Signature,
+    /// The tenant key that signed it (absent: the tenant's first key,
+    /// which signed everything made before keys were named).
+    #[serde(default)]
+    pub key_id: Option<SigningKeyId>,
+}
+
+impl Serialize for AgentCredential {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let key_id = self.key_id.as_ref();
+        serialize_signed(
+            s,
+            "AgentCredential",
+            "claims",
+            &self.claims,
+            &self.signature,
+            key_id,
+        )
+    }
 }
 
 impl AgentCredential {
@@ -41,7 +60,12 @@ impl AgentCredential {
         tenant_key: &KeyPair,
     ) -> Result<Self, CanonicalError> {
         let signature = tenant_key.sign(CREDENTIAL_DOMAIN, &claims)?;
-        Ok(AgentCredential { claims, signature })
+        let key_id = Some(SigningKeyId::of(&claims.tenant, &tenant_key.public()));
+        Ok(AgentCredential {
+            claims,
+            signature,
+            key_id,
+        })
     }
 
     pub fn verify_signature(&self, tenant_key: &PublicKey) -> Result<(), SignatureError> {

@@ -15,7 +15,9 @@ use sha2::{Digest as _, Sha256};
 use crate::canonical::{self, CanonicalError, Domain};
 use crate::digest::Digest;
 use crate::identity::credential::{AgentCredential, CREDENTIAL_DOMAIN};
+use crate::identity::key_id::SigningKeyId;
 use crate::identity::keys::{KeyPair, PublicKey, Signature};
+use crate::identity::rotation::{Keyring, NotHonoured};
 use crate::identity::token::{ExecutionToken, ParameterViolation, TOKEN_DOMAIN};
 use crate::ids::{AgentId, MissionId, OrgUnitId, TenantId, TokenId, ToolName};
 use crate::time::{Millis, Timestamp};
@@ -46,6 +48,10 @@ impl fmt::Display for Signed {
 pub enum DualTokenError {
     #[error("the {0} signature does not verify")]
     BadSignature(Signed),
+    #[error(
+        "the {0} is signed by a tenant key retired as compromised: ask the tenant for a new one"
+    )]
+    KeyCompromised(Signed),
     #[error("the {object} is not valid before {from}")]
     NotYetValid { object: Signed, from: Timestamp },
     #[error("the {object} expired at {at}")]
@@ -93,11 +99,23 @@ pub enum DualTokenError {
     Encoding(#[from] CanonicalError),
 }
 
+impl NotHonoured {
+    /// An unknown key id is refused as a bad signature: that way a caller
+    /// cannot tell an unknown key from a tenant that does not exist.
+    fn refusal(self, object: Signed) -> DualTokenError {
+        match self {
+            NotHonoured::Unknown => DualTokenError::BadSignature(object),
+            NotHonoured::Compromised => DualTokenError::KeyCompromised(object),
+        }
+    }
+}
+
 impl DualTokenError {
     /// A stable machine-readable code, used as the problem type suffix.
     pub fn code(&self) -> &'static str {
         match self {
             DualTokenError::BadSignature(_) => "bad-signature",
+            DualTokenError::KeyCompromised(_) => "key-compromised",
             DualTokenError::NotYetValid { .. } => "not-yet-valid",
             DualTokenError::Expired { .. } => "expired",
             DualTokenError::Revoked { .. } => "revoked",
@@ -156,20 +174,21 @@ pub struct ToolCall<'a> {
 
 /// What the verifier must know of the tenant.
 pub trait TenantTrust {
-    fn tenant_key(&self) -> &PublicKey;
+    /// The honoured tenant key `id` names (no id: the tenant's first key).
+    fn tenant_key(&self, id: Option<&SigningKeyId>) -> Result<PublicKey, NotHonoured>;
     fn is_revoked(&self, serial: u64) -> bool;
 }
 
-/// A tenant key with a set of revoked serials.
+/// A tenant's honoured keys with a set of revoked serials.
 #[derive(Debug, Clone)]
 pub struct StaticTrust {
-    pub key: PublicKey,
+    pub keys: Keyring,
     pub revoked: BTreeSet<u64>,
 }
 
 impl TenantTrust for StaticTrust {
-    fn tenant_key(&self) -> &PublicKey {
-        &self.key
+    fn tenant_key(&self, id: Option<&SigningKeyId>) -> Result<PublicKey, NotHonoured> {
+        self.keys.get(id)
     }
     fn is_revoked(&self, serial: u64) -> bool {
         self.revoked.contains(&serial)
@@ -349,10 +368,12 @@ impl DualTokenVerifier {
         }
 
         let cc = &credential.claims;
-        let tenant_key = trust.tenant_key();
+        let tenant_key = trust
+            .tenant_key(credential.key_id.as_ref())
+            .map_err(|e| e.refusal(Signed::Credential))?;
         let msg = canonical::message(CREDENTIAL_DOMAIN, cc)?;
         self.cache
-            .verify(tenant_key, &msg, &credential.signature)
+            .verify(&tenant_key, &msg, &credential.signature)
             .map_err(|()| DualTokenError::BadSignature(Signed::Credential))?;
         if &cc.tenant != call.tenant {
             return Err(DualTokenError::WrongTenant {
@@ -378,9 +399,12 @@ impl DualTokenVerifier {
         }
 
         let tc = &token.claims;
+        let tenant_key = trust
+            .tenant_key(token.key_id.as_ref())
+            .map_err(|e| e.refusal(Signed::Token))?;
         let msg = canonical::message(TOKEN_DOMAIN, tc)?;
         self.cache
-            .verify(tenant_key, &msg, &token.signature)
+            .verify(&tenant_key, &msg, &token.signature)
             .map_err(|()| DualTokenError::BadSignature(Signed::Token))?;
         if &tc.tenant != call.tenant {
             return Err(DualTokenError::WrongTenant {

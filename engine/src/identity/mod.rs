@@ -3,7 +3,9 @@
 
 pub mod credential;
 pub mod dualtoken;
+pub mod key_id;
 pub mod keys;
+pub mod rotation;
 pub mod sealed;
 pub mod token;
 
@@ -12,7 +14,9 @@ pub use dualtoken::{
     DualTokenError, DualTokenVerifier, InMemoryNonceStore, NonceStore, RequestClaims, Signed,
     SignedRequest, StaticTrust, TenantTrust, ToolCall, VerifiedPrincipal,
 };
+pub use key_id::SigningKeyId;
 pub use keys::{KeyPair, PublicKey, Signature, SignatureError};
+pub use rotation::{Keyring, NotHonoured, RetiredKey, Retirement};
 pub use sealed::{Kek, KekId, SealError, SealedSeed, TenantKey, TenantSeed};
 pub use token::{
     ExecutionToken, ExecutionTokenClaims, NumericBound, ParameterRules, ParameterViolation,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::canonical::{CanonicalError, Domain};
 use crate::digest::Digest;
+use crate::identity::key_id::{SigningKeyId, serialize_signed};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
 use crate::ids::{AgentId, MissionId, TenantId, TokenId, ToolName};
 use crate::time::Timestamp;
@@ -152,12 +153,30 @@ pub struct ExecutionTokenClaims {
     pub boundary_digest: Digest,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecutionToken {
     pub claims: ExecutionTokenClaims,
     pub signature: Signature,
+    /// The tenant key that signed it (absent: the tenant's first key,
+    /// which signed everything made before keys were named).
+    #[serde(default)]
+    pub key_id: Option<SigningKeyId>,
+}
+
+impl Serialize for ExecutionToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let key_id = self.key_id.as_ref();
+        serialize_signed(
+            s,
+            "ExecutionToken",
+            "claims",
+            &self.claims,
+            &self.signature,
+            key_id,
+        )
+    }
 }
 
 impl ExecutionToken {
@@ -166,7 +185,12 @@ impl ExecutionToken {
         tenant_key: &KeyPair,
     ) -> Result<Self, CanonicalError> {
         let signature = tenant_key.sign(TOKEN_DOMAIN, &claims)?;
-        Ok(ExecutionToken { claims, signature })
+        let key_id = Some(SigningKeyId::of(&claims.tenant, &tenant_key.public()));
+        Ok(ExecutionToken {
+            claims,
+            signature,
+            key_id,
+        })
     }
 
     pub fn verify_signature(&self, tenant_key: &PublicKey) -> Result<(), SignatureError> {

@@ -17,7 +17,7 @@ use crate::identity::credential::{AgentCredential, AgentIdentityClaims};
 use crate::identity::keys::PublicKey;
 use crate::identity::token::{ExecutionToken, ExecutionTokenClaims, ParameterRules};
 use crate::identity::{KekId, SealError, TenantKey, TenantSeed};
-use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TokenId, ToolName, UserId};
+use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId};
 use crate::machine::command::{Advance, Closing, Command, CommandBody, Precondition};
 use crate::machine::event::{CarriedMission, Event};
 use crate::machine::execution;
@@ -27,6 +27,7 @@ use crate::machine::missions::Missions;
 use crate::machine::rejection::Rejection;
 use crate::machine::saga;
 use crate::machine::secrets;
+use crate::machine::signing_keys;
 use crate::machine::state::{
     AgentRecord, BundleCache, CredentialRecord, EngineState, Namespace, NamespacePolicy,
     OpenMissions, Revocation, TenantState,
@@ -156,6 +157,15 @@ impl EngineState {
         {
             return self.create_tenant(cmd, display_name, signing_key_seed);
         }
+        // Opened before the tenant is borrowed: the KEK is the state's.
+        let new_key = match &cmd.body {
+            CommandBody::RotateSigningKey { seed, .. }
+                if self.tenants.contains_key(&cmd.tenant) =>
+            {
+                Some(self.open_seed(seed, &cmd.tenant)?)
+            }
+            _ => None,
+        };
         let t = self
             .tenants
             .get_mut(&cmd.tenant)
@@ -187,6 +197,12 @@ impl EngineState {
         };
         match &cmd.body {
             CommandBody::CreateTenant { .. } => unreachable!("handled above"),
+            CommandBody::RotateSigningKey {
+                retirement, key, ..
+            } => {
+                let new_key = new_key.expect("opened above for an existing tenant");
+                signing_keys::rotate(t, &c, new_key, *retirement, key.as_ref())
+            }
             CommandBody::CreateNamespace {
                 namespace,
                 display_name,
@@ -397,6 +413,22 @@ impl EngineState {
         }
     }
 
+    /// The key a proposed seed gives. Every node that holds the cluster's
+    /// KEK refuses a seed sealed under another alike, so the refusal is
+    /// the same on all of them.
+    fn open_seed(&self, seed: &TenantSeed, tenant: &TenantId) -> Result<TenantKey, Rejection> {
+        match TenantKey::of(seed, self.kek.0.as_ref(), tenant) {
+            Ok(key) => Ok(key),
+            // The state already holds keys sealed under the command's KEK:
+            // it is the cluster's, and this node was given another. Going
+            // on would leave this replica behind the others; it stops.
+            Err(SealError::OtherKek { sealed, held }) if self.holds_keys_under(sealed) => panic!(
+                "this node's key-encryption key ({held}) is not the cluster's ({sealed}): restart it with the cluster's KEK"
+            ),
+            Err(e) => Err(Rejection::SealedKey(e.to_string())),
+        }
+    }
+
     fn holds_keys_under(&self, kek: KekId) -> bool {
         self.tenants
             .values()
@@ -416,24 +448,14 @@ impl EngineState {
             return Err(Rejection::TenantExists(cmd.tenant.clone()));
         }
         check_text("display name", display_name, MAX_NAME_CHARS)?;
-        // Every node that holds the cluster's KEK refuses a seed sealed
-        // under another alike, so the refusal is the same on all of them.
-        let key = match TenantKey::of(seed, self.kek.0.as_ref(), &cmd.tenant) {
-            Ok(key) => key,
-            // The state already holds keys sealed under the command's KEK:
-            // it is the cluster's, and this node was given another. Going
-            // on would leave this replica without the tenant; it stops.
-            Err(SealError::OtherKek { sealed, held }) if self.holds_keys_under(sealed) => panic!(
-                "this node's key-encryption key ({held}) is not the cluster's ({sealed}): restart it with the cluster's KEK"
-            ),
-            Err(e) => return Err(Rejection::SealedKey(e.to_string())),
-        };
+        let key = self.open_seed(seed, &cmd.tenant)?;
         let mut t = TenantState {
             id: cmd.tenant.clone(),
             display_name: display_name.to_owned(),
             created_at: cmd.at,
             clock: cmd.at,
             key,
+            retired_keys: Vec::new(),
             namespaces: BTreeMap::new(),
             agents: BTreeMap::new(),
             credentials: BTreeMap::new(),

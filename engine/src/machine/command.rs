@@ -10,9 +10,9 @@ use serde_json::Value;
 use crate::actor::Actor;
 use crate::digest::Digest;
 use crate::directory::{DirectoryChange, KeyId};
-use crate::identity::TenantSeed;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ParameterRules;
+use crate::identity::{Retirement, TenantSeed};
 use crate::ids::{
     AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, TokenId, ToolName, UserId, WorkerId,
 };
@@ -127,6 +127,16 @@ pub enum CommandBody {
         /// Sealed under the cluster's KEK by the proposer; plain only in
         /// logs written before sealing, and in engine-only tests.
         signing_key_seed: TenantSeed,
+    },
+    /// Puts a new signing key in force (sealed under the cluster's KEK
+    /// by the proposer, as a tenant's first key is). The outgoing key
+    /// signs a checkpoint over the entry that names its successor, then
+    /// stays published for verifying what it signed.
+    RotateSigningKey {
+        seed: TenantSeed,
+        retirement: Retirement,
+        /// The administrator's API key; none when the platform acts.
+        key: Option<KeyId>,
     },
     CreateNamespace {
         namespace: NamespaceId,
@@ -380,6 +390,7 @@ impl CommandBody {
     pub fn kind(&self) -> &'static str {
         match self {
             CommandBody::CreateTenant { .. } => "tenant.create",
+            CommandBody::RotateSigningKey { .. } => "tenant.signing_key_rotate",
             CommandBody::CreateNamespace { .. } => "namespace.create",
             CommandBody::IssueCredential { .. } => "credential.issue",
             CommandBody::RevokeCredential { .. } => "credential.revoke",

@@ -38,7 +38,11 @@ pub(super) fn change(
     }
 }
 
-fn authorize(t: &TenantState, c: &Ctx<'_>, key: Option<&KeyId>) -> Result<(), Rejection> {
+pub(super) fn authorize(
+    t: &TenantState,
+    c: &Ctx<'_>,
+    key: Option<&KeyId>,
+) -> Result<(), Rejection> {
     match (c.actor, key) {
         (Actor::Platform, None) => Ok(()),
         (Actor::User(user), Some(key)) => t

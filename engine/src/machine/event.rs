@@ -10,6 +10,7 @@ use crate::directory::{KeyId, Role};
 use crate::identity::credential::AgentCredential;
 use crate::identity::keys::PublicKey;
 use crate::identity::token::ExecutionToken;
+use crate::identity::{Retirement, SigningKeyId};
 use crate::ids::{AgentId, GroupId, MissionId, NamespaceId, ToolName, UserId, WorkerId};
 use crate::machine::rejection::Rejection;
 use crate::mission::AuthorityLevel;
@@ -31,6 +32,14 @@ pub enum Event {
     TenantCreated {
         display_name: String,
         public_key: PublicKey,
+    },
+    /// `public_key` signs from the next entry on. The checkpoint over
+    /// this entry is the last that `previous` signs.
+    SigningKeyRotated {
+        previous: PublicKey,
+        public_key: PublicKey,
+        key_id: SigningKeyId,
+        retirement: Retirement,
     },
     NamespaceCreated {
         namespace: NamespaceId,
@@ -395,6 +404,7 @@ impl Event {
             | Event::RunContinued { mission, .. } => Some(mission),
             Event::ExecutionTokenIssued { token } => Some(&token.claims.mission),
             Event::TenantCreated { .. }
+            | Event::SigningKeyRotated { .. }
             | Event::NamespaceCreated { .. }
             | Event::CredentialIssued { .. }
             | Event::CredentialRevoked { .. }

@@ -461,6 +461,7 @@ fn absorb_into(m: &mut Mission, event: &Event, s: &Stamp<'_>) -> Result<(), Fold
         | Event::VoteKey { .. }
         // About the tenant, not a mission.
         | Event::TenantCreated { .. }
+        | Event::SigningKeyRotated { .. }
         | Event::NamespaceCreated { .. }
         | Event::CredentialIssued { .. }
         | Event::CredentialRevoked { .. }

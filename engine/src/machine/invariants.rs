@@ -28,7 +28,6 @@ impl EngineState {
 }
 
 fn check_tenant(t: &TenantState) -> Result<(), String> {
-    let key = t.key.public();
     let mut prev = Digest::ZERO;
     let mut buf = Vec::with_capacity(512);
     for (i, e) in t.audit.entries().enumerate() {
@@ -50,7 +49,8 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
     }
     let mut last_size = 0;
     for cp in t.audit.checkpoints() {
-        cp.verify(&key).map_err(|e| e.to_string())?;
+        cp.verify(&t.checkpoint_key(cp.size))
+            .map_err(|e| format!("checkpoint at size {}: {e}", cp.size))?;
         if cp.size < last_size || tree.root_at(cp.size).ok() != Some(cp.root) {
             return Err(format!(
                 "checkpoint at size {} does not match the tree",
@@ -60,14 +60,23 @@ fn check_tenant(t: &TenantState) -> Result<(), String> {
         last_size = cp.size;
     }
     for (serial, c) in &t.credentials {
-        if c.credential.claims.serial != *serial || c.credential.verify_signature(&key).is_err() {
+        let signed = t
+            .key_named(c.credential.key_id.as_ref())
+            .is_some_and(|key| c.credential.verify_signature(&key).is_ok());
+        if c.credential.claims.serial != *serial || !signed {
             return Err(format!("credential {serial} is not what the tenant signed"));
         }
     }
     for token in t.tokens.values() {
-        token
-            .verify_signature(&key)
-            .map_err(|_| format!("token {} is not what the tenant signed", token.claims.token))?;
+        let signed = t
+            .key_named(token.key_id.as_ref())
+            .is_some_and(|key| token.verify_signature(&key).is_ok());
+        if !signed {
+            return Err(format!(
+                "token {} is not what the tenant signed",
+                token.claims.token
+            ));
+        }
     }
     for m in t.missions.values() {
         check_mission(t, m)?;
@@ -107,9 +116,12 @@ fn check_mission(t: &TenantState, m: &Mission) -> Result<(), String> {
     }
     match (m.state(), m.outcome()) {
         (MissionState::Closed, Some(sealed)) => {
-            sealed
-                .verify(&t.key.public())
-                .map_err(|_| format!("mission {id}: outcome signature fails"))?;
+            let signed = t
+                .key_named(sealed.key_id())
+                .is_some_and(|key| sealed.verify(&key).is_ok());
+            if !signed {
+                return Err(format!("mission {id}: outcome signature fails"));
+            }
             let o = sealed.outcome();
             if o.context_digest != m.context().digest()
                 || o.boundary_digest != m.boundary().digest()

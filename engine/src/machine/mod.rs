@@ -14,6 +14,7 @@ pub mod missions;
 pub mod rejection;
 mod saga;
 mod secrets;
+mod signing_keys;
 pub mod snapshot;
 pub mod snapshot_pieces;
 pub mod state;

@@ -70,6 +70,14 @@ pub enum Rejection {
     #[error("an administrator cannot remove or deactivate their own user")]
     OwnUser,
     #[error(
+        "only an administrator, with their key, or the platform rotates the tenant's signing key"
+    )]
+    NotSigningKeyAdmin,
+    #[error("the new signing key is one the tenant has signed with before")]
+    SigningKeyReused,
+    #[error("the tenant has signed with {max} keys, the most it may keep published")]
+    TooManySigningKeys { max: usize },
+    #[error(
         "a tenant's key needs at least one tenant role, and a platform key platform_admin only"
     )]
     KeyRoles,
@@ -275,6 +283,7 @@ impl Rejection {
                 | Rejection::Vote(_)
                 | Rejection::KeyRefused { .. }
                 | Rejection::NotDirectoryAdmin
+                | Rejection::NotSigningKeyAdmin
                 | Rejection::ReservedOutcome(_)
                 | Rejection::ApproverNotUser
                 | Rejection::NotExecuting(_)

@@ -12,7 +12,7 @@ use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::directory::{Directory, KeyId};
 use crate::identity::credential::AgentCredential;
-use crate::identity::{Kek, SealError, TenantKey};
+use crate::identity::{Kek, Keyring, PublicKey, RetiredKey, SealError, SigningKeyId, TenantKey};
 use crate::ids::{AgentId, MissionId, NamespaceId, OrgUnitId, TenantId, ToolName, UserId};
 use crate::machine::missions::Missions;
 use crate::machine::tokens::Tokens;
@@ -289,6 +289,11 @@ pub struct TenantState {
     /// chain's time go backwards.
     pub(crate) clock: Timestamp,
     pub(crate) key: TenantKey,
+    /// The keys that signed before `key`, oldest first; absent from the
+    /// encoding while empty, so tenants that never rotated are written
+    /// (and digested) as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) retired_keys: Vec<RetiredKey>,
     pub(crate) namespaces: BTreeMap<NamespaceId, Namespace>,
     pub(crate) agents: BTreeMap<AgentId, AgentRecord>,
     pub(crate) credentials: BTreeMap<u64, CredentialRecord>,
@@ -320,8 +325,48 @@ impl TenantState {
     pub fn created_at(&self) -> Timestamp {
         self.created_at
     }
-    pub fn public_key(&self) -> crate::identity::PublicKey {
+    /// The key that signs from now on.
+    pub fn public_key(&self) -> PublicKey {
         self.key.public()
+    }
+    pub fn signing_key_id(&self) -> SigningKeyId {
+        SigningKeyId::of(&self.id, &self.key.public())
+    }
+    /// The keys that signed before the current one, oldest first.
+    pub fn retired_keys(&self) -> &[RetiredKey] {
+        &self.retired_keys
+    }
+    /// Every key the tenant has signed with, oldest first: what an audit
+    /// export lists, and what a verifier follows through the chain.
+    pub fn key_history(&self) -> Vec<PublicKey> {
+        let retired = self.retired_keys.iter().map(|r| r.public_key);
+        retired.chain([self.key.public()]).collect()
+    }
+    /// The keys whose credentials and tokens the tenant honours.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::of(
+            (self.signing_key_id(), self.key.public()),
+            &self.retired_keys,
+        )
+    }
+    /// The key that signed (or signs) the checkpoint of a tree of `size`
+    /// entries: a retired key signed up to its handover checkpoint.
+    pub fn checkpoint_key(&self, size: u64) -> PublicKey {
+        self.retired_keys
+            .iter()
+            .find(|r| size <= r.last_checkpoint)
+            .map_or_else(|| self.key.public(), |r| r.public_key)
+    }
+    /// Any key the tenant ever signed with, honoured or not, by id (no
+    /// id: the first key): what its own records were signed by.
+    pub fn key_named(&self, id: Option<&SigningKeyId>) -> Option<PublicKey> {
+        match id {
+            None => self.key_history().first().copied(),
+            Some(id) => self
+                .key_history()
+                .into_iter()
+                .find(|k| SigningKeyId::of(&self.id, k) == *id),
+        }
     }
     /// The signing key as the state holds it, sealed under the cluster's
     /// KEK; none for a tenant created before keys were sealed.

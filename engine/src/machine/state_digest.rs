@@ -5,7 +5,9 @@
 //! but no directory is digested as the version that brought secrets did,
 //! and one with a directory under a domain of its own, each tenant with
 //! its secrets and directory (the canonical encoding is positional, so a
-//! field cannot be left out only sometimes).
+//! field cannot be left out only sometimes). A state in which some tenant
+//! rotated its signing key has a domain of its own again, each tenant
+//! with its retired keys besides.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use crate::audit::AuditLog;
 use crate::canonical::{self, Domain};
 use crate::digest::Digest;
 use crate::directory::Directory;
-use crate::identity::TenantKey;
+use crate::identity::{RetiredKey, TenantKey};
 use crate::ids::{AgentId, NamespaceId, TenantId, ToolName};
 use crate::machine::missions::Missions;
 use crate::machine::state::{
@@ -29,6 +31,7 @@ use crate::tool::ToolSpec;
 
 const STATE_WITH_SECRETS_DOMAIN: Domain = Domain::new("aura.engine-state/3+secrets");
 const STATE_WITH_DIRECTORY_DOMAIN: Domain = Domain::new("aura.engine-state/3+directory");
+const STATE_WITH_KEYS_DOMAIN: Domain = Domain::new("aura.engine-state/3+keys");
 
 #[derive(Serialize)]
 pub(super) struct State<'a, T> {
@@ -88,8 +91,33 @@ struct TenantWithDirectory<'a> {
     directory: &'a Directory,
 }
 
+#[derive(Serialize)]
+struct TenantWithKeys<'a> {
+    tenant: Tenant<'a, &'a Missions>,
+    secrets: &'a BTreeMap<SecretName, SecretRecord>,
+    directory: &'a Directory,
+    retired_keys: &'a [RetiredKey],
+}
+
 pub(crate) fn digest(state: &EngineState) -> Digest {
-    let encoded = if state.tenants.values().any(|t| !t.directory.is_empty()) {
+    let encoded = if state.tenants.values().any(|t| !t.retired_keys.is_empty()) {
+        let view = State {
+            tenants: state
+                .tenants
+                .iter()
+                .map(|(id, t)| {
+                    let with = TenantWithKeys {
+                        tenant: Tenant::of(t, &t.missions),
+                        secrets: &t.secrets,
+                        directory: &t.directory,
+                        retired_keys: &t.retired_keys,
+                    };
+                    (id, with)
+                })
+                .collect(),
+        };
+        canonical::digest(STATE_WITH_KEYS_DOMAIN, &view)
+    } else if state.tenants.values().any(|t| !t.directory.is_empty()) {
         let view = State {
             tenants: state
                 .tenants

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::canonical::{CanonicalError, Domain};
 use crate::digest::Digest;
+use crate::identity::key_id::{SigningKeyId, serialize_signed};
 use crate::identity::keys::{KeyPair, PublicKey, Signature, SignatureError};
 use crate::ids::{AgentId, MissionId, NamespaceId, TenantId};
 use crate::mission::state::{AbortReason, MissionState};
@@ -58,18 +59,44 @@ pub struct MissionOutcome {
 }
 
 /// An outcome with the tenant's signature. Immutable once made.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealedOutcome {
     outcome: MissionOutcome,
     signature: Signature,
+    /// The tenant key that signed it (absent: the tenant's first key).
+    #[serde(default)]
+    key_id: Option<SigningKeyId>,
+}
+
+impl Serialize for SealedOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let key_id = self.key_id.as_ref();
+        serialize_signed(
+            s,
+            "SealedOutcome",
+            "outcome",
+            &self.outcome,
+            &self.signature,
+            key_id,
+        )
+    }
 }
 
 impl SealedOutcome {
     pub fn seal(outcome: MissionOutcome, key: &KeyPair) -> Result<Self, CanonicalError> {
         let signature = key.sign(OUTCOME_DOMAIN, &outcome)?;
-        Ok(SealedOutcome { outcome, signature })
+        let key_id = Some(SigningKeyId::of(&outcome.tenant, &key.public()));
+        Ok(SealedOutcome {
+            outcome,
+            signature,
+            key_id,
+        })
+    }
+
+    pub fn key_id(&self) -> Option<&SigningKeyId> {
+        self.key_id.as_ref()
     }
 
     pub fn outcome(&self) -> &MissionOutcome {

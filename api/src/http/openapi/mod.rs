@@ -51,6 +51,7 @@ impl Modify for ApiKeyScheme {
         v1::agents::register, v1::agents::list, v1::agents::get, v1::agents::revoke,
         v1::tools::put, v1::tools::list, v1::tools::get,
         v1::secrets::put, v1::secrets::list, v1::secrets::delete,
+        v1::signing_keys::list, v1::signing_keys::rotate,
         v1::policy::upload, v1::policy::list, v1::policy::get, v1::policy::diff,
         v1::policy::run_tests, v1::policy::get_policy, v1::policy::set_stable,
         v1::policy::start_canary, v1::policy::promote, v1::policy::rollback,

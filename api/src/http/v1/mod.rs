@@ -17,6 +17,7 @@ pub mod namespaces;
 pub mod platform;
 pub mod policy;
 pub mod secrets;
+pub mod signing_keys;
 pub mod tenants;
 pub mod tools;
 pub mod work;
@@ -93,6 +94,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/credentials/{serial}/revoke",
             post(agents::revoke),
+        )
+        .route(
+            "/v1/tenants/{tenant}/signing-keys",
+            get(signing_keys::list).post(signing_keys::rotate),
         )
         .route("/v1/tenants/{tenant}/secrets", get(secrets::list))
         .route(
