@@ -223,7 +223,11 @@ async fn request(
         Ok(_) => vec![Err(ClusterError::Unknown); part.len()],
         // Sent, but the answer was lost or unreadable: the leader may
         // have applied them. Retrying as if it had not would apply twice.
-        Err(e @ (CallError::NoAnswer { .. } | CallError::Malformed { .. })) => {
+        Err(
+            e @ (CallError::NoAnswer { .. }
+            | CallError::Malformed { .. }
+            | CallError::Unauthenticated { .. }),
+        ) => {
             tracing::warn!(error = %e, "forwarded commands' outcome unknown");
             vec![Err(ClusterError::Unknown); part.len()]
         }

@@ -11,8 +11,9 @@
 //! - [`state_machine`]: the engine state and its snapshots;
 //!   [`snapshot_schedule`]: when to build one; [`snapshot_file`]: the
 //!   latest on disk, sealed audit segments written once.
-//! - [`auth`], [`network`], [`service`]: HTTP transport between peers,
-//!   authenticated with an HMAC under the cluster secret.
+//! - [`auth`], [`network`], [`service`], [`replay`]: HTTP transport
+//!   between peers, requests and responses authenticated with an HMAC
+//!   under the cluster secret, replays refused.
 //! - [`cpu_clock`]: the CPU clocks behind the counters of what every
 //!   replica repeats (apply, log writer, snapshots).
 //! - [`config`], [`node`]: starting a node and the client path (propose,
@@ -30,6 +31,7 @@ pub mod log_store;
 pub mod log_writer;
 pub mod network;
 pub mod node;
+pub mod replay;
 pub mod service;
 pub mod snapshot_file;
 mod snapshot_packs;

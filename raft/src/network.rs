@@ -1,6 +1,6 @@
 //! Raft RPC over HTTP: the client side. Every request is signed with the
-//! cluster secret (see [`auth`](crate::auth)); the server side is in
-//! [`service`](crate::service).
+//! cluster secret and every answer checked against it (see
+//! [`auth`](crate::auth)); the server side is in [`service`](crate::service).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -18,7 +18,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{ClusterSecret, now_ms};
+use crate::auth::{ClusterSecret, HEADER_RESPONSE_MAC, now_ms};
 use crate::log_format::{self, LogFormat, LogFormats};
 use crate::types::{AuraRaft, NodeId, NodeInfo, Snapshot, SnapshotMeta, Vote};
 
@@ -87,6 +87,14 @@ pub enum CallError {
     },
     #[error("peer {addr} sent a malformed answer: {reason}")]
     Malformed { addr: String, reason: String },
+    /// An answer (status `status`) not made by a holder of the cluster
+    /// secret for this request: a forgery, or a refusal of ours.
+    #[error("peer {addr} answered {status} without proof it is the peer's answer: {reason}")]
+    Unauthenticated {
+        addr: String,
+        status: u16,
+        reason: String,
+    },
 }
 
 /// Signs and sends requests to other nodes' cluster listeners.
@@ -178,10 +186,10 @@ impl PeerClient {
             .http
             .request(method.clone(), format!("http://{addr}{path}"))
             .timeout(timeout);
-        for (name, value) in self
+        let signed = self
             .secret
-            .sign(method.as_str(), path, self.me, now_ms(), &body)
-        {
+            .sign(method.as_str(), path, self.me, now_ms(), &body);
+        for (name, value) in signed.headers {
             req = req.header(name, value);
         }
         // Only a follower's append reads it (see `log_format`).
@@ -200,10 +208,24 @@ impl PeerClient {
                 .heard(peer, header.and_then(|v| v.to_str().ok()));
         }
         let status = resp.status();
+        let mac = resp
+            .headers()
+            .get(HEADER_RESPONSE_MAC)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = resp.bytes().await.map_err(|e| CallError::NoAnswer {
             addr: addr.into(),
             reason: error_chain(&e),
         })?;
+        // Nothing of an answer is believed, not even a refusal, unless the
+        // peer that holds the secret made it for this request.
+        self.secret
+            .verify_response(&signed.tag, status.as_u16(), mac.as_deref(), &bytes)
+            .map_err(|e| CallError::Unauthenticated {
+                addr: addr.into(),
+                status: status.as_u16(),
+                reason: e.to_string(),
+            })?;
         if !status.is_success() {
             return Err(CallError::Status {
                 addr: addr.into(),

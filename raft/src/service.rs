@@ -1,6 +1,8 @@
 //! The cluster listener: Raft RPCs from peers and cluster management from
 //! `aura cluster` and other nodes. Every request must carry a valid MAC
-//! under the cluster secret; anything else is refused and logged.
+//! under the cluster secret and a nonce not used before, both checked
+//! before its body is read; anything else is refused and logged. Every
+//! answer carries a MAC over the request's MAC, its status and its body.
 
 use std::net::SocketAddr;
 
@@ -9,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,10 +19,11 @@ use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{ClusterSecret, HEADER_NODE, now_ms};
+use crate::auth::{AuthError, ClusterSecret, HEADER_NODE, HEADER_RESPONSE_MAC, now_ms};
 use crate::log_format;
 use crate::network::decode_snapshot;
 use crate::node::{AddLearner, MembershipChange, Node};
+use crate::replay::ReplayGuard;
 use crate::types::{AuraRaft, Proposal, Snapshot};
 
 const MAX_RPC_BYTES: usize = 256 * 1024 * 1024;
@@ -33,13 +36,18 @@ struct Sender(u64);
 struct Ctx {
     node: Node,
     secret: ClusterSecret,
+    replay: std::sync::Arc<ReplayGuard>,
 }
 
 pub fn router(
     node: Node,
     secret: ClusterSecret,
 ) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    let ctx = Ctx { node, secret };
+    let ctx = Ctx {
+        node,
+        secret,
+        replay: Default::default(),
+    };
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
@@ -65,10 +73,6 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_RPC_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
-    };
     let header = |name: &'static str| {
         parts
             .headers
@@ -77,36 +81,73 @@ async fn authenticate(
             .map(str::to_owned)
     };
     let path = parts.uri.path().to_owned();
-    match ctx
+    let refuse = |e: AuthError| {
+        tracing::warn!(%remote, %path, claimed_node = ?header(HEADER_NODE), error = %e, "refused unauthenticated cluster request");
+        (
+            StatusCode::UNAUTHORIZED,
+            format!("cluster authentication failed: {e}"),
+        )
+            .into_response()
+    };
+    // Headers first: a stranger or a replay is refused before a byte of
+    // its body is read.
+    let now = now_ms();
+    let auth = match ctx
         .secret
-        .verify(parts.method.as_str(), &path, header, &bytes, now_ms())
+        .verify_headers(parts.method.as_str(), &path, header, now)
     {
-        Ok(peer) => {
-            if ctx.node.faults().refuses_from(peer) {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cut off by fault injection",
-                )
-                    .into_response();
-            }
-            let mut req = Request::from_parts(parts, bytes.into());
-            req.extensions_mut().insert(Sender(peer));
-            let mut response = next.run(req).await;
-            response.headers_mut().insert(
-                log_format::HEADER,
-                axum::http::HeaderValue::from_static(ctx.node.formats().own().header_value()),
-            );
-            response
-        }
-        Err(e) => {
-            tracing::warn!(%remote, %path, claimed_node = ?header(HEADER_NODE), error = %e, "refused unauthenticated cluster request");
-            (
-                StatusCode::UNAUTHORIZED,
-                format!("cluster authentication failed: {e}"),
-            )
-                .into_response()
-        }
+        Ok(auth) => auth,
+        Err(e) => return refuse(e),
+    };
+    if !ctx
+        .replay
+        .first_use(auth.node, auth.nonce, auth.time_ms, now)
+    {
+        return refuse(AuthError::Replayed);
     }
+    let bytes = match axum::body::to_bytes(body, MAX_RPC_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
+    };
+    if let Err(e) = auth.check_body(&bytes) {
+        return refuse(e);
+    }
+    let response = if ctx.node.faults().refuses_from(auth.node) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cut off by fault injection",
+        )
+            .into_response()
+    } else {
+        let mut req = Request::from_parts(parts, bytes.into());
+        req.extensions_mut().insert(Sender(auth.node));
+        next.run(req).await
+    };
+    sign_response(&ctx, auth.tag(), response).await
+}
+
+/// Adds the response MAC, which covers the request's MAC, the status and
+/// the body, so the caller can tell this node's answer to its request
+/// from anything else.
+async fn sign_response(ctx: &Ctx, request: &[u8; 32], response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_RPC_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let mac = ctx
+        .secret
+        .sign_response(request, parts.status.as_u16(), &bytes);
+    let headers = &mut parts.headers;
+    headers.insert(
+        HEADER_RESPONSE_MAC,
+        HeaderValue::from_str(&mac).expect("base64 is a header value"),
+    );
+    headers.insert(
+        log_format::HEADER,
+        HeaderValue::from_static(ctx.node.formats().own().header_value()),
+    );
+    Response::from_parts(parts, bytes.into())
 }
 
 fn json<T: Serialize>(v: &T) -> Response {

@@ -14,8 +14,8 @@ use aura_engine::time::Timestamp;
 use aura_raft::network::{CallError, Faults, PeerClient};
 use aura_raft::node::Role;
 use aura_raft::{
-    Applied, Bootstrap, ClusterError, ClusterSecret, Consistency, LogFormat, Node, NodeConfig,
-    NodeInfo, Timing,
+    Applied, Bootstrap, ClusterError, ClusterSecret, Consistency, LogFormat, MembershipChange,
+    Node, NodeConfig, NodeInfo, Timing,
 };
 
 fn workload(missions: u32) -> Vec<Command> {
@@ -440,14 +440,14 @@ async fn a_node_with_the_wrong_secret_can_neither_join_nor_send_rpcs() {
         )
         .await;
     assert!(
-        matches!(&r, Err(CallError::Status { status: 401, .. })),
+        matches!(&r, Err(CallError::Unauthenticated { status: 401, .. })),
         "an RPC under the wrong secret was not refused: {r:?}"
     );
     let r = stranger
         .get_bytes(&addr, "/cluster/status", Duration::from_secs(5))
         .await;
     assert!(
-        matches!(&r, Err(CallError::Status { status: 401, .. })),
+        matches!(&r, Err(CallError::Unauthenticated { status: 401, .. })),
         "{r:?}"
     );
 
@@ -924,4 +924,185 @@ async fn no_sequence_is_written_until_every_member_reads_sequences() {
     for n in &nodes {
         n.shutdown().await;
     }
+}
+
+/// Sends raw bytes to a listener and returns what it answers within 5 s
+/// (panics on a timeout: the listener waited for more).
+async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the listener answered without waiting for the body")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_refused_before_any_of_its_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = one_node(dir.path(), &secret).await;
+    let addr = node.local_addr().to_string();
+    // A 200 MB body is announced and none of it is sent: the answer comes
+    // from the headers alone.
+    let answer = raw_exchange(
+        &addr,
+        b"POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-length: 200000000\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // So is a request signed under another secret.
+    let forged =
+        ClusterSecret::random().sign("POST", "/raft/append", 2, aura_raft::auth::now_ms(), b"");
+    let mut head =
+        String::from("POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-length: 200000000\r\n");
+    for (name, value) in &forged.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let answer = raw_exchange(&addr, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_peer_request_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let node = one_node(dir.path(), &secret).await;
+    let url = format!("http://{}/cluster/status", node.local_addr());
+    // A request as a member signs it, captured and sent again.
+    let signed = secret.sign("GET", "/cluster/status", 2, aura_raft::auth::now_ms(), b"");
+    let send = || {
+        let mut req = reqwest::Client::new().get(&url);
+        for (name, value) in &signed.headers {
+            req = req.header(*name, value);
+        }
+        req.send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    assert!(again.text().await.unwrap().contains("replayed"));
+    node.shutdown().await;
+}
+
+/// A man in the middle of the link between two members: it passes
+/// requests on, and once `tamper` is set, answers every append with a
+/// vote of a far later term, which would make a leader that believed it
+/// step down.
+#[derive(Clone)]
+struct Forger {
+    target: String,
+    http: reqwest::Client,
+    tamper: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    forged: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn forge(
+    axum::extract::State(f): axum::extract::State<Forger>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use aura_raft::types::{AuraRaft, Vote};
+    use axum::response::IntoResponse as _;
+    use openraft::raft::AppendEntriesResponse;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path().to_owned();
+    let mut out = f
+        .http
+        .request(parts.method.clone(), format!("http://{}{path}", f.target));
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            out = out.header(name, value);
+        }
+    }
+    let Ok(answer) = out.body(body).send().await else {
+        return axum::http::StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let mut bytes = answer.bytes().await.unwrap().to_vec();
+    if path == "/raft/append" && f.tamper.load(Relaxed) {
+        let higher: Result<AppendEntriesResponse<AuraRaft>, String> = Ok(
+            AppendEntriesResponse::HigherVote(Vote::new_committed(1_000, 2)),
+        );
+        bytes = serde_json::to_vec(&higher).unwrap();
+        f.forged.fetch_add(1, Relaxed);
+    }
+    let mut response = (status, bytes).into_response();
+    for (name, value) in &headers {
+        if name != "content-length" {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_append_response_does_not_change_what_a_node_believes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ClusterSecret::random();
+    let (p1, p2) = (free_port(), free_port());
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap().to_string();
+    let forger = Forger {
+        target: format!("127.0.0.1:{p2}"),
+        http: reqwest::Client::new(),
+        tamper: Default::default(),
+        forged: Default::default(),
+    };
+    let app = axum::Router::new()
+        .fallback(forge)
+        .with_state(forger.clone());
+    tokio::spawn(async move { axum::serve(proxy, app).await });
+    // Node 2 is known to node 1 only by the forger's address.
+    let members: BTreeMap<u64, NodeInfo> =
+        [(1, format!("127.0.0.1:{p1}")), (2, proxy_addr.clone())]
+            .into_iter()
+            .map(|(id, addr)| {
+                let region = format!("region-{id}");
+                (id, NodeInfo { addr, region })
+            })
+            .collect();
+    let first = config(1, dir.path(), &secret, Bootstrap::Form(members.clone()), p1);
+    let mut second = config(2, dir.path(), &secret, Bootstrap::Form(members), p2);
+    second.advertise = proxy_addr;
+    let (n1, n2) = (
+        Node::start(first).await.unwrap(),
+        Node::start(second).await.unwrap(),
+    );
+    // Node 1 must lead: its appends are the ones answered through the
+    // forger.
+    let leader = leader_of(&[&n1, &n2]).await;
+    if leader.id() != 1 {
+        leader
+            .change(MembershipChange::TransferLeader(1))
+            .await
+            .unwrap();
+    }
+    wait_for("node 1 to lead", Duration::from_secs(20), async || {
+        (n1.status().role == Role::Leader).then_some(())
+    })
+    .await;
+    let term = n1.status().term;
+    forger.tamper.store(true, Relaxed);
+    wait_for("forged answers", Duration::from_secs(10), async || {
+        (forger.forged.load(Relaxed) >= 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = n1.status();
+    assert_eq!(
+        status.role,
+        Role::Leader,
+        "a forged vote made the leader step down"
+    );
+    assert_eq!(status.term, term, "a forged vote moved the leader's term");
+    n2.shutdown().await;
+    n1.shutdown().await;
 }

@@ -93,7 +93,9 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
 
 fn explain(addr: &str, e: CallError) -> anyhow::Error {
     match e {
-        CallError::Status { status: 401, .. } => {
+        // Its refusal is signed under its own secret, which ours cannot
+        // check: refused, or forged, the request did not go through.
+        CallError::Status { status: 401, .. } | CallError::Unauthenticated { status: 401, .. } => {
             anyhow::anyhow!(
                 "{addr} refused the request: the secret file does not hold this cluster's secret"
             )
