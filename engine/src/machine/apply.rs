@@ -943,14 +943,19 @@ fn sign_checkpoint(t: &mut TenantState, c: &Ctx<'_>) -> Result<Vec<Event>, Rejec
     // Signed after the entry is appended, so the checkpoint covers the
     // whole chain including the entry that announces it.
     debug_assert_eq!(t.audit.len(), size);
+    sign_whole_chain(t, c.at);
+    Ok(events)
+}
+
+/// Signs a checkpoint over the tenant's whole chain with its current key.
+pub(super) fn sign_whole_chain(t: &mut TenantState, at: Timestamp) {
     let cp = Checkpoint::sign(
         checkpoint::origin(&t.id),
-        size,
+        t.audit.len(),
         t.audit.tree().root(),
-        c.at,
+        at,
         checkpoint::key_name(&t.id),
         t.key.signer(),
     );
     t.audit.add_checkpoint(cp);
-    Ok(events)
 }

@@ -5,10 +5,9 @@
 //! it. Retired keys stay in the state (public halves only) so what they
 //! signed still verifies.
 
-use crate::audit::{Checkpoint, checkpoint};
 use crate::directory::KeyId;
 use crate::identity::{RetiredKey, Retirement, SigningKeyId, TenantKey};
-use crate::machine::apply::{Ctx, commit};
+use crate::machine::apply::{Ctx, commit, sign_whole_chain};
 use crate::machine::directory;
 use crate::machine::event::Event;
 use crate::machine::rejection::Rejection;
@@ -54,16 +53,8 @@ pub(super) fn rotate(
     )?;
     // The handover: the outgoing key vouches for the entry that names its
     // successor, so trust passes by signature, not by the chain's say-so.
+    sign_whole_chain(t, c.at);
     let size = t.audit.len();
-    let handover = Checkpoint::sign(
-        checkpoint::origin(&t.id),
-        size,
-        t.audit.tree().root(),
-        c.at,
-        checkpoint::key_name(&t.id),
-        t.key.signer(),
-    );
-    t.audit.add_checkpoint(handover);
     t.retired_keys.push(RetiredKey {
         public_key: previous,
         key_id: SigningKeyId::of(&t.id, &previous),
