@@ -4,11 +4,10 @@
 //! signed-note format gives an Ed25519 key, so a checkpoint's signature
 //! line and a credential name the same key alike.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use crate::identity::hex_id::hex_id;
 use crate::identity::keys::PublicKey;
 use crate::ids::TenantId;
 
@@ -39,46 +38,11 @@ impl SigningKeyId {
     }
 }
 
-impl fmt::Display for SigningKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for SigningKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKeyId({self})")
-    }
-}
-
-impl std::str::FromStr for SigningKeyId {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<SigningKeyId, Self::Err> {
-        const BAD: &str = "a signing key id is 8 lowercase hex digits";
-        if s.len() != 8 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(BAD);
-        }
-        let mut out = [0u8; 4];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| BAD)?;
-        }
-        Ok(SigningKeyId(out))
-    }
-}
-
-impl Serialize for SigningKeyId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for SigningKeyId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+hex_id!(
+    SigningKeyId,
+    4,
+    "a signing key id is 8 lowercase hex digits"
+);
 
 /// Writes something the tenant signed: `body` under `body_field`, the
 /// signature, and the key id when there is one. The key id is written

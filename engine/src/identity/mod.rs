@@ -3,6 +3,7 @@
 
 pub mod credential;
 pub mod dualtoken;
+mod hex_id;
 pub mod key_id;
 pub mod keys;
 pub mod rotation;

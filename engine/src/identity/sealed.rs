@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use crate::identity::hex_id::hex_id;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
@@ -89,49 +90,7 @@ impl Kek {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KekId([u8; 8]);
 
-impl fmt::Display for KekId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for KekId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KekId({self})")
-    }
-}
-
-impl std::str::FromStr for KekId {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<KekId, Self::Err> {
-        const BAD: &str = "a KEK id is 16 lowercase hex digits";
-        if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(BAD);
-        }
-        let mut out = [0u8; 8];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| BAD)?;
-        }
-        Ok(KekId(out))
-    }
-}
-
-impl Serialize for KekId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for KekId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+hex_id!(KekId, 8, "a KEK id is 16 lowercase hex digits");
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
