@@ -8,9 +8,8 @@ use aura_engine::audit::export::Failure;
 use aura_engine::audit::{Checkpoint, VerifyOptions, verify_export, write_export};
 use aura_engine::identity::{KeyPair, NotHonoured, PublicKey, Retirement, SigningKeyId};
 use aura_engine::machine::{CommandBody, Event, Rejection, SigningSeed, TenantState};
-use aura_engine::time::Timestamp;
 
-use crate::support::{World, id};
+use crate::support::{World, bot_credential, id};
 
 fn rotate(seed: u8, retirement: Retirement) -> CommandBody {
     CommandBody::RotateSigningKey {
@@ -219,18 +218,7 @@ fn credentials_tokens_and_outcomes_name_their_key_and_a_compromised_key_is_not_h
     );
     assert_eq!(ring.get(None), Ok(acme(&w).key_history()[0]));
     // New credentials are signed by, and name, the new key.
-    w.ok(
-        "acme",
-        Actor::Platform,
-        CommandBody::IssueCredential {
-            agent: id("bot"),
-            org_unit: id("ops"),
-            owner: Some(id("bob")),
-            public_key: KeyPair::from_seed([3; 32]).public(),
-            not_before: Timestamp(0),
-            not_after: Timestamp(i64::MAX / 2),
-        },
-    );
+    w.ok("acme", Actor::Platform, bot_credential());
     let after = credential(&w, 2);
     assert_eq!(after.key_id, Some(second));
     after.verify_signature(&acme(&w).public_key()).unwrap();

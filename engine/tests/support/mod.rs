@@ -28,6 +28,18 @@ where
     s.parse().unwrap()
 }
 
+/// A credential for agent `bot` (org unit `ops`, owned by `bob`).
+pub fn bot_credential() -> CommandBody {
+    CommandBody::IssueCredential {
+        agent: id("bot"),
+        org_unit: id("ops"),
+        owner: Some(id("bob")),
+        public_key: KeyPair::from_seed([3; 32]).public(),
+        not_before: Timestamp(0),
+        not_after: Timestamp(i64::MAX / 2),
+    }
+}
+
 pub struct World {
     pub state: EngineState,
     pub now: Timestamp,
@@ -75,18 +87,7 @@ impl World {
             for body in aura_engine::sim::namespace_governance(&id("prod")) {
                 w.ok(t, Actor::Platform, body);
             }
-            w.ok(
-                t,
-                Actor::Platform,
-                CommandBody::IssueCredential {
-                    agent: id("bot"),
-                    org_unit: id("ops"),
-                    owner: Some(id("bob")),
-                    public_key: KeyPair::from_seed([3; 32]).public(),
-                    not_before: Timestamp(0),
-                    not_after: Timestamp(i64::MAX / 2),
-                },
-            );
+            w.ok(t, Actor::Platform, bot_credential());
         }
         w
     }
