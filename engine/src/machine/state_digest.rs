@@ -99,64 +99,42 @@ struct TenantWithKeys<'a> {
     retired_keys: &'a [RetiredKey],
 }
 
+/// The digest of `state` under `domain`, each tenant seen as `view` has it.
+fn digest_as<'a, T: Serialize>(
+    state: &'a EngineState,
+    domain: Domain,
+    view: impl Fn(&'a TenantState) -> T,
+) -> Result<Digest, canonical::CanonicalError> {
+    let state = State {
+        tenants: state.tenants.iter().map(|(id, t)| (id, view(t))).collect(),
+    };
+    canonical::digest(domain, &state)
+}
+
 pub(crate) fn digest(state: &EngineState) -> Digest {
-    let encoded = if state.tenants.values().any(|t| !t.retired_keys.is_empty()) {
-        let view = State {
-            tenants: state
-                .tenants
-                .iter()
-                .map(|(id, t)| {
-                    let with = TenantWithKeys {
-                        tenant: Tenant::of(t, &t.missions),
-                        secrets: &t.secrets,
-                        directory: &t.directory,
-                        retired_keys: &t.retired_keys,
-                    };
-                    (id, with)
-                })
-                .collect(),
-        };
-        canonical::digest(STATE_WITH_KEYS_DOMAIN, &view)
-    } else if state.tenants.values().any(|t| !t.directory.is_empty()) {
-        let view = State {
-            tenants: state
-                .tenants
-                .iter()
-                .map(|(id, t)| {
-                    let with = TenantWithDirectory {
-                        tenant: Tenant::of(t, &t.missions),
-                        secrets: &t.secrets,
-                        directory: &t.directory,
-                    };
-                    (id, with)
-                })
-                .collect(),
-        };
-        canonical::digest(STATE_WITH_DIRECTORY_DOMAIN, &view)
-    } else if state.tenants.values().all(|t| t.secrets.is_empty()) {
-        let view = State {
-            tenants: state
-                .tenants
-                .iter()
-                .map(|(id, t)| (id, Tenant::of(t, &t.missions)))
-                .collect(),
-        };
-        canonical::digest(STATE_DOMAIN, &view)
+    let tenants = || state.tenants.values();
+    let encoded = if tenants().any(|t| !t.retired_keys.is_empty()) {
+        digest_as(state, STATE_WITH_KEYS_DOMAIN, |t| TenantWithKeys {
+            tenant: Tenant::of(t, &t.missions),
+            secrets: &t.secrets,
+            directory: &t.directory,
+            retired_keys: &t.retired_keys,
+        })
+    } else if tenants().any(|t| !t.directory.is_empty()) {
+        digest_as(state, STATE_WITH_DIRECTORY_DOMAIN, |t| {
+            TenantWithDirectory {
+                tenant: Tenant::of(t, &t.missions),
+                secrets: &t.secrets,
+                directory: &t.directory,
+            }
+        })
+    } else if tenants().all(|t| t.secrets.is_empty()) {
+        digest_as(state, STATE_DOMAIN, |t| Tenant::of(t, &t.missions))
     } else {
-        let view = State {
-            tenants: state
-                .tenants
-                .iter()
-                .map(|(id, t)| {
-                    let with = TenantWithSecrets {
-                        tenant: Tenant::of(t, &t.missions),
-                        secrets: &t.secrets,
-                    };
-                    (id, with)
-                })
-                .collect(),
-        };
-        canonical::digest(STATE_WITH_SECRETS_DOMAIN, &view)
+        digest_as(state, STATE_WITH_SECRETS_DOMAIN, |t| TenantWithSecrets {
+            tenant: Tenant::of(t, &t.missions),
+            secrets: &t.secrets,
+        })
     };
     encoded.expect("engine state is always encodable")
 }
