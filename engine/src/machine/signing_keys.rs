@@ -37,7 +37,7 @@ pub(super) fn rotate(
             max: MAX_SIGNING_KEYS,
         });
     }
-    let previous = t.key.public();
+    let (previous, previous_id) = (t.key.public(), t.signing_key_id());
     let key_id = SigningKeyId::of(&t.id, &public_key);
     let events = commit(
         t,
@@ -57,7 +57,7 @@ pub(super) fn rotate(
     let size = t.audit.len();
     t.retired_keys.push(RetiredKey {
         public_key: previous,
-        key_id: SigningKeyId::of(&t.id, &previous),
+        key_id: previous_id,
         retired_at: c.at,
         last_checkpoint: size,
         retirement,

@@ -360,13 +360,14 @@ impl TenantState {
     /// Any key the tenant ever signed with, honoured or not, by id (no
     /// id: the first key): what its own records were signed by.
     pub fn key_named(&self, id: Option<&SigningKeyId>) -> Option<PublicKey> {
+        let current = (self.signing_key_id(), self.key.public());
+        let retired = self.retired_keys.iter().map(|r| (r.key_id, r.public_key));
+        let mut oldest_first = retired.chain([current]);
         match id {
-            None => self.key_history().first().copied(),
-            Some(id) => self
-                .key_history()
-                .into_iter()
-                .find(|k| SigningKeyId::of(&self.id, k) == *id),
+            None => oldest_first.next(),
+            Some(id) => oldest_first.find(|(k, _)| k == id),
         }
+        .map(|(_, key)| key)
     }
     /// The signing key as the state holds it, sealed under the cluster's
     /// KEK; none for a tenant created before keys were sealed.
